@@ -1,0 +1,90 @@
+"""Kernels -> C text through TVM's C code generator.
+
+TVM 0.27 prints a private PrimFunc as a plain C function with pointer arguments, wrapped in an
+FFI prelude (``#include "tvm/ffi/..."``, ``TVM_DLL``, ``extern "C"``) that our runtime-free output
+must not carry. We build all kernels of a model in one IRModule, then keep only the function
+definitions: each becomes ``static``, and the arguments the kernel only reads become ``const``.
+Structurally identical kernels (same shapes and constants) are emitted once.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import tvm
+import tvm_ffi
+
+from edge_sdk.compiler.program import Program, Step, TensorArg
+from edge_sdk.errors import EdgeSDKError
+
+_DEF = re.compile(r"^TVM_DLL void (\w+)\((.*?)\) \{$", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class KernelSource:
+    """The C definitions of a model's kernels and which function each step calls."""
+
+    code: str
+    function_of_step: dict[int, str]
+    unique_kernels: int
+
+
+def _readonly_params(step: Step, params: list[str]) -> set[str]:
+    """Parameter names the kernel only reads: constants and input tensors."""
+    out = set()
+    for name, arg in zip(params, step.args, strict=True):
+        if not (isinstance(arg, TensorArg) and arg.writes):
+            out.add(name)
+    return out
+
+
+def _split_params(signature: str) -> list[tuple[str, str]]:
+    pairs = []
+    for part in signature.split(","):
+        ctype, _, name = part.strip().rpartition(" ")
+        pairs.append((ctype, name))
+    return pairs
+
+
+def generate_kernels(program: Program) -> KernelSource:
+    unique: list[Step] = []
+    function_of_step: dict[int, str] = {}
+    for step in program.steps:
+        if step.kind != "kernel":
+            continue
+        for seen in unique:
+            if tvm_ffi.structural_equal(seen.func, step.func):
+                function_of_step[step.op_index] = seen.func_name
+                break
+        else:
+            unique.append(step)
+            function_of_step[step.op_index] = step.func_name
+    if not unique:
+        return KernelSource("", function_of_step, 0)
+
+    mod = tvm.IRModule({s.func_name: s.func for s in unique})
+    if len(unique) == 1:
+        # A module with a single function marks it as the (exported) entry; a second, unused
+        # private function keeps every kernel private.
+        mod[f"{program.name}__unused"] = unique[0].func
+    try:
+        source = tvm.compile(mod, target="c").mod.inspect_source()
+    except Exception as err:  # TVM raises its own error types
+        raise EdgeSDKError(f"TVM failed to generate C for {program.name}: {err}") from None
+
+    steps_by_name = {s.func_name: s for s in unique}
+    chunks = []
+    for match in _DEF.finditer(source):
+        name = match.group(1)
+        if name not in steps_by_name:
+            continue
+        body_end = source.index("\n}\n", match.end()) + 3
+        body = source[match.end() : body_end]
+        params = _split_params(match.group(2))
+        readonly = _readonly_params(steps_by_name[name], [p for _, p in params])
+        signature = ", ".join(
+            f"{'const ' if pname in readonly else ''}{ctype} {pname}" for ctype, pname in params
+        )
+        chunks.append(f"static void {name}({signature}) {{{body}")
+    return KernelSource("\n".join(chunks), function_of_step, len(unique))

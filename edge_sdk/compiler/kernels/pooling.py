@@ -1,0 +1,81 @@
+"""AVERAGE_POOL_2D and MAX_POOL_2D, int8 (``reference_integer_ops::AveragePool``/``MaxPool``).
+
+Pooling does not requantize: TFLite requires the same scale and zero point on input and output.
+The average divides by the number of taps inside the image (padding excluded) and rounds half
+away from zero with integer arithmetic, as the reference kernel does.
+"""
+
+from __future__ import annotations
+
+from tvm import tirx
+
+from edge_sdk.compiler.kernels.common import int8_tensor, refuse, scale, zero_point
+from edge_sdk.compiler.kernels.tir import (
+    buffer_args,
+    clamp,
+    i32,
+    kernel,
+    loop,
+    scalar,
+    select,
+    store,
+    when,
+)
+from edge_sdk.compiler.program import Step, TensorArg
+from edge_sdk.compiler.quantization import activation_range, conv_geometry
+from edge_sdk.frontend.tflite import Graph, Operator
+
+
+def lower_pool2d(op: Operator, graph: Graph, func_name: str) -> Step:
+    is_avg = op.opcode == "AVERAGE_POOL_2D"
+    x = int8_tensor(op, graph, op.inputs[0], "input")
+    y = int8_tensor(op, graph, op.outputs[0], "output")
+    if scale(x) != scale(y) or zero_point(x) != zero_point(y):
+        raise refuse(op, "input and output quantization differ")
+    if len(x.shape) != 4:
+        raise refuse(op, "only 4-D NHWC input is supported")
+    n, ih, iw, c = x.shape
+    fh, fw = op.options["filter"]
+    stride = op.options["stride"]
+    (oh, ow), (ph, pw) = conv_geometry(op.options["padding"], (ih, iw), (fh, fw), stride)
+    if tuple(y.shape) != (n, oh, ow, c):
+        raise refuse(op, f"output shape {y.shape} does not match computed {(n, oh, ow, c)}")
+    act_min, act_max = activation_range(op.options["activation"], scale(y), zero_point(y))
+
+    with kernel(func_name) as k:
+        X, Y = buffer_args(
+            ("input", x.shape, "int8"),
+            ("output", y.shape, "int8"),
+        )
+        acc = scalar("acc")
+        count = scalar("count")
+        with loop("b", n) as b, loop("oy", oh) as oy, loop("ox", ow) as ox, loop("ch", c) as ch:
+            y0 = oy * stride[0] - ph
+            x0 = ox * stride[1] - pw
+            # The window clipped to the image, as in the reference kernel.
+            fy0, fy1 = tirx.max(i32(0), -y0), tirx.min(i32(fh), ih - y0)
+            fx0, fx1 = tirx.max(i32(0), -x0), tirx.min(i32(fw), iw - x0)
+            store(acc, i32(0) if is_avg else i32(-128))
+            store(count, i32(0))
+            with loop("fy", fh) as fy, loop("fx", fw) as fx:
+                inside = tirx.all(fy >= fy0, fy < fy1, fx >= fx0, fx < fx1)
+                value = i32(X[b, y0 + fy, x0 + fx, ch])
+                with when(inside):
+                    if is_avg:
+                        store(acc, acc[0] + value)
+                        store(count, count[0] + 1)
+                    else:
+                        store(acc, tirx.max(acc[0], value))
+            if is_avg:
+                half = tirx.truncdiv(count[0], i32(2))
+                store(acc, select(acc[0] > 0,
+                                  tirx.truncdiv(acc[0] + half, count[0]),
+                                  tirx.truncdiv(acc[0] - half, count[0])))
+            store(Y, tirx.Cast("int8", clamp(acc[0], act_min, act_max)), b, oy, ox, ch)
+
+    return Step(
+        op_index=op.index, opcode=op.opcode, layer=y.name, kind="kernel",
+        inputs=(x.index,), outputs=(y.index,), func=k.func, func_name=func_name,
+        args=(TensorArg(x.index), TensorArg(y.index, writes=True)),
+        macs=n * oh * ow * c * fh * fw,
+    )

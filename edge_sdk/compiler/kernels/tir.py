@@ -1,0 +1,107 @@
+"""Small helpers to write TIR kernels with TVM's IRBuilder.
+
+Every kernel is a *private* PrimFunc whose arguments are typed pointers (``T.handle("int8")``)
+viewed through ``decl_buffer``: TVM 0.27's C codegen then emits a plain C function with pointer
+arguments and no runtime calls. Scalars that must change inside a loop (accumulators) live in
+one-element buffers, which the C codegen turns into stack variables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from tvm import tirx
+from tvm.script.ir_builder import IRBuilder
+from tvm.script.ir_builder import tirx as T
+
+
+class KernelFunc:
+    """Holds the PrimFunc once the ``kernel`` block has closed."""
+
+    func: tirx.PrimFunc
+
+
+@contextmanager
+def kernel(name: str) -> Iterator[KernelFunc]:
+    """Open a private PrimFunc named ``name``; the function is in ``.func`` after the block."""
+    holder = KernelFunc()
+    with IRBuilder() as ib:
+        with T.prim_func(is_private=True):
+            T.func_name(name)
+            T.func_attr({"tirx.noalias": True})
+            yield holder
+    holder.func = ib.get()
+
+
+ArgSpec = tuple[str, tuple[int, ...], str]
+
+
+def buffer_args(*specs: ArgSpec) -> list[tirx.Buffer]:
+    """Declare pointer arguments ``(name, shape, dtype)`` and view each as a shaped buffer.
+
+    All arguments must exist before the first ``decl_buffer`` frame opens, hence one call.
+    """
+    handles = [T.arg(name, T.handle(dtype)) for name, _, dtype in specs]
+    return [
+        T.decl_buffer(tuple(int(d) for d in shape) or (1,), dtype, data=handle)
+        for handle, (_, shape, dtype) in zip(handles, specs, strict=True)
+    ]
+
+
+def scalar(name: str, dtype: str = "int32") -> tirx.Buffer:
+    """A one-element local buffer: a mutable scalar (``int32_t name[1]`` in C)."""
+    buf = T.alloc_buffer((1,), dtype)
+    IRBuilder.name(name, buf)
+    return buf
+
+
+@contextmanager
+def loop(name: str, extent: int, start: int = 0) -> Iterator[tirx.Var]:
+    with T.serial(start, int(extent)) as var:
+        IRBuilder.name(name, var)
+        yield var
+
+
+@contextmanager
+def when(cond: Any) -> Iterator[None]:
+    with T.If(cond), T.Then():
+        yield
+
+
+def store(buf: tirx.Buffer, value: Any, *index: Any) -> None:
+    T.buffer_store(buf, value, list(index) if index else [0])
+
+
+def i32(x: Any) -> Any:
+    return tirx.IntImm("int32", x) if isinstance(x, int) else tirx.Cast("int32", x)
+
+
+def i64(x: Any) -> Any:
+    return tirx.IntImm("int64", x) if isinstance(x, int) else tirx.Cast("int64", x)
+
+
+def f32(x: Any) -> Any:
+    return tirx.FloatImm("float32", x) if isinstance(x, float) else tirx.Cast("float32", x)
+
+
+def select(cond: Any, a: Any, b: Any) -> Any:
+    return tirx.Select(cond, a, b)
+
+
+def clamp(x: Any, lo: int, hi: int) -> Any:
+    return tirx.max(tirx.min(x, i32(hi)), i32(lo))
+
+
+def in_range(index: Any, size: int) -> Any:
+    """``0 <= index < size`` as a TIR condition."""
+    return tirx.all(index >= 0, index < size)
+
+
+def flat_index(shape: tuple[int, ...], indices: list[Any]) -> Any:
+    """Row-major flat offset of ``indices`` in ``shape`` (buffers are declared flat or shaped)."""
+    offset: Any = i32(0)
+    for dim, idx in zip(shape, indices, strict=True):
+        offset = offset * dim + idx
+    return offset

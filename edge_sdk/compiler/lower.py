@@ -1,0 +1,81 @@
+"""Graph -> Program: the operator registry and the per-operator lowering.
+
+Each TFLite operator becomes one :class:`~edge_sdk.compiler.program.Step`. The registry below is
+the single list of what the microcontroller compiler supports; anything else is refused before
+any work is done, naming the operator and its index.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from edge_sdk.compiler.kernels.common import refuse
+from edge_sdk.compiler.kernels.conv import lower_conv2d
+from edge_sdk.compiler.kernels.elementwise import lower_add
+from edge_sdk.compiler.kernels.fully_connected import lower_fully_connected
+from edge_sdk.compiler.kernels.pooling import lower_pool2d
+from edge_sdk.compiler.kernels.softmax import lower_softmax
+from edge_sdk.compiler.program import Program, Step
+from edge_sdk.errors import ModelError, UnsupportedOpError
+from edge_sdk.frontend.tflite import Graph, Operator
+
+Lowering = Callable[[Operator, Graph, str], Step]
+
+
+def lower_alias(op: Operator, graph: Graph, func_name: str) -> Step:
+    """RESHAPE/SQUEEZE/EXPAND_DIMS: same bytes, new shape, so the output aliases the input."""
+    x, y = graph.tensor(op.inputs[0]), graph.tensor(op.outputs[0])
+    if x.dtype != y.dtype or x.size != y.size:
+        raise refuse(op, f"reshape from {x.shape} {x.dtype} to {y.shape} {y.dtype}")
+    if x.quant != y.quant:
+        raise refuse(op, "reshape changes the quantization parameters")
+    return Step(op_index=op.index, opcode=op.opcode, layer=y.name, kind="alias",
+                inputs=(x.index,), outputs=(y.index,))
+
+
+LOWERINGS: dict[str, Lowering] = {
+    "CONV_2D": lower_conv2d,
+    "DEPTHWISE_CONV_2D": lower_conv2d,
+    "FULLY_CONNECTED": lower_fully_connected,
+    "AVERAGE_POOL_2D": lower_pool2d,
+    "MAX_POOL_2D": lower_pool2d,
+    "ADD": lower_add,
+    "SOFTMAX": lower_softmax,
+    "RESHAPE": lower_alias,
+    "SQUEEZE": lower_alias,
+    "EXPAND_DIMS": lower_alias,
+}
+
+
+def supported_ops() -> list[str]:
+    return sorted(LOWERINGS)
+
+
+def check_graph(graph: Graph) -> None:
+    """Refuse, before any work, what the integer compiler cannot take."""
+    for op in graph.operators:
+        if op.opcode not in LOWERINGS:
+            raise UnsupportedOpError(
+                f"operator {op.index} ({op.opcode}) is not supported by the int8 compiler; "
+                f"supported: {', '.join(supported_ops())}"
+            )
+    if len(graph.inputs) != 1 or len(graph.outputs) != 1:
+        raise ModelError(
+            f"model has {len(graph.inputs)} inputs and {len(graph.outputs)} outputs; "
+            "edge-sdk compiles single-input, single-output models"
+        )
+    if not graph.is_int8:
+        kinds = {graph.tensor(i).dtype for i in (*graph.inputs, *graph.outputs)}
+        raise ModelError(
+            f"model input/output is {'/'.join(sorted(kinds))}, not quantized int8: run "
+            "`edge-sdk quantize MODEL --calibration DATA -o model_int8.tflite` first"
+        )
+
+
+def lower(graph: Graph) -> Program:
+    check_graph(graph)
+    steps = [
+        LOWERINGS[op.opcode](op, graph, f"{graph.name}_l{op.index}_{op.opcode.lower()}")
+        for op in graph.operators
+    ]
+    return Program(name=graph.name, graph=graph, steps=steps)

@@ -1,0 +1,105 @@
+"""Static arena planning: every intermediate tensor gets a fixed offset in one byte array.
+
+The caller owns the model's input and output buffers, so only intermediates live in the arena.
+Tensors joined by an alias step (RESHAPE) share one buffer. Each buffer is live from the step
+that writes it to the last step that reads it; buffers are placed largest first at the lowest
+offset that does not overlap a placed buffer with an intersecting lifetime (TFLite Micro's
+greedy planner does the same, over a larger set of tensors).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from edge_sdk.compiler.program import Program
+
+ALIGNMENT = 16
+
+
+@dataclass(frozen=True)
+class Buffer:
+    """One planned buffer: the tensors that share it and where it lives.
+
+    ``location`` is ``"arena"``, ``"input"`` or ``"output"`` (the caller's pointers).
+    """
+
+    root: int
+    tensors: tuple[int, ...]
+    nbytes: int
+    first: int
+    last: int
+    location: str
+    offset: int = 0
+
+
+@dataclass(frozen=True)
+class MemoryPlan:
+    buffers: tuple[Buffer, ...]
+    arena_bytes: int
+
+    def buffer_of(self, tensor: int) -> Buffer:
+        for buf in self.buffers:
+            if tensor in buf.tensors:
+                return buf
+        raise KeyError(tensor)
+
+
+def _align(n: int) -> int:
+    return (n + ALIGNMENT - 1) // ALIGNMENT * ALIGNMENT
+
+
+def plan(program: Program) -> MemoryPlan:
+    graph = program.graph
+    root: dict[int, int] = {}
+
+    def find(t: int) -> int:
+        while root.get(t, t) != t:
+            t = root[t]
+        return t
+
+    for step in program.steps:
+        if step.kind == "alias":
+            root[step.outputs[0]] = find(step.inputs[0])
+
+    groups: dict[int, list[int]] = {}
+    first: dict[int, int] = {}
+    last: dict[int, int] = {}
+    for i, step in enumerate(program.steps):
+        for t in (*step.inputs, *step.outputs):
+            r = find(t)
+            groups.setdefault(r, [])
+            if t not in groups[r]:
+                groups[r].append(t)
+            first.setdefault(r, i)
+            last[r] = i
+    for t in (program.input, program.output):
+        groups.setdefault(find(t), [t])
+
+    buffers: list[Buffer] = []
+    for r, members in groups.items():
+        if program.output in members:
+            location = "output"
+        elif program.input in members:
+            location = "input"
+        else:
+            location = "arena"
+        buffers.append(Buffer(r, tuple(members), graph.tensor(r).nbytes,
+                              first.get(r, 0), last.get(r, len(program.steps)), location))
+
+    placed: list[Buffer] = []
+    arena = [b for b in buffers if b.location == "arena"]
+    for buf in sorted(arena, key=lambda b: (-b.nbytes, b.first)):
+        offset = 0
+        conflicts = sorted(
+            (p for p in placed if p.first <= buf.last and buf.first <= p.last),
+            key=lambda p: p.offset,
+        )
+        for other in conflicts:
+            if offset + buf.nbytes <= other.offset:
+                break
+            offset = max(offset, _align(other.offset + other.nbytes))
+        placed.append(Buffer(buf.root, buf.tensors, buf.nbytes, buf.first, buf.last,
+                             "arena", offset))
+    external = [b for b in buffers if b.location != "arena"]
+    size = max((b.offset + b.nbytes for b in placed), default=0)
+    return MemoryPlan(tuple(sorted(placed + external, key=lambda b: b.first)), _align(size))

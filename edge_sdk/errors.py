@@ -1,0 +1,47 @@
+"""One exception family for everything a user can get wrong.
+
+Every error says what to do next: the CLI prints ``str(err)`` on one line and exits non-zero,
+never a traceback. Library users catch :class:`EdgeSDKError`.
+"""
+
+from __future__ import annotations
+
+
+class EdgeSDKError(Exception):
+    """Base class: the message is one line that tells the user what to do."""
+
+    exit_code = 1
+
+
+class ModelError(EdgeSDKError):
+    """The model file is unreadable, corrupt, or uses something we cannot compile."""
+
+    exit_code = 2
+
+
+class UnsupportedOpError(ModelError):
+    """An operator we do not implement: refused at compile time, never a wrong answer."""
+
+
+class BoardError(EdgeSDKError):
+    """Unknown board, or a model that does not fit the board's memory."""
+
+    exit_code = 3
+
+
+class ToolchainError(EdgeSDKError):
+    """A compiler, emulator or other external tool is missing or failed."""
+
+    exit_code = 4
+
+
+class DeviceError(EdgeSDKError):
+    """The board (real or emulated) did not start, stopped answering, or sent corrupt data."""
+
+    exit_code = 5
+
+
+class UsageError(EdgeSDKError):
+    """Bad command-line arguments or input files."""
+
+    exit_code = 6

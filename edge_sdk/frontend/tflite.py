@@ -1,0 +1,279 @@
+"""Read a ``.tflite`` flatbuffer into small typed objects.
+
+We read the flatbuffer ourselves (with the ``tflite`` package's generated accessors, the same ones
+TVM's ``relax.frontend.tflite`` uses) rather than going through Relax's dequantize/float/quantize
+import, because bit-exact INT8 needs the exact TFLite operator, its options and its float32
+quantization parameters — the things a QDQ graph blurs. Everything downstream (compiler, report,
+``inspect``) works on :class:`Graph`, never on the flatbuffer.
+
+A corrupt or truncated file raises :class:`~edge_sdk.errors.ModelError` with one line that says so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge_sdk.errors import ModelError
+
+# TensorType enum of the TFLite schema -> numpy dtype name.
+_TENSOR_TYPES: dict[int, str] = {
+    0: "float32",
+    1: "float16",
+    2: "int32",
+    3: "uint8",
+    4: "int64",
+    6: "bool",
+    7: "int16",
+    9: "int8",
+    10: "float64",
+}
+
+_ACTIVATIONS = {0: "NONE", 1: "RELU", 2: "RELU_N1_TO_1", 3: "RELU6", 4: "TANH", 5: "SIGN_BIT"}
+_PADDINGS = {0: "SAME", 1: "VALID"}
+
+
+@dataclass(frozen=True)
+class QuantParams:
+    """Affine quantization of one tensor: ``real = scale * (q - zero_point)``.
+
+    ``scale`` holds the float32 values exactly as stored (as Python floats); one entry for
+    per-tensor quantization, one per channel along ``axis`` otherwise.
+    """
+
+    scale: tuple[float, ...]
+    zero_point: tuple[int, ...]
+    axis: int = 0
+
+    @property
+    def per_channel(self) -> bool:
+        return len(self.scale) > 1
+
+
+@dataclass
+class Tensor:
+    """A tensor of the graph; ``data`` is set for constants (weights, biases, shapes)."""
+
+    index: int
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+    quant: QuantParams | None = None
+    data: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def is_constant(self) -> bool:
+        return self.data is not None
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64)) if self.shape else 1
+
+    @property
+    def nbytes(self) -> int:
+        return self.size * np.dtype(self.dtype).itemsize
+
+
+@dataclass
+class Operator:
+    """One operator: ``opcode`` is the TFLite builtin name, e.g. ``"CONV_2D"``.
+
+    ``inputs`` may hold ``-1`` for an optional input that is absent (e.g. no bias).
+    """
+
+    index: int
+    opcode: str
+    inputs: tuple[int, ...]
+    outputs: tuple[int, ...]
+    options: dict[str, Any]
+
+
+@dataclass
+class Graph:
+    """The main subgraph of a model, in execution order."""
+
+    name: str
+    tensors: list[Tensor]
+    operators: list[Operator]
+    inputs: tuple[int, ...]
+    outputs: tuple[int, ...]
+    source: Path | None = None
+
+    def tensor(self, index: int) -> Tensor:
+        return self.tensors[index]
+
+    @property
+    def is_int8(self) -> bool:
+        """True when every graph input and output is int8 (a full-integer model)."""
+        io = [self.tensors[i] for i in (*self.inputs, *self.outputs)]
+        return all(t.dtype == "int8" and t.quant is not None for t in io)
+
+
+def _builtin_names() -> dict[int, str]:
+    from tflite.BuiltinOperator import BuiltinOperator
+
+    return {v: k for k, v in vars(BuiltinOperator).items() if not k.startswith("_")}
+
+
+def _options(op: Any, opcode: str) -> dict[str, Any]:
+    """Decode the builtin options of the operators we know; others keep an empty dict."""
+    import tflite
+
+    table = op.BuiltinOptions()
+    if table is None:
+        return {}
+
+    def load(cls: type) -> Any:
+        obj = cls()
+        obj.Init(table.Bytes, table.Pos)
+        return obj
+
+    if opcode == "CONV_2D":
+        o = load(tflite.Conv2DOptions)
+        return {
+            "padding": _PADDINGS[o.Padding()],
+            "stride": (o.StrideH(), o.StrideW()),
+            "dilation": (o.DilationHFactor(), o.DilationWFactor()),
+            "activation": _ACTIVATIONS[o.FusedActivationFunction()],
+        }
+    if opcode == "DEPTHWISE_CONV_2D":
+        o = load(tflite.DepthwiseConv2DOptions)
+        return {
+            "padding": _PADDINGS[o.Padding()],
+            "stride": (o.StrideH(), o.StrideW()),
+            "dilation": (o.DilationHFactor(), o.DilationWFactor()),
+            "depth_multiplier": o.DepthMultiplier(),
+            "activation": _ACTIVATIONS[o.FusedActivationFunction()],
+        }
+    if opcode in ("AVERAGE_POOL_2D", "MAX_POOL_2D"):
+        o = load(tflite.Pool2DOptions)
+        return {
+            "padding": _PADDINGS[o.Padding()],
+            "stride": (o.StrideH(), o.StrideW()),
+            "filter": (o.FilterHeight(), o.FilterWidth()),
+            "activation": _ACTIVATIONS[o.FusedActivationFunction()],
+        }
+    if opcode == "FULLY_CONNECTED":
+        o = load(tflite.FullyConnectedOptions)
+        return {
+            "activation": _ACTIVATIONS[o.FusedActivationFunction()],
+            "keep_num_dims": bool(o.KeepNumDims()),
+            "weights_format": o.WeightsFormat(),
+        }
+    if opcode in ("ADD", "MUL", "SUB"):
+        cls = {"ADD": tflite.AddOptions, "MUL": tflite.MulOptions, "SUB": tflite.SubOptions}
+        o = load(cls[opcode])
+        return {"activation": _ACTIVATIONS[o.FusedActivationFunction()]}
+    if opcode == "SOFTMAX":
+        return {"beta": load(tflite.SoftmaxOptions).Beta()}
+    if opcode == "CONCATENATION":
+        o = load(tflite.ConcatenationOptions)
+        return {"axis": o.Axis(), "activation": _ACTIVATIONS[o.FusedActivationFunction()]}
+    if opcode == "MEAN":
+        return {"keep_dims": bool(load(tflite.ReducerOptions).KeepDims())}
+    return {}
+
+
+def _quant(t: Any) -> QuantParams | None:
+    q = t.Quantization()
+    if q is None or q.ScaleLength() == 0:
+        return None
+    scale = tuple(float(s) for s in q.ScaleAsNumpy().astype(np.float32))
+    zp = tuple(int(z) for z in q.ZeroPointAsNumpy()) if q.ZeroPointLength() else (0,) * len(scale)
+    return QuantParams(scale=scale, zero_point=zp, axis=int(q.QuantizedDimension()))
+
+
+def _buffer_data(model: Any, buf_index: int, raw: bytes, dtype: str, shape: tuple[int, ...]):
+    buf = model.Buffers(buf_index)
+    if buf is None:
+        return None
+    if buf.DataLength():
+        data = buf.DataAsNumpy().tobytes()
+    elif buf.Offset() > 1:  # large models keep buffers after the flatbuffer
+        start, size = int(buf.Offset()), int(buf.Size())
+        if start + size > len(raw):
+            raise ModelError("buffer points past the end of the file")
+        data = raw[start : start + size]
+    else:
+        return None
+    arr = np.frombuffer(data, dtype=np.dtype(dtype))
+    expected = int(np.prod(shape, dtype=np.int64)) if shape else 1
+    if arr.size != expected:
+        raise ModelError(f"constant buffer holds {arr.size} values, shape {shape} needs {expected}")
+    return arr.reshape(shape).copy()
+
+
+def parse(raw: bytes, name: str = "model", source: Path | None = None) -> Graph:
+    """Parse flatbuffer bytes into a :class:`Graph` (the first subgraph)."""
+    import tflite
+
+    where = str(source) if source else name
+    if len(raw) < 8 or raw[4:8] != b"TFL3":
+        raise ModelError(
+            f"{where} is not a TFLite model (no 'TFL3' identifier): "
+            "pass a .tflite file written by the TFLite converter or `edge-sdk quantize`"
+        )
+    try:
+        model = tflite.Model.GetRootAsModel(raw, 0)
+        if model.SubgraphsLength() < 1:
+            raise ModelError("the model has no subgraph")
+        graph = model.Subgraphs(0)
+        names = _builtin_names()
+        tensors = []
+        for i in range(graph.TensorsLength()):
+            t = graph.Tensors(i)
+            ttype = t.Type()
+            if ttype not in _TENSOR_TYPES:
+                raise ModelError(f"tensor {i} has unsupported element type {ttype}")
+            dtype = _TENSOR_TYPES[ttype]
+            shape = tuple(int(d) for d in t.ShapeAsNumpy()) if t.ShapeLength() else ()
+            tensors.append(
+                Tensor(
+                    index=i,
+                    name=t.Name().decode("utf-8", "replace") if t.Name() else f"tensor_{i}",
+                    shape=shape,
+                    dtype=dtype,
+                    quant=_quant(t),
+                    data=_buffer_data(model, t.Buffer(), raw, dtype, shape),
+                )
+            )
+        operators = []
+        for i in range(graph.OperatorsLength()):
+            op = graph.Operators(i)
+            oc = model.OperatorCodes(op.OpcodeIndex())
+            code = max(oc.BuiltinCode(), oc.DeprecatedBuiltinCode())
+            opcode = names.get(code, f"BUILTIN_{code}")
+            if opcode == "CUSTOM":
+                opcode = f"CUSTOM:{oc.CustomCode().decode('utf-8', 'replace')}"
+            ins = tuple(int(x) for x in op.InputsAsNumpy()) if op.InputsLength() else ()
+            outs = tuple(int(x) for x in op.OutputsAsNumpy()) if op.OutputsLength() else ()
+            for t in (*ins, *outs):
+                if t >= len(tensors):
+                    raise ModelError(f"operator {i} refers to tensor {t}, which does not exist")
+            operators.append(Operator(i, opcode, ins, outs, _options(op, opcode)))
+        inputs = tuple(int(x) for x in graph.InputsAsNumpy())
+        outputs = tuple(int(x) for x in graph.OutputsAsNumpy())
+    except ModelError as err:
+        raise ModelError(f"{where} is not a valid TFLite model: {err}") from None
+    except Exception as err:  # flatbuffers raises IndexError/struct.error on garbage
+        raise ModelError(
+            f"{where} is corrupt or truncated ({type(err).__name__}): re-export the model"
+        ) from None
+    return Graph(name, tensors, operators, inputs, outputs, source)
+
+
+def load(path: str | Path) -> Graph:
+    """Load a ``.tflite`` file. The graph's name is the file stem, sanitised for C."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"model file {path} does not exist: check the path")
+    return parse(path.read_bytes(), name=c_identifier(path.stem), source=path)
+
+
+def c_identifier(text: str) -> str:
+    """Turn a file stem into a C identifier usable as a symbol prefix."""
+    out = "".join(c if c.isalnum() else "_" for c in text.lower()).strip("_") or "model"
+    return out if not out[0].isdigit() else f"m_{out}"
