@@ -27,11 +27,10 @@ class KernelFunc:
 def kernel(name: str) -> Iterator[KernelFunc]:
     """Open a private PrimFunc named ``name``; the function is in ``.func`` after the block."""
     holder = KernelFunc()
-    with IRBuilder() as ib:
-        with T.prim_func(is_private=True):
-            T.func_name(name)
-            T.func_attr({"tirx.noalias": True})
-            yield holder
+    with IRBuilder() as ib, T.prim_func(is_private=True):
+        T.func_name(name)
+        T.func_attr({"tirx.noalias": True})
+        yield holder
     holder.func = ib.get()
 
 

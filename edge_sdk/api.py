@@ -1,0 +1,159 @@
+"""The ``edge_sdk`` Python API: each step of the pipeline, and ``run`` for the whole path.
+
+    import edge_sdk
+    model = edge_sdk.load("kws.tflite")
+    compiled = edge_sdk.compile(model)                       # C sources + memory plan
+    edge_sdk.write_compiled(compiled, "build/kws", board="mps2-an386")
+    result = edge_sdk.run("kws.tflite", board="mps2-an386", inputs=x)   # build, flash, infer
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from edge_sdk.compiler import CompiledModel, compile_graph
+from edge_sdk.device.launch import open_board
+from edge_sdk.errors import DeviceError, UsageError
+from edge_sdk.frontend.tflite import Graph
+from edge_sdk.frontend.tflite import load as load_tflite
+from edge_sdk.project.boards import Board, get_board
+from edge_sdk.project.build import BuildResult, build_project
+from edge_sdk.project.generate import (
+    atomic_directory,
+    check_fits,
+    generate_project,
+    write_model_sources,
+)
+
+
+def load(path: str | Path) -> Graph:
+    return load_tflite(path)
+
+
+def compile(model: Graph | str | Path) -> CompiledModel:
+    graph = model if isinstance(model, Graph) else load(model)
+    return compile_graph(graph)
+
+
+def report(compiled: CompiledModel, board: Board, build: BuildResult | None = None) -> dict:
+    rep: dict = {
+        "model": compiled.name,
+        "board": board.name,
+        "cpu": board.cpu,
+        "arena_bytes": compiled.memory.arena_bytes,
+        "io_bytes": compiled.io_bytes,
+        "ram_bytes": compiled.memory.arena_bytes + compiled.io_bytes,
+        "weights_bytes": compiled.weights_bytes,
+        "unique_kernels": compiled.sources.unique_kernels,
+        "macs": sum(s.macs for s in compiled.program.steps),
+        "layers": compiled.layers(),
+        "notes": "arena holds intermediates only; the caller owns input and output "
+                 "(io_bytes). ram_bytes = arena_bytes + io_bytes.",
+    }
+    if build is not None:
+        rep["flash_bytes"] = build.model_text_bytes + build.model_data_bytes
+        rep["firmware"] = {"text_bytes": build.firmware_text_bytes,
+                           "data_bytes": build.firmware_data_bytes,
+                           "bss_bytes": build.firmware_bss_bytes}
+    else:
+        rep["flash_bytes_estimate"] = compiled.weights_bytes
+    return rep
+
+
+def write_json(path: str | Path, data: dict) -> None:
+    """Write JSON atomically: a reader never sees half a file."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def write_compiled(compiled: CompiledModel, out_dir: str | Path, board: str = "host",
+                   force: bool = False) -> Path:
+    """``edge-sdk compile``: the C sources, ``model.h`` and ``report.json`` in ``out_dir``."""
+    b = get_board(board)
+    check_fits(compiled, b)
+    with atomic_directory(Path(out_dir), force=force) as tmp:
+        write_model_sources(compiled, tmp)
+        write_json(tmp / "report.json", report(compiled, b))
+    return Path(out_dir)
+
+
+@dataclass
+class RunResult:
+    outputs: np.ndarray
+    report: dict = field(repr=False)
+
+
+def quantize_input(x: np.ndarray, graph: Graph) -> np.ndarray:
+    """Accept int8 as is; float is quantized with the model's input parameters (TFLite rounding)."""
+    t = graph.tensor(graph.inputs[0])
+    if x.dtype == np.int8:
+        q = x
+    elif np.issubdtype(x.dtype, np.floating):
+        assert t.quant is not None
+        q = np.clip(np.round(x / t.quant.scale[0]) + t.quant.zero_point[0], -128, 127)
+        q = q.astype(np.int8)
+    else:
+        raise UsageError(f"input dtype {x.dtype} is not supported: give int8 or float32 data")
+    if q.size % t.size:
+        raise UsageError(f"input has {q.size} values; the model takes batches of {t.size} "
+                         f"(shape {list(t.shape)})")
+    return q.reshape(-1, t.size)
+
+
+def default_input(graph: Graph) -> np.ndarray:
+    """The deterministic input of ../shared/BASELINES.md: ``input[i] = (int8)(i*7 + 3)``."""
+    n = graph.tensor(graph.inputs[0]).size
+    return ((np.arange(n, dtype=np.int64) * 7 + 3) & 0xFF).astype(np.uint8).view(np.int8)
+
+
+def run(model: str | Path | Graph, board: str = "host", inputs: np.ndarray | None = None,
+        workdir: str | Path | None = None) -> RunResult:
+    """Compile, generate the firmware project, build it, start the board, run every input."""
+    graph = model if isinstance(model, Graph) else load(model)
+    b = get_board(board)
+    compiled = compile_graph(graph)
+    batch = quantize_input(default_input(graph) if inputs is None else inputs, graph)
+    with tempfile.TemporaryDirectory(prefix="edge-sdk-") as scratch:
+        project = Path(workdir) if workdir else Path(scratch) / "project"
+        # Re-use a work directory only if it is one of ours: never delete a user's files.
+        ours = workdir is not None and (project / "edge_project.json").exists()
+        generate_project(compiled, b, project, force=ours)
+        build = build_project(project, b, compiled.name)
+        outputs, ticks = [], []
+        with open_board(b, build.executable) as dev:
+            info = dev.info()
+            if (info.model, info.input_size) != (compiled.name, batch.shape[1]):
+                raise DeviceError(f"the board runs model '{info.model}', not '{compiled.name}'")
+            out_t = graph.tensor(graph.outputs[0])
+            for x in batch:
+                dev.write_input(x.tobytes())
+                res = dev.run()
+                ticks.append(res.ticks)
+                outputs.append(np.frombuffer(dev.read_output(out_t.size), dtype=np.int8))
+    rep = report(compiled, b, build)
+    rep["timer"] = timing(info.timer_kind, info.timer_hz, ticks, emulated=b.emulator is not None)
+    shape = (len(outputs), *out_t.shape)
+    return RunResult(np.stack(outputs).reshape(shape), rep)
+
+
+def timing(kind: str, hz: int, ticks: list[int], emulated: bool) -> dict:
+    per = [int(t) for t in ticks]
+    out: dict = {"kind": kind, "ticks": per}
+    if kind == "systick" and emulated and hz:
+        # QEMU -icount shift=0 runs one instruction per virtual nanosecond: ticks -> instructions.
+        out["instructions"] = [t * 1_000_000_000 // hz for t in per]
+        out["unit_note"] = ("instructions executed (QEMU -icount shift=0; SysTick resolution "
+                            f"{1_000_000_000 // hz} instructions); QEMU does not model cycles")
+    elif kind == "systick" and hz:
+        out["cycles"] = per
+    elif kind == "nanoseconds":
+        out["latency_ns"] = per
+    return out

@@ -1,0 +1,158 @@
+"""``edge-sdk`` command line. Every error becomes one line on stderr and a non-zero exit."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from edge_sdk import api
+from edge_sdk.errors import EdgeSDKError, UsageError
+
+
+def _load_npy(path: str) -> np.ndarray:
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as err:
+        raise UsageError(f"cannot read input {path}: {err}") from None
+
+
+def _save_npy(path: str, data: np.ndarray) -> None:
+    target = Path(path)
+    tmp = target.with_name(f".{target.name}.tmp.npy")
+    np.save(tmp, data)
+    os.replace(tmp, target)
+
+
+def cmd_compile(args: argparse.Namespace) -> int:
+    compiled = api.compile(args.model)
+    out = api.write_compiled(compiled, args.output, board=args.board, force=args.force)
+    print(f"{compiled.name}: {len(compiled.program.steps)} layers, arena "
+          f"{compiled.memory.arena_bytes} B, weights {compiled.weights_bytes} B -> {out}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    graph = api.load(args.model)
+    x = _load_npy(args.input) if args.input else None
+    result = api.run(graph, board=args.board, inputs=x, workdir=args.workdir)
+    out = result.outputs
+    in_shape = graph.tensor(graph.inputs[0]).shape
+    if x is None or x.ndim == len(in_shape):
+        out = out.reshape(graph.tensor(graph.outputs[0]).shape)
+    if args.output:
+        _save_npy(args.output, out)
+    if args.report:
+        api.write_json(args.report, result.report)
+    timer = result.report.get("timer", {})
+    measure = ("instructions", timer["instructions"]) if "instructions" in timer else (
+        "ns", timer.get("latency_ns", timer.get("ticks")))
+    print(f"{graph.name} on {args.board}: output {out.reshape(-1)[:16].tolist()}"
+          f"{' ...' if out.size > 16 else ''}")
+    print(f"arena {result.report['arena_bytes']} B, model flash {result.report['flash_bytes']} B, "
+          f"{measure[0]} per inference {measure[1]}")
+    return 0
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from edge_sdk.compiler.lower import LOWERINGS
+
+    graph = api.load(args.model)
+    ops = [{"index": op.index, "op": op.opcode, "supported": op.opcode in LOWERINGS,
+            "output": graph.tensor(op.outputs[0]).name if op.outputs else ""}
+           for op in graph.operators]
+    tensors = [{"index": t.index, "name": t.name, "shape": list(t.shape), "dtype": t.dtype,
+                "constant": t.is_constant,
+                "scale": list(t.quant.scale[:4]) if t.quant else None,
+                "zero_point": list(t.quant.zero_point[:4]) if t.quant else None}
+               for t in graph.tensors]
+    info: dict = {"model": graph.name, "int8": graph.is_int8, "operators": ops,
+                  "inputs": list(graph.inputs), "outputs": list(graph.outputs)}
+    unsupported = [o for o in ops if not o["supported"]]
+    if graph.is_int8 and not unsupported:
+        compiled = api.compile(graph)
+        info["estimate"] = {"arena_bytes": compiled.memory.arena_bytes,
+                            "io_bytes": compiled.io_bytes,
+                            "weights_bytes": compiled.weights_bytes,
+                            "macs": sum(s.macs for s in compiled.program.steps)}
+    if args.json:
+        info["tensors"] = tensors
+        print(json.dumps(info, indent=2))
+        return 0
+    print(f"{graph.name}: {len(ops)} operators, {len(tensors)} tensors, "
+          f"{'int8' if graph.is_int8 else 'not full-int8'}")
+    for o in ops:
+        print(f"  [{o['index']:3d}] {o['op']:<20} {'' if o['supported'] else 'UNSUPPORTED '}"
+              f"-> {o['output']}")
+    for role, idx in (("input", graph.inputs), ("output", graph.outputs)):
+        for i in idx:
+            t = graph.tensor(i)
+            q = f" scale {t.quant.scale[0]:.6g} zero point {t.quant.zero_point[0]}" if t.quant else ""
+            print(f"  {role}: {t.name} {list(t.shape)} {t.dtype}{q}")
+    if "estimate" in info:
+        e = info["estimate"]
+        print(f"  estimate: arena {e['arena_bytes']} B + input/output {e['io_bytes']} B RAM, "
+              f"weights {e['weights_bytes']} B flash, {e['macs']} MACs")
+    return 0
+
+
+def cmd_boards(args: argparse.Namespace) -> int:
+    from edge_sdk.project.boards import all_boards
+
+    print(f"{'board':<18} {'cpu':<14} {'flash':>10} {'ram':>10}  templates  run")
+    for b in all_boards().values():
+        run = "qemu" if b.emulator else ("process" if b.port == "host" else "-")
+        print(f"{b.name:<18} {b.cpu:<14} {b.flash.size:>10} {b.ram.size:>10}  "
+              f"{','.join(b.templates) or '-':<10} {run}")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="edge-sdk", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    c = sub.add_parser("compile", help="INT8 model -> C sources, model.h and report.json")
+    c.add_argument("model")
+    c.add_argument("--board", default="host")
+    c.add_argument("-o", "--output", required=True, help="output directory")
+    c.add_argument("--force", action="store_true", help="replace an existing output directory")
+    c.set_defaults(func=cmd_compile)
+
+    r = sub.add_parser("run", help="compile, build, start the board, run inference")
+    r.add_argument("model")
+    r.add_argument("--board", default="host")
+    r.add_argument("--input", help=".npy input (int8, or float to quantize); default: "
+                                   "the deterministic pattern of BASELINES.md")
+    r.add_argument("--output", help="write the int8 outputs as .npy")
+    r.add_argument("--report", help="write report.json")
+    r.add_argument("--workdir", help="keep the generated firmware project here")
+    r.set_defaults(func=cmd_run)
+
+    i = sub.add_parser("inspect", help="operators, tensors, quantization, RAM/flash estimate")
+    i.add_argument("model")
+    i.add_argument("--json", action="store_true")
+    i.set_defaults(func=cmd_inspect)
+
+    b = sub.add_parser("boards", help="list the boards edge-sdk knows")
+    b.set_defaults(func=cmd_boards)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except EdgeSDKError as err:
+        print(f"edge-sdk: error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("edge-sdk: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,99 @@
+"""Start a board and hand back a protocol client: QEMU for emulated boards, a process for host.
+
+Real boards with a serial port use :class:`~edge_sdk.device.transport.SerialTransport` directly
+on their port; QEMU's UART is the same code path over ``socket://127.0.0.1:PORT``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from edge_sdk.device.protocol import Client
+from edge_sdk.device.transport import ProcessTransport, SerialTransport
+from edge_sdk.errors import DeviceError, ToolchainError
+from edge_sdk.project.boards import Board
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def qemu_command(board: Board, elf: Path, port: int) -> list[str]:
+    assert board.emulator is not None
+    return [
+        board.emulator["command"], "-M", board.emulator["machine"], "-nographic",
+        "-monitor", "none", "-icount", "shift=0",
+        "-semihosting-config", "enable=on,target=native",
+        "-serial", f"tcp:127.0.0.1:{port},server=on,wait=on",
+        "-kernel", str(elf),
+    ]
+
+
+def _stop(proc: subprocess.Popen, client: Client | None) -> None:
+    if client is not None and proc.poll() is None:
+        try:
+            client.exit()
+        except DeviceError:
+            pass
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@contextmanager
+def open_qemu(board: Board, elf: Path, timeout: float = 10.0) -> Iterator[Client]:
+    command = board.emulator["command"] if board.emulator else "qemu-system-arm"
+    if shutil.which(command) is None:
+        raise ToolchainError(f"{command} not found: install it with apt-get install "
+                             "qemu-system-arm (or ./setup.sh)")
+    port = _free_port()
+    proc = subprocess.Popen(qemu_command(board, elf, port), stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    client = None
+    try:
+        try:
+            transport = SerialTransport(f"socket://127.0.0.1:{port}", connect_timeout=timeout)
+        except DeviceError:
+            proc.kill()
+            err = proc.communicate()[1].decode(errors="replace").strip().splitlines()
+            raise DeviceError(f"QEMU ({board.emulator}) did not start: "
+                              f"{err[-1] if err else 'no output'}") from None
+        client = Client(transport)
+        yield client
+    finally:
+        _stop(proc, client)
+
+
+@contextmanager
+def open_host(executable: Path) -> Iterator[Client]:
+    proc = subprocess.Popen([str(executable)], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    client = Client(ProcessTransport(proc))
+    try:
+        yield client
+    finally:
+        _stop(proc, client)
+        for stream in (proc.stdin, proc.stdout):
+            if stream:
+                stream.close()
+
+
+@contextmanager
+def open_board(board: Board, executable: Path) -> Iterator[Client]:
+    if board.port == "host":
+        with open_host(executable) as client:
+            yield client
+    elif board.emulator:
+        with open_qemu(board, executable) as client:
+            yield client
+    else:
+        raise DeviceError(f"edge-sdk cannot start {board.name} by itself: flash it and talk to "
+                          "it over its serial port")

@@ -1,0 +1,78 @@
+"""Boards: one YAML file each under ``boards/`` (memory map, CPU, UART, how to run it)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import yaml
+
+from edge_sdk.compiler.targets import Target, get_target
+from edge_sdk.errors import BoardError
+
+BOARDS_DIR = Path(__file__).resolve().parents[2] / "boards"
+
+
+@dataclass(frozen=True)
+class Region:
+    origin: int
+    size: int
+
+
+@dataclass(frozen=True)
+class Uart:
+    base: int
+    baud: int
+
+
+@dataclass(frozen=True)
+class Board:
+    name: str
+    description: str
+    cpu: str
+    clock_hz: int
+    flash: Region
+    ram: Region
+    port: str | None            # firmware/port/<port>, None: no bare-metal port yet
+    uart: Uart | None
+    semihosting: bool
+    emulator: dict | None       # {"command": ..., "machine": ...} for QEMU boards
+    templates: tuple[str, ...]
+
+    @property
+    def target(self) -> Target:
+        return get_target(self.cpu)
+
+
+def _board(data: dict) -> Board:
+    uart = data.get("uart")
+    return Board(
+        name=data["name"],
+        description=data.get("description", ""),
+        cpu=data["cpu"],
+        clock_hz=int(data.get("clock_hz", 0)),
+        flash=Region(**data["memory"]["flash"]),
+        ram=Region(**data["memory"]["ram"]),
+        port=data.get("port"),
+        uart=Uart(**uart) if uart else None,
+        semihosting=bool(data.get("semihosting", False)),
+        emulator=data.get("emulator"),
+        templates=tuple(data.get("templates", ())),
+    )
+
+
+@cache
+def all_boards() -> dict[str, Board]:
+    boards = {}
+    for path in sorted(BOARDS_DIR.glob("*.yaml")):
+        board = _board(yaml.safe_load(path.read_text()))
+        boards[board.name] = board
+    return boards
+
+
+def get_board(name: str) -> Board:
+    boards = all_boards()
+    if name not in boards:
+        raise BoardError(f"unknown board '{name}'; known boards: {', '.join(sorted(boards))}")
+    return boards[name]

@@ -1,0 +1,136 @@
+/* edge_protocol.c: the board side of the serial protocol (see edge_protocol.h). */
+#include "edge_protocol.h"
+
+#include <string.h>
+
+static uint8_t rx[EDGE_MAX_PAYLOAD + 8];
+static uint8_t tx[EDGE_MAX_PAYLOAD + 16];
+
+uint32_t edge_crc32(uint32_t crc, const uint8_t *data, size_t n) {
+  crc = ~crc;
+  for (size_t i = 0; i < n; ++i) {
+    crc ^= data[i];
+    for (int bit = 0; bit < 8; ++bit) {
+      crc = (crc >> 1) ^ (0xEDB88320u & (0u - (crc & 1u)));
+    }
+  }
+  return ~crc;
+}
+
+static uint32_t get_u32(const uint8_t *p) {
+  return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+}
+
+static void put_u32(uint8_t *p, uint32_t v) {
+  p[0] = (uint8_t)v;
+  p[1] = (uint8_t)(v >> 8);
+  p[2] = (uint8_t)(v >> 16);
+  p[3] = (uint8_t)(v >> 24);
+}
+
+static void respond(const edge_port_t *port, uint8_t cmd, uint8_t status, const uint8_t *payload,
+                    uint16_t len) {
+  tx[0] = EDGE_RESPONSE_START;
+  tx[1] = cmd;
+  tx[2] = status;
+  tx[3] = (uint8_t)len;
+  tx[4] = (uint8_t)(len >> 8);
+  if (len) memcpy(&tx[5], payload, len);
+  put_u32(&tx[5 + len], edge_crc32(0, &tx[1], (size_t)len + 4u));
+  port->write(tx, (size_t)len + 9u);
+}
+
+/* Reads one request into rx: rx[0] = cmd, rx[1..2] = len, rx[3..] = payload.
+   Returns the payload length, -1 when the link closed, -2 on a CRC error. */
+static int read_request(const edge_port_t *port) {
+  int c;
+  do {
+    c = port->read_byte();
+    if (c < 0) return -1;
+  } while (c != EDGE_REQUEST_START);
+  for (int i = 0; i < 3; ++i) {
+    if ((c = port->read_byte()) < 0) return -1;
+    rx[i] = (uint8_t)c;
+  }
+  uint32_t len = (uint32_t)rx[1] | ((uint32_t)rx[2] << 8);
+  if (len > EDGE_MAX_PAYLOAD) return -2;
+  for (uint32_t i = 0; i < len + 4u; ++i) {
+    if ((c = port->read_byte()) < 0) return -1;
+    rx[3 + i] = (uint8_t)c;
+  }
+  if (edge_crc32(0, rx, len + 3u) != get_u32(&rx[3 + len])) return -2;
+  return (int)len;
+}
+
+void edge_protocol_serve(const edge_port_t *port, const edge_model_t *model) {
+  uint8_t out[32];
+  for (;;) {
+    int len = read_request(port);
+    if (len == -1) return;
+    uint8_t cmd = rx[0];
+    const uint8_t *payload = &rx[3];
+    if (len == -2) {
+      respond(port, cmd, EDGE_STATUS_BAD_CRC, 0, 0);
+      continue;
+    }
+    switch (cmd) {
+      case EDGE_CMD_INFO: {
+        size_t name_len = strlen(model->name);
+        if (name_len > EDGE_MAX_PAYLOAD - 20u) name_len = EDGE_MAX_PAYLOAD - 20u;
+        uint8_t info[EDGE_MAX_PAYLOAD];
+        info[0] = EDGE_PROTOCOL_VERSION;
+        info[1] = port->timer_kind;
+        info[2] = 0;
+        info[3] = 0;
+        put_u32(&info[4], model->input_size);
+        put_u32(&info[8], model->output_size);
+        put_u32(&info[12], model->arena_size);
+        put_u32(&info[16], port->timer_hz);
+        memcpy(&info[20], model->name, name_len);
+        respond(port, cmd, EDGE_STATUS_OK, info, (uint16_t)(20u + name_len));
+        break;
+      }
+      case EDGE_CMD_WRITE_INPUT: {
+        uint32_t offset = len >= 4 ? get_u32(payload) : 0xFFFFFFFFu;
+        uint32_t n = (uint32_t)len - 4u;
+        if (len < 4 || offset > model->input_size || n > model->input_size - offset) {
+          respond(port, cmd, EDGE_STATUS_BAD_ARGUMENT, 0, 0);
+          break;
+        }
+        memcpy((uint8_t *)model->input + offset, payload + 4, n);
+        respond(port, cmd, EDGE_STATUS_OK, 0, 0);
+        break;
+      }
+      case EDGE_CMD_RUN: {
+        port->timer_start();
+        int result = model->run(model->input, model->output, model->arena);
+        uint64_t ticks = port->timer_ticks();
+        put_u32(&out[0], (uint32_t)result);
+        put_u32(&out[4], (uint32_t)ticks);
+        put_u32(&out[8], (uint32_t)(ticks >> 32));
+        respond(port, cmd, result == 0 ? EDGE_STATUS_OK : EDGE_STATUS_RUN_FAILED, out, 12);
+        break;
+      }
+      case EDGE_CMD_READ_OUTPUT: {
+        uint32_t offset = len >= 6 ? get_u32(payload) : 0xFFFFFFFFu;
+        uint32_t n = len >= 6 ? ((uint32_t)payload[4] | ((uint32_t)payload[5] << 8)) : 0u;
+        if (len < 6 || n > EDGE_MAX_PAYLOAD || offset > model->output_size ||
+            n > model->output_size - offset) {
+          respond(port, cmd, EDGE_STATUS_BAD_ARGUMENT, 0, 0);
+          break;
+        }
+        respond(port, cmd, EDGE_STATUS_OK, (const uint8_t *)model->output + offset, (uint16_t)n);
+        break;
+      }
+      case EDGE_CMD_PING:
+        respond(port, cmd, EDGE_STATUS_OK, payload, (uint16_t)len);
+        break;
+      case EDGE_CMD_EXIT:
+        respond(port, cmd, EDGE_STATUS_OK, 0, 0);
+        return;
+      default:
+        respond(port, cmd, EDGE_STATUS_BAD_COMMAND, 0, 0);
+        break;
+    }
+  }
+}

@@ -1,0 +1,71 @@
+/* edge_protocol.h: the serial protocol between the edge-sdk host tools and a board.
+ *
+ * Framing (all integers little-endian):
+ *   request  : 0xA5 | cmd u8 | len u16 | payload[len] | crc32 u32   (crc over cmd..payload)
+ *   response : 0x5A | cmd u8 | status u8 | len u16 | payload[len] | crc32 u32 (crc over cmd..payload)
+ * The CRC is the IEEE 802.3 CRC-32 (zlib's crc32). A request with a bad CRC is answered with
+ * EDGE_STATUS_BAD_CRC and ignored, so the host can resend it. Bytes before a start byte are skipped.
+ * Python's side is edge_sdk/device/protocol.py; keep the two in step.
+ */
+#ifndef EDGE_PROTOCOL_H_
+#define EDGE_PROTOCOL_H_
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define EDGE_PROTOCOL_VERSION 1u
+#define EDGE_REQUEST_START 0xA5u
+#define EDGE_RESPONSE_START 0x5Au
+#define EDGE_MAX_PAYLOAD 1024u
+
+enum edge_command {
+  EDGE_CMD_INFO = 0x01,        /* -> version, sizes, timer description, model name */
+  EDGE_CMD_WRITE_INPUT = 0x02, /* offset u32 | bytes */
+  EDGE_CMD_RUN = 0x03,         /* -> result i32 | ticks u64 */
+  EDGE_CMD_READ_OUTPUT = 0x04, /* offset u32 | length u16 -> bytes */
+  EDGE_CMD_PING = 0x05,        /* echoes the payload */
+  EDGE_CMD_EXIT = 0x06,        /* answers, then leaves the server (QEMU: ends the emulator) */
+};
+
+enum edge_status {
+  EDGE_STATUS_OK = 0,
+  EDGE_STATUS_BAD_CRC = 1,
+  EDGE_STATUS_BAD_COMMAND = 2,
+  EDGE_STATUS_BAD_ARGUMENT = 3,
+  EDGE_STATUS_RUN_FAILED = 4,
+};
+
+/* How RUN's tick count should be read (sent in INFO). */
+enum edge_timer_kind {
+  EDGE_TIMER_NONE = 0,
+  EDGE_TIMER_CYCLES = 1,      /* core cycles (DWT->CYCCNT) */
+  EDGE_TIMER_SYSTICK = 2,     /* SysTick ticks at timer_hz; under QEMU -icount, virtual time */
+  EDGE_TIMER_NANOSECONDS = 3, /* host wall clock */
+};
+
+/* What a port provides: byte I/O and a free-running tick counter. */
+typedef struct {
+  int (*read_byte)(void);                     /* blocks; returns 0..255, or -1 when the link closed */
+  void (*write)(const uint8_t *data, size_t n);
+  void (*timer_start)(void);
+  uint64_t (*timer_ticks)(void);              /* ticks since timer_start */
+  uint32_t timer_hz;
+  uint8_t timer_kind;
+} edge_port_t;
+
+/* What the model provides (see the generated edge_model_config.h). */
+typedef struct {
+  const char *name;
+  uint32_t input_size, output_size, arena_size;
+  int (*run)(const int8_t *input, int8_t *output, uint8_t *arena);
+  int8_t *input;
+  int8_t *output;
+  uint8_t *arena;
+} edge_model_t;
+
+/* Serve requests until EXIT or until the link closes. */
+void edge_protocol_serve(const edge_port_t *port, const edge_model_t *model);
+
+uint32_t edge_crc32(uint32_t crc, const uint8_t *data, size_t n);
+
+#endif /* EDGE_PROTOCOL_H_ */

@@ -1,0 +1,26 @@
+/* main.c: the inference server. Binds the generated model to the serial protocol. */
+#include "edge_model_config.h"
+#include "edge_port.h"
+#include "edge_protocol.h"
+
+static int8_t model_input[EDGE_MODEL_INPUT_SIZE];
+static int8_t model_output[EDGE_MODEL_OUTPUT_SIZE];
+/* +1 keeps the array legal when a model needs no arena at all. */
+static uint8_t model_arena[EDGE_MODEL_ARENA_SIZE + 1] __attribute__((aligned(16)));
+
+int main(void) {
+  const edge_port_t *port = edge_port_init();
+  const edge_model_t model = {
+      .name = EDGE_MODEL_NAME,
+      .input_size = EDGE_MODEL_INPUT_SIZE,
+      .output_size = EDGE_MODEL_OUTPUT_SIZE,
+      .arena_size = EDGE_MODEL_ARENA_SIZE,
+      .run = EDGE_MODEL_RUN,
+      .input = model_input,
+      .output = model_output,
+      .arena = model_arena,
+  };
+  edge_protocol_serve(port, &model);
+  edge_port_exit(0);
+  return 0;
+}
