@@ -49,8 +49,10 @@ def build_project(project: Path, board: Board, model: str) -> BuildResult:
     size_tool = require_tool("arm-none-eabi-size" if cross else "size")
     proc = subprocess.run(["make", "-C", str(project), "-j2"], capture_output=True, text=True)
     if proc.returncode:
-        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["(no output)"]
-        raise ToolchainError(f"building {project} failed: {tail[0]} (run `make -C {project}`)")
+        lines = (proc.stderr + proc.stdout).strip().splitlines() or ["(no output)"]
+        first_error = next((ln for ln in lines if "error" in ln), lines[-1])
+        raise ToolchainError(f"building {project} failed: {first_error.strip()} "
+                             f"(run `make -C {project}` for the full log)")
     executable = project / "build" / ("app.elf" if cross else "app")
     m_text, m_data, _ = _size(size_tool, project / "build" / "model" / f"{model}.o")
     f_text, f_data, f_bss = _size(size_tool, executable)

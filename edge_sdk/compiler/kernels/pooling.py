@@ -48,7 +48,7 @@ def lower_pool2d(op: Operator, graph: Graph, func_name: str) -> Step:
             ("output", y.shape, "int8"),
         )
         acc = scalar("acc")
-        count = scalar("count")
+        count = scalar("count") if is_avg else None
         with loop("b", n) as b, loop("oy", oh) as oy, loop("ox", ow) as ox, loop("ch", c) as ch:
             y0 = oy * stride[0] - ph
             x0 = ox * stride[1] - pw
@@ -56,17 +56,18 @@ def lower_pool2d(op: Operator, graph: Graph, func_name: str) -> Step:
             fy0, fy1 = tirx.max(i32(0), -y0), tirx.min(i32(fh), ih - y0)
             fx0, fx1 = tirx.max(i32(0), -x0), tirx.min(i32(fw), iw - x0)
             store(acc, i32(0) if is_avg else i32(-128))
-            store(count, i32(0))
+            if count is not None:
+                store(count, i32(0))
             with loop("fy", fh) as fy, loop("fx", fw) as fx:
                 inside = tirx.all(fy >= fy0, fy < fy1, fx >= fx0, fx < fx1)
                 value = i32(X[b, y0 + fy, x0 + fx, ch])
                 with when(inside):
-                    if is_avg:
+                    if count is not None:
                         store(acc, acc[0] + value)
                         store(count, count[0] + 1)
                     else:
                         store(acc, tirx.max(acc[0], value))
-            if is_avg:
+            if count is not None:
                 half = tirx.truncdiv(count[0], i32(2))
                 store(acc, select(acc[0] > 0,
                                   tirx.truncdiv(acc[0] + half, count[0]),

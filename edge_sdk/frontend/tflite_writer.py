@@ -1,0 +1,224 @@
+"""Write a ``.tflite`` flatbuffer from small typed descriptions.
+
+Used by the tests to make single-operator models with chosen quantization (edge cases the
+MLPerf models never hit), and the base of the quantizer's output. Only the builtin options of the
+operators we compile are implemented; the file follows the TFLite schema, so LiteRT loads it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import flatbuffers
+import numpy as np
+
+_TYPES = {"float32": 0, "int32": 2, "uint8": 3, "int64": 4, "int16": 7, "int8": 9}
+_ACT = {"NONE": 0, "RELU": 1, "RELU_N1_TO_1": 2, "RELU6": 3}
+_PAD = {"SAME": 0, "VALID": 1}
+
+
+@dataclass
+class TensorSpec:
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+    scale: tuple[float, ...] | None = None
+    zero_point: tuple[int, ...] | None = None
+    axis: int = 0
+    data: np.ndarray | None = None
+
+
+@dataclass
+class OpSpec:
+    opcode: str
+    inputs: list[int]
+    outputs: list[int]
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+def _opcode_value(name: str) -> int:
+    from tflite.BuiltinOperator import BuiltinOperator
+
+    return int(getattr(BuiltinOperator, name))
+
+
+def _vector_i32(b: flatbuffers.Builder, values: list[int]) -> int:
+    b.StartVector(4, len(values), 4)
+    for v in reversed(values):
+        b.PrependInt32(int(v))
+    return b.EndVector()
+
+
+def _options(b: flatbuffers.Builder, op: OpSpec) -> tuple[int, int]:
+    """Build the builtin options table; returns (BuiltinOptions type, offset)."""
+    import tflite
+    from tflite.BuiltinOptions import BuiltinOptions as BO
+
+    o = op.options
+    act = _ACT[o.get("activation", "NONE")]
+    if op.opcode in ("CONV_2D", "DEPTHWISE_CONV_2D"):
+        sh, sw = o.get("stride", (1, 1))
+        dh, dw = o.get("dilation", (1, 1))
+        if op.opcode == "CONV_2D":
+            tflite.Conv2DOptionsStart(b)
+            tflite.Conv2DOptionsAddPadding(b, _PAD[o.get("padding", "VALID")])
+            tflite.Conv2DOptionsAddStrideH(b, sh)
+            tflite.Conv2DOptionsAddStrideW(b, sw)
+            tflite.Conv2DOptionsAddDilationHFactor(b, dh)
+            tflite.Conv2DOptionsAddDilationWFactor(b, dw)
+            tflite.Conv2DOptionsAddFusedActivationFunction(b, act)
+            return BO.Conv2DOptions, tflite.Conv2DOptionsEnd(b)
+        tflite.DepthwiseConv2DOptionsStart(b)
+        tflite.DepthwiseConv2DOptionsAddPadding(b, _PAD[o.get("padding", "VALID")])
+        tflite.DepthwiseConv2DOptionsAddStrideH(b, sh)
+        tflite.DepthwiseConv2DOptionsAddStrideW(b, sw)
+        tflite.DepthwiseConv2DOptionsAddDilationHFactor(b, dh)
+        tflite.DepthwiseConv2DOptionsAddDilationWFactor(b, dw)
+        tflite.DepthwiseConv2DOptionsAddDepthMultiplier(b, o.get("depth_multiplier", 1))
+        tflite.DepthwiseConv2DOptionsAddFusedActivationFunction(b, act)
+        return BO.DepthwiseConv2DOptions, tflite.DepthwiseConv2DOptionsEnd(b)
+    if op.opcode in ("AVERAGE_POOL_2D", "MAX_POOL_2D"):
+        fh, fw = o["filter"]
+        sh, sw = o.get("stride", (1, 1))
+        tflite.Pool2DOptionsStart(b)
+        tflite.Pool2DOptionsAddPadding(b, _PAD[o.get("padding", "VALID")])
+        tflite.Pool2DOptionsAddStrideH(b, sh)
+        tflite.Pool2DOptionsAddStrideW(b, sw)
+        tflite.Pool2DOptionsAddFilterHeight(b, fh)
+        tflite.Pool2DOptionsAddFilterWidth(b, fw)
+        tflite.Pool2DOptionsAddFusedActivationFunction(b, act)
+        return BO.Pool2DOptions, tflite.Pool2DOptionsEnd(b)
+    if op.opcode == "FULLY_CONNECTED":
+        tflite.FullyConnectedOptionsStart(b)
+        tflite.FullyConnectedOptionsAddFusedActivationFunction(b, act)
+        tflite.FullyConnectedOptionsAddKeepNumDims(b, bool(o.get("keep_num_dims", False)))
+        return BO.FullyConnectedOptions, tflite.FullyConnectedOptionsEnd(b)
+    if op.opcode == "ADD":
+        tflite.AddOptionsStart(b)
+        tflite.AddOptionsAddFusedActivationFunction(b, act)
+        return BO.AddOptions, tflite.AddOptionsEnd(b)
+    if op.opcode == "SOFTMAX":
+        tflite.SoftmaxOptionsStart(b)
+        tflite.SoftmaxOptionsAddBeta(b, float(o.get("beta", 1.0)))
+        return BO.SoftmaxOptions, tflite.SoftmaxOptionsEnd(b)
+    if op.opcode == "RESHAPE":
+        shape = _vector_i32(b, list(o["new_shape"]))
+        tflite.ReshapeOptionsStart(b)
+        tflite.ReshapeOptionsAddNewShape(b, shape)
+        return BO.ReshapeOptions, tflite.ReshapeOptionsEnd(b)
+    return 0, 0
+
+
+def build_model(tensors: list[TensorSpec], ops: list[OpSpec], inputs: list[int],
+                outputs: list[int], description: str = "edge-sdk") -> bytes:
+    """Serialize one subgraph into ``.tflite`` bytes (schema version 3)."""
+    import tflite
+
+    b = flatbuffers.Builder(1024)
+    # Buffer 0 is the empty sentinel; each constant tensor gets its own buffer.
+    buffer_data: list[bytes | None] = [None]
+    tensor_buffer: list[int] = []
+    for t in tensors:
+        if t.data is None:
+            tensor_buffer.append(0)
+        else:
+            buffer_data.append(np.ascontiguousarray(t.data, dtype=t.dtype).tobytes())
+            tensor_buffer.append(len(buffer_data) - 1)
+
+    buffer_offsets = []
+    for data in buffer_data:
+        vec = None
+        if data:
+            b.StartVector(1, len(data), 16)
+            b.head = b.head - len(data)
+            b.Bytes[b.head : b.head + len(data)] = data
+            vec = b.EndVector()
+        tflite.BufferStart(b)
+        if vec is not None:
+            tflite.BufferAddData(b, vec)
+        buffer_offsets.append(tflite.BufferEnd(b))
+
+    tensor_offsets = []
+    for t, buf in zip(tensors, tensor_buffer, strict=True):
+        name = b.CreateString(t.name)
+        shape = _vector_i32(b, list(t.shape))
+        quant = None
+        if t.scale is not None:
+            scales = list(t.scale)
+            zps = list(t.zero_point or [0] * len(scales))
+            b.StartVector(4, len(scales), 4)
+            for s in reversed(scales):
+                b.PrependFloat32(float(s))
+            scale_vec = b.EndVector()
+            b.StartVector(8, len(zps), 8)
+            for z in reversed(zps):
+                b.PrependInt64(int(z))
+            zp_vec = b.EndVector()
+            tflite.QuantizationParametersStart(b)
+            tflite.QuantizationParametersAddScale(b, scale_vec)
+            tflite.QuantizationParametersAddZeroPoint(b, zp_vec)
+            tflite.QuantizationParametersAddQuantizedDimension(b, t.axis)
+            quant = tflite.QuantizationParametersEnd(b)
+        tflite.TensorStart(b)
+        tflite.TensorAddShape(b, shape)
+        tflite.TensorAddType(b, _TYPES[t.dtype])
+        tflite.TensorAddBuffer(b, buf)
+        tflite.TensorAddName(b, name)
+        if quant is not None:
+            tflite.TensorAddQuantization(b, quant)
+        tensor_offsets.append(tflite.TensorEnd(b))
+
+    opcodes = sorted({op.opcode for op in ops})
+    op_offsets = []
+    for op in ops:
+        opt_type, opt = _options(b, op)
+        ins, outs = _vector_i32(b, op.inputs), _vector_i32(b, op.outputs)
+        tflite.OperatorStart(b)
+        tflite.OperatorAddOpcodeIndex(b, opcodes.index(op.opcode))
+        tflite.OperatorAddInputs(b, ins)
+        tflite.OperatorAddOutputs(b, outs)
+        if opt_type:
+            tflite.OperatorAddBuiltinOptionsType(b, opt_type)
+            tflite.OperatorAddBuiltinOptions(b, opt)
+        op_offsets.append(tflite.OperatorEnd(b))
+
+    def table_vector(offsets: list[int]) -> int:
+        b.StartVector(4, len(offsets), 4)
+        for off in reversed(offsets):
+            b.PrependUOffsetTRelative(off)
+        return b.EndVector()
+
+    tensors_vec, ops_vec = table_vector(tensor_offsets), table_vector(op_offsets)
+    in_vec, out_vec = _vector_i32(b, inputs), _vector_i32(b, outputs)
+    sg_name = b.CreateString("main")
+    tflite.SubGraphStart(b)
+    tflite.SubGraphAddTensors(b, tensors_vec)
+    tflite.SubGraphAddOperators(b, ops_vec)
+    tflite.SubGraphAddInputs(b, in_vec)
+    tflite.SubGraphAddOutputs(b, out_vec)
+    tflite.SubGraphAddName(b, sg_name)
+    subgraph = tflite.SubGraphEnd(b)
+
+    code_offsets = []
+    for name in opcodes:
+        value = _opcode_value(name)
+        tflite.OperatorCodeStart(b)
+        tflite.OperatorCodeAddDeprecatedBuiltinCode(b, min(value, 127))
+        tflite.OperatorCodeAddBuiltinCode(b, value)
+        tflite.OperatorCodeAddVersion(b, 1)
+        code_offsets.append(tflite.OperatorCodeEnd(b))
+
+    codes_vec = table_vector(code_offsets)
+    subgraphs_vec = table_vector([subgraph])
+    buffers_vec = table_vector(buffer_offsets)
+    desc = b.CreateString(description)
+    tflite.ModelStart(b)
+    tflite.ModelAddVersion(b, 3)
+    tflite.ModelAddOperatorCodes(b, codes_vec)
+    tflite.ModelAddSubgraphs(b, subgraphs_vec)
+    tflite.ModelAddDescription(b, desc)
+    tflite.ModelAddBuffers(b, buffers_vec)
+    model = tflite.ModelEnd(b)
+    b.Finish(model, file_identifier=b"TFL3")
+    return bytes(b.Output())
