@@ -91,7 +91,8 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     for role, idx in (("input", graph.inputs), ("output", graph.outputs)):
         for i in idx:
             t = graph.tensor(i)
-            q = f" scale {t.quant.scale[0]:.6g} zero point {t.quant.zero_point[0]}" if t.quant else ""
+            q = (f" scale {t.quant.scale[0]:.6g} zero point {t.quant.zero_point[0]}"
+                 if t.quant else "")
             print(f"  {role}: {t.name} {list(t.shape)} {t.dtype}{q}")
     if "estimate" in info:
         e = info["estimate"]

@@ -17,7 +17,7 @@ INT8_MIN, INT8_MAX = -128, 127
 
 def tflite_round(x: float) -> int:
     """``std::round``: halves go away from zero (Python's ``round`` goes to even)."""
-    return int(math.floor(x + 0.5)) if x >= 0 else -int(math.floor(-x + 0.5))
+    return math.floor(x + 0.5) if x >= 0 else -math.floor(-x + 0.5)
 
 
 def f32(x: float) -> float:
@@ -26,7 +26,7 @@ def f32(x: float) -> float:
 
 
 def quantize_multiplier(real: float) -> tuple[int, int]:
-    """``QuantizeMultiplier``: ``real ≈ multiplier * 2**(shift - 31)``, multiplier in [2^30, 2^31)."""
+    """``QuantizeMultiplier``: ``real ≈ m * 2**(shift - 31)`` with ``m`` in [2^30, 2^31)."""
     if real == 0.0:
         return 0, 0
     q, shift = math.frexp(real)

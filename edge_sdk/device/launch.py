@@ -10,7 +10,7 @@ import shutil
 import socket
 import subprocess
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from edge_sdk.device.protocol import Client
@@ -38,10 +38,8 @@ def qemu_command(board: Board, elf: Path, port: int) -> list[str]:
 
 def _stop(proc: subprocess.Popen, client: Client | None) -> None:
     if client is not None and proc.poll() is None:
-        try:
+        with suppress(DeviceError):
             client.exit()
-        except DeviceError:
-            pass
     try:
         proc.wait(timeout=5)
     except subprocess.TimeoutExpired:

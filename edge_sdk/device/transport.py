@@ -96,7 +96,7 @@ class ProcessTransport:
             chunk = os.read(self._fd, n - len(buf))
             if not chunk:
                 code = self._proc.poll()
-                raise DeviceError(f"the host firmware exited (code {code}) in the middle of a reply")
+                raise DeviceError(f"the host firmware exited (code {code}) mid-reply")
             buf += chunk
         return bytes(buf)
 

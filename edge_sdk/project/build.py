@@ -11,7 +11,8 @@ from edge_sdk.errors import ToolchainError
 from edge_sdk.project.boards import Board
 
 INSTALL_HINT = {
-    "arm-none-eabi-gcc": "apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi (or ./setup.sh)",
+    "arm-none-eabi-gcc":
+        "apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi (or ./setup.sh)",
     "cc": "apt-get install gcc (or ./setup.sh)",
     "make": "apt-get install make (or ./setup.sh)",
 }

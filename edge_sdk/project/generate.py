@@ -99,7 +99,8 @@ def generate_project(
     if board.port is None:
         raise BoardError(
             f"board {board.name} has no bare-metal firmware port in edge-sdk yet: use "
-            f"`edge-sdk compile MODEL --board {board.name} -o DIR` and add the sources to your project"
+            f"`edge-sdk compile MODEL --board {board.name} -o DIR` and add the sources "
+            "to your own project"
         )
     template = template or (board.templates[0] if board.templates else "")
     if template not in board.templates:

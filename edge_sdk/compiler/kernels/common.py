@@ -56,7 +56,8 @@ def bias_or_zeros(op: Operator, graph: Graph, position: int, channels: int) -> n
         raise refuse(op, f"bias '{b.name}' is {b.dtype}, expected int32")
     data = constant_data(op, b, "bias").reshape(-1)
     if data.size != channels:
-        raise ModelError(f"operator {op.index}: bias has {data.size} values for {channels} channels")
+        raise ModelError(
+            f"operator {op.index}: bias has {data.size} values for {channels} channels")
     return data.astype(np.int32)
 
 

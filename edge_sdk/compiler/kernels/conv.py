@@ -94,7 +94,8 @@ def lower_conv2d(op: Operator, graph: Graph, func_name: str) -> Step:
                 with when(tirx.all(in_range(iy, ih), in_range(ix, iw))):
                     if depthwise:
                         ci = tirx.floordiv(c, mult)
-                        store(acc, acc[0] + (i32(X[b, iy, ix, ci]) + in_offset) * i32(W[0, ky, kx, c]))
+                        store(acc, acc[0] + (i32(X[b, iy, ix, ci]) + in_offset)
+                              * i32(W[0, ky, kx, c]))
                     else:
                         with loop("ic", ic) as ci:
                             store(acc, acc[0] + (i32(X[b, iy, ix, ci]) + in_offset)

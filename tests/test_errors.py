@@ -1,0 +1,131 @@
+"""Bad input gets one clear line, a non-zero exit, and no half-written output."""
+
+from __future__ import annotations
+
+import socket
+import threading
+
+import numpy as np
+import pytest
+
+from edge_sdk.cli import main
+from edge_sdk.device.protocol import Client
+from edge_sdk.device.transport import SerialTransport
+from edge_sdk.errors import DeviceError
+from tests.conftest import shared_model
+from tests.test_ops import CASES
+
+
+@pytest.fixture()
+def tiny_model(tmp_path):
+    path = tmp_path / "tiny.tflite"
+    path.write_bytes(CASES["fc_batch2"]())
+    return path
+
+
+def run_cli(capsys, *argv):
+    code = main(list(argv))
+    err = capsys.readouterr().err.strip()
+    return code, err
+
+
+def test_corrupt_model(tmp_path, capsys):
+    bad = tmp_path / "bad.tflite"
+    bad.write_bytes(b"\x00" * 64)
+    code, err = run_cli(capsys, "compile", str(bad), "-o", str(tmp_path / "out"))
+    assert code == 2 and "not a TFLite model" in err and "\n" not in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_truncated_model(tmp_path, capsys, tiny_model):
+    cut = tmp_path / "cut.tflite"
+    cut.write_bytes(tiny_model.read_bytes()[:200])
+    code, err = run_cli(capsys, "compile", str(cut), "-o", str(tmp_path / "out"))
+    assert code == 2 and "corrupt or truncated" in err and "\n" not in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_float_model_refused(tmp_path, capsys):
+    path = shared_model("kws_ref_model_float32")
+    code, err = run_cli(capsys, "compile", str(path), "-o", str(tmp_path / "out"))
+    assert code == 2 and "edge-sdk quantize" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_unknown_board(tmp_path, capsys, tiny_model):
+    code, err = run_cli(capsys, "run", str(tiny_model), "--board", "nosuchboard")
+    assert code == 3 and "unknown board 'nosuchboard'" in err and "mps2-an386" in err
+
+
+def test_model_too_big_for_board():
+    """vww needs ~83 KB of RAM: a 64 KB part is refused, naming both numbers."""
+    import dataclasses
+
+    import edge_sdk
+    from edge_sdk.errors import BoardError
+    from edge_sdk.project.boards import Region, get_board
+    from edge_sdk.project.generate import check_fits
+
+    compiled = edge_sdk.compile(shared_model("vww_96_int8"))
+    small = dataclasses.replace(get_board("nucleo-l4r5zi"), ram=Region(0x20000000, 65536))
+    need = compiled.memory.arena_bytes + compiled.io_bytes
+    with pytest.raises(BoardError, match=f"needs {need} B of RAM .* has 65536 B"):
+        check_fits(compiled, small)
+
+
+def test_output_dir_exists_is_refused(tmp_path, capsys, tiny_model):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "mine.txt").write_text("user data")
+    code, err = run_cli(capsys, "compile", str(tiny_model), "-o", str(out))
+    assert code == 6 and "--force" in err
+    assert (out / "mine.txt").read_text() == "user data"
+
+
+def test_missing_toolchain(tmp_path, capsys, tiny_model, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))  # nothing to find: no make, no compilers
+    code, err = run_cli(capsys, "run", str(tiny_model), "--board", "mps2-an386")
+    assert code == 4 and "not found: install it with apt-get install" in err
+
+
+def test_bad_input_file(tmp_path, capsys, tiny_model):
+    x = tmp_path / "x.npy"
+    np.save(x, np.zeros((5,), np.int8))
+    code, err = run_cli(capsys, "run", str(tiny_model), "--input", str(x))
+    assert code == 6 and "batches of 48" in err
+
+
+def test_serial_peer_that_never_answers():
+    """A TCP peer that accepts the connection and then stays silent: a timeout, not a hang."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    port = server.getsockname()[1]
+    accepted = []
+    threading.Thread(target=lambda: accepted.append(server.accept()), daemon=True).start()
+    transport = SerialTransport(f"socket://127.0.0.1:{port}")
+    client = Client(transport, timeout=0.5)
+    with pytest.raises(DeviceError, match=r"did not answer within 0\.5 s"):
+        client.info()
+    transport.close()
+    server.close()
+
+
+def test_serial_port_that_does_not_exist():
+    with pytest.raises(DeviceError, match="cannot open serial port"):
+        SerialTransport("/dev/ttyEDGE_DOES_NOT_EXIST", connect_timeout=0.2)
+
+
+def test_qemu_that_does_not_start(tmp_path, tiny_model):
+    import dataclasses
+
+    from edge_sdk.device.launch import open_qemu
+    from edge_sdk.project.boards import get_board
+
+    board = dataclasses.replace(get_board("mps2-an386"),
+                                emulator={"command": "qemu-system-arm", "machine": "no-such-m"})
+    elf = tmp_path / "app.elf"
+    elf.write_bytes(b"")
+    starting = open_qemu(board, elf, timeout=2)
+    with pytest.raises(DeviceError, match=r"QEMU .* did not start"), starting:
+        pass

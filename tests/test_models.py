@@ -1,0 +1,55 @@
+"""The four MLPerf Tiny int8 models, bit-exact to LiteRT's reference kernels.
+
+Host: 20 random inputs each through the host build of the firmware (same protocol, a pipe).
+QEMU (slow): 3 inputs each on the emulated Cortex-M4 board, over its UART on a TCP socket.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import edge_sdk
+from tests.conftest import MLPERF_INT8, random_inputs, reference, shared_model
+
+# TensorFlow Lite Micro's total arena for the same models (../shared/BASELINES.md).
+TFLM_ARENA = {"kws_ref_model": 24272, "vww_96_int8": 103680,
+              "pretrainedResnet_quant": 55984, "ad01_int8": 3984}
+
+
+@pytest.mark.parametrize("name", MLPERF_INT8)
+def test_host_bit_exact_20_inputs(name):
+    path = shared_model(name)
+    graph = edge_sdk.load(path)
+    x = random_inputs(graph.tensor(graph.inputs[0]).shape, n=20, seed=7)
+    result = edge_sdk.run(graph, board="host", inputs=x)
+    expected = reference(path, x)
+    np.testing.assert_array_equal(result.outputs.reshape(expected.shape), expected)
+    # The whole RAM we need (arena + the caller's input/output) stays under TFLM's arena.
+    assert result.report["ram_bytes"] <= TFLM_ARENA[name]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", MLPERF_INT8)
+def test_qemu_cortex_m4_bit_exact(name):
+    path = shared_model(name)
+    graph = edge_sdk.load(path)
+    x = random_inputs(graph.tensor(graph.inputs[0]).shape, n=3, seed=11)
+    result = edge_sdk.run(graph, board="mps2-an386", inputs=x)
+    expected = reference(path, x)
+    np.testing.assert_array_equal(result.outputs.reshape(expected.shape), expected)
+    timer = result.report["timer"]
+    assert timer["kind"] == "systick"
+    # Same program, same input size: -icount makes the count deterministic and non-trivial.
+    assert all(n > result.report["macs"] for n in timer["instructions"])
+    assert result.report["flash_bytes"] >= result.report["weights_bytes"]
+
+
+@pytest.mark.slow
+def test_qemu_cortex_m7_bit_exact():
+    path = shared_model("kws_ref_model")
+    graph = edge_sdk.load(path)
+    x = random_inputs(graph.tensor(graph.inputs[0]).shape, n=2, seed=3)
+    result = edge_sdk.run(graph, board="mps2-an500", inputs=x)
+    expected = reference(path, x)
+    np.testing.assert_array_equal(result.outputs.reshape(expected.shape), expected)

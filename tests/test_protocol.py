@@ -1,0 +1,58 @@
+"""The serial protocol against the real firmware (host build): framing, CRC, bounds."""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+
+import edge_sdk
+from edge_sdk.device import protocol as p
+from edge_sdk.device.launch import open_host
+from edge_sdk.frontend.tflite import parse
+from edge_sdk.project.boards import get_board
+from edge_sdk.project.build import build_project
+from edge_sdk.project.generate import generate_project
+from tests.test_ops import CASES
+
+
+@pytest.fixture(scope="module")
+def firmware(tmp_path_factory):
+    graph = parse(CASES["fc_batch2"](), name="proto")
+    compiled = edge_sdk.compile(graph)
+    project = generate_project(compiled, get_board("host"), tmp_path_factory.mktemp("fw") / "p")
+    return build_project(project, get_board("host"), compiled.name).executable
+
+
+def test_info_and_ping(firmware):
+    with open_host(firmware) as dev:
+        info = dev.info()
+        assert (info.model, info.input_size, info.output_size) == ("proto", 48, 14)
+        assert info.timer_kind == "nanoseconds"
+        assert dev.ping(b"\x00\xffhello") == b"\x00\xffhello"
+
+
+def test_corrupted_request_is_reported_and_retried(firmware):
+    with open_host(firmware) as dev:
+        frame = bytearray(p.encode_request(p.CMD_PING, b"abc"))
+        frame[5] ^= 0xFF  # flip a payload byte: the CRC no longer matches
+        dev.transport.write(bytes(frame))
+        _, status, _ = dev._read_reply(2.0)
+        assert status == p.STATUS_BAD_CRC
+        assert dev.ping(b"ok") == b"ok"  # the link is still in sync
+
+
+def test_out_of_range_requests_are_refused(firmware):
+    with open_host(firmware) as dev:
+        with pytest.raises(edge_sdk.EdgeSDKError, match="bad argument"):
+            dev.request(p.CMD_WRITE_INPUT, struct.pack("<I", 40) + bytes(16))
+        with pytest.raises(edge_sdk.EdgeSDKError, match="bad argument"):
+            dev.request(p.CMD_READ_OUTPUT, struct.pack("<IH", 10, 10))
+        with pytest.raises(edge_sdk.EdgeSDKError, match="unknown command"):
+            dev.request(0x7F)
+
+
+def test_noise_before_a_frame_is_skipped(firmware):
+    with open_host(firmware) as dev:
+        dev.transport.write(b"\x00\x13garbage")
+        assert dev.ping(b"x") == b"x"
