@@ -63,7 +63,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
     graph = api.load(args.model)
     ops = [{"index": op.index, "op": op.opcode, "supported": op.opcode in LOWERINGS,
-            "output": graph.tensor(op.outputs[0]).name if op.outputs else ""}
+            "output": graph.tensor(op.outputs[0]).short_name if op.outputs else ""}
            for op in graph.operators]
     tensors = [{"index": t.index, "name": t.name, "shape": list(t.shape), "dtype": t.dtype,
                 "constant": t.is_constant,

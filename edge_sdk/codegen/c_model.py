@@ -123,19 +123,24 @@ def emit(program: Program, memory: MemoryPlan) -> CSources:
             return "input"
         if buf.location == "output":
             return "output"
-        return f"buf_{buf.root}"
+        return f"l{producer[buf.root]}_out"
 
+    # Arena buffers are named after the layer that first writes them: l<index>_out.
+    producer: dict[int, int] = {}
+    for step in program.steps:
+        for t in step.outputs:
+            producer.setdefault(memory.buffer_of(t).root, step.op_index)
     body: list[str] = []
     declared: set[int] = set()
     for step in program.steps:
         out = graph.tensor(step.outputs[0])
-        body.append(f"  /* [{step.op_index}] {step.opcode}: {_comment(step.layer)}")
+        body.append(f"  /* [{step.op_index}] {step.opcode}: {_comment(out.short_name)}")
         body.append(f"     -> {_shape_text(out)} {out.dtype}, {step.macs} MACs */")
         for t in step.outputs:
             buf = memory.buffer_of(t)
             if buf.location == "arena" and buf.root not in declared:
                 declared.add(buf.root)
-                body.append(f"  int8_t *const buf_{buf.root} = (int8_t *)(arena + {buf.offset});"
+                body.append(f"  int8_t *const {pointer(t)} = (int8_t *)(arena + {buf.offset});"
                             f"  /* {buf.nbytes} B, live steps {buf.first}..{buf.last} */")
         if step.kind == "alias":
             src, dst = pointer(step.inputs[0]), pointer(step.outputs[0])

@@ -65,6 +65,11 @@ class Tensor:
     data: np.ndarray | None = field(default=None, repr=False)
 
     @property
+    def short_name(self) -> str:
+        """The converter joins fused names with ';': the first one names the layer."""
+        return self.name.split(";")[0]
+
+    @property
     def is_constant(self) -> bool:
         return self.data is not None
 
