@@ -46,10 +46,11 @@ def test_qemu_cortex_m4_bit_exact(name):
 
 
 @pytest.mark.slow
-def test_qemu_cortex_m7_bit_exact():
+@pytest.mark.parametrize("board", ["mps2-an500", "mps3-an547"])  # Cortex-M7, Cortex-M55
+def test_qemu_other_cores_bit_exact(board):
     path = shared_model("kws_ref_model")
     graph = edge_sdk.load(path)
     x = random_inputs(graph.tensor(graph.inputs[0]).shape, n=2, seed=3)
-    result = edge_sdk.run(graph, board="mps2-an500", inputs=x)
+    result = edge_sdk.run(graph, board=board, inputs=x)
     expected = reference(path, x)
     np.testing.assert_array_equal(result.outputs.reshape(expected.shape), expected)
