@@ -9,11 +9,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from edge_sdk.compiler.kernels.activation import lower_rescale
 from edge_sdk.compiler.kernels.common import refuse
 from edge_sdk.compiler.kernels.conv import lower_conv2d
-from edge_sdk.compiler.kernels.elementwise import lower_add
+from edge_sdk.compiler.kernels.elementwise import lower_add, lower_mul
 from edge_sdk.compiler.kernels.fully_connected import lower_fully_connected
+from edge_sdk.compiler.kernels.layout import (
+    lower_concatenation,
+    lower_pad,
+    lower_strided_slice,
+    lower_transpose,
+)
 from edge_sdk.compiler.kernels.pooling import lower_pool2d
+from edge_sdk.compiler.kernels.reduce import lower_mean
 from edge_sdk.compiler.kernels.softmax import lower_softmax
 from edge_sdk.compiler.program import Program, Step
 from edge_sdk.errors import ModelError, UnsupportedOpError
@@ -40,6 +48,17 @@ LOWERINGS: dict[str, Lowering] = {
     "AVERAGE_POOL_2D": lower_pool2d,
     "MAX_POOL_2D": lower_pool2d,
     "ADD": lower_add,
+    "MUL": lower_mul,
+    "RELU": lower_rescale,
+    "RELU6": lower_rescale,
+    "RELU_N1_TO_1": lower_rescale,
+    "QUANTIZE": lower_rescale,
+    "PAD": lower_pad,
+    "PADV2": lower_pad,
+    "CONCATENATION": lower_concatenation,
+    "STRIDED_SLICE": lower_strided_slice,
+    "TRANSPOSE": lower_transpose,
+    "MEAN": lower_mean,
     "SOFTMAX": lower_softmax,
     "RESHAPE": lower_alias,
     "SQUEEZE": lower_alias,

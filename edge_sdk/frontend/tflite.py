@@ -179,6 +179,13 @@ def _options(op: Any, opcode: str) -> dict[str, Any]:
         return {"axis": o.Axis(), "activation": _ACTIVATIONS[o.FusedActivationFunction()]}
     if opcode == "MEAN":
         return {"keep_dims": bool(load(tflite.ReducerOptions).KeepDims())}
+    if opcode == "STRIDED_SLICE":
+        o = load(tflite.StridedSliceOptions)
+        return {
+            "begin_mask": o.BeginMask(), "end_mask": o.EndMask(),
+            "ellipsis_mask": o.EllipsisMask(), "new_axis_mask": o.NewAxisMask(),
+            "shrink_axis_mask": o.ShrinkAxisMask(), "offset": bool(o.Offset()),
+        }
     return {}
 
 

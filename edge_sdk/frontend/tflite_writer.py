@@ -98,6 +98,25 @@ def _options(b: flatbuffers.Builder, op: OpSpec) -> tuple[int, int]:
         tflite.AddOptionsStart(b)
         tflite.AddOptionsAddFusedActivationFunction(b, act)
         return BO.AddOptions, tflite.AddOptionsEnd(b)
+    if op.opcode == "MUL":
+        tflite.MulOptionsStart(b)
+        tflite.MulOptionsAddFusedActivationFunction(b, act)
+        return BO.MulOptions, tflite.MulOptionsEnd(b)
+    if op.opcode == "CONCATENATION":
+        tflite.ConcatenationOptionsStart(b)
+        tflite.ConcatenationOptionsAddAxis(b, int(o["axis"]))
+        tflite.ConcatenationOptionsAddFusedActivationFunction(b, act)
+        return BO.ConcatenationOptions, tflite.ConcatenationOptionsEnd(b)
+    if op.opcode == "MEAN":
+        tflite.ReducerOptionsStart(b)
+        tflite.ReducerOptionsAddKeepDims(b, bool(o.get("keep_dims", False)))
+        return BO.ReducerOptions, tflite.ReducerOptionsEnd(b)
+    if op.opcode == "STRIDED_SLICE":
+        tflite.StridedSliceOptionsStart(b)
+        tflite.StridedSliceOptionsAddBeginMask(b, int(o.get("begin_mask", 0)))
+        tflite.StridedSliceOptionsAddEndMask(b, int(o.get("end_mask", 0)))
+        tflite.StridedSliceOptionsAddShrinkAxisMask(b, int(o.get("shrink_axis_mask", 0)))
+        return BO.StridedSliceOptions, tflite.StridedSliceOptionsEnd(b)
     if op.opcode == "SOFTMAX":
         tflite.SoftmaxOptionsStart(b)
         tflite.SoftmaxOptionsAddBeta(b, float(o.get("beta", 1.0)))

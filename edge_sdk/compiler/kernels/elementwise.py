@@ -1,4 +1,4 @@
-"""ADD, int8 (``reference_integer_ops::Add`` / ``BroadcastAdd4DSlow``), with broadcasting.
+"""ADD and MUL, int8 (``reference_integer_ops::Add``/``Mul`` and their broadcast forms).
 
 ``Prepare`` rescales both inputs to a common ``2 * max(scale1, scale2)`` with 20 bits of headroom
 (``left_shift = 20``), adds, and rescales to the output, each step with TFLite's fixed-point
@@ -11,7 +11,17 @@ from tvm import tirx
 
 from edge_sdk.compiler.kernels.common import int8_tensor, refuse, scale, zero_point
 from edge_sdk.compiler.kernels.fixedpoint import emit_multiply_by_quantized_multiplier
-from edge_sdk.compiler.kernels.tir import buffer_args, clamp, i32, kernel, loop, scalar, store
+from edge_sdk.compiler.kernels.tir import (
+    buffer_args,
+    clamp,
+    i32,
+    kernel,
+    loop_nest,
+    row_major_strides,
+    scalar,
+    store,
+    strided_offset,
+)
 from edge_sdk.compiler.program import Step, TensorArg
 from edge_sdk.compiler.quantization import activation_range, f32, quantize_multiplier
 from edge_sdk.frontend.tflite import Graph, Operator
@@ -32,7 +42,8 @@ def _broadcast_strides(shape: tuple[int, ...], out_shape: tuple[int, ...]) -> li
     return strides
 
 
-def lower_add(op: Operator, graph: Graph, func_name: str) -> Step:
+def _broadcast_binary(op: Operator, graph: Graph, func_name: str, body) -> Step:
+    """Shared ADD/MUL skeleton: two int8 inputs broadcast to the output shape."""
     a = int8_tensor(op, graph, op.inputs[0], "first input")
     b = int8_tensor(op, graph, op.inputs[1], "second input")
     y = int8_tensor(op, graph, op.outputs[0], "output")
@@ -45,11 +56,6 @@ def lower_add(op: Operator, graph: Graph, func_name: str) -> Step:
         b_strides = _broadcast_strides(b.shape, out_shape)
     except ValueError as err:
         raise refuse(op, str(err)) from None
-
-    twice_max = f32(2 * f32(max(scale(a), scale(b))))
-    m1, s1 = quantize_multiplier(scale(a) / twice_max)
-    m2, s2 = quantize_multiplier(scale(b) / twice_max)
-    mo, so = quantize_multiplier(twice_max / f32((1 << LEFT_SHIFT) * scale(y)))
     act_min, act_max = activation_range(op.options["activation"], scale(y), zero_point(y))
 
     with kernel(func_name) as k:
@@ -59,24 +65,12 @@ def lower_add(op: Operator, graph: Graph, func_name: str) -> Step:
             ("output", (y.size,), "int8"),
         )
         va, vb = scalar("a"), scalar("b")
-        loops = [loop(f"i{axis}", d) for axis, d in enumerate(out_shape)]
-        idx = []
-        for lp in loops:
-            idx.append(lp.__enter__())
-        a_off = sum((v * s for v, s in zip(idx, a_strides, strict=True) if s), i32(0))
-        b_off = sum((v * s for v, s in zip(idx, b_strides, strict=True) if s), i32(0))
-        y_off = i32(0)
-        for v, d in zip(idx, out_shape, strict=True):
-            y_off = y_off * d + v
-        store(va, (i32(A[a_off]) - zero_point(a)) * (1 << LEFT_SHIFT))
-        store(vb, (i32(B[b_off]) - zero_point(b)) * (1 << LEFT_SHIFT))
-        emit_multiply_by_quantized_multiplier(va, m1, s1)
-        emit_multiply_by_quantized_multiplier(vb, m2, s2)
-        store(va, va[0] + vb[0])
-        emit_multiply_by_quantized_multiplier(va, mo, so)
-        store(Y, tirx.Cast("int8", clamp(va[0] + zero_point(y), act_min, act_max)), y_off)
-        for lp in reversed(loops):
-            lp.__exit__(None, None, None)
+        with loop_nest(out_shape) as idx:
+            store(va, i32(A[strided_offset(idx, a_strides)]) - zero_point(a))
+            store(vb, i32(B[strided_offset(idx, b_strides)]) - zero_point(b))
+            body(va, vb, a, b, y)
+            store(va, clamp(va[0] + zero_point(y), act_min, act_max))
+            store(Y, tirx.Cast("int8", va[0]), strided_offset(idx, row_major_strides(out_shape)))
 
     return Step(
         op_index=op.index, opcode=op.opcode, layer=y.name, kind="kernel",
@@ -84,3 +78,33 @@ def lower_add(op: Operator, graph: Graph, func_name: str) -> Step:
         args=(TensorArg(a.index), TensorArg(b.index), TensorArg(y.index, writes=True)),
         macs=y.size,
     )
+
+
+def lower_add(op: Operator, graph: Graph, func_name: str) -> Step:
+    def body(va, vb, a, b, y) -> None:
+        twice_max = f32(2 * f32(max(scale(a), scale(b))))
+        m1, s1 = quantize_multiplier(scale(a) / twice_max)
+        m2, s2 = quantize_multiplier(scale(b) / twice_max)
+        mo, so = quantize_multiplier(twice_max / f32((1 << LEFT_SHIFT) * scale(y)))
+        store(va, va[0] * (1 << LEFT_SHIFT))
+        store(vb, vb[0] * (1 << LEFT_SHIFT))
+        emit_multiply_by_quantized_multiplier(va, m1, s1)
+        emit_multiply_by_quantized_multiplier(vb, m2, s2)
+        store(va, va[0] + vb[0])
+        emit_multiply_by_quantized_multiplier(va, mo, so)
+
+    return _broadcast_binary(op, graph, func_name, body)
+
+
+def lower_mul(op: Operator, graph: Graph, func_name: str) -> Step:
+    """MUL (``reference_integer_ops::Mul``): one requantization of the int32 product.
+
+    ``Prepare`` computes ``input1_scale * input2_scale / output_scale`` in float, not double.
+    """
+
+    def body(va, vb, a, b, y) -> None:
+        m, s = quantize_multiplier(f32(f32(scale(a) * scale(b)) / scale(y)))
+        store(va, va[0] * vb[0])
+        emit_multiply_by_quantized_multiplier(va, m, s)
+
+    return _broadcast_binary(op, graph, func_name, body)

@@ -104,3 +104,29 @@ def flat_index(shape: tuple[int, ...], indices: list[Any]) -> Any:
     for dim, idx in zip(shape, indices, strict=True):
         offset = offset * dim + idx
     return offset
+
+
+@contextmanager
+def loop_nest(shape: tuple[int, ...], prefix: str = "i") -> Iterator[list[tirx.Var]]:
+    """Nested serial loops over ``shape`` (row-major); yields the loop variables."""
+    from contextlib import ExitStack
+
+    with ExitStack() as stack:
+        yield [stack.enter_context(loop(f"{prefix}{axis}", d)) for axis, d in enumerate(shape)]
+
+
+def strided_offset(indices: list[Any], strides: list[int]) -> Any:
+    """``sum(index * stride)``, skipping zero strides (broadcast axes)."""
+    offset: Any = i32(0)
+    for idx, stride in zip(indices, strides, strict=True):
+        if stride:
+            offset = offset + idx * stride
+    return offset
+
+
+def row_major_strides(shape: tuple[int, ...]) -> list[int]:
+    strides, running = [0] * len(shape), 1
+    for axis in reversed(range(len(shape))):
+        strides[axis] = running
+        running *= shape[axis]
+    return strides
