@@ -63,6 +63,12 @@ def slice_model(begin, end, strides, out_shape, **masks):
 
 
 CASES = {
+    "logistic": lambda: unary("LOGISTIC", (0.08, 11), (1 / 256, -128)),
+    "logistic_wide_input": lambda: unary("LOGISTIC", (0.3, -20), (1 / 256, -128)),
+    "tanh": lambda: unary("TANH", (0.03, -4), (1 / 128, 0)),
+    "tanh_wide_input": lambda: unary("TANH", (0.2, 30), (1 / 128, 0)),
+    "hard_swish": lambda: unary("HARD_SWISH", (0.05, -10), (0.03, -100)),
+    "hard_swish_large_range": lambda: unary("HARD_SWISH", (0.4, 5), (0.2, -60)),
     "relu_rescales": lambda: unary("RELU", (0.1, -5), (0.07, -128)),
     "relu6": lambda: unary("RELU6", (0.05, 10), (0.03, -128)),
     "relu_n1_to_1": lambda: unary("RELU_N1_TO_1", (0.02, 0), (0.01, 0)),
@@ -101,4 +107,24 @@ def test_op_bit_exact(case):
     x = random_inputs(graph.tensor(graph.inputs[0]).shape, n=6, seed=len(case))
     expected = reference(model, x)
     got = edge_sdk.run(graph, board="host", inputs=x).outputs
+    np.testing.assert_array_equal(got.reshape(expected.shape), expected)
+
+
+EXHAUSTIVE = {
+    "LOGISTIC": ((0.08, 11), (1 / 256, -128)),
+    "TANH": ((0.05, -4), (1 / 128, 0)),
+    "HARD_SWISH": ((0.05, -10), (0.03, -100)),
+    "RELU6": ((0.05, 10), (0.03, -128)),
+    "QUANTIZE": ((0.1, 3), (0.037, -20)),
+}
+
+
+@pytest.mark.parametrize("opcode", sorted(EXHAUSTIVE))
+def test_unary_ops_on_every_int8_value(opcode):
+    in_q, out_q = EXHAUSTIVE[opcode]
+    model = unary(opcode, in_q, out_q, shape=(1, 256))
+    x = np.arange(-128, 128, dtype=np.int8).reshape(1, 1, 256)
+    expected = reference(model, x)
+    got = edge_sdk.run(parse(model, name=opcode.lower()), board="host", inputs=x).outputs
+    assert len(np.unique(expected)) > 10  # the op really maps many values
     np.testing.assert_array_equal(got.reshape(expected.shape), expected)

@@ -20,6 +20,7 @@ from edge_sdk.compiler.kernels.layout import (
     lower_strided_slice,
     lower_transpose,
 )
+from edge_sdk.compiler.kernels.lookup import lower_lookup
 from edge_sdk.compiler.kernels.pooling import lower_pool2d
 from edge_sdk.compiler.kernels.reduce import lower_mean
 from edge_sdk.compiler.kernels.softmax import lower_softmax
@@ -59,6 +60,9 @@ LOWERINGS: dict[str, Lowering] = {
     "STRIDED_SLICE": lower_strided_slice,
     "TRANSPOSE": lower_transpose,
     "MEAN": lower_mean,
+    "LOGISTIC": lower_lookup,
+    "TANH": lower_lookup,
+    "HARD_SWISH": lower_lookup,
     "SOFTMAX": lower_softmax,
     "RESHAPE": lower_alias,
     "SQUEEZE": lower_alias,

@@ -1,0 +1,48 @@
+"""LOGISTIC, TANH and HARD_SWISH, int8, as 256-entry lookup tables.
+
+The tables are TFLite's reference integer arithmetic evaluated for every int8 input at compile
+time (:mod:`edge_sdk.compiler.gemmlowp`); the kernel is ``y[i] = table[x[i] + 128]``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edge_sdk.compiler import gemmlowp
+from edge_sdk.compiler.kernels.common import int8_tensor, refuse, scale, zero_point
+from edge_sdk.compiler.kernels.tir import buffer_args, i32, kernel, loop, store
+from edge_sdk.compiler.program import Constant, Step, TensorArg
+from edge_sdk.frontend.tflite import Graph, Operator
+
+# TFLite requires these output parameters for int8 LOGISTIC and TANH.
+_FIXED_OUTPUT = {"LOGISTIC": (1.0 / 256, -128), "TANH": (1.0 / 128, 0)}
+
+
+def lower_lookup(op: Operator, graph: Graph, func_name: str) -> Step:
+    x = int8_tensor(op, graph, op.inputs[0], "input")
+    y = int8_tensor(op, graph, op.outputs[0], "output")
+    if x.size != y.size:
+        raise refuse(op, "input and output sizes differ")
+    if op.opcode in _FIXED_OUTPUT and (scale(y), zero_point(y)) != _FIXED_OUTPUT[op.opcode]:
+        want = _FIXED_OUTPUT[op.opcode]
+        raise refuse(op, f"int8 {op.opcode} needs output scale {want[0]} and zero point {want[1]}")
+    if op.opcode == "LOGISTIC":
+        values = gemmlowp.logistic_table(scale(x), zero_point(x))
+    elif op.opcode == "TANH":
+        values = gemmlowp.tanh_table(scale(x), zero_point(x))
+    else:
+        values = gemmlowp.hard_swish_table(scale(x), zero_point(x), scale(y), zero_point(y))
+    table = Constant(f"l{op.index}_table", np.array(values, dtype=np.int8))
+
+    with kernel(func_name) as k:
+        X, T, Y = buffer_args(("input", (x.size,), "int8"), ("table", (256,), "int8"),
+                              ("output", (y.size,), "int8"))
+        with loop("i", x.size) as i:
+            store(Y, T[i32(X[i]) + 128], i)
+
+    return Step(
+        op_index=op.index, opcode=op.opcode, layer=y.name, kind="kernel",
+        inputs=(x.index,), outputs=(y.index,), func=k.func, func_name=func_name,
+        args=(TensorArg(x.index), table, TensorArg(y.index, writes=True)), macs=x.size,
+        notes="256-entry table of TFLite's reference integer arithmetic",
+    )
