@@ -92,13 +92,23 @@ class RunResult:
 
 
 def quantize_input(x: np.ndarray, graph: Graph) -> np.ndarray:
-    """Accept int8 as is; float is quantized with the model's input parameters (TFLite rounding)."""
+    """Shape user data into a batch of model inputs, converting the element type.
+
+    int8 models take int8 as is, or float quantized with the model's input parameters; models
+    with a float32 input take float data.
+    """
     t = graph.tensor(graph.inputs[0])
-    if x.dtype == np.int8:
+    if t.dtype == "float32":
+        if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
+            raise UsageError(f"input dtype {x.dtype} is not supported: give float32 data")
+        q = x.astype(np.float32)
+    elif x.dtype == np.int8:
         q = x
     elif np.issubdtype(x.dtype, np.floating):
         assert t.quant is not None
-        q = np.clip(np.round(x / t.quant.scale[0]) + t.quant.zero_point[0], -128, 127)
+        scaled = x.astype(np.float64) / t.quant.scale[0]
+        rounded = np.sign(scaled) * np.floor(np.abs(scaled) + 0.5)  # half away, as TFLite
+        q = np.clip(rounded + t.quant.zero_point[0], -128, 127)
         q = q.astype(np.int8)
     else:
         raise UsageError(f"input dtype {x.dtype} is not supported: give int8 or float32 data")
@@ -109,9 +119,13 @@ def quantize_input(x: np.ndarray, graph: Graph) -> np.ndarray:
 
 
 def default_input(graph: Graph) -> np.ndarray:
-    """The deterministic input of ../shared/BASELINES.md: ``input[i] = (int8)(i*7 + 3)``."""
-    n = graph.tensor(graph.inputs[0]).size
-    return ((np.arange(n, dtype=np.int64) * 7 + 3) & 0xFF).astype(np.uint8).view(np.int8)
+    """The deterministic input of ../shared/BASELINES.md: ``input[i] = (int8)(i*7 + 3)``.
+
+    A float-input model has no input quantization: it gets the same integers scaled to [-1, 1).
+    """
+    t = graph.tensor(graph.inputs[0])
+    pattern = ((np.arange(t.size, dtype=np.int64) * 7 + 3) & 0xFF).astype(np.uint8).view(np.int8)
+    return pattern if t.dtype == "int8" else pattern.astype(np.float32) / 128.0
 
 
 def run(model: str | Path | Graph, board: str = "host", inputs: np.ndarray | None = None,
@@ -130,14 +144,15 @@ def run(model: str | Path | Graph, board: str = "host", inputs: np.ndarray | Non
         outputs, ticks = [], []
         with open_board(b, build.executable) as dev:
             info = dev.info()
-            if (info.model, info.input_size) != (compiled.name, batch.shape[1]):
+            if (info.model, info.input_size) != (compiled.name, batch[0].nbytes):
                 raise DeviceError(f"the board runs model '{info.model}', not '{compiled.name}'")
             out_t = graph.tensor(graph.outputs[0])
             for x in batch:
                 dev.write_input(x.tobytes())
                 res = dev.run()
                 ticks.append(res.ticks)
-                outputs.append(np.frombuffer(dev.read_output(out_t.size), dtype=np.int8))
+                raw = dev.read_output(out_t.nbytes)
+                outputs.append(np.frombuffer(raw, dtype=np.dtype(out_t.dtype)))
     rep = report(compiled, b, build)
     rep["timer"] = timing(info.timer_kind, info.timer_hz, ticks, emulated=b.emulator is not None)
     shape = (len(outputs), *out_t.shape)

@@ -73,8 +73,11 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     info: dict = {"model": graph.name, "int8": graph.is_int8, "operators": ops,
                   "inputs": list(graph.inputs), "outputs": list(graph.outputs)}
     unsupported = [o for o in ops if not o["supported"]]
-    if graph.is_int8 and not unsupported:
-        compiled = api.compile(graph)
+    try:
+        compiled = api.compile(graph) if not unsupported else None
+    except EdgeSDKError as err:
+        compiled, info["compile_error"] = None, str(err)
+    if compiled is not None:
         info["estimate"] = {"arena_bytes": compiled.memory.arena_bytes,
                             "io_bytes": compiled.io_bytes,
                             "weights_bytes": compiled.weights_bytes,
@@ -85,6 +88,8 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         return 0
     print(f"{graph.name}: {len(ops)} operators, {len(tensors)} tensors, "
           f"{'int8' if graph.is_int8 else 'not full-int8'}")
+    if "compile_error" in info:
+        print(f"  cannot compile: {info['compile_error']}")
     for o in ops:
         print(f"  [{o['index']:3d}] {o['op']:<20} {'' if o['supported'] else 'UNSUPPORTED '}"
               f"-> {o['output']}")

@@ -128,3 +128,40 @@ def test_unary_ops_on_every_int8_value(opcode):
     got = edge_sdk.run(parse(model, name=opcode.lower()), board="host", inputs=x).outputs
     assert len(np.unique(expected)) > 10  # the op really maps many values
     np.testing.assert_array_equal(got.reshape(expected.shape), expected)
+
+
+def float_io_model():
+    """float input -> QUANTIZE -> CONV_2D -> DEQUANTIZE -> float output (the converter's default)."""
+    shape = (1, 5, 5, 2)
+    tensors = [
+        TensorSpec("input", shape, "float32"),
+        act("q", shape, 0.05, -3),
+        weights("w", (4, 3, 3, 2), [0.01, 0.02, 0.015, 0.03]),
+        bias("b", 4, 0.05, [0.01, 0.02, 0.015, 0.03]),
+        act("conv", (1, 5, 5, 4), 0.08, 6),
+        TensorSpec("output", (1, 5, 5, 4), "float32"),
+    ]
+    ops = [OpSpec("QUANTIZE", [0], [1]),
+           OpSpec("CONV_2D", [1, 2, 3], [4], {"padding": "SAME", "activation": "RELU6"}),
+           OpSpec("DEQUANTIZE", [4], [5])]
+    return build_model(tensors, ops, [0], [5])
+
+
+def test_float_input_and_output_model():
+    model = float_io_model()
+    graph = parse(model, name="float_io")
+    rng = np.random.default_rng(5)
+    x = rng.uniform(-8, 8, size=(5, 1, 5, 5, 2)).astype(np.float32)
+    # Exact rounding ties (k + 0.5 steps of the scale) and out-of-range values.
+    x[0].flat[:8] = np.array([0.025, -0.025, 0.075, -0.125, 1e6, -1e6, 0.0, 6.4], np.float32)
+    expected = reference(model, x)
+    got = edge_sdk.run(graph, board="host", inputs=x).outputs
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got.reshape(expected.shape), expected)
+
+
+def test_float_io_header_is_typed(tmp_path):
+    compiled = edge_sdk.compile(parse(float_io_model(), name="float_io"))
+    header = compiled.sources.header
+    assert "int float_io_run(const float *input, float *output, uint8_t *arena);" in header
+    assert "#define FLOAT_IO_INPUT_TYPE float" in header

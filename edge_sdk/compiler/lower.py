@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from edge_sdk.compiler.kernels.activation import lower_rescale
+from edge_sdk.compiler.kernels.boundary import lower_dequantize, lower_quantize_float
 from edge_sdk.compiler.kernels.common import refuse
 from edge_sdk.compiler.kernels.conv import lower_conv2d
 from edge_sdk.compiler.kernels.elementwise import lower_add, lower_mul
@@ -53,7 +54,10 @@ LOWERINGS: dict[str, Lowering] = {
     "RELU": lower_rescale,
     "RELU6": lower_rescale,
     "RELU_N1_TO_1": lower_rescale,
-    "QUANTIZE": lower_rescale,
+    "QUANTIZE": lambda op, g, name: (
+        lower_quantize_float if g.tensor(op.inputs[0]).dtype == "float32" else lower_rescale
+    )(op, g, name),
+    "DEQUANTIZE": lower_dequantize,
     "PAD": lower_pad,
     "PADV2": lower_pad,
     "CONCATENATION": lower_concatenation,
@@ -87,12 +91,14 @@ def check_graph(graph: Graph) -> None:
             f"model has {len(graph.inputs)} inputs and {len(graph.outputs)} outputs; "
             "edge-sdk compiles single-input, single-output models"
         )
-    if not graph.is_int8:
-        kinds = {graph.tensor(i).dtype for i in (*graph.inputs, *graph.outputs)}
-        raise ModelError(
-            f"model input/output is {'/'.join(sorted(kinds))}, not quantized int8: run "
-            "`edge-sdk quantize MODEL --calibration DATA -o model_int8.tflite` first"
-        )
+    for i in (*graph.inputs, *graph.outputs):
+        t = graph.tensor(i)
+        if t.dtype not in ("int8", "float32") or (t.dtype == "int8" and t.quant is None):
+            raise ModelError(
+                f"model input/output '{t.name}' is {t.dtype}: edge-sdk takes int8 models "
+                "(float32 input/output around QUANTIZE/DEQUANTIZE is fine); run "
+                "`edge-sdk quantize MODEL --calibration DATA -o model_int8.tflite` first"
+            )
 
 
 def lower(graph: Graph) -> Program:

@@ -97,7 +97,7 @@ void edge_protocol_serve(const edge_port_t *port, const edge_model_t *model) {
           respond(port, cmd, EDGE_STATUS_BAD_ARGUMENT, 0, 0);
           break;
         }
-        memcpy((uint8_t *)model->input + offset, payload + 4, n);
+        memcpy(model->input + offset, payload + 4, n);
         respond(port, cmd, EDGE_STATUS_OK, 0, 0);
         break;
       }
@@ -119,7 +119,7 @@ void edge_protocol_serve(const edge_port_t *port, const edge_model_t *model) {
           respond(port, cmd, EDGE_STATUS_BAD_ARGUMENT, 0, 0);
           break;
         }
-        respond(port, cmd, EDGE_STATUS_OK, (const uint8_t *)model->output + offset, (uint16_t)n);
+        respond(port, cmd, EDGE_STATUS_OK, model->output + offset, (uint16_t)n);
         break;
       }
       case EDGE_CMD_PING:

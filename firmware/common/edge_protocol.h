@@ -53,13 +53,13 @@ typedef struct {
   uint8_t timer_kind;
 } edge_port_t;
 
-/* What the model provides (see the generated edge_model_config.h). */
+/* What the model provides (see the generated edge_model_config.h). Sizes are in bytes. */
 typedef struct {
   const char *name;
   uint32_t input_size, output_size, arena_size;
-  int (*run)(const int8_t *input, int8_t *output, uint8_t *arena);
-  int8_t *input;
-  int8_t *output;
+  int (*run)(const void *input, void *output, uint8_t *arena);
+  uint8_t *input;
+  uint8_t *output;
   uint8_t *arena;
 } edge_model_t;
 
