@@ -1,0 +1,92 @@
+"""The generated C: warning-free on every Cortex-M target, and two models link together."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+import edge_sdk
+from edge_sdk.compiler.targets import TARGETS
+from edge_sdk.frontend.tflite import parse
+from tests.conftest import random_inputs, reference, shared_model
+from tests.test_ops_more import CASES as MORE_CASES
+from tests.test_ops_more import float_io_model
+
+CORTEX_M = [t for t in TARGETS if t.startswith("cortex-m")]
+
+
+@pytest.fixture(scope="module")
+def sources(tmp_path_factory):
+    """kws (conv, depthwise, pool, FC, softmax) plus a model with every table/float kernel."""
+    out = tmp_path_factory.mktemp("c")
+    models = [edge_sdk.compile(shared_model("kws_ref_model")),
+              edge_sdk.compile(parse(float_io_model(), name="float_io")),
+              edge_sdk.compile(parse(MORE_CASES["hard_swish"](), name="hswish"))]
+    for m in models:
+        (out / m.sources.header_name).write_text(m.sources.header)
+        (out / m.sources.source_name).write_text(m.sources.source)
+    return out, [m.sources.source_name for m in models]
+
+
+@pytest.mark.parametrize("cpu", CORTEX_M)
+def test_compiles_warning_free_for(cpu, sources):
+    if shutil.which("arm-none-eabi-gcc") is None:
+        pytest.skip("arm-none-eabi-gcc is not installed (./setup.sh installs it)")
+    out, files = sources
+    flags = TARGETS[cpu].cflags.split()
+    for name in files:
+        proc = subprocess.run(
+            ["arm-none-eabi-gcc", *flags, "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror",
+             "-ffp-contract=off", "-c", str(out / name), "-o", str(out / f"{cpu}-{name}.o")],
+            capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+
+
+def test_generated_c_has_no_runtime_or_heap(sources):
+    out, files = sources
+    for name in files:
+        text = (out / name).read_text()
+        for banned in ("malloc", "free(", "TVMBackend", "tvm/", "TVM_DLL"):
+            assert banned not in text, f"{banned} in {name}"
+        assert "static const int8_t" in text or "static const float" in text
+
+
+def test_two_models_link_into_one_program(tmp_path):
+    """kws and ad01 in one executable: prefixed symbols, separate arenas, both still exact."""
+    kws, ad01 = shared_model("kws_ref_model"), shared_model("ad01_int8")
+    a, b = edge_sdk.compile(kws), edge_sdk.compile(ad01)
+    for m in (a, b):
+        (tmp_path / m.sources.header_name).write_text(m.sources.header)
+        (tmp_path / m.sources.source_name).write_text(m.sources.source)
+    (tmp_path / "main.c").write_text("""
+#include <stdio.h>
+#include "kws_ref_model.h"
+#include "ad01_int8.h"
+static uint8_t arena_a[KWS_REF_MODEL_ARENA_SIZE], arena_b[AD01_INT8_ARENA_SIZE];
+int main(void) {
+  static int8_t in_a[KWS_REF_MODEL_INPUT_SIZE], out_a[KWS_REF_MODEL_OUTPUT_SIZE];
+  static int8_t in_b[AD01_INT8_INPUT_SIZE], out_b[AD01_INT8_OUTPUT_SIZE];
+  if (fread(in_a, 1, sizeof in_a, stdin) != sizeof in_a) return 1;
+  if (fread(in_b, 1, sizeof in_b, stdin) != sizeof in_b) return 1;
+  if (kws_ref_model_run(in_a, out_a, arena_a) || ad01_int8_run(in_b, out_b, arena_b)) return 2;
+  fwrite(out_a, 1, sizeof out_a, stdout);
+  fwrite(out_b, 1, sizeof out_b, stdout);
+  return 0;
+}
+""")
+    exe = tmp_path / "both"
+    subprocess.run(["cc", "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-ffp-contract=off",
+                    "-I", str(tmp_path), str(tmp_path / "main.c"),
+                    str(tmp_path / "kws_ref_model.c"), str(tmp_path / "ad01_int8.c"), "-lm",
+                    "-o", str(exe)], check=True)
+    xa = random_inputs((1, 49, 10, 1), 1, seed=1)
+    xb = random_inputs((1, 640), 1, seed=2)
+    out = subprocess.run([str(exe)], input=xa.tobytes() + xb.tobytes(), capture_output=True,
+                         check=True).stdout
+    got_a = np.frombuffer(out[:12], np.int8)
+    got_b = np.frombuffer(out[12:], np.int8)
+    np.testing.assert_array_equal(got_a, reference(kws, xa).reshape(-1))
+    np.testing.assert_array_equal(got_b, reference(ad01, xb).reshape(-1))
