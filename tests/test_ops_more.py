@@ -131,7 +131,7 @@ def test_unary_ops_on_every_int8_value(opcode):
 
 
 def float_io_model():
-    """float input -> QUANTIZE -> CONV_2D -> DEQUANTIZE -> float output (the converter's default)."""
+    """float -> QUANTIZE -> CONV_2D -> DEQUANTIZE -> float (the converter's default)."""
     shape = (1, 5, 5, 2)
     tensors = [
         TensorSpec("input", shape, "float32"),
