@@ -139,7 +139,7 @@ def run(model: str | Path | Graph, board: str = "host", inputs: np.ndarray | Non
         project = Path(workdir) if workdir else Path(scratch) / "project"
         # Re-use a work directory only if it is one of ours: never delete a user's files.
         ours = workdir is not None and (project / "edge_project.json").exists()
-        generate_project(compiled, b, project, force=ours)
+        generate_project(compiled, b, project, force=ours, demo=False)
         build = build_project(project, b, compiled.name)
         outputs, ticks = [], []
         with open_board(b, build.executable) as dev:

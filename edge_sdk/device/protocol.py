@@ -75,14 +75,21 @@ class Client:
         return cmd, status, payload
 
     def request(self, cmd: int, payload: bytes = b"", timeout: float | None = None) -> bytes:
+        """Send one request and return its reply payload.
+
+        Replies to other commands (left over from an earlier retry) are skipped; a corrupted
+        reply, or a BAD_CRC answer, makes us resend the request, up to ``retries`` times.
+        """
         timeout = self.timeout if timeout is None else timeout
         for _ in range(self.retries):
             self.transport.write(encode_request(cmd, payload))
             try:
                 rcmd, status, reply = self._read_reply(timeout)
+                while rcmd != cmd:
+                    rcmd, status, reply = self._read_reply(timeout)
             except _Corrupt:
                 continue
-            if status == STATUS_BAD_CRC or rcmd != cmd:
+            if status == STATUS_BAD_CRC:
                 continue
             if status != STATUS_OK:
                 names = {STATUS_BAD_COMMAND: "unknown command", STATUS_BAD_ARGUMENT: "bad argument",

@@ -10,14 +10,17 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import jinja2
+import numpy as np
+import yaml
 
 from edge_sdk.compiler import CompiledModel
 from edge_sdk.errors import BoardError, UsageError
+from edge_sdk.frontend.tflite import c_identifier
 from edge_sdk.project.boards import Board
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -73,47 +76,134 @@ def check_fits(compiled: CompiledModel, board: Board) -> None:
         )
 
 
-def _render(template_dir: Path, out: Path, context: dict) -> None:
+@dataclass(frozen=True)
+class TemplateSpec:
+    """``templates/<name>/template.yaml``: where each part of a generated project goes."""
+
+    name: str
+    description: str
+    layout: dict[str, str]
+    port: str
+    build: tuple[str, ...]
+
+
+def available_templates() -> list[str]:
+    return sorted(p.parent.name for p in TEMPLATES_DIR.glob("*/template.yaml"))
+
+
+def load_template(name: str) -> TemplateSpec:
+    path = TEMPLATES_DIR / name / "template.yaml"
+    if not path.is_file():
+        known = ", ".join(available_templates())
+        raise UsageError(f"unknown template '{name}'; templates: {known}")
+    data = yaml.safe_load(path.read_text())
+    return TemplateSpec(name, data["description"], dict(data["layout"]), data["port"],
+                        tuple(data.get("build", ())))
+
+
+def _environment(template_dir: Path) -> jinja2.Environment:
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(template_dir),
+        loader=jinja2.ChoiceLoader([jinja2.FileSystemLoader(template_dir),
+                                    jinja2.FileSystemLoader(TEMPLATES_DIR / "_common")]),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
     )
+    return env
+
+
+def _render_tree(template_dir: Path, out: Path, context: dict) -> None:
+    """Render every file of ``template_dir`` into ``out``: ``*.j2`` through Jinja2, others copied.
+
+    Path parts ``__PROJECT__``, ``__LIBRARY__`` and ``__MODEL__`` are replaced by their values.
+    """
+    env = _environment(template_dir)
+    names = {"__PROJECT__": context["project"], "__LIBRARY__": context["library"],
+             "__MODEL__": context["model"]}
     for src in sorted(template_dir.rglob("*")):
-        if src.is_dir():
+        if src.is_dir() or src.name == "template.yaml":
             continue
-        rel = src.relative_to(template_dir)
-        dest = out / (str(rel)[: -len(".j2")] if src.suffix == ".j2" else rel)
+        rel = src.relative_to(template_dir).as_posix()
+        target = rel[: -len(".j2")] if rel.endswith(".j2") else rel
+        for key, value in names.items():
+            target = target.replace(key, value)
+        dest = out / target
         dest.parent.mkdir(parents=True, exist_ok=True)
-        if src.suffix == ".j2":
-            dest.write_text(env.get_template(rel.as_posix()).render(**context))
+        if rel.endswith(".j2"):
+            dest.write_text(env.get_template(rel).render(**context))
         else:
             shutil.copy2(src, dest)
 
 
+def _sample_rows(data: bytes) -> list[str]:
+    return [", ".join(f"0x{b:02x}" for b in data[i : i + 16]) + ","
+            for i in range(0, len(data), 16)]
+
+
+def library_name(text: str) -> str:
+    """``kws_app`` -> ``KwsApp``: the Arduino library name of a project directory."""
+    parts = [p for p in "".join(c if c.isalnum() else " " for c in text).split() if p]
+    name = "".join(p[:1].upper() + p[1:] for p in parts) or "EdgeModel"
+    return name if not name[0].isdigit() else f"Model{name}"
+
+
 def generate_project(
     compiled: CompiledModel, board: Board, dest: Path, template: str | None = None,
-    force: bool = False, extra: Callable[[Path], None] | None = None,
+    force: bool = False, demo: bool = True, sample: np.ndarray | None = None,
 ) -> Path:
-    """Generate a buildable project for ``board`` in ``dest``; returns ``dest``."""
-    if board.port is None:
-        raise BoardError(
-            f"board {board.name} has no bare-metal firmware port in edge-sdk yet: use "
-            f"`edge-sdk compile MODEL --board {board.name} -o DIR` and add the sources "
-            "to your own project"
-        )
+    """Generate a self-contained project for ``board`` from ``templates/<template>``."""
     template = template or (board.templates[0] if board.templates else "")
+    if not template:
+        raise BoardError(
+            f"board {board.name} has no project template yet: use `edge-sdk compile MODEL "
+            f"--board {board.name} -o DIR` and add the sources to your own project"
+        )
+    spec = load_template(template)
     if template not in board.templates:
-        raise BoardError(f"board {board.name} supports templates: {', '.join(board.templates)}")
+        raise BoardError(f"template '{template}' is not available for {board.name}; "
+                         f"its templates: {', '.join(board.templates) or 'none'}")
+    port = board.port if spec.port == "board" else spec.port
+    if port is None:
+        raise BoardError(f"board {board.name} has no firmware port for template '{template}'")
     check_fits(compiled, board)
-    with atomic_directory(Path(dest), force=force) as tmp:
-        write_model_sources(compiled, tmp / "model")
-        shutil.copytree(FIRMWARE_DIR / "common", tmp / "firmware" / "common")
-        shutil.copytree(FIRMWARE_DIR / "port" / board.port, tmp / "firmware" / "port")
-        _render(TEMPLATES_DIR / template, tmp,
-                {"board": board, "target": board.target, "model": compiled.name})
+
+    from edge_sdk.api import default_input
+
+    graph = compiled.program.graph
+    tin, tout = graph.tensor(graph.inputs[0]), graph.tensor(graph.outputs[0])
+    if sample is None:
+        sample = default_input(graph)
+        note = "input[i] = (int8)(i*7 + 3), the pattern of edge-sdk's benchmarks"
+    else:
+        note = "given with --sample"
+    sample_bytes = np.ascontiguousarray(sample, dtype=tin.dtype).reshape(-1).tobytes()
+    if len(sample_bytes) != tin.nbytes:
+        raise UsageError(f"the sample has {len(sample_bytes)} bytes, the model input "
+                         f"{tin.nbytes} ({tin.dtype} {list(tin.shape)})")
+    dest = Path(dest)
+    context = {
+        "board": board, "target": board.target, "model": compiled.name, "template": spec,
+        "project": c_identifier(dest.name), "library": library_name(dest.name),
+        "output_is_float": tout.dtype == "float32", "demo": demo,
+        "sample_rows": _sample_rows(sample_bytes), "sample_note": note,
+        "input": tin, "output": tout, "arena_bytes": compiled.memory.arena_bytes,
+    }
+    layout = spec.layout
+    with atomic_directory(dest, force=force) as tmp:
+        write_model_sources(compiled, tmp / layout["model"])
+        common = tmp / layout["common"]
+        common.mkdir(parents=True, exist_ok=True)
+        for src in sorted((FIRMWARE_DIR / "common").iterdir()):
+            shutil.copy2(src, common / src.name)
+        port_dir = tmp / layout["port"]
+        port_dir.mkdir(parents=True, exist_ok=True)
+        for src in sorted((FIRMWARE_DIR / "port" / port).iterdir()):
+            shutil.copy2(src, port_dir / src.name)
+        env = _environment(TEMPLATES_DIR / template)
+        (tmp / layout["config"]).parent.mkdir(parents=True, exist_ok=True)
+        (tmp / layout["config"]).write_text(
+            env.get_template("edge_model_config.h.j2").render(**context))
+        _render_tree(TEMPLATES_DIR / template, tmp, context)
         (tmp / "edge_project.json").write_text(json.dumps(
-            {"model": compiled.name, "board": board.name, "template": template}, indent=2))
-        if extra:
-            extra(tmp)
-    return Path(dest)
+            {"model": compiled.name, "board": board.name, "template": template,
+             "edge_sdk": "0.1.0"}, indent=2) + "\n")
+    return dest

@@ -1,4 +1,5 @@
 /* main.c: the inference server. Binds the generated model to the serial protocol. */
+#include "edge_demo.h"
 #include "edge_model_config.h"
 #include "edge_port.h"
 #include "edge_protocol.h"
@@ -21,6 +22,9 @@ int main(void) {
       .output = model_output,
       .arena = model_arena,
   };
+#if EDGE_DEMO_AT_BOOT
+  edge_demo(port, &model, edge_sample_input, EDGE_MODEL_OUTPUT_IS_FLOAT);
+#endif
   edge_protocol_serve(port, &model);
   edge_port_exit(0);
   return 0;
