@@ -5,8 +5,9 @@ memory planning) -> ``codegen`` (C) -> ``project`` (boards, templates, build) ->
 (serial protocol, QEMU, host). ``edge_sdk.api`` strings them together.
 """
 
-from edge_sdk.api import compile, load, report, run, write_compiled
+from edge_sdk.api import build, compile, generate, load, report, run, write_compiled
 from edge_sdk.errors import EdgeSDKError
 
-__all__ = ["EdgeSDKError", "compile", "load", "report", "run", "write_compiled"]
+__all__ = ["EdgeSDKError", "build", "compile", "generate", "load", "report", "run",
+           "write_compiled"]
 __version__ = "0.1.0"

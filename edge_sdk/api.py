@@ -23,7 +23,7 @@ from edge_sdk.errors import DeviceError, UsageError
 from edge_sdk.frontend.tflite import Graph
 from edge_sdk.frontend.tflite import load as load_tflite
 from edge_sdk.project.boards import Board, get_board
-from edge_sdk.project.build import BuildResult, build_project
+from edge_sdk.project.build import BuildResult, build_ecosystem_project, build_project
 from edge_sdk.project.generate import (
     atomic_directory,
     check_fits,
@@ -79,10 +79,36 @@ def write_compiled(compiled: CompiledModel, out_dir: str | Path, board: str = "h
     """``edge-sdk compile``: the C sources, ``model.h`` and ``report.json`` in ``out_dir``."""
     b = get_board(board)
     check_fits(compiled, b)
-    with atomic_directory(Path(out_dir), force=force) as tmp:
+    with atomic_directory(Path(out_dir), force=force, marker="report.json") as tmp:
         write_model_sources(compiled, tmp)
         write_json(tmp / "report.json", report(compiled, b))
     return Path(out_dir)
+
+
+def generate(model: Graph | str | Path, board: str, out_dir: str | Path,
+             template: str | None = None, force: bool = False,
+             sample: np.ndarray | None = None) -> Path:
+    """``edge-sdk generate``: a self-contained firmware project for ``board``."""
+    graph = model if isinstance(model, Graph) else load(model)
+    b = get_board(board)
+    if sample is not None:
+        sample = quantize_input(sample, graph)[0]
+    return generate_project(compile_graph(graph), b, Path(out_dir), template=template,
+                            force=force, sample=sample)
+
+
+def build(project: str | Path) -> BuildResult | None:
+    """``edge-sdk build``: make for bare-metal/host projects, the ecosystem's tool otherwise."""
+    project = Path(project)
+    manifest = project / "edge_project.json"
+    if not manifest.is_file():
+        raise UsageError(f"{project} is not an edge-sdk project (no edge_project.json): "
+                         "create one with `edge-sdk generate`")
+    meta = json.loads(manifest.read_text())
+    if meta["template"] in ("baremetal", "host"):
+        return build_project(project, get_board(meta["board"]), meta["model"])
+    build_ecosystem_project(project)
+    return None
 
 
 @dataclass

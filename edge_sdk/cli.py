@@ -58,6 +58,28 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_generate(args: argparse.Namespace) -> int:
+    sample = _load_npy(args.sample) if args.sample else None
+    out = api.generate(args.model, args.board, args.output, template=args.template,
+                       force=args.force, sample=sample)
+    meta = json.loads((out / "edge_project.json").read_text())
+    print(f"{meta['model']} -> {out} ({meta['template']} project for {meta['board']}); "
+          f"see {out}/README* for build and flash steps")
+    return 0
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    result = api.build(args.project)
+    if result is not None:
+        model_flash = result.model_text_bytes + result.model_data_bytes
+        print(f"built {result.executable}: model {model_flash} B flash; firmware text "
+              f"{result.firmware_text_bytes} B, data "
+              f"{result.firmware_data_bytes} B, bss {result.firmware_bss_bytes} B")
+    else:
+        print(f"built {args.project}")
+    return 0
+
+
 def cmd_inspect(args: argparse.Namespace) -> int:
     from edge_sdk.compiler.lower import LOWERINGS
 
@@ -109,11 +131,11 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 def cmd_boards(args: argparse.Namespace) -> int:
     from edge_sdk.project.boards import all_boards
 
-    print(f"{'board':<18} {'cpu':<14} {'flash':>10} {'ram':>10}  templates  run")
+    print(f"{'board':<18} {'cpu':<14} {'flash':>10} {'ram':>10}  {'templates':<24} runner")
     for b in all_boards().values():
-        run = "qemu" if b.emulator else ("process" if b.port == "host" else "-")
+        runner = "process" if b.port == "host" else b.default_runner
         print(f"{b.name:<18} {b.cpu:<14} {b.flash.size:>10} {b.ram.size:>10}  "
-              f"{','.join(b.templates) or '-':<10} {run}")
+              f"{','.join(b.templates) or '-':<24} {runner}")
     return 0
 
 
@@ -137,6 +159,20 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--report", help="write report.json")
     r.add_argument("--workdir", help="keep the generated firmware project here")
     r.set_defaults(func=cmd_run)
+
+    g = sub.add_parser("generate", help="a firmware project for a board (zephyr, arduino, "
+                                         "cmsis, baremetal)")
+    g.add_argument("model")
+    g.add_argument("--board", required=True)
+    g.add_argument("--template", help="default: the board's first template (edge-sdk boards)")
+    g.add_argument("-o", "--output", required=True, help="project directory")
+    g.add_argument("--force", action="store_true", help="replace an existing edge-sdk project")
+    g.add_argument("--sample", help=".npy input the firmware runs at boot (default: a pattern)")
+    g.set_defaults(func=cmd_generate)
+
+    bl = sub.add_parser("build", help="build a generated project")
+    bl.add_argument("project")
+    bl.set_defaults(func=cmd_build)
 
     i = sub.add_parser("inspect", help="operators, tensors, quantization, RAM/flash estimate")
     i.add_argument("model")

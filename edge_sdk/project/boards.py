@@ -39,6 +39,16 @@ class Board:
     semihosting: bool
     emulator: dict | None       # {"command": ..., "machine": ...} for QEMU boards
     templates: tuple[str, ...]
+    zephyr: str | None = None   # Zephyr's board name (west build -b ...)
+    arduino: dict | None = None  # {"fqbn": ...}
+    cmsis: dict | None = None   # {"vendor", "device", "pack"} for CMSIS-Toolbox
+    runners: dict | None = None  # {"default": name, name: settings}
+
+    @property
+    def default_runner(self) -> str:
+        if self.runners and "default" in self.runners:
+            return str(self.runners["default"])
+        return "qemu" if self.emulator else "-"
 
     @property
     def target(self) -> Target:
@@ -59,6 +69,10 @@ def _board(data: dict) -> Board:
         semihosting=bool(data.get("semihosting", False)),
         emulator=data.get("emulator"),
         templates=tuple(data.get("templates", ())),
+        zephyr=(data.get("zephyr") or {}).get("board"),
+        arduino=data.get("arduino"),
+        cmsis=data.get("cmsis"),
+        runners=data.get("runners"),
     )
 
 
@@ -71,8 +85,13 @@ def all_boards() -> dict[str, Board]:
     return boards
 
 
+def _key(name: str) -> str:
+    return name.lower().replace("_", "-")
+
+
 def get_board(name: str) -> Board:
-    boards = all_boards()
-    if name not in boards:
-        raise BoardError(f"unknown board '{name}'; known boards: {', '.join(sorted(boards))}")
-    return boards[name]
+    """Look a board up by name; ``nucleo_l4r5zi`` (Zephyr's spelling) finds ``nucleo-l4r5zi``."""
+    boards = {_key(n): b for n, b in all_boards().items()}
+    if _key(name) not in boards:
+        raise BoardError(f"unknown board '{name}'; known boards: {', '.join(sorted(all_boards()))}")
+    return boards[_key(name)]

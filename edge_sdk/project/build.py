@@ -11,6 +11,11 @@ from edge_sdk.errors import ToolchainError
 from edge_sdk.project.boards import Board
 
 INSTALL_HINT = {
+    "west": "pip install west, then set up a Zephyr workspace (west init; west update) "
+            "and the Zephyr SDK",
+    "arduino-cli": "the Arduino CLI (https://arduino.github.io/arduino-cli/) and the board's core "
+                   "(arduino-cli core install ...)",
+    "cbuild": "the CMSIS-Toolbox (https://github.com/Open-CMSIS-Pack/cmsis-toolbox)",
     "arm-none-eabi-gcc":
         "apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi (or ./setup.sh)",
     "cc": "apt-get install gcc (or ./setup.sh)",
@@ -40,6 +45,33 @@ def _size(size_tool: str, path: Path) -> tuple[int, int, int]:
     out = subprocess.run([size_tool, str(path)], capture_output=True, text=True, check=True).stdout
     text, data, bss = (int(v) for v in out.splitlines()[1].split()[:3])
     return text, data, bss
+
+
+def ecosystem_build_command(project: Path) -> list[str]:
+    """The command that builds a generated Zephyr/Arduino/CMSIS project, from its manifest."""
+    import json
+
+    from edge_sdk.project.boards import get_board
+    from edge_sdk.project.generate import load_template
+
+    meta = json.loads((project / "edge_project.json").read_text())
+    spec = load_template(meta["template"])
+    board = get_board(meta["board"])
+    values = {"board": board.zephyr or board.name,
+              "fqbn": (board.arduino or {}).get("fqbn", ""),
+              "project": meta["project"], "library": meta["library"]}
+    return [part.format(**values) for part in spec.build]
+
+
+def build_ecosystem_project(project: Path) -> None:
+    """Run the ecosystem's own build tool in the project directory."""
+    command = ecosystem_build_command(project)
+    require_tool(command[0])
+    proc = subprocess.run(command, cwd=project, capture_output=True, text=True)
+    if proc.returncode:
+        lines = (proc.stderr + proc.stdout).strip().splitlines() or ["(no output)"]
+        first_error = next((ln for ln in lines if "error" in ln.lower()), lines[-1])
+        raise ToolchainError(f"`{' '.join(command)}` failed in {project}: {first_error.strip()}")
 
 
 def build_project(project: Path, board: Board, model: str) -> BuildResult:

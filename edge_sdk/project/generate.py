@@ -29,15 +29,19 @@ FIRMWARE_DIR = ROOT / "firmware"
 
 
 @contextmanager
-def atomic_directory(dest: Path, force: bool = False):
+def atomic_directory(dest: Path, force: bool = False, marker: str = "edge_project.json"):
     """Yield a temporary directory that becomes ``dest`` only if the block succeeds.
 
-    An existing ``dest`` is refused unless ``force``; with ``force`` it is replaced only after the
-    new content is complete.
+    An existing ``dest`` is refused unless ``force``, and even then only a directory that
+    edge-sdk made (it holds ``marker``) is replaced, once the new content is complete: a user's
+    own files are never deleted.
     """
     dest = Path(dest)
     if dest.exists() and not force:
         raise UsageError(f"{dest} already exists: choose another directory or pass --force")
+    if dest.exists() and not (dest / marker).is_file():
+        raise UsageError(f"{dest} exists and was not made by edge-sdk (no {marker}): "
+                         "refusing to replace it, even with --force; choose another directory")
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
     try:
@@ -85,6 +89,7 @@ class TemplateSpec:
     layout: dict[str, str]
     port: str
     build: tuple[str, ...]
+    skip_common: tuple[str, ...] = ()
 
 
 def available_templates() -> list[str]:
@@ -98,7 +103,7 @@ def load_template(name: str) -> TemplateSpec:
         raise UsageError(f"unknown template '{name}'; templates: {known}")
     data = yaml.safe_load(path.read_text())
     return TemplateSpec(name, data["description"], dict(data["layout"]), data["port"],
-                        tuple(data.get("build", ())))
+                        tuple(data.get("build", ())), tuple(data.get("skip_common", ())))
 
 
 def _environment(template_dir: Path) -> jinja2.Environment:
@@ -137,6 +142,10 @@ def _render_tree(template_dir: Path, out: Path, context: dict) -> None:
 def _sample_rows(data: bytes) -> list[str]:
     return [", ".join(f"0x{b:02x}" for b in data[i : i + 16]) + ","
             for i in range(0, len(data), 16)]
+
+
+_ARDUINO_CORE_NAMES = {"Arduino", "Wire", "SPI", "Stream", "Print", "HardwareSerial", "WString",
+                       "Printable", "Client", "Server", "Udp", "IPAddress"}
 
 
 def library_name(text: str) -> str:
@@ -180,6 +189,9 @@ def generate_project(
         raise UsageError(f"the sample has {len(sample_bytes)} bytes, the model input "
                          f"{tin.nbytes} ({tin.dtype} {list(tin.shape)})")
     dest = Path(dest)
+    if template == "arduino" and library_name(dest.name) in _ARDUINO_CORE_NAMES:
+        raise UsageError(f"an Arduino library named '{library_name(dest.name)}' would hide the "
+                         "core header of that name: choose another output directory name")
     context = {
         "board": board, "target": board.target, "model": compiled.name, "template": spec,
         "project": c_identifier(dest.name), "library": library_name(dest.name),
@@ -193,7 +205,8 @@ def generate_project(
         common = tmp / layout["common"]
         common.mkdir(parents=True, exist_ok=True)
         for src in sorted((FIRMWARE_DIR / "common").iterdir()):
-            shutil.copy2(src, common / src.name)
+            if src.name not in spec.skip_common:
+                shutil.copy2(src, common / src.name)
         port_dir = tmp / layout["port"]
         port_dir.mkdir(parents=True, exist_ok=True)
         for src in sorted((FIRMWARE_DIR / "port" / port).iterdir()):
@@ -205,5 +218,6 @@ def generate_project(
         _render_tree(TEMPLATES_DIR / template, tmp, context)
         (tmp / "edge_project.json").write_text(json.dumps(
             {"model": compiled.name, "board": board.name, "template": template,
+             "project": context["project"], "library": context["library"],
              "edge_sdk": "0.1.0"}, indent=2) + "\n")
     return dest

@@ -1,0 +1,3 @@
+/* Stub of Zephyr's <zephyr/devicetree.h>. */
+#pragma once
+#define DT_CHOSEN(prop) 0
