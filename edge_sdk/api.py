@@ -111,6 +111,78 @@ def build(project: str | Path) -> BuildResult | None:
     return None
 
 
+def run_remote(port: str, inputs: np.ndarray, model: Graph | str | Path | None = None,
+               baudrate: int = 115200, timeout: float = 10.0) -> RunResult:
+    """Drive inference on a board that already runs edge-sdk firmware, over its serial port.
+
+    With ``model`` the inputs are converted and checked against it and the outputs get its
+    shape and type; without, inputs must be raw bytes of the right size and outputs are int8.
+    """
+    from edge_sdk.device.protocol import Client
+    from edge_sdk.device.transport import SerialTransport
+
+    graph = None if model is None else (model if isinstance(model, Graph) else load(model))
+    transport = SerialTransport(port, baudrate=baudrate, connect_timeout=timeout)
+    try:
+        dev = Client(transport, timeout=timeout)
+        info = dev.info()
+        if graph is not None:
+            if info.model != graph.name:
+                raise DeviceError(f"the board on {port} runs model '{info.model}', "
+                                  f"not '{graph.name}'")
+            batch = quantize_input(inputs, graph)
+            out_t = graph.tensor(graph.outputs[0])
+            out_dtype, out_shape = np.dtype(out_t.dtype), tuple(out_t.shape)
+        else:
+            flat = np.ascontiguousarray(inputs).view(np.uint8).reshape(-1)
+            if flat.size % info.input_size:
+                raise UsageError(f"the board's model takes {info.input_size}-byte inputs; "
+                                 f"the input file holds {flat.size} bytes")
+            batch = flat.reshape(-1, info.input_size)
+            out_dtype, out_shape = np.dtype(np.int8), (info.output_size,)
+        outputs, ticks = [], []
+        for x in batch:
+            if x.nbytes != info.input_size:
+                raise DeviceError(f"the board expects {info.input_size}-byte inputs, "
+                                  f"got {x.nbytes}: is it running this model?")
+            dev.write_input(x.tobytes())
+            ticks.append(dev.run().ticks)
+            outputs.append(np.frombuffer(dev.read_output(info.output_size), dtype=out_dtype))
+    finally:
+        transport.close()
+    rep = {"model": info.model, "port": port, "arena_bytes": info.arena_size,
+           "timer": timing(info.timer_kind, info.timer_hz, ticks, emulated=False)}
+    return RunResult(np.stack(outputs).reshape(len(outputs), *out_shape), rep)
+
+
+def monitor(port: str, seconds: float | None = None, baudrate: int = 115200, out=None) -> None:
+    """Copy what the board prints to ``out`` (stdout) until ``seconds`` pass or Ctrl-C."""
+    import sys
+    import time
+
+    from edge_sdk.device.transport import SerialTransport
+
+    out = out or sys.stdout
+    transport = SerialTransport(port, baudrate=baudrate)
+    deadline = None if seconds is None else time.monotonic() + seconds
+    try:
+        while deadline is None or time.monotonic() < deadline:
+            try:
+                chunk = transport.read(1, timeout=0.2)
+            except DeviceError as err:
+                if "did not answer" in str(err):
+                    continue
+                raise
+            text = chunk.decode("utf-8", "replace")
+            if text.isprintable() or text in "\r\n\t":
+                out.write(text)
+                out.flush()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        transport.close()
+
+
 @dataclass
 class RunResult:
     outputs: np.ndarray
@@ -187,7 +259,7 @@ def run(model: str | Path | Graph, board: str = "host", inputs: np.ndarray | Non
 
 def timing(kind: str, hz: int, ticks: list[int], emulated: bool) -> dict:
     per = [int(t) for t in ticks]
-    out: dict = {"kind": kind, "ticks": per}
+    out: dict = {"kind": kind, "ticks": per, "timer_hz": hz}
     if kind == "systick" and emulated and hz:
         # QEMU -icount shift=0 runs one instruction per virtual nanosecond: ticks -> instructions.
         out["instructions"] = [t * 1_000_000_000 // hz for t in per]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -77,6 +78,48 @@ def cmd_build(args: argparse.Namespace) -> int:
               f"{result.firmware_data_bytes} B, bss {result.firmware_bss_bytes} B")
     else:
         print(f"built {args.project}")
+    return 0
+
+
+def cmd_flash(args: argparse.Namespace) -> int:
+    from edge_sdk.device.runners import execute, plan_flash, project_meta
+    from edge_sdk.project.boards import get_board
+
+    project = Path(args.project)
+    plan = plan_flash(project, args.runner, port=args.port,
+                      file=Path(args.file) if args.file else None, target=args.target)
+    for command in plan.commands:
+        print(shlex.join(command))
+    if plan.uf2:
+        print(f"copy {plan.uf2[0]} as UF2 -> {plan.uf2[1] / 'EDGE_SDK.UF2'}")
+    if args.dry_run:
+        return 0
+    execute(plan, get_board(project_meta(project)["board"]), plan.firmware)
+    print(f"flashed with {plan.runner}; verified: {plan.verify}")
+    return 0
+
+
+def cmd_monitor(args: argparse.Namespace) -> int:
+    api.monitor(args.port, seconds=args.seconds, baudrate=args.baud)
+    return 0
+
+
+def cmd_run_remote(args: argparse.Namespace) -> int:
+    x = _load_npy(args.input)
+    result = api.run_remote(args.port, x, model=args.model, baudrate=args.baud,
+                            timeout=args.timeout)
+    out = result.outputs
+    if args.model:
+        graph = api.load(args.model)
+        if x.ndim == len(graph.tensor(graph.inputs[0]).shape):
+            out = out.reshape(graph.tensor(graph.outputs[0]).shape)
+    if args.output:
+        _save_npy(args.output, out)
+    if args.report:
+        api.write_json(args.report, result.report)
+    timer = result.report["timer"]
+    print(f"{result.report['model']} on {args.port}: {len(result.outputs)} inference(s), "
+          f"ticks per inference {timer['ticks']} ({timer['kind']} at {timer['timer_hz']} Hz)")
     return 0
 
 
@@ -173,6 +216,31 @@ def parser() -> argparse.ArgumentParser:
     bl = sub.add_parser("build", help="build a generated project")
     bl.add_argument("project")
     bl.set_defaults(func=cmd_build)
+
+    f = sub.add_parser("flash", help="flash a built project (openocd, pyocd, west, serial, qemu)")
+    f.add_argument("project")
+    f.add_argument("--runner", help="default: the board's (edge-sdk boards)")
+    f.add_argument("--port", help="serial runner: bootloader drive; qemu: TCP port")
+    f.add_argument("--file", help="the firmware file, if not where the project builds it")
+    f.add_argument("--target", help="pyOCD target name, overriding the board's")
+    f.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
+    f.set_defaults(func=cmd_flash)
+
+    m = sub.add_parser("monitor", help="print what a board sends on its serial port")
+    m.add_argument("--port", required=True, help="/dev/ttyACM0, COM3, socket://HOST:PORT")
+    m.add_argument("--baud", type=int, default=115200)
+    m.add_argument("--seconds", type=float, help="stop after this long (default: Ctrl-C)")
+    m.set_defaults(func=cmd_monitor)
+
+    rr = sub.add_parser("run-remote", help="run inputs on a board that runs edge-sdk firmware")
+    rr.add_argument("--port", required=True, help="/dev/ttyACM0, COM3, socket://HOST:PORT")
+    rr.add_argument("--model", help="the .tflite it runs: checks the name, shapes the data")
+    rr.add_argument("--input", required=True, help=".npy input(s)")
+    rr.add_argument("--output", help="write the outputs as .npy")
+    rr.add_argument("--report", help="write timings as JSON")
+    rr.add_argument("--baud", type=int, default=115200)
+    rr.add_argument("--timeout", type=float, default=10.0, help="seconds per reply")
+    rr.set_defaults(func=cmd_run_remote)
 
     i = sub.add_parser("inspect", help="operators, tensors, quantization, RAM/flash estimate")
     i.add_argument("model")
