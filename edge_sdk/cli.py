@@ -174,6 +174,24 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 def cmd_boards(args: argparse.Namespace) -> int:
     from edge_sdk.project.boards import all_boards
 
+    if args.import_pdsc:
+        import yaml
+
+        from edge_sdk.project.pdsc import board_from_pdsc
+
+        pdsc, device = args.import_pdsc
+        board = board_from_pdsc(Path(pdsc), device, name=args.name)
+        out = Path(args.output or f"{board['name']}.yaml")
+        if out.exists() and not args.force:
+            raise UsageError(f"{out} already exists: choose another path (-o) or pass --force")
+        tmp = out.with_name(f".{out.name}.tmp")
+        tmp.write_text(f"# Imported by edge-sdk from {Path(pdsc).name}, device {device}.\n"
+                       + yaml.safe_dump(board, sort_keys=False))
+        os.replace(tmp, out)
+        print(f"wrote {out}: {board['cpu']}, flash {board['memory']['flash']['size']} B, "
+              f"RAM {board['memory']['ram']['size']} B; use it with --board {out}")
+        return 0
+
     print(f"{'board':<18} {'cpu':<14} {'flash':>10} {'ram':>10}  {'templates':<24} runner")
     for b in all_boards().values():
         runner = "process" if b.port == "host" else b.default_runner
@@ -247,7 +265,12 @@ def parser() -> argparse.ArgumentParser:
     i.add_argument("--json", action="store_true")
     i.set_defaults(func=cmd_inspect)
 
-    b = sub.add_parser("boards", help="list the boards edge-sdk knows")
+    b = sub.add_parser("boards", help="list the boards edge-sdk knows, or import one")
+    b.add_argument("--import-pdsc", nargs=2, metavar=("FILE.pdsc", "DEVICE"),
+                   help="write a board file from a CMSIS pack description")
+    b.add_argument("--name", help="board name for --import-pdsc (default: the device)")
+    b.add_argument("-o", "--output", help="board file to write (default: NAME.yaml)")
+    b.add_argument("--force", action="store_true", help="overwrite an existing board file")
     b.set_defaults(func=cmd_boards)
     return p
 

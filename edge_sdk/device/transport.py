@@ -31,10 +31,13 @@ class SerialTransport:
         import serial
 
         self.url = url
+        # A device path is locked for us alone, so a second program (a monitor left open) is
+        # reported as "busy" instead of silently stealing bytes; URLs (socket://) cannot be.
+        extra = {} if "://" in url else {"exclusive": True}
         deadline = time.monotonic() + connect_timeout
         while True:
             try:
-                self._port = serial.serial_for_url(url, baudrate=baudrate, timeout=0.1)
+                self._port = serial.serial_for_url(url, baudrate=baudrate, timeout=0.1, **extra)
                 break
             except (serial.SerialException, OSError) as err:
                 if time.monotonic() > deadline:

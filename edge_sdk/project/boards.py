@@ -90,7 +90,15 @@ def _key(name: str) -> str:
 
 
 def get_board(name: str) -> Board:
-    """Look a board up by name; ``nucleo_l4r5zi`` (Zephyr's spelling) finds ``nucleo-l4r5zi``."""
+    """Look a board up by name; ``nucleo_l4r5zi`` (Zephyr's spelling) finds ``nucleo-l4r5zi``.
+
+    A path to a ``.yaml`` file (e.g. one written by ``edge-sdk boards --import-pdsc``) works too.
+    """
+    if name.endswith((".yaml", ".yml")) and Path(name).is_file():
+        try:
+            return _board(yaml.safe_load(Path(name).read_text()))
+        except (KeyError, TypeError, yaml.YAMLError) as err:
+            raise BoardError(f"{name} is not a valid board file: {err}") from None
     boards = {_key(n): b for n, b in all_boards().items()}
     if _key(name) not in boards:
         raise BoardError(f"unknown board '{name}'; known boards: {', '.join(sorted(all_boards()))}")
