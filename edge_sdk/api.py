@@ -204,7 +204,8 @@ def quantize_input(x: np.ndarray, graph: Graph) -> np.ndarray:
         q = x
     elif np.issubdtype(x.dtype, np.floating):
         assert t.quant is not None
-        scaled = x.astype(np.float64) / t.quant.scale[0]
+        # As TFLite's QUANTIZE: float32 division, then round half away from zero.
+        scaled = (x.astype(np.float32) / np.float32(t.quant.scale[0])).astype(np.float64)
         rounded = np.sign(scaled) * np.floor(np.abs(scaled) + 0.5)  # half away, as TFLite
         q = np.clip(rounded + t.quant.zero_point[0], -128, 127)
         q = q.astype(np.int8)

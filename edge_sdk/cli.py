@@ -123,6 +123,35 @@ def cmd_run_remote(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_quantize(args: argparse.Namespace) -> int:
+    from edge_sdk.quantize import quantize
+
+    try:
+        parts = (args.skip_layers or "").split(",")
+        skip = [int(s) for s in parts if s.strip()]
+    except ValueError:
+        raise UsageError(f"--skip-layers takes operator indices like 0,5, not "
+                         f"'{args.skip_layers}'") from None
+    result = quantize(args.model, args.calibration, method=args.method,
+                      percentile=args.percentile, per_channel=args.per_channel,
+                      skip_layers=skip, float_io=args.float_io,
+                      evaluation=_load_npy(args.evaluation) if args.evaluation else None)
+    out = Path(args.output)
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_bytes(result.model)
+    os.replace(tmp, out)
+    if args.report:
+        api.write_json(args.report, result.report)
+    e = result.report["end_to_end"]
+    worst = min((layer for layer in result.report["layers"] if layer["sqnr_db"] is not None),
+                key=lambda layer: layer["sqnr_db"], default=None)
+    print(f"wrote {out} ({len(result.model)} B): top-1 agreement with float "
+          f"{e['top1_agreement']:.1%}, max output error {e['max_abs_error']:.4g} on "
+          f"{e['samples']} samples" + (f"; lowest layer SQNR {worst['sqnr_db']} dB "
+                                        f"([{worst['index']}] {worst['op']})" if worst else ""))
+    return 0
+
+
 def cmd_inspect(args: argparse.Namespace) -> int:
     from edge_sdk.compiler.lower import LOWERINGS
 
@@ -259,6 +288,23 @@ def parser() -> argparse.ArgumentParser:
     rr.add_argument("--baud", type=int, default=115200)
     rr.add_argument("--timeout", type=float, default=10.0, help="seconds per reply")
     rr.set_defaults(func=cmd_run_remote)
+
+    q = sub.add_parser("quantize", help="float .tflite/.onnx -> full-integer INT8 .tflite")
+    q.add_argument("model")
+    q.add_argument("--calibration", required=True,
+                   help=".npy batch (samples on the first axis) or a directory of .npy files")
+    q.add_argument("--method", default="minmax", choices=["minmax", "percentile", "kl"])
+    q.add_argument("--percentile", type=float, default=99.99)
+    q.add_argument("--per-channel", dest="per_channel", action="store_true", default=True,
+                   help="per-channel weights (default)")
+    q.add_argument("--per-tensor", dest="per_channel", action="store_false")
+    q.add_argument("--skip-layers", help="operator indices to keep in float, e.g. 0,5")
+    q.add_argument("--float-io", action="store_true", help="keep float32 input and output")
+    q.add_argument("--evaluation", help=".npy batch held out for the report (default: "
+                                        "the calibration samples)")
+    q.add_argument("-o", "--output", required=True)
+    q.add_argument("--report", help="write the quantization report as JSON")
+    q.set_defaults(func=cmd_quantize)
 
     i = sub.add_parser("inspect", help="operators, tensors, quantization, RAM/flash estimate")
     i.add_argument("model")

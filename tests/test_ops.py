@@ -91,10 +91,11 @@ CASES = {
 }
 
 
-def fc_model(batch, depth, units, act_fn="NONE", out_q=(0.2, 5)):
+def fc_model(batch, depth, units, act_fn="NONE", out_q=(0.2, 5), per_channel=False):
+    scales = list(RNG.uniform(0.004, 0.02, size=units)) if per_channel else [0.01]
     tensors = [act("input", (batch, depth), 0.04, -9),
-               weights("w", (units, depth), [0.01]),
-               bias("b", units, 0.04, [0.01]),
+               weights("w", (units, depth), scales),
+               bias("b", units, 0.04, scales),
                act("output", (batch, units), *out_q)]
     return build_model(tensors, [OpSpec("FULLY_CONNECTED", [0, 1, 2], [3],
                                         {"activation": act_fn})], [0], [3])
@@ -112,6 +113,7 @@ def add_model(shape_a, shape_b, act_fn="NONE"):
 CASES.update({
     "fc_batch2": lambda: fc_model(2, 24, 7),
     "fc_relu_saturating": lambda: fc_model(1, 64, 10, "RELU", out_q=(0.01, -128)),
+    "fc_per_channel": lambda: fc_model(2, 32, 9, per_channel=True),
 })
 
 

@@ -20,7 +20,8 @@ from edge_sdk.compiler.planner import MemoryPlan
 from edge_sdk.compiler.program import Constant, Program, TensorArg
 from edge_sdk.frontend.tflite import Tensor
 
-_CTYPES = {"int8": "int8_t", "int32": "int32_t", "float32": "float", "uint8": "uint8_t"}
+_CTYPES = {"int8": "int8_t", "int32": "int32_t", "float32": "float", "float64": "double",
+           "uint8": "uint8_t"}
 
 
 @dataclass(frozen=True)
@@ -33,16 +34,18 @@ class CSources:
 
 
 def _literal(value: object, dtype: str) -> str:
-    if dtype == "float32":
+    if dtype == "float32":  # shortest text that reads back as the same float32
         text = np.format_float_scientific(np.float32(value), unique=True)
         return f"{text}f"
+    if dtype == "float64":
+        return repr(float(value))  # Python's repr round-trips a double
     return str(int(value))  # type: ignore[call-overload]
 
 
 def _array(c: Constant, prefix: str) -> str:
     ctype = _CTYPES[c.dtype]
     flat = c.array.reshape(-1)
-    per_line = 16 if c.dtype != "float32" else 6
+    per_line = 6 if c.dtype.startswith("float") else 16
     lines = []
     for i in range(0, flat.size, per_line):
         lines.append("  " + ", ".join(_literal(v, c.dtype) for v in flat[i : i + per_line]) + ",")

@@ -66,6 +66,10 @@ def emit_multiply_by_quantized_multiplier_single_rounding(
     TFLite Micro keeps double rounding there, hence its 1-2 LSB disagreement on ad01. It is
     exactly what TVM's ``q_multiply_shift`` intrinsic lowers to, so we use that.
     """
-    m = i32(multiplier) if isinstance(multiplier, int) else multiplier
-    s = i32(shift) if isinstance(shift, int) else shift
-    store(acc, tirx.q_multiply_shift(acc[0], m, i32(31), s))
+    if isinstance(multiplier, int) and isinstance(shift, int):
+        store(acc, tirx.q_multiply_shift(acc[0], i32(multiplier), i32(31), i32(shift)))
+        return
+    # Per-channel tables: TVM's intrinsic needs a constant shift, so spell it out (shift <= 30).
+    total = i64(31) - i64(shift)
+    rounding = tirx.shift_left(i64(1), total - i64(1))
+    store(acc, i32(tirx.shift_right(i64(acc[0]) * i64(multiplier) + rounding, total)))

@@ -51,12 +51,13 @@ def lower_softmax(op: Operator, graph: Graph, func_name: str) -> Step:
     depth = x.shape[-1]
     outer = x.size // depth
     table = Constant(f"l{op.index}_exp_table", exp_table(scale(x), op.options.get("beta", 1.0)))
-    out_scale = to_f32(scale(y))
+    out_scale = Constant(f"l{op.index}_output_scale", np.array([scale(y)], dtype=np.float32))
 
     with kernel(func_name) as k:
-        X, E, Y = buffer_args(
+        X, E, S, Y = buffer_args(
             ("input", (outer, depth), "int8"),
             ("exp_table", (256,), "float32"),
+            ("output_scale", (1,), "float32"),
             ("output", (outer, depth), "int8"),
         )
         max_val = scalar("max_val")
@@ -69,7 +70,7 @@ def lower_softmax(op: Operator, graph: Graph, func_name: str) -> Step:
             store(total, f32(0.0))
             with loop("j", depth) as j:
                 store(total, total[0] + E[255 - max_val[0] + i32(X[i, j])])
-            store(inv, f32(1.0) / (total[0] * f32(out_scale)))
+            store(inv, f32(1.0) / (total[0] * S[0]))
             with loop("j", depth) as j:
                 prob = E[255 - max_val[0] + i32(X[i, j])] * inv[0]
                 rounded = i32(tirx.call_pure_extern("float32", "roundf", prob))
@@ -78,6 +79,7 @@ def lower_softmax(op: Operator, graph: Graph, func_name: str) -> Step:
     return Step(
         op_index=op.index, opcode=op.opcode, layer=y.name, kind="kernel",
         inputs=(x.index,), outputs=(y.index,), func=k.func, func_name=func_name,
-        args=(TensorArg(x.index), table, TensorArg(y.index, writes=True)), macs=x.size,
+        args=(TensorArg(x.index), table, out_scale, TensorArg(y.index, writes=True)),
+        macs=x.size,
         notes="float lookup table, as TFLite's reference softmax",
     )

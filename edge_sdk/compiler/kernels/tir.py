@@ -82,7 +82,17 @@ def i64(x: Any) -> Any:
 
 
 def f32(x: Any) -> Any:
-    return tirx.FloatImm("float32", x) if isinstance(x, float) else tirx.Cast("float32", x)
+    """A float32 cast, or a float32 immediate for small integral values only.
+
+    TVM's C printer writes float immediates with 7 significant digits, which does not round-trip
+    a float32: scales and other arbitrary constants must travel in ``Constant`` tables, which
+    edge-sdk prints exactly.
+    """
+    if isinstance(x, float):
+        if x != int(x) or abs(x) > 1e6:
+            raise ValueError(f"float immediate {x!r} would lose precision in C: use a table")
+        return tirx.FloatImm("float32", x)
+    return tirx.Cast("float32", x)
 
 
 def select(cond: Any, a: Any, b: Any) -> Any:
