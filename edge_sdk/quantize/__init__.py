@@ -47,17 +47,22 @@ def load_calibration(source: str | Path) -> list[np.ndarray]:
     return list(batch)
 
 
-def _read_model(model: str | Path | bytes) -> tuple[bytes, str]:
+def _read_model(model: str | Path | bytes) -> tuple[bytes, str, tuple[int, ...] | None]:
+    """Float TFLite bytes, a name, and the ONNX input shape when the model came from ONNX."""
     if isinstance(model, bytes):
-        return model, "model"
+        return model, "model", None
     path = Path(model)
     if not path.is_file():
         raise ModelError(f"model file {path} does not exist: check the path")
     if path.suffix.lower() == ".onnx":
+        import onnx
+
         from edge_sdk.frontend.onnx import onnx_to_tflite
 
-        return onnx_to_tflite(path), path.stem
-    return path.read_bytes(), path.stem
+        dims = onnx.load(str(path), load_external_data=False).graph.input[0].type.tensor_type
+        shape = tuple(d.dim_value or 1 for d in dims.shape.dim)
+        return onnx_to_tflite(path), path.stem, shape
+    return path.read_bytes(), path.stem, None
 
 
 def _sqnr(reference: np.ndarray, approx: np.ndarray) -> float:
@@ -118,7 +123,7 @@ def quantize(model: str | Path | bytes, calibration: Iterable[np.ndarray] | str 
              skip_layers: Iterable[int] = (), float_io: bool = False, progress: bool = True,
              evaluation: Iterable[np.ndarray] | None = None) -> QuantizeResult:
     """Quantize a float model to full INT8 from calibration data (see module docstring)."""
-    raw, name = _read_model(model)
+    raw, name, onnx_shape = _read_model(model)
     graph: Graph = parse(raw, name=name)
     if len(graph.inputs) != 1 or len(graph.outputs) != 1:
         raise ModelError("edge-sdk quantizes single-input, single-output models")
@@ -127,6 +132,15 @@ def quantize(model: str | Path | bytes, calibration: Iterable[np.ndarray] | str 
         raise ModelError(f"{name} takes {tin.dtype} input: it is already quantized")
     if isinstance(calibration, (str, Path)):
         calibration = load_calibration(calibration)
+    if onnx_shape is not None:  # ONNX samples come NCHW; the converted model takes NHWC
+        from edge_sdk.frontend.onnx import to_model_layout
+
+        calibration = [to_model_layout(np.asarray(x).reshape(onnx_shape), onnx_shape)
+                       if np.asarray(x).size == np.prod(onnx_shape) else x for x in calibration]
+        if evaluation is not None:
+            evaluation = [to_model_layout(np.asarray(x).reshape(onnx_shape), onnx_shape)
+                          if np.asarray(x).size == np.prod(onnx_shape) else x
+                          for x in evaluation]
     samples = check_samples(calibration, tin.shape)
     skip = set(int(i) for i in skip_layers)
     unknown = skip - {o.index for o in graph.operators}
@@ -155,6 +169,8 @@ def quantize(model: str | Path | bytes, calibration: Iterable[np.ndarray] | str 
     for layer in layers:
         layer.pop("tensor")
     report = {"model": name, "method": method,
+              "input_layout": "NHWC (converted from the ONNX model's NCHW)" if onnx_shape
+              else "as the model",
               "percentile": percentile if method == "percentile" else None,
               "per_channel": per_channel, "float_io": float_io, "skip_layers": sorted(skip),
               "calibration_samples": len(samples), "end_to_end": end_to_end, "layers": layers}

@@ -8,8 +8,8 @@ histogram over that span, from which the three methods pick a range:
 - ``minmax``: the observed extremes;
 - ``percentile``: drop the (100 - p)% tails on each side (default p = 99.99);
 - ``kl``: the clipping threshold whose 255-level quantization loses least information, by the
-  KL divergence between the clipped and the quantized histogram of ``|x|`` (TensorRT's entropy
-  calibration, as in TVM's ``relay.quantize``).
+  KL divergence between the clipped and the quantized histogram of the non-zero ``|x|``
+  (TensorRT's entropy calibration, as in MXNet and TVM's ``relay.quantize``).
 """
 
 from __future__ import annotations
@@ -93,7 +93,10 @@ def collect(model: bytes, samples: list[np.ndarray], tensors: list[int],
                 continue
             h, _ = np.histogram(v, bins=BINS, range=(s.min, s.max))
             top = max(abs(s.min), abs(s.max))
-            a, _ = np.histogram(np.abs(v), bins=BINS, range=(0.0, top))
+            # Exact zeros (ReLU outputs are mostly zeros) are exact in int8 whatever the range;
+            # left in, their spike dominates the entropy search and drives it to clip hard.
+            mags = np.abs(v[v != 0])
+            a, _ = np.histogram(mags, bins=BINS, range=(0.0, top))
             s.hist = h if s.hist is None else s.hist + h
             s.abs_hist = a if s.abs_hist is None else s.abs_hist + a
     return stats
@@ -107,29 +110,43 @@ def _percentile_range(s: TensorStats, p: float) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
-def _kl_threshold(abs_hist: np.ndarray, top: float, levels: int) -> float:
-    """TensorRT's entropy calibration over the histogram of |x|.
+def _smooth(dist: np.ndarray, eps: float = 1e-4) -> np.ndarray | None:
+    """Move a little mass into empty bins so KL stays finite (MXNet's ``_smooth_distribution``)."""
+    zeros = dist == 0
+    n_zero, n_nonzero = int(zeros.sum()), int((~zeros).sum())
+    if n_nonzero == 0:
+        return None
+    eps1 = eps * n_zero / n_nonzero
+    if eps1 >= 1.0:
+        return None
+    return dist + eps * zeros - eps1 * ~zeros
 
-    ``levels`` is how many int8 steps cover [0, threshold]: 255 for a non-negative tensor
-    (post-ReLU: the asymmetric range puts every level there), 128 for a signed one.
+
+def _kl_threshold(abs_hist: np.ndarray, top: float, levels: int) -> float:
+    """Entropy calibration over the histogram of |x| (TensorRT; MXNet's implementation).
+
+    For each candidate threshold (bin i): P is the histogram up to i with everything beyond
+    folded into its last bin; Q quantizes the unclipped bins into ``levels`` levels and spreads
+    each level evenly over the bins where P is non-zero. The threshold with the smallest
+    KL(P || Q) wins. ``levels`` is how many int8 steps cover [0, threshold]: 255 for a
+    non-negative tensor (post-ReLU), 128 for a signed one.
     """
     hist = abs_hist.astype(np.float64)
     best, best_i = np.inf, BINS
     for i in range(levels, BINS + 1, 8):
         p = hist[:i].copy()
-        p[i - 1] += hist[i:].sum()  # clip the tail into the last bin
-        if p.sum() == 0:
+        p[i - 1] += hist[i:].sum()
+        nonzero = p > 0
+        q = np.zeros(i)
+        for idx in np.array_split(np.arange(i), levels):
+            n = int(nonzero[idx].sum())
+            if n:
+                q[idx] = np.where(nonzero[idx], hist[idx].sum() / n, 0.0)
+        ps, qs = _smooth(p), _smooth(q)  # on counts, as MXNet does
+        if ps is None or qs is None:
             continue
-        # Quantize the first i bins into `levels` bins, then expand back over the non-zero bins.
-        chunks = np.array_split(hist[:i], levels)
-        q = np.concatenate([
-            np.where(c > 0, c.sum() / max(np.count_nonzero(c), 1), 0.0) for c in chunks])
-        p /= p.sum()
-        if q.sum() == 0:
-            continue
-        q /= q.sum()
-        mask = p > 0
-        kl = float(np.sum(p[mask] * np.log(p[mask] / np.maximum(q[mask], 1e-12))))
+        ps, qs = ps / ps.sum(), qs / qs.sum()
+        kl = float(np.sum(ps * np.log(ps / qs)))
         if kl < best:
             best, best_i = kl, i
     return top * best_i / BINS
