@@ -7,7 +7,8 @@ memory planning) -> ``codegen`` (C) -> ``project`` (boards, templates, build) ->
 
 from edge_sdk.api import build, compile, generate, load, report, run, write_compiled
 from edge_sdk.errors import EdgeSDKError
+from edge_sdk.quantize import quantize
 
-__all__ = ["EdgeSDKError", "build", "compile", "generate", "load", "report", "run",
+__all__ = ["EdgeSDKError", "build", "compile", "generate", "load", "quantize", "report", "run",
            "write_compiled"]
 __version__ = "0.1.0"
