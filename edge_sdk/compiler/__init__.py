@@ -53,7 +53,9 @@ class CompiledModel:
         return out
 
 
-def compile_graph(graph: Graph) -> CompiledModel:
+def compile_graph(graph: Graph, external_kernels: bool = False) -> CompiledModel:
+    """Lower, plan and print ``graph``. ``external_kernels``: kernels are declared only, for an
+    object file from TVM's LLVM backend (Cortex-A)."""
     program = lower(graph)
     memory = plan(program)
-    return CompiledModel(program, memory, emit(program, memory))
+    return CompiledModel(program, memory, emit(program, memory, external_kernels))

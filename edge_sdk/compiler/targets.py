@@ -32,6 +32,13 @@ TARGETS: dict[str, Target] = {
                "-mcpu=cortex-m33 -mthumb -mfloat-abi=hard -mfpu=fpv5-sp-d16"),
         Target("cortex-m55", "armv8.1-m.main", "auto", True, True,
                "-mcpu=cortex-m55 -mthumb -mfloat-abi=hard -mfpu=auto"),
+        Target("cortex-a7", "armv7-a", "neon-vfpv4", False, False,
+               "-mcpu=cortex-a7 -mfpu=neon-vfpv4 -mfloat-abi=hard"),
+        Target("cortex-a53-armv7", "armv8-a (AArch32)", "neon-fp-armv8", False, False,
+               "-mcpu=cortex-a53 -mfpu=neon-fp-armv8 -mfloat-abi=hard"),
+        Target("cortex-a53", "armv8-a", "neon", False, False, "-mcpu=cortex-a53"),
+        Target("cortex-a72", "armv8-a", "neon", False, False, "-mcpu=cortex-a72"),
+        Target("cortex-a76", "armv8.2-a", "neon", True, False, "-mcpu=cortex-a76"),
         Target("host", "host", "host", False, False, ""),
     )
 }

@@ -43,6 +43,16 @@ class Board:
     arduino: dict | None = None  # {"fqbn": ...}
     cmsis: dict | None = None   # {"vendor", "device", "pack"} for CMSIS-Toolbox
     runners: dict | None = None  # {"default": name, name: settings}
+    linux: dict | None = None   # Cortex-A Linux boards: arch, LLVM triple/mcpu/mattr, cross gcc
+
+    @property
+    def llvm_target(self) -> dict:
+        assert self.linux is not None
+        target = {"kind": "llvm", "mtriple": self.linux["triple"], "mcpu": self.linux["mcpu"],
+                  "mattr": list(self.linux.get("mattr", []))}
+        if self.linux["triple"].endswith("gnueabihf"):
+            target["mfloat-abi"] = "hard"  # match arm-linux-gnueabihf-gcc's calling convention
+        return target
 
     @property
     def default_runner(self) -> str:
@@ -73,6 +83,7 @@ def _board(data: dict) -> Board:
         arduino=data.get("arduino"),
         cmsis=data.get("cmsis"),
         runners=data.get("runners"),
+        linux=data.get("linux"),
     )
 
 

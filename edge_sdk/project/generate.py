@@ -202,11 +202,12 @@ def generate_project(
     layout = spec.layout
     with atomic_directory(dest, force=force) as tmp:
         write_model_sources(compiled, tmp / layout["model"])
-        common = tmp / layout["common"]
-        common.mkdir(parents=True, exist_ok=True)
-        for src in sorted((FIRMWARE_DIR / "common").iterdir()):
-            if src.name not in spec.skip_common:
-                shutil.copy2(src, common / src.name)
+        if "common" in layout:
+            common = tmp / layout["common"]
+            common.mkdir(parents=True, exist_ok=True)
+            for src in sorted((FIRMWARE_DIR / "common").iterdir()):
+                if src.name not in spec.skip_common:
+                    shutil.copy2(src, common / src.name)
         port_dir = tmp / layout["port"]
         port_dir.mkdir(parents=True, exist_ok=True)
         for src in sorted((FIRMWARE_DIR / "port" / port).iterdir()):
@@ -216,6 +217,11 @@ def generate_project(
         (tmp / layout["config"]).write_text(
             env.get_template("edge_model_config.h.j2").render(**context))
         _render_tree(TEMPLATES_DIR / template, tmp, context)
+        if template == "linux":
+            from edge_sdk.codegen.llvm import build_kernel_object
+
+            build_kernel_object(compiled.program, compiled.sources.function_of_step,
+                                board.llvm_target, tmp / layout["model"] / "kernels.o")
         (tmp / "edge_project.json").write_text(json.dumps(
             {"model": compiled.name, "board": board.name, "template": template,
              "project": context["project"], "library": context["library"],
