@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +21,7 @@ import numpy as np
 
 from edge_sdk.compiler import CompiledModel, compile_graph
 from edge_sdk.device.launch import open_board
-from edge_sdk.errors import DeviceError, UsageError
+from edge_sdk.errors import DeviceError, ToolchainError, UsageError
 from edge_sdk.frontend.tflite import Graph
 from edge_sdk.frontend.tflite import load as load_tflite
 from edge_sdk.project.boards import Board, get_board
@@ -153,6 +155,76 @@ def run_remote(port: str, inputs: np.ndarray, model: Graph | str | Path | None =
     rep = {"model": info.model, "port": port, "arena_bytes": info.arena_size,
            "timer": timing(info.timer_kind, info.timer_hz, ticks, emulated=False)}
     return RunResult(np.stack(outputs).reshape(len(outputs), *out_shape), rep)
+
+
+def deploy(model: Graph | str | Path, board: str, host: str, inputs: np.ndarray | None = None,
+           bench: int = 0, identity: str | Path | None = None, port: int | None = None,
+           remote_dir: str = "edge-sdk", accept_new_host_key: bool = False,
+           known_hosts: str | Path | None = None, run_prefix: list[str] | None = None,
+           ) -> RunResult:
+    """Cross-build for a Linux board, copy the bundle over SSH, run it there, fetch results.
+
+    ``run_prefix`` goes before the program on the board (e.g. ``["qemu-aarch64-static"]`` to
+    emulate); without it the board's architecture is checked first.
+    """
+    import shlex as _shlex
+
+    from edge_sdk.device.ssh import SshHost
+    from edge_sdk.project.build import require_tool
+
+    graph = model if isinstance(model, Graph) else load(model)
+    b = get_board(board)
+    if b.linux is None:
+        raise UsageError(f"{b.name} is not a Linux board: use `edge-sdk run` or `edge-sdk flash`")
+    cross = b.linux["cross"] + "gcc"
+    require_tool("make")
+    if shutil.which(cross) is None:
+        pkg = "gcc-aarch64-linux-gnu" if b.linux["arch"] == "aarch64" else "gcc-arm-linux-gnueabihf"
+        raise ToolchainError(f"{cross} not found: install it with apt-get install {pkg} "
+                             "(or ./setup.sh)")
+    compiled = compile_graph(graph, external_kernels=True)
+    batch = quantize_input(default_input(graph) if inputs is None else inputs, graph)
+    ssh = SshHost(host, port=port, identity=Path(identity) if identity else None,
+                  known_hosts=Path(known_hosts) if known_hosts else None,
+                  accept_new_host_key=accept_new_host_key)
+    if not run_prefix:
+        machine = ssh.run(["uname", "-m"], timeout=60, what="checking the architecture").strip()
+        if machine not in b.linux["uname"]:
+            raise DeviceError(f"{host} is {machine}, but {b.name} binaries need "
+                              f"{' or '.join(b.linux['uname'])}: pick the matching --board")
+    remote = f"{remote_dir.rstrip('/')}/{compiled.name}"
+    with tempfile.TemporaryDirectory(prefix="edge-sdk-") as scratch:
+        work = Path(scratch)
+        project = generate_project(compiled, b, work / "project", demo=False)
+        proc = subprocess.run(["make", "-C", str(project)], capture_output=True, text=True)
+        if proc.returncode:
+            lines = (proc.stderr + proc.stdout).strip().splitlines() or ["(no output)"]
+            raise ToolchainError(f"cross-building for {b.name} failed: "
+                                 + next((ln for ln in lines if "error" in ln), lines[-1]))
+        bundle = work / "bundle"
+        bundle.mkdir()
+        shutil.copy2(project / "build" / "runner", bundle / "runner")
+        (bundle / "model.json").write_text(json.dumps(
+            {"model": compiled.name, "board": b.name, "llvm_target": b.llvm_target}, indent=2))
+        ssh.install_bundle(bundle, remote)
+        (work / "input.bin").write_bytes(batch.tobytes())
+        ssh.put(work / "input.bin", f"{remote}/input.bin")
+        stdout = ssh.run([*(run_prefix or []), f"{remote}/runner", f"{remote}/input.bin",
+                          f"{remote}/output.bin", str(int(bench))], what="the model")
+        ssh.get(f"{remote}/output.bin", work / "output.bin")
+        out_t = graph.tensor(graph.outputs[0])
+        raw = (work / "output.bin").read_bytes()
+    try:
+        stats = json.loads(stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        raise DeviceError(f"the runner on {host} printed no result: {stdout[-200:]!r}") from None
+    outputs = np.frombuffer(raw, dtype=np.dtype(out_t.dtype)).reshape(len(batch), *out_t.shape)
+    rep = report(compiled, b)
+    rep.update({"host": host, "remote_dir": remote, "run_prefix": _shlex.join(run_prefix or []),
+                "latency": {k: stats[k] for k in ("bench_runs", "p50_ns", "p90_ns", "p99_ns",
+                                                  "mean_ns")},
+                "peak_rss_kb": stats["peak_rss_kb"]})
+    return RunResult(outputs, rep)
 
 
 def monitor(port: str, seconds: float | None = None, baudrate: int = 115200, out=None) -> None:

@@ -152,6 +152,30 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_deploy(args: argparse.Namespace) -> int:
+    graph = api.load(args.model)
+    x = _load_npy(args.input) if args.input else None
+    result = api.deploy(graph, args.board, args.host, inputs=x, bench=args.bench,
+                        identity=args.identity, port=args.port, remote_dir=args.remote_dir,
+                        accept_new_host_key=args.accept_new_host_key,
+                        known_hosts=args.known_hosts,
+                        run_prefix=shlex.split(args.run_prefix) if args.run_prefix else None)
+    out = result.outputs
+    if x is None or x.ndim == len(graph.tensor(graph.inputs[0]).shape):
+        out = out.reshape(graph.tensor(graph.outputs[0]).shape)
+    if args.output:
+        _save_npy(args.output, out)
+    if args.report:
+        api.write_json(args.report, result.report)
+    lat = result.report["latency"]
+    line = f"{graph.name} on {args.host} ({args.board}): {len(result.outputs)} inference(s)"
+    if lat["bench_runs"]:
+        line += (f"; latency over {lat['bench_runs']} runs p50 {lat['p50_ns'] / 1e6:.3f} ms, "
+                 f"p90 {lat['p90_ns'] / 1e6:.3f} ms, p99 {lat['p99_ns'] / 1e6:.3f} ms")
+    print(line + f"; peak memory {result.report['peak_rss_kb']} KB")
+    return 0
+
+
 def cmd_inspect(args: argparse.Namespace) -> int:
     from edge_sdk.compiler.lower import LOWERINGS
 
@@ -305,6 +329,24 @@ def parser() -> argparse.ArgumentParser:
     q.add_argument("-o", "--output", required=True)
     q.add_argument("--report", help="write the quantization report as JSON")
     q.set_defaults(func=cmd_quantize)
+
+    d = sub.add_parser("deploy", help="cross-build for a Linux board, run it there over SSH")
+    d.add_argument("model")
+    d.add_argument("--board", required=True, help="rpi3, rpi3-aarch64, rpi4, rpi5, linux-...")
+    d.add_argument("--host", required=True, help="user@address (or an ~/.ssh/config alias)")
+    d.add_argument("--identity", help="SSH private key")
+    d.add_argument("--port", type=int, help="SSH port")
+    d.add_argument("--input", help=".npy input(s); default: a fixed pattern")
+    d.add_argument("--output", help="write the outputs as .npy")
+    d.add_argument("--report", help="write report.json (latency percentiles, peak memory)")
+    d.add_argument("--bench", type=int, default=0, help="time this many runs")
+    d.add_argument("--remote-dir", default="edge-sdk", help="on the board (default ~/edge-sdk)")
+    d.add_argument("--accept-new-host-key", action="store_true",
+                   help="trust an unknown host key on first use (a changed key is refused)")
+    d.add_argument("--known-hosts", help="known_hosts file (default: ssh's)")
+    d.add_argument("--run-prefix", help="command before the program on the board, e.g. "
+                                        "'qemu-aarch64-static' to emulate")
+    d.set_defaults(func=cmd_deploy)
 
     i = sub.add_parser("inspect", help="operators, tensors, quantization, RAM/flash estimate")
     i.add_argument("model")

@@ -1,0 +1,133 @@
+"""`edge-sdk deploy` against a real sshd on loopback; binaries run under qemu-user through the
+board's run prefix (on a real Pi the same code path runs without it)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+import edge_sdk
+from edge_sdk.cli import main
+from edge_sdk.errors import DeviceError
+from tests import sshd as sshd_mod
+from tests.conftest import MLPERF_INT8, random_inputs, reference, shared_model
+
+QEMU = {"aarch64": "qemu-aarch64-static", "armv7": "qemu-arm-static"}
+
+
+@pytest.fixture(scope="module")
+def sshd(tmp_path_factory):
+    try:
+        server = sshd_mod.start(tmp_path_factory.mktemp("sshd"))
+    except FileNotFoundError as err:
+        pytest.skip(str(err))
+    yield server
+    server.stop()
+
+
+def need(tool):
+    if shutil.which(tool) is None:
+        pytest.skip(f"{tool} is not installed (./setup.sh installs it)")
+
+
+def deploy(sshd, model, board, tmp_path, **kw):
+    arch = edge_sdk.api.get_board(board).linux["arch"]
+    need(QEMU[arch])
+    kw.setdefault("run_prefix", [QEMU[arch]])
+    return edge_sdk.api.deploy(model, board, sshd.host, port=sshd.port, identity=sshd.identity,
+                               known_hosts=sshd.known_hosts,
+                               remote_dir=str(tmp_path / "remote"), **kw)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", MLPERF_INT8)
+def test_mlperf_models_bit_exact_on_aarch64(sshd, tmp_path, name):
+    path = shared_model(name)
+    graph = edge_sdk.load(path)
+    x = random_inputs(graph.tensor(graph.inputs[0]).shape, 3, seed=21)
+    result = deploy(sshd, graph, "rpi4", tmp_path, inputs=x)
+    expected = reference(path, x)
+    np.testing.assert_array_equal(result.outputs.reshape(expected.shape), expected)
+
+
+def test_armv7_bit_exact_with_latency_and_memory(sshd, tmp_path):
+    path = shared_model("kws_ref_model")
+    x = random_inputs((1, 49, 10, 1), 2, seed=5)
+    result = deploy(sshd, path, "rpi3", tmp_path, inputs=x, bench=5)
+    np.testing.assert_array_equal(result.outputs.reshape(2, 1, 12), reference(path, x))
+    lat = result.report["latency"]
+    assert lat["bench_runs"] == 5 and 0 < lat["p50_ns"] <= lat["p90_ns"] <= lat["p99_ns"]
+    assert result.report["peak_rss_kb"] > 0
+
+
+def test_bundle_is_installed_atomically_and_paths_are_not_shell_code(sshd, tmp_path):
+    """A remote directory with spaces and shell syntax is a path, nothing more; after the
+    deploy only the finished bundle is there (no staging or upload leftovers)."""
+    weird = tmp_path / "dir with $(touch PWNED) ;x"
+    result = edge_sdk.api.deploy(
+        shared_model("ad01_int8"), "rpi4", sshd.host, port=sshd.port, identity=sshd.identity,
+        known_hosts=sshd.known_hosts, remote_dir=str(weird), run_prefix=["qemu-aarch64-static"])
+    assert result.outputs.shape == (1, 1, 640)
+    assert sorted(p.name for p in weird.iterdir()) == ["ad01_int8"]
+    assert sorted(p.name for p in (weird / "ad01_int8").iterdir()) == [
+        "input.bin", "model.json", "output.bin", "runner"]
+    assert not list(tmp_path.rglob("PWNED")) and not (sshd.root / "PWNED").exists()
+    subprocess.run(["ls", "/"], check=True)  # the shell is still ours
+
+
+def test_unknown_host_key_is_refused_then_accepted_on_request(sshd, tmp_path, capsys):
+    empty = tmp_path / "known_hosts"
+    empty.write_text("")
+    args = ["deploy", str(shared_model("ad01_int8")), "--board", "rpi4", "--host", sshd.host,
+            "--port", str(sshd.port), "--identity", str(sshd.identity), "--known-hosts",
+            str(empty), "--remote-dir", str(tmp_path / "r"), "--run-prefix",
+            "qemu-aarch64-static"]
+    assert main(args) == 5
+    assert "--accept-new-host-key" in capsys.readouterr().err
+    assert main([*args, "--accept-new-host-key"]) == 0
+    # Recorded (Debian hashes host names, so look it up the way OpenSSH does).
+    found = subprocess.run(["ssh-keygen", "-F", f"[127.0.0.1]:{sshd.port}", "-f", str(empty)],
+                           capture_output=True, text=True)
+    assert found.returncode == 0 and "ssh-ed25519" in found.stdout
+
+
+def test_authentication_failure(sshd, tmp_path):
+    stranger = tmp_path / "stranger"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(stranger)],
+                   check=True)
+    with pytest.raises(DeviceError, match=r"authentication .* failed"):
+        edge_sdk.api.deploy(shared_model("ad01_int8"), "rpi4", sshd.host, port=sshd.port,
+                            identity=stranger, known_hosts=sshd.known_hosts,
+                            run_prefix=["qemu-aarch64-static"], remote_dir=str(tmp_path))
+
+
+def test_unreachable_host(sshd, tmp_path):
+    with socket_closed_port() as port, pytest.raises(DeviceError, match="cannot reach"):
+        edge_sdk.api.deploy(shared_model("ad01_int8"), "rpi4", sshd.host, port=port,
+                            identity=sshd.identity, known_hosts=sshd.known_hosts,
+                            run_prefix=["qemu-aarch64-static"], remote_dir=str(tmp_path))
+
+
+def test_wrong_architecture_is_detected(sshd, tmp_path):
+    """Without a run prefix the board's architecture is checked: this host is not an Arm."""
+    with pytest.raises(DeviceError, match=r"but rpi4 binaries need aarch64"):
+        edge_sdk.api.deploy(shared_model("ad01_int8"), "rpi4", sshd.host, port=sshd.port,
+                            identity=sshd.identity, known_hosts=sshd.known_hosts,
+                            remote_dir=str(tmp_path))
+
+
+def socket_closed_port():
+    import contextlib
+    import socket
+
+    @contextlib.contextmanager
+    def closed():
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        yield port
+
+    return closed()
