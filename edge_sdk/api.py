@@ -179,7 +179,8 @@ def deploy(model: Graph | str | Path, board: str, host: str, inputs: np.ndarray 
     cross = b.linux["cross"] + "gcc"
     require_tool("make")
     if shutil.which(cross) is None:
-        pkg = "gcc-aarch64-linux-gnu" if b.linux["arch"] == "aarch64" else "gcc-arm-linux-gnueabihf"
+        pkg = {"aarch64": "gcc-aarch64-linux-gnu", "armv7": "gcc-arm-linux-gnueabihf"}.get(
+            b.linux["arch"], "gcc")
         raise ToolchainError(f"{cross} not found: install it with apt-get install {pkg} "
                              "(or ./setup.sh)")
     compiled = compile_graph(graph, external_kernels=True)
