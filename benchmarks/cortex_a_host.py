@@ -8,7 +8,8 @@ backend, the linux template's runner), but for x86-64 (board linux-x86_64); late
 runner's own p50 over N runs. LiteRT: ai-edge-litert, one thread, its default resolver (XNNPACK),
 `invoke()` timed over N runs; BUILTIN_REF beside it (the reference kernels we match bit for
 bit). The float models (vww_96_float is the MobileNet-class one) run in LiteRT only: edge-sdk
-compiles INT8 models; quantize them first. Prints a table; writes benchmarks/results/cortex_a_host.json.
+compiles INT8 models; quantize them first. Prints a table; writes
+benchmarks/results/cortex_a_host.json.
 """
 
 from __future__ import annotations
