@@ -45,7 +45,8 @@ def test_truncated_model(tmp_path, capsys, tiny_model):
     assert not (tmp_path / "out").exists()
 
 
-def test_float_model_refused(tmp_path, capsys):
+def test_hybrid_float_model_refused(tmp_path, capsys):
+    """The 'float' KWS keeps int8 weights in float layers: refused, pointing to quantize."""
     path = shared_model("kws_ref_model_float32")
     code, err = run_cli(capsys, "compile", str(path), "-o", str(tmp_path / "out"))
     assert code == 2 and "edge-sdk quantize" in err

@@ -78,6 +78,27 @@ def supported_ops() -> list[str]:
     return sorted(LOWERINGS)
 
 
+def _is_float_op(op: Operator, graph: Graph) -> bool:
+    """A float operator: its first activation input is float32 (QUANTIZE is the boundary)."""
+    if op.opcode in ("QUANTIZE", "DEQUANTIZE") or not op.inputs:
+        return False
+    t = graph.tensor(op.inputs[0])
+    return t.dtype == "float32" and not t.is_constant
+
+
+def lowering_for(op: Operator, graph: Graph) -> Lowering:
+    from edge_sdk.compiler.kernels import float32
+
+    if _is_float_op(op, graph) and op.opcode not in ("RESHAPE", "SQUEEZE", "EXPAND_DIMS"):
+        if op.opcode not in float32.LOWERINGS:
+            raise UnsupportedOpError(
+                f"operator {op.index} ({op.opcode}) on float32 data is not supported: float "
+                f"kernels exist for {', '.join(sorted(float32.LOWERINGS))}; or quantize the "
+                "model (`edge-sdk quantize`)")
+        return float32.LOWERINGS[op.opcode]
+    return LOWERINGS[op.opcode]
+
+
 def check_graph(graph: Graph) -> None:
     """Refuse, before any work, what the integer compiler cannot take."""
     for op in graph.operators:
@@ -104,7 +125,7 @@ def check_graph(graph: Graph) -> None:
 def lower(graph: Graph) -> Program:
     check_graph(graph)
     steps = [
-        LOWERINGS[op.opcode](op, graph, f"{graph.name}_l{op.index}_{op.opcode.lower()}")
+        lowering_for(op, graph)(op, graph, f"{graph.name}_l{op.index}_{op.opcode.lower()}")
         for op in graph.operators
     ]
     return Program(name=graph.name, graph=graph, steps=steps)

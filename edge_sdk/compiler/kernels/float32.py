@@ -1,0 +1,271 @@
+"""Float32 kernels, for float models (Cortex-A and cores with an FPU).
+
+Same loop nests and accumulation order as TFLite's reference float kernels (sum over
+filter_y, filter_x, in_channel; bias after the sum; then the fused activation's clamp), so the
+results agree with LiteRT to rounding (on the MLPerf Tiny float models: exactly). Hybrid models
+(int8 weights in float layers) are refused, see ``_constant``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from tvm import tirx
+
+from edge_sdk.compiler.kernels.common import refuse
+from edge_sdk.compiler.kernels.tir import (
+    buffer_args,
+    f32,
+    i32,
+    in_range,
+    kernel,
+    loop,
+    loop_nest,
+    row_major_strides,
+    scalar,
+    store,
+    strided_offset,
+    when,
+)
+from edge_sdk.compiler.program import Constant, Step, TensorArg
+from edge_sdk.compiler.quantization import conv_geometry
+from edge_sdk.frontend.tflite import Graph, Operator, Tensor
+
+_CLAMPS = {"NONE": (None, None), "RELU": (0.0, None), "RELU6": (0.0, 6.0),
+           "RELU_N1_TO_1": (-1.0, 1.0)}
+
+
+def _activation(op: Operator, value):
+    lo, hi = _CLAMPS.get(op.options.get("activation", "NONE"), ("?", "?"))
+    if lo == "?":
+        raise refuse(op, f"fused activation {op.options.get('activation')}")
+    if hi is not None:
+        value = tirx.min(value, f32(hi))
+    if lo is not None:
+        value = tirx.max(value, f32(lo))
+    return value
+
+
+def _float_tensor(op: Operator, graph: Graph, index: int, role: str) -> Tensor:
+    t = graph.tensor(index)
+    if t.dtype != "float32":
+        raise refuse(op, f"{role} '{t.name}' is {t.dtype} in a float operator")
+    return t
+
+
+def _constant(op: Operator, t: Tensor, role: str) -> np.ndarray:
+    """A float32 constant.
+
+    Hybrid (dynamic-range quantized) layers — int8 weights, float activations — are refused:
+    LiteRT quantizes their activations at run time, so a float evaluation would disagree with it
+    by far more than rounding.
+    """
+    if t.data is None:
+        raise refuse(op, f"{role} '{t.name}' is not a constant")
+    if t.dtype != "float32":
+        raise refuse(op, f"{role} '{t.name}' is {t.dtype} in a float layer (a hybrid, "
+                         "dynamic-range quantized model); use its full-int8 version or "
+                         "`edge-sdk quantize` it")
+    return t.data.astype(np.float32)
+
+
+def _step(op, inputs, y, func, func_name, consts=(), macs=0) -> Step:
+    return Step(
+        op_index=op.index, opcode=op.opcode, layer=y.name, kind="kernel",
+        inputs=tuple(t.index for t in inputs), outputs=(y.index,), func=func,
+        func_name=func_name,
+        args=(*(TensorArg(t.index) for t in inputs), *consts, TensorArg(y.index, writes=True)),
+        macs=macs, notes="float32",
+    )
+
+
+def lower_conv(op: Operator, graph: Graph, func_name: str) -> Step:
+    depthwise = op.opcode == "DEPTHWISE_CONV_2D"
+    x = _float_tensor(op, graph, op.inputs[0], "input")
+    y = _float_tensor(op, graph, op.outputs[0], "output")
+    wt = graph.tensor(op.inputs[1])
+    w = _constant(op, wt, "weights")
+    n, ih, iw, ic = x.shape
+    if depthwise:
+        _, kh, kw, oc = w.shape
+        mult = oc // ic
+    else:
+        oc, kh, kw, _ = w.shape
+    b_idx = op.inputs[2] if len(op.inputs) > 2 else -1
+    bias = _constant(op, graph.tensor(b_idx), "bias").reshape(-1) if b_idx >= 0 else np.zeros(
+        oc, np.float32)
+    stride, dilation = op.options["stride"], op.options["dilation"]
+    (oh, ow), (ph, pw) = conv_geometry(op.options["padding"], (ih, iw), (kh, kw), stride, dilation)
+    consts = (Constant(f"l{op.index}_weights", w), Constant(f"l{op.index}_bias", bias))
+    with kernel(func_name) as k:
+        X, W, B, Y = buffer_args(("input", x.shape, "float32"), ("weights", w.shape, "float32"),
+                                 ("bias", (oc,), "float32"), ("output", y.shape, "float32"))
+        acc = scalar("acc", "float32")
+        with loop("b", n) as b, loop("oy", oh) as oy, loop("ox", ow) as ox, loop("oc", oc) as c:
+            store(acc, f32(0.0))
+            with loop("ky", kh) as ky, loop("kx", kw) as kx:
+                iy = oy * stride[0] - ph + ky * dilation[0]
+                ix = ox * stride[1] - pw + kx * dilation[1]
+                with when(tirx.all(in_range(iy, ih), in_range(ix, iw))):
+                    if depthwise:
+                        store(acc, acc[0] + X[b, iy, ix, tirx.floordiv(c, mult)] * W[0, ky, kx, c])
+                    else:
+                        with loop("ic", ic) as ci:
+                            store(acc, acc[0] + X[b, iy, ix, ci] * W[c, ky, kx, ci])
+            store(Y, _activation(op, acc[0] + B[c]), b, oy, ox, c)
+    return _step(op, [x], y, k.func, func_name, consts,
+                 n * oh * ow * oc * kh * kw * (1 if depthwise else ic))
+
+
+def lower_fully_connected(op: Operator, graph: Graph, func_name: str) -> Step:
+    x = _float_tensor(op, graph, op.inputs[0], "input")
+    y = _float_tensor(op, graph, op.outputs[0], "output")
+    w = _constant(op, graph.tensor(op.inputs[1]), "weights")
+    units, depth = w.shape
+    batches = x.size // depth
+    b_idx = op.inputs[2] if len(op.inputs) > 2 else -1
+    bias = _constant(op, graph.tensor(b_idx), "bias").reshape(-1) if b_idx >= 0 else np.zeros(
+        units, np.float32)
+    consts = (Constant(f"l{op.index}_weights", w), Constant(f"l{op.index}_bias", bias))
+    with kernel(func_name) as k:
+        X, W, B, Y = buffer_args(("input", (batches, depth), "float32"),
+                                 ("weights", (units, depth), "float32"),
+                                 ("bias", (units,), "float32"),
+                                 ("output", (batches, units), "float32"))
+        acc = scalar("acc", "float32")
+        with loop("b", batches) as b, loop("o", units) as o:
+            store(acc, f32(0.0))
+            with loop("d", depth) as d:
+                store(acc, acc[0] + X[b, d] * W[o, d])
+            store(Y, _activation(op, acc[0] + B[o]), b, o)
+    return _step(op, [x], y, k.func, func_name, consts, batches * units * depth)
+
+
+def lower_pool(op: Operator, graph: Graph, func_name: str) -> Step:
+    is_avg = op.opcode == "AVERAGE_POOL_2D"
+    x = _float_tensor(op, graph, op.inputs[0], "input")
+    y = _float_tensor(op, graph, op.outputs[0], "output")
+    n, ih, iw, c = x.shape
+    fh, fw = op.options["filter"]
+    stride = op.options["stride"]
+    (oh, ow), (ph, pw) = conv_geometry(op.options["padding"], (ih, iw), (fh, fw), stride)
+    with kernel(func_name) as k:
+        X, Y = buffer_args(("input", x.shape, "float32"), ("output", y.shape, "float32"))
+        acc = scalar("acc", "float32")
+        count = scalar("count")
+        with loop("b", n) as b, loop("oy", oh) as oy, loop("ox", ow) as ox, loop("ch", c) as ch:
+            store(acc, f32(0.0) if is_avg else tirx.min_value("float32"))
+            store(count, i32(0))
+            with loop("fy", fh) as fy, loop("fx", fw) as fx:
+                iy, ix = oy * stride[0] - ph + fy, ox * stride[1] - pw + fx
+                with when(tirx.all(in_range(iy, ih), in_range(ix, iw))):
+                    v = X[b, iy, ix, ch]
+                    store(acc, acc[0] + v if is_avg else tirx.max(acc[0], v))
+                    store(count, count[0] + 1)
+            value = acc[0] / f32(count[0]) if is_avg else acc[0]
+            store(Y, _activation(op, value), b, oy, ox, ch)
+    return _step(op, [x], y, k.func, func_name, macs=n * oh * ow * c * fh * fw)
+
+
+def lower_binary(op: Operator, graph: Graph, func_name: str) -> Step:
+    from edge_sdk.compiler.kernels.elementwise import _broadcast_strides
+
+    a = _float_tensor(op, graph, op.inputs[0], "first input")
+    b = _float_tensor(op, graph, op.inputs[1], "second input")
+    y = _float_tensor(op, graph, op.outputs[0], "output")
+    consts = [t for t in (a, b) if t.is_constant]
+    out_shape = tuple(y.shape) or (1,)
+    sa, sb = _broadcast_strides(a.shape, out_shape), _broadcast_strides(b.shape, out_shape)
+    args_in = [t for t in (a, b) if not t.is_constant]
+    with kernel(func_name) as k:
+        bufs = buffer_args(*[(f"input{i}", (t.size,), "float32") for i, t in enumerate((a, b))],
+                           ("output", (y.size,), "float32"))
+        A, B, Y = bufs
+        with loop_nest(out_shape) as idx:
+            va, vb = A[strided_offset(idx, sa)], B[strided_offset(idx, sb)]
+            value = va + vb if op.opcode == "ADD" else va * vb
+            store(Y, _activation(op, value), strided_offset(idx, row_major_strides(out_shape)))
+    tables = {t.index: Constant(f"l{op.index}_operand{t.index}", _constant(op, t, "operand"))
+              for t in consts}
+    args = tuple(tables[t.index] if t.is_constant else TensorArg(t.index) for t in (a, b))
+    return Step(op_index=op.index, opcode=op.opcode, layer=y.name, kind="kernel",
+                inputs=tuple(t.index for t in args_in), outputs=(y.index,), func=k.func,
+                func_name=func_name, args=(*args, TensorArg(y.index, writes=True)),
+                macs=y.size, notes="float32")
+
+
+def lower_unary(op: Operator, graph: Graph, func_name: str) -> Step:
+    x = _float_tensor(op, graph, op.inputs[0], "input")
+    y = _float_tensor(op, graph, op.outputs[0], "output")
+
+    def fn(v):
+        if op.opcode == "RELU":
+            return tirx.max(v, f32(0.0))
+        if op.opcode == "RELU6":
+            return tirx.min(tirx.max(v, f32(0.0)), f32(6.0))
+        if op.opcode == "LOGISTIC":
+            return f32(1.0) / (f32(1.0) + tirx.call_pure_extern("float32", "expf", f32(0.0) - v))
+        if op.opcode == "TANH":
+            return tirx.call_pure_extern("float32", "tanhf", v)
+        # HARD_SWISH: x * relu6(x + 3) / 6
+        return v * tirx.min(tirx.max(v + f32(3.0), f32(0.0)), f32(6.0)) / f32(6.0)
+
+    with kernel(func_name) as k:
+        X, Y = buffer_args(("input", (x.size,), "float32"), ("output", (y.size,), "float32"))
+        with loop("i", x.size) as i:
+            store(Y, fn(X[i]), i)
+    return _step(op, [x], y, k.func, func_name, macs=x.size)
+
+
+def lower_softmax(op: Operator, graph: Graph, func_name: str) -> Step:
+    x = _float_tensor(op, graph, op.inputs[0], "input")
+    y = _float_tensor(op, graph, op.outputs[0], "output")
+    depth = x.shape[-1]
+    outer = x.size // depth
+    beta = float(np.float32(op.options.get("beta", 1.0)))
+    if beta != 1.0:
+        raise refuse(op, "float softmax with beta != 1")
+    with kernel(func_name) as k:
+        X, Y = buffer_args(("input", (outer, depth), "float32"),
+                           ("output", (outer, depth), "float32"))
+        mx, total = scalar("max_val", "float32"), scalar("sum", "float32")
+        with loop("i", outer) as i:
+            store(mx, X[i, 0])
+            with loop("j", depth) as j:
+                store(mx, tirx.max(mx[0], X[i, j]))
+            store(total, f32(0.0))
+            with loop("j", depth) as j:
+                e = tirx.call_pure_extern("float32", "expf", X[i, j] - mx[0])
+                store(Y, e, i, j)
+                store(total, total[0] + e)
+            with loop("j", depth) as j:
+                store(Y, Y[i, j] / total[0], i, j)
+    return _step(op, [x], y, k.func, func_name, macs=x.size)
+
+
+def lower_mean(op: Operator, graph: Graph, func_name: str) -> Step:
+    x = _float_tensor(op, graph, op.inputs[0], "input")
+    y = _float_tensor(op, graph, op.outputs[0], "output")
+    axes = sorted(int(a) % len(x.shape) for a in graph.tensor(op.inputs[1]).data.reshape(-1))
+    if len(x.shape) != 4 or axes != [1, 2]:
+        raise refuse(op, "only MEAN over axes [1, 2] of a 4-D tensor is supported")
+    n, h, w, c = x.shape
+    with kernel(func_name) as k:
+        X, Y = buffer_args(("input", x.shape, "float32"), ("output", (n, c), "float32"))
+        acc = scalar("acc", "float32")
+        with loop("b", n) as b, loop("ch", c) as ch:
+            store(acc, f32(0.0))
+            with loop("iy", h) as iy, loop("ix", w) as ix:
+                store(acc, acc[0] + X[b, iy, ix, ch])
+            store(Y, acc[0] / f32(float(h * w)), b, ch)
+    return _step(op, [x], y, k.func, func_name, macs=x.size)
+
+
+LOWERINGS = {
+    "CONV_2D": lower_conv, "DEPTHWISE_CONV_2D": lower_conv,
+    "FULLY_CONNECTED": lower_fully_connected,
+    "AVERAGE_POOL_2D": lower_pool, "MAX_POOL_2D": lower_pool,
+    "ADD": lower_binary, "MUL": lower_binary,
+    "RELU": lower_unary, "RELU6": lower_unary, "LOGISTIC": lower_unary, "TANH": lower_unary,
+    "HARD_SWISH": lower_unary,
+    "SOFTMAX": lower_softmax, "MEAN": lower_mean,
+}
