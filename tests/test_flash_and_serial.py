@@ -97,6 +97,13 @@ def test_flash_before_build_is_refused(projects, capsys):
     assert code == 6 and "build the project first" in capsys.readouterr().err
 
 
+def test_linux_boards_point_to_deploy(tmp_path):
+    project = edge_sdk.generate(edge_sdk.load(shared_model("ad01_int8")), "rpi4", tmp_path / "p")
+    assert (project / "model" / "kernels.o").exists() and (project / "CMakeLists.txt").exists()
+    with pytest.raises(edge_sdk.EdgeSDKError, match="edge-sdk deploy"):
+        plan_flash(project)
+
+
 def test_uf2_round_trip():
     data = bytes(range(256)) * 3 + b"tail"
     blob = uf2_blocks(data, 0x10000000, 0xE48BFF56)

@@ -74,6 +74,9 @@ def plan_flash(project: Path, runner: str | None = None, port: str | None = None
     meta = project_meta(project)
     board = get_board(meta["board"])
     runner = runner or board.default_runner
+    if board.linux is not None:
+        raise UsageError(f"{board.name} runs Linux: install and run with `edge-sdk deploy MODEL "
+                         f"--board {board.name} --host user@address` (SSH), not flash")
     if runner not in RUNNERS:
         raise UsageError(f"unknown runner '{runner}'; runners: {', '.join(RUNNERS)}")
     if board.runners is not None and runner not in board.runners and runner != "west":
