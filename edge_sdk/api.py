@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_sdk.compiler import CompiledModel, compile_graph
+from edge_sdk.compiler.quantization import quantize_array
 from edge_sdk.device.launch import open_board
 from edge_sdk.errors import DeviceError, ToolchainError, UsageError
 from edge_sdk.frontend.tflite import Graph
@@ -277,11 +278,7 @@ def quantize_input(x: np.ndarray, graph: Graph) -> np.ndarray:
         q = x
     elif np.issubdtype(x.dtype, np.floating):
         assert t.quant is not None
-        # As TFLite's QUANTIZE: float32 division, then round half away from zero.
-        scaled = (x.astype(np.float32) / np.float32(t.quant.scale[0])).astype(np.float64)
-        rounded = np.sign(scaled) * np.floor(np.abs(scaled) + 0.5)  # half away, as TFLite
-        q = np.clip(rounded + t.quant.zero_point[0], -128, 127)
-        q = q.astype(np.int8)
+        q = quantize_array(x, t.quant.scale[0], t.quant.zero_point[0])
     else:
         raise UsageError(f"input dtype {x.dtype} is not supported: give int8 or float32 data")
     if q.size % t.size:

@@ -29,6 +29,19 @@ def _save_npy(path: str, data: np.ndarray) -> None:
     os.replace(tmp, target)
 
 
+def _save_results(args: argparse.Namespace, graph, x, result) -> np.ndarray:
+    """Shape the outputs like the input (one sample -> the model's output shape), then write
+    ``--output`` and ``--report`` when asked. Shared by run, run-remote and deploy."""
+    out = result.outputs
+    if graph is not None and (x is None or x.ndim == len(graph.tensor(graph.inputs[0]).shape)):
+        out = out.reshape(graph.tensor(graph.outputs[0]).shape)
+    if getattr(args, "output", None):
+        _save_npy(args.output, out)
+    if getattr(args, "report", None):
+        api.write_json(args.report, result.report)
+    return out
+
+
 def cmd_compile(args: argparse.Namespace) -> int:
     compiled = api.compile(args.model)
     out = api.write_compiled(compiled, args.output, board=args.board, force=args.force)
@@ -41,14 +54,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     graph = api.load(args.model)
     x = _load_npy(args.input) if args.input else None
     result = api.run(graph, board=args.board, inputs=x, workdir=args.workdir)
-    out = result.outputs
-    in_shape = graph.tensor(graph.inputs[0]).shape
-    if x is None or x.ndim == len(in_shape):
-        out = out.reshape(graph.tensor(graph.outputs[0]).shape)
-    if args.output:
-        _save_npy(args.output, out)
-    if args.report:
-        api.write_json(args.report, result.report)
+    out = _save_results(args, graph, x, result)
     timer = result.report.get("timer", {})
     measure = ("instructions", timer["instructions"]) if "instructions" in timer else (
         "ns", timer.get("latency_ns", timer.get("ticks")))
@@ -106,17 +112,9 @@ def cmd_monitor(args: argparse.Namespace) -> int:
 
 def cmd_run_remote(args: argparse.Namespace) -> int:
     x = _load_npy(args.input)
-    result = api.run_remote(args.port, x, model=args.model, baudrate=args.baud,
-                            timeout=args.timeout)
-    out = result.outputs
-    if args.model:
-        graph = api.load(args.model)
-        if x.ndim == len(graph.tensor(graph.inputs[0]).shape):
-            out = out.reshape(graph.tensor(graph.outputs[0]).shape)
-    if args.output:
-        _save_npy(args.output, out)
-    if args.report:
-        api.write_json(args.report, result.report)
+    graph = api.load(args.model) if args.model else None
+    result = api.run_remote(args.port, x, model=graph, baudrate=args.baud, timeout=args.timeout)
+    _save_results(args, graph, x, result)
     timer = result.report["timer"]
     print(f"{result.report['model']} on {args.port}: {len(result.outputs)} inference(s), "
           f"ticks per inference {timer['ticks']} ({timer['kind']} at {timer['timer_hz']} Hz)")
@@ -160,13 +158,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
                         accept_new_host_key=args.accept_new_host_key,
                         known_hosts=args.known_hosts,
                         run_prefix=shlex.split(args.run_prefix) if args.run_prefix else None)
-    out = result.outputs
-    if x is None or x.ndim == len(graph.tensor(graph.inputs[0]).shape):
-        out = out.reshape(graph.tensor(graph.outputs[0]).shape)
-    if args.output:
-        _save_npy(args.output, out)
-    if args.report:
-        api.write_json(args.report, result.report)
+    _save_results(args, graph, x, result)
     lat = result.report["latency"]
     line = f"{graph.name} on {args.host} ({args.board}): {len(result.outputs)} inference(s)"
     if lat["bench_runs"]:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edge_sdk.compiler.quantization import quantize_array
 from edge_sdk.errors import ModelError, UsageError
 from edge_sdk.frontend.tflite import Graph, parse
 from edge_sdk.quantize.calibration import _interpreter, check_samples, choose_range, collect
@@ -100,9 +101,7 @@ def evaluate(float_model: bytes, int8_model: bytes, samples: list[np.ndarray],
             q_it.set_tensor(q_in["index"], x.astype(np.float32))
         else:
             scale, zp = q_in["quantization"]
-            scaled = (x.astype(np.float32) / np.float32(scale)).astype(np.float64)
-            q = np.sign(scaled) * np.floor(np.abs(scaled) + 0.5) + zp
-            q_it.set_tensor(q_in["index"], np.clip(q, -128, 127).astype(np.int8))
+            q_it.set_tensor(q_in["index"], quantize_array(x, scale, zp))
         q_it.invoke()
         ref, got = f_it.get_tensor(f_out), _dequantize(q_it, q_out)
         agree += int(np.argmax(ref.reshape(-1)) == np.argmax(got.reshape(-1)))
