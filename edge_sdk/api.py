@@ -79,11 +79,21 @@ def write_json(path: str | Path, data: dict) -> None:
 
 def write_compiled(compiled: CompiledModel, out_dir: str | Path, board: str = "host",
                    force: bool = False) -> Path:
-    """``edge-sdk compile``: the C sources, ``model.h`` and ``report.json`` in ``out_dir``."""
+    """``edge-sdk compile``: the C sources, ``model.h`` and ``report.json`` in ``out_dir``.
+
+    For Linux (Cortex-A) boards the kernels come from TVM's LLVM backend as ``kernels.o``.
+    """
     b = get_board(board)
     check_fits(compiled, b)
+    if b.linux is not None and compiled.sources.source.find("kernels.o") < 0:
+        compiled = compile_graph(compiled.program.graph, external_kernels=True)
     with atomic_directory(Path(out_dir), force=force, marker="report.json") as tmp:
         write_model_sources(compiled, tmp)
+        if b.linux is not None:
+            from edge_sdk.codegen.llvm import build_kernel_object
+
+            build_kernel_object(compiled.program, compiled.sources.function_of_step,
+                                b.llvm_target, tmp / "kernels.o")
         write_json(tmp / "report.json", report(compiled, b))
     return Path(out_dir)
 

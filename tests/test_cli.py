@@ -26,6 +26,15 @@ def test_compile_writes_sources_and_report(tmp_path, capsys):
     assert [p.name for p in tmp_path.iterdir()] == ["kws"]
 
 
+def test_compile_for_a_pi_writes_an_llvm_object(tmp_path, capsys):
+    out = tmp_path / "pi"
+    assert main(["compile", str(shared_model("ad01_int8")), "--board", "rpi5", "-o", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["ad01_int8.c", "ad01_int8.h", "kernels.o",
+                                                      "report.json"]
+    assert (out / "kernels.o").read_bytes()[:4] == b"\x7fELF"
+    assert "kernels.o" in (out / "ad01_int8.c").read_text()
+
+
 def test_run_host_writes_output_and_report(tmp_path, capsys):
     model = shared_model("ad01_int8")
     x = np.random.default_rng(3).integers(-128, 128, size=(1, 640), dtype=np.int8)
