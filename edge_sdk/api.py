@@ -85,7 +85,7 @@ def write_compiled(compiled: CompiledModel, out_dir: str | Path, board: str = "h
     """
     b = get_board(board)
     check_fits(compiled, b)
-    if b.linux is not None and compiled.sources.source.find("kernels.o") < 0:
+    if b.linux is not None and not compiled.sources.external_kernels:
         compiled = compile_graph(compiled.program.graph, external_kernels=True)
     with atomic_directory(Path(out_dir), force=force, marker="report.json") as tmp:
         write_model_sources(compiled, tmp)

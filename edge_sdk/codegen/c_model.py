@@ -32,6 +32,7 @@ class CSources:
     source: str
     unique_kernels: int
     function_of_step: dict[int, str]
+    external_kernels: bool = False  # kernels declared only; they come from an LLVM object
 
 
 def _literal(value: object, dtype: str) -> str:
@@ -209,4 +210,4 @@ def emit(program: Program, memory: MemoryPlan, external_kernels: bool = False) -
         ]
     )
     return CSources(f"{name}.h", header, f"{name}.c", source, kernels.unique_kernels,
-                    kernels.function_of_step)
+                    kernels.function_of_step, external_kernels)

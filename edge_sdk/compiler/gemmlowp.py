@@ -25,21 +25,22 @@ def _tdiv(a: int, b: int) -> int:
     return q if (a >= 0) == (b > 0) else -q
 
 
-def srdhm(a: int, b: int) -> int:
-    """SaturatingRoundingDoublingHighMul, int32."""
-    if a == b == INT32_MIN:
-        return INT32_MAX
+def _srdhm(a: int, b: int, bits: int) -> int:
+    """SaturatingRoundingDoublingHighMul for ``bits``-wide integers (gemmlowp's, both widths)."""
+    lowest, highest = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    if a == b == lowest:
+        return highest
     ab = a * b
-    nudge = (1 << 30) if ab >= 0 else 1 - (1 << 30)
-    return _tdiv(ab + nudge, 1 << 31)
+    nudge = (1 << (bits - 2)) if ab >= 0 else 1 - (1 << (bits - 2))
+    return _tdiv(ab + nudge, 1 << (bits - 1))
+
+
+def srdhm(a: int, b: int) -> int:
+    return _srdhm(a, b, 32)
 
 
 def srdhm16(a: int, b: int) -> int:
-    if a == b == INT16_MIN:
-        return INT16_MAX
-    ab = a * b
-    nudge = (1 << 14) if ab >= 0 else 1 - (1 << 14)
-    return _tdiv(ab + nudge, 1 << 15)
+    return _srdhm(a, b, 16)
 
 
 def sdhm16(a: int, b: int) -> int:
