@@ -8,6 +8,7 @@ single rounding step (see ``fixedpoint``).
 
 from __future__ import annotations
 
+import numpy as np
 from tvm import tirx
 
 from edge_sdk.compiler.kernels.common import (
@@ -44,9 +45,12 @@ def lower_fully_connected(op: Operator, graph: Graph, func_name: str) -> Step:
         raise refuse(op, f"output shape {y.shape} does not match {batches}x{units}")
 
     bias = bias_or_zeros(op, graph, 2, units)
+    # sum((x - zp) * w) = sum(x * w) - zp * sum(w): fold the offset into the bias.
+    bias = (bias.astype(np.int64)
+            - zero_point(x) * weights.astype(np.int64).sum(axis=1)).astype(np.int32)
     mults, shifts = per_channel_multipliers(scale(x), w.quant.scale, scale(y), units)
     act_min, act_max = activation_range(op.options["activation"], scale(y), zero_point(y))
-    in_offset, out_offset = -zero_point(x), zero_point(y)
+    out_offset = zero_point(y)
     prefix = f"l{op.index}"
     per_channel = w.quant.per_channel
     consts: list[Constant] = [
@@ -64,10 +68,9 @@ def lower_fully_connected(op: Operator, graph: Graph, func_name: str) -> Step:
         X, W, B, *tables, Y = buffer_args(*specs, ("output", (batches, units), "int8"))
         acc = scalar("acc")
         with loop("b", batches) as b, loop("o", units) as o:
-            store(acc, i32(0))
+            store(acc, B[o])
             with loop("d", depth) as d:
-                store(acc, acc[0] + (i32(X[b, d]) + in_offset) * i32(W[o, d]))
-            store(acc, acc[0] + B[o])
+                store(acc, acc[0] + i32(X[b, d]) * i32(W[o, d]))
             if per_channel:
                 requantize(acc, tables[0][o], tables[1][o])
             else:
