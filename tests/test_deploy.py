@@ -144,3 +144,18 @@ def socket_closed_port():
         yield port
 
     return closed()
+
+
+def test_rpi5_uses_dot_product_instructions_and_stays_exact(sshd, tmp_path):
+    """The A76's +dotprod reaches LLVM: the kernels use sdot, and the answers do not change."""
+    need("aarch64-linux-gnu-objdump")
+    path = shared_model("kws_ref_model")
+    out = tmp_path / "build"
+    assert main(["compile", str(path), "--board", "rpi5", "-o", str(out)]) == 0
+    asm = subprocess.run(["aarch64-linux-gnu-objdump", "-d", str(out / "kernels.o")],
+                         capture_output=True, text=True, check=True).stdout
+    assert " sdot " in asm or "\tsdot\t" in asm
+    x = random_inputs((1, 49, 10, 1), 2, seed=13)
+    result = deploy(sshd, path, "rpi5", tmp_path, inputs=x,
+                    run_prefix=["qemu-aarch64-static", "-cpu", "max"])
+    np.testing.assert_array_equal(result.outputs.reshape(2, 1, 12), reference(path, x))
