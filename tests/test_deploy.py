@@ -56,12 +56,10 @@ def test_mlperf_models_bit_exact_on_aarch64(sshd, tmp_path, name):
 @pytest.mark.slow
 def test_float_mobilenet_on_aarch64_within_1e5(sshd, tmp_path):
     """A MobileNet-class float model (VWW) through TVM's LLVM backend on aarch64."""
-    from tests.test_models import float_reference
-
     path = shared_model("vww_96_float")
     x = np.random.default_rng(8).uniform(0, 1, (2, 1, 96, 96, 3)).astype(np.float32)
     result = deploy(sshd, path, "rpi4", tmp_path, inputs=x)
-    expected = float_reference(path, x)
+    expected = reference(path, x)
     np.testing.assert_allclose(result.outputs.reshape(expected.shape), expected, rtol=1e-5,
                                atol=1e-7)
 

@@ -59,20 +59,6 @@ def test_qemu_other_cores_bit_exact(board):
 FLOAT_MODELS = ["ad01_fp32", "pretrainedResnet", "vww_96_float"]
 
 
-def float_reference(path, x):
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
-
-    it = Interpreter(model_path=str(path), experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
-    it.allocate_tensors()
-    i, o = it.get_input_details()[0], it.get_output_details()[0]
-    out = []
-    for xi in x:
-        it.set_tensor(i["index"], xi)
-        it.invoke()
-        out.append(it.get_tensor(o["index"]))
-    return np.stack(out)
-
-
 @pytest.mark.parametrize("name", FLOAT_MODELS)
 def test_float_models_match_litert(name):
     """Float kernels keep TFLite's accumulation order: within 1e-5 relative (exact in practice)."""
@@ -81,7 +67,7 @@ def test_float_models_match_litert(name):
     x = np.random.default_rng(4).uniform(0, 1, (3, *graph.tensor(graph.inputs[0]).shape))
     x = x.astype(np.float32)
     got = edge_sdk.run(graph, board="host", inputs=x).outputs
-    expected = float_reference(path, x)
+    expected = reference(path, x)
     np.testing.assert_allclose(got.reshape(expected.shape), expected, rtol=1e-5, atol=1e-7)
 
 

@@ -172,7 +172,10 @@ def sigmoid_tanh_params(input_scale: float) -> tuple[int, int, int]:
     return multiplier, shift, radius
 
 
-def logistic_table(input_scale: float, input_zp: int) -> list[int]:
+def _q4_table(input_scale: float, input_zp: int, fn, output_bits: int, zero_point: int
+              ) -> list[int]:
+    """``reference_integer_ops::Logistic``/``Tanh`` for every int8 input: saturate outside the
+    input radius, else evaluate ``fn`` on the Q4.27 input and rescale its Q0.31 result."""
     multiplier, shift, radius = sigmoid_tanh_params(input_scale)
     table = []
     for q in range(-128, 128):
@@ -182,24 +185,17 @@ def logistic_table(input_scale: float, input_zp: int) -> list[int]:
         elif x >= radius:
             table.append(127)
         else:
-            out = rdbp(logistic_q4(mbqm(x, multiplier, shift)), 31 - 8) - 128
+            out = rdbp(fn(mbqm(x, multiplier, shift)), 31 - output_bits) + zero_point
             table.append(min(max(out, -128), 127))
     return table
+
+
+def logistic_table(input_scale: float, input_zp: int) -> list[int]:
+    return _q4_table(input_scale, input_zp, logistic_q4, 8, -128)
 
 
 def tanh_table(input_scale: float, input_zp: int) -> list[int]:
-    multiplier, shift, radius = sigmoid_tanh_params(input_scale)
-    table = []
-    for q in range(-128, 128):
-        x = q - input_zp
-        if x <= -radius:
-            table.append(-128)
-        elif x >= radius:
-            table.append(127)
-        else:
-            out = rdbp(tanh_q4(mbqm(x, multiplier, shift)), 31 - 7)
-            table.append(min(max(out, -128), 127))
-    return table
+    return _q4_table(input_scale, input_zp, tanh_q4, 7, 0)
 
 
 def _downscale_to_int16(m: int) -> int:
