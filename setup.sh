@@ -6,7 +6,7 @@ cd "$(dirname "$0")"
 
 APT_PACKAGES=(gcc make gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm
               gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf qemu-user-static
-              openssh-server openssh-client)
+              openssh-server openssh-client ocl-icd-libopencl1 ocl-icd-opencl-dev pocl-opencl-icd clinfo)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -16,6 +16,8 @@ instructions than the folded form).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from tvm import tirx
 from tvm.script.ir_builder import tirx as T
@@ -47,10 +49,55 @@ from edge_sdk.compiler.quantization import (
     conv_geometry,
     per_channel_multipliers,
 )
-from edge_sdk.frontend.tflite import Graph, Operator
+from edge_sdk.frontend.tflite import Graph, Operator, Tensor
 
 
-def lower_conv2d(op: Operator, graph: Graph, func_name: str) -> Step:
+@dataclass(frozen=True)
+class ConvPlan:
+    """TFLite's ``Prepare`` for one int8 convolution: geometry, offsets, tables, chosen form.
+
+    Computed once and read by both kernel builders (the C loop nest here, the GPU compute
+    definition in :mod:`edge_sdk.compiler.gpu.kernels`), so they cannot disagree.
+    """
+
+    op: Operator
+    x: Tensor
+    y: Tensor
+    depthwise: bool
+    mult: int
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+    dilation: tuple[int, int]
+    pad: tuple[int, int]
+    fold: bool  # the input offset is folded into the bias (padding taps read the zero point)
+    input_zp: int
+    output_zp: int
+    act: tuple[int, int]
+    weights: Constant
+    bias: Constant
+    multiplier: Constant
+    shift: Constant
+
+    @property
+    def constants(self) -> tuple[Constant, ...]:
+        return (self.weights, self.bias, self.multiplier, self.shift)
+
+    @property
+    def macs(self) -> int:
+        n, oh, ow, oc = self.y.shape
+        return n * oh * ow * oc * self.kernel[0] * self.kernel[1] * (
+            1 if self.depthwise else self.x.shape[3])
+
+    def step(self, func: tirx.PrimFunc, func_name: str, notes: str = "") -> Step:
+        return Step(
+            op_index=self.op.index, opcode=self.op.opcode, layer=self.y.name, kind="kernel",
+            inputs=(self.x.index,), outputs=(self.y.index,), func=func, func_name=func_name,
+            args=(TensorArg(self.x.index), *self.constants, TensorArg(self.y.index, writes=True)),
+            macs=self.macs, notes=notes,
+        )
+
+
+def plan_conv2d(op: Operator, graph: Graph) -> ConvPlan:
     depthwise = op.opcode == "DEPTHWISE_CONV_2D"
     x = int8_tensor(op, graph, op.inputs[0], "input")
     y = int8_tensor(op, graph, op.outputs[0], "output")
@@ -60,6 +107,7 @@ def lower_conv2d(op: Operator, graph: Graph, func_name: str) -> Step:
     if len(x.shape) != 4 or len(w.shape) != 4:
         raise refuse(op, "only 4-D NHWC input and filter are supported")
     n, ih, iw, ic = x.shape
+    mult = 1
     if depthwise:
         _, kh, kw, oc = w.shape
         mult = op.options["depth_multiplier"] or oc // ic
@@ -82,22 +130,34 @@ def lower_conv2d(op: Operator, graph: Graph, func_name: str) -> Step:
         taps = (weights.astype(np.int64).reshape(-1, oc).sum(axis=0) if depthwise
                 else weights.astype(np.int64).reshape(oc, -1).sum(axis=1))
         bias = (bias.astype(np.int64) - zero_point(x) * taps).astype(np.int32)
-    in_offset = -zero_point(x)
     mults, shifts = per_channel_multipliers(scale(x), w.quant.scale, scale(y), oc)
-    act_min, act_max = activation_range(op.options["activation"], scale(y), zero_point(y))
-    out_offset = zero_point(y)
     prefix = f"l{op.index}"
-    consts = (
-        Constant(f"{prefix}_weights", weights.astype("int8")),
-        Constant(f"{prefix}_bias", bias),
-        Constant(f"{prefix}_multiplier", mults),
-        Constant(f"{prefix}_shift", shifts),
+    return ConvPlan(
+        op=op, x=x, y=y, depthwise=depthwise, mult=mult, kernel=(kh, kw),
+        stride=tuple(stride), dilation=tuple(dilation), pad=(ph, pw), fold=fold,
+        input_zp=zero_point(x), output_zp=zero_point(y),
+        act=activation_range(op.options["activation"], scale(y), zero_point(y)),
+        weights=Constant(f"{prefix}_weights", weights.astype("int8")),
+        bias=Constant(f"{prefix}_bias", bias),
+        multiplier=Constant(f"{prefix}_multiplier", mults),
+        shift=Constant(f"{prefix}_shift", shifts),
     )
+
+
+def lower_conv2d(op: Operator, graph: Graph, func_name: str) -> Step:
+    p = plan_conv2d(op, graph)
+    x, y = p.x, p.y
+    n, ih, iw, ic = x.shape
+    _, oh, ow, oc = y.shape
+    kh, kw = p.kernel
+    (stride, dilation), (ph, pw) = (p.stride, p.dilation), p.pad
+    in_offset = -p.input_zp
+    act_min, act_max = p.act
 
     with kernel(func_name) as k:
         X, W, B, M, S, Y = buffer_args(
             ("input", x.shape, "int8"),
-            ("weights", w.shape, "int8"),
+            ("weights", p.weights.array.shape, "int8"),
             ("bias", (oc,), "int32"),
             ("multiplier", (oc,), "int32"),
             ("shift", (oc,), "int32"),
@@ -105,34 +165,30 @@ def lower_conv2d(op: Operator, graph: Graph, func_name: str) -> Step:
         )
         acc = scalar("acc")
         with loop("b", n) as b, loop("oy", oh) as oy, loop("ox", ow) as ox, loop("oc", oc) as c:
-            store(acc, B[c] if fold else i32(0))
+            store(acc, B[c] if p.fold else i32(0))
             with loop("ky", kh) as ky, loop("kx", kw) as kx:
                 iy = oy * stride[0] - ph + ky * dilation[0]
                 ix = ox * stride[1] - pw + kx * dilation[1]
                 inside = tirx.all(in_range(iy, ih), in_range(ix, iw))
-                if depthwise:
-                    ci = tirx.floordiv(c, mult)
+                if p.depthwise:
+                    ci = tirx.floordiv(c, p.mult)
                     # One test per tap: the input inside the image, the zero point outside.
                     with T.If(inside):
                         with T.Then():
                             store(acc, acc[0] + i32(X[b, iy, ix, ci]) * i32(W[0, ky, kx, c]))
                         with T.Else():
-                            store(acc, acc[0] + zero_point(x) * i32(W[0, ky, kx, c]))
-                elif fold:  # never reads padding: no test at all
+                            store(acc, acc[0] + p.input_zp * i32(W[0, ky, kx, c]))
+                elif p.fold:  # never reads padding: no test at all
                     with loop("ic", ic) as ci:
                         store(acc, acc[0] + i32(X[b, iy, ix, ci]) * i32(W[c, ky, kx, ci]))
                 else:  # the reference form: skip padding taps, add the offset per tap
                     with when(inside), loop("ic", ic) as ci:
                         store(acc, acc[0] + (i32(X[b, iy, ix, ci]) + in_offset)
                               * i32(W[c, ky, kx, ci]))
-            if not fold:
+            if not p.fold:
                 store(acc, acc[0] + B[c])
             emit_multiply_by_quantized_multiplier(acc, M[c], S[c])
-            store(Y, tirx.Cast("int8", clamp(acc[0] + out_offset, act_min, act_max)), b, oy, ox, c)
+            store(Y, tirx.Cast("int8", clamp(acc[0] + p.output_zp, act_min, act_max)),
+                  b, oy, ox, c)
 
-    macs = n * oh * ow * oc * kh * kw * (1 if depthwise else ic)
-    return Step(
-        op_index=op.index, opcode=op.opcode, layer=y.name, kind="kernel",
-        inputs=(x.index,), outputs=(y.index,), func=k.func, func_name=func_name,
-        args=(TensorArg(x.index), *consts, TensorArg(y.index, writes=True)), macs=macs,
-    )
+    return p.step(k.func, func_name)

@@ -24,7 +24,7 @@ from edge_sdk.compiler.kernels.tir import (
 )
 from edge_sdk.compiler.program import Step, TensorArg
 from edge_sdk.compiler.quantization import activation_range, f32, quantize_multiplier
-from edge_sdk.frontend.tflite import Graph, Operator
+from edge_sdk.frontend.tflite import Graph, Operator, Tensor
 
 LEFT_SHIFT = 20
 
@@ -80,12 +80,17 @@ def _broadcast_binary(op: Operator, graph: Graph, func_name: str, body) -> Step:
     )
 
 
+def add_multipliers(a: Tensor, b: Tensor, y: Tensor) -> tuple[tuple[int, int], ...]:
+    """``Prepare`` of int8 ADD: (multiplier, shift) for input 1, input 2 and the output."""
+    twice_max = f32(2 * f32(max(scale(a), scale(b))))
+    return (quantize_multiplier(scale(a) / twice_max),
+            quantize_multiplier(scale(b) / twice_max),
+            quantize_multiplier(twice_max / f32((1 << LEFT_SHIFT) * scale(y))))
+
+
 def lower_add(op: Operator, graph: Graph, func_name: str) -> Step:
     def body(va, vb, a, b, y) -> None:
-        twice_max = f32(2 * f32(max(scale(a), scale(b))))
-        m1, s1 = quantize_multiplier(scale(a) / twice_max)
-        m2, s2 = quantize_multiplier(scale(b) / twice_max)
-        mo, so = quantize_multiplier(twice_max / f32((1 << LEFT_SHIFT) * scale(y)))
+        (m1, s1), (m2, s2), (mo, so) = add_multipliers(a, b, y)
         store(va, va[0] * (1 << LEFT_SHIFT))
         store(vb, vb[0] * (1 << LEFT_SHIFT))
         emit_multiply_by_quantized_multiplier(va, m1, s1)

@@ -8,6 +8,8 @@ single rounding step (see ``fixedpoint``).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from tvm import tirx
 
@@ -26,10 +28,42 @@ from edge_sdk.compiler.kernels.fixedpoint import (
 from edge_sdk.compiler.kernels.tir import buffer_args, clamp, i32, kernel, loop, scalar, store
 from edge_sdk.compiler.program import Constant, Step, TensorArg
 from edge_sdk.compiler.quantization import activation_range, per_channel_multipliers
-from edge_sdk.frontend.tflite import Graph, Operator
+from edge_sdk.frontend.tflite import Graph, Operator, Tensor
 
 
-def lower_fully_connected(op: Operator, graph: Graph, func_name: str) -> Step:
+@dataclass(frozen=True)
+class FullyConnectedPlan:
+    """``Prepare`` for one int8 FULLY_CONNECTED, shared by the C and GPU kernel builders."""
+
+    op: Operator
+    x: Tensor
+    y: Tensor
+    batches: int
+    units: int
+    depth: int
+    output_zp: int
+    act: tuple[int, int]
+    weights: Constant
+    bias: Constant  # the input offset already folded in
+    # Per-channel: (multiplier, shift) tables; per-tensor: the one pair, folded into the code.
+    tables: tuple[Constant, Constant] | None
+    multiplier: int
+    shift: int
+
+    @property
+    def constants(self) -> tuple[Constant, ...]:
+        return (self.weights, self.bias, *(self.tables or ()))
+
+    def step(self, func: tirx.PrimFunc, func_name: str, notes: str = "") -> Step:
+        return Step(
+            op_index=self.op.index, opcode=self.op.opcode, layer=self.y.name, kind="kernel",
+            inputs=(self.x.index,), outputs=(self.y.index,), func=func, func_name=func_name,
+            args=(TensorArg(self.x.index), *self.constants, TensorArg(self.y.index, writes=True)),
+            macs=self.batches * self.units * self.depth, notes=notes,
+        )
+
+
+def plan_fully_connected(op: Operator, graph: Graph) -> FullyConnectedPlan:
     x = int8_tensor(op, graph, op.inputs[0], "input")
     y = int8_tensor(op, graph, op.outputs[0], "output")
     w = graph.tensor(op.inputs[1])
@@ -49,21 +83,26 @@ def lower_fully_connected(op: Operator, graph: Graph, func_name: str) -> Step:
     bias = (bias.astype(np.int64)
             - zero_point(x) * weights.astype(np.int64).sum(axis=1)).astype(np.int32)
     mults, shifts = per_channel_multipliers(scale(x), w.quant.scale, scale(y), units)
-    act_min, act_max = activation_range(op.options["activation"], scale(y), zero_point(y))
-    out_offset = zero_point(y)
     prefix = f"l{op.index}"
-    per_channel = w.quant.per_channel
-    consts: list[Constant] = [
-        Constant(f"{prefix}_weights", weights.astype("int8")),
-        Constant(f"{prefix}_bias", bias),
-    ]
-    if per_channel:
-        consts += [Constant(f"{prefix}_multiplier", mults), Constant(f"{prefix}_shift", shifts)]
+    tables = ((Constant(f"{prefix}_multiplier", mults), Constant(f"{prefix}_shift", shifts))
+              if w.quant.per_channel else None)
+    return FullyConnectedPlan(
+        op=op, x=x, y=y, batches=batches, units=units, depth=depth, output_zp=zero_point(y),
+        act=activation_range(op.options["activation"], scale(y), zero_point(y)),
+        weights=Constant(f"{prefix}_weights", weights.astype("int8")),
+        bias=Constant(f"{prefix}_bias", bias), tables=tables,
+        multiplier=int(mults[0]), shift=int(shifts[0]),
+    )
 
+
+def lower_fully_connected(op: Operator, graph: Graph, func_name: str) -> Step:
+    p = plan_fully_connected(op, graph)
+    batches, units, depth = p.batches, p.units, p.depth
+    act_min, act_max = p.act
     with kernel(func_name) as k:
         specs = [("input", (batches, depth), "int8"), ("weights", (units, depth), "int8"),
                  ("bias", (units,), "int32")]
-        if per_channel:
+        if p.tables:
             specs += [("multiplier", (units,), "int32"), ("shift", (units,), "int32")]
         X, W, B, *tables, Y = buffer_args(*specs, ("output", (batches, units), "int8"))
         acc = scalar("acc")
@@ -71,15 +110,9 @@ def lower_fully_connected(op: Operator, graph: Graph, func_name: str) -> Step:
             store(acc, B[o])
             with loop("d", depth) as d:
                 store(acc, acc[0] + i32(X[b, d]) * i32(W[o, d]))
-            if per_channel:
+            if tables:
                 requantize(acc, tables[0][o], tables[1][o])
             else:
-                requantize(acc, int(mults[0]), int(shifts[0]))
-            store(Y, tirx.Cast("int8", clamp(acc[0] + out_offset, act_min, act_max)), b, o)
-
-    return Step(
-        op_index=op.index, opcode=op.opcode, layer=y.name, kind="kernel",
-        inputs=(x.index,), outputs=(y.index,), func=k.func, func_name=func_name,
-        args=(TensorArg(x.index), *consts, TensorArg(y.index, writes=True)),
-        macs=batches * units * depth,
-    )
+                requantize(acc, p.multiplier, p.shift)
+            store(Y, tirx.Cast("int8", clamp(acc[0] + p.output_zp, act_min, act_max)), b, o)
+    return p.step(k.func, func_name)

@@ -7,6 +7,8 @@ away from zero with integer arithmetic, as the reference kernel does.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from tvm import tirx
 
 from edge_sdk.compiler.kernels.common import int8_tensor, refuse, scale, zero_point
@@ -23,11 +25,33 @@ from edge_sdk.compiler.kernels.tir import (
 )
 from edge_sdk.compiler.program import Step, TensorArg
 from edge_sdk.compiler.quantization import activation_range, conv_geometry
-from edge_sdk.frontend.tflite import Graph, Operator
+from edge_sdk.frontend.tflite import Graph, Operator, Tensor
 
 
-def lower_pool2d(op: Operator, graph: Graph, func_name: str) -> Step:
-    is_avg = op.opcode == "AVERAGE_POOL_2D"
+@dataclass(frozen=True)
+class PoolPlan:
+    """``Prepare`` for one int8 pooling layer (shared by the C and GPU kernel builders)."""
+
+    op: Operator
+    x: Tensor
+    y: Tensor
+    is_avg: bool
+    filter: tuple[int, int]
+    stride: tuple[int, int]
+    pad: tuple[int, int]
+    act: tuple[int, int]
+
+    def step(self, func: tirx.PrimFunc, func_name: str, notes: str = "") -> Step:
+        n, oh, ow, c = self.y.shape
+        return Step(
+            op_index=self.op.index, opcode=self.op.opcode, layer=self.y.name, kind="kernel",
+            inputs=(self.x.index,), outputs=(self.y.index,), func=func, func_name=func_name,
+            args=(TensorArg(self.x.index), TensorArg(self.y.index, writes=True)),
+            macs=n * oh * ow * c * self.filter[0] * self.filter[1], notes=notes,
+        )
+
+
+def plan_pool2d(op: Operator, graph: Graph) -> PoolPlan:
     x = int8_tensor(op, graph, op.inputs[0], "input")
     y = int8_tensor(op, graph, op.outputs[0], "output")
     if scale(x) != scale(y) or zero_point(x) != zero_point(y):
@@ -37,10 +61,21 @@ def lower_pool2d(op: Operator, graph: Graph, func_name: str) -> Step:
     n, ih, iw, c = x.shape
     fh, fw = op.options["filter"]
     stride = op.options["stride"]
-    (oh, ow), (ph, pw) = conv_geometry(op.options["padding"], (ih, iw), (fh, fw), stride)
+    (oh, ow), pad = conv_geometry(op.options["padding"], (ih, iw), (fh, fw), stride)
     if tuple(y.shape) != (n, oh, ow, c):
         raise refuse(op, f"output shape {y.shape} does not match computed {(n, oh, ow, c)}")
-    act_min, act_max = activation_range(op.options["activation"], scale(y), zero_point(y))
+    return PoolPlan(op=op, x=x, y=y, is_avg=op.opcode == "AVERAGE_POOL_2D", filter=(fh, fw),
+                    stride=tuple(stride), pad=tuple(pad),
+                    act=activation_range(op.options["activation"], scale(y), zero_point(y)))
+
+
+def lower_pool2d(op: Operator, graph: Graph, func_name: str) -> Step:
+    p = plan_pool2d(op, graph)
+    x, y, is_avg = p.x, p.y, p.is_avg
+    n, ih, iw, c = x.shape
+    _, oh, ow, _ = y.shape
+    (fh, fw), stride, (ph, pw) = p.filter, p.stride, p.pad
+    act_min, act_max = p.act
 
     with kernel(func_name) as k:
         X, Y = buffer_args(
@@ -74,9 +109,4 @@ def lower_pool2d(op: Operator, graph: Graph, func_name: str) -> Step:
                                   tirx.truncdiv(acc[0] - half, count[0])))
             store(Y, tirx.Cast("int8", clamp(acc[0], act_min, act_max)), b, oy, ox, ch)
 
-    return Step(
-        op_index=op.index, opcode=op.opcode, layer=y.name, kind="kernel",
-        inputs=(x.index,), outputs=(y.index,), func=k.func, func_name=func_name,
-        args=(TensorArg(x.index), TensorArg(y.index, writes=True)),
-        macs=n * oh * ow * c * fh * fw,
-    )
+    return p.step(k.func, func_name)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+from dataclasses import dataclass
 from functools import cache
 
 import numpy as np
@@ -21,7 +22,7 @@ from edge_sdk.compiler.kernels.common import int8_tensor, refuse, scale, zero_po
 from edge_sdk.compiler.kernels.tir import buffer_args, clamp, f32, i32, kernel, loop, scalar, store
 from edge_sdk.compiler.program import Constant, Step, TensorArg
 from edge_sdk.compiler.quantization import f32 as to_f32
-from edge_sdk.frontend.tflite import Graph, Operator
+from edge_sdk.frontend.tflite import Graph, Operator, Tensor
 
 
 @cache
@@ -43,16 +44,47 @@ def exp_table(input_scale: float, beta: float) -> np.ndarray:
     return table
 
 
-def lower_softmax(op: Operator, graph: Graph, func_name: str) -> Step:
+@dataclass(frozen=True)
+class SoftmaxPlan:
+    """``SoftmaxPrepare`` for int8: the exp table and the output scale, as exact constants."""
+
+    op: Operator
+    x: Tensor
+    y: Tensor
+    outer: int
+    depth: int
+    output_zp: int
+    table: Constant
+    output_scale: Constant
+
+    def step(self, func: tirx.PrimFunc, func_name: str, notes: str = "") -> Step:
+        return Step(
+            op_index=self.op.index, opcode=self.op.opcode, layer=self.y.name, kind="kernel",
+            inputs=(self.x.index,), outputs=(self.y.index,), func=func, func_name=func_name,
+            args=(TensorArg(self.x.index), self.table, self.output_scale,
+                  TensorArg(self.y.index, writes=True)),
+            macs=self.x.size, notes=notes or "float lookup table, as TFLite's reference softmax",
+        )
+
+
+def plan_softmax(op: Operator, graph: Graph) -> SoftmaxPlan:
     x = int8_tensor(op, graph, op.inputs[0], "input")
     y = int8_tensor(op, graph, op.outputs[0], "output")
     if x.shape != y.shape or not x.shape:
         raise refuse(op, "input and output shapes differ")
     depth = x.shape[-1]
-    outer = x.size // depth
-    table = Constant(f"l{op.index}_exp_table", exp_table(scale(x), op.options.get("beta", 1.0)))
-    out_scale = Constant(f"l{op.index}_output_scale", np.array([scale(y)], dtype=np.float32))
+    return SoftmaxPlan(
+        op=op, x=x, y=y, outer=x.size // depth, depth=depth, output_zp=zero_point(y),
+        table=Constant(f"l{op.index}_exp_table",
+                       exp_table(scale(x), op.options.get("beta", 1.0))),
+        output_scale=Constant(f"l{op.index}_output_scale",
+                              np.array([scale(y)], dtype=np.float32)),
+    )
 
+
+def lower_softmax(op: Operator, graph: Graph, func_name: str) -> Step:
+    p = plan_softmax(op, graph)
+    outer, depth = p.outer, p.depth
     with kernel(func_name) as k:
         X, E, S, Y = buffer_args(
             ("input", (outer, depth), "int8"),
@@ -74,12 +106,5 @@ def lower_softmax(op: Operator, graph: Graph, func_name: str) -> Step:
             with loop("j", depth) as j:
                 prob = E[255 - max_val[0] + i32(X[i, j])] * inv[0]
                 rounded = i32(tirx.call_pure_extern("float32", "roundf", prob))
-                store(Y, tirx.Cast("int8", clamp(rounded + zero_point(y), -128, 127)), i, j)
-
-    return Step(
-        op_index=op.index, opcode=op.opcode, layer=y.name, kind="kernel",
-        inputs=(x.index,), outputs=(y.index,), func=k.func, func_name=func_name,
-        args=(TensorArg(x.index), table, out_scale, TensorArg(y.index, writes=True)),
-        macs=x.size,
-        notes="float lookup table, as TFLite's reference softmax",
-    )
+                store(Y, tirx.Cast("int8", clamp(rounded + p.output_zp, -128, 127)), i, j)
+    return p.step(k.func, func_name)
