@@ -43,7 +43,23 @@ class TensorArg:
     writes: bool = False
 
 
-KernelArg = TensorArg | Constant
+@dataclass(frozen=True)
+class Scratch:
+    """Device memory a GPU step needs between its kernels (e.g. softmax's row maxima).
+
+    Only GPU programs have these: on a CPU one kernel keeps such values in registers.
+    """
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+
+    @property
+    def nbytes(self) -> int:
+        return int(np.prod(self.shape)) * np.dtype(self.dtype).itemsize
+
+
+KernelArg = TensorArg | Constant | Scratch
 
 
 @dataclass

@@ -44,6 +44,15 @@ class Board:
     cmsis: dict | None = None   # {"vendor", "device", "pack"} for CMSIS-Toolbox
     runners: dict | None = None  # {"default": name, name: settings}
     linux: dict | None = None   # Cortex-A Linux boards: arch, LLVM triple/mcpu/mattr, cross gcc
+    gpu: dict | None = None     # GPU boards: {"api": cuda|opencl, "tag" or "attrs", ...}
+
+    @property
+    def gpu_target(self):
+        """The board's GPU as a :class:`~edge_sdk.compiler.gpu.targets.GpuTarget`."""
+        from edge_sdk.compiler.gpu.targets import gpu_target
+
+        assert self.gpu is not None
+        return gpu_target(self.gpu)
 
     @property
     def llvm_target(self) -> dict:
@@ -84,6 +93,7 @@ def _board(data: dict) -> Board:
         cmsis=data.get("cmsis"),
         runners=data.get("runners"),
         linux=data.get("linux"),
+        gpu=data.get("gpu"),
     )
 
 

@@ -73,3 +73,27 @@ def emit_multiply_by_quantized_multiplier_single_rounding(
     total = i64(31) - i64(shift)
     rounding = tirx.shift_left(i64(1), total - i64(1))
     store(acc, i32(tirx.shift_right(i64(acc[0]) * i64(multiplier) + rounding, total)))
+
+
+def multiply_by_quantized_multiplier(x: Any, multiplier: Any, shift: Any) -> Any:
+    """The double-rounding ``MultiplyByQuantizedMultiplier`` as one expression.
+
+    For compute definitions (``te.compute``), where there are no statements; same arithmetic as
+    :func:`emit_multiply_by_quantized_multiplier`.
+    """
+    if isinstance(shift, int):
+        left, right = max(shift, 0), max(-shift, 0)
+        x = x * i32(1 << left) if left else x
+        x = saturating_rounding_doubling_high_mul(x, i32(multiplier))
+        return rounding_divide_by_pot(x, right) if right else x
+    left = tirx.max(shift, i32(0))
+    right = tirx.max(i32(0) - shift, i32(0))
+    x = saturating_rounding_doubling_high_mul(x * (i32(1) << left), multiplier)
+    return rounding_divide_by_pot(x, right)
+
+
+def multiply_by_quantized_multiplier_single_rounding(x: Any, multiplier: Any, shift: Any) -> Any:
+    """``(x * m + 2^(30 - shift)) >> (31 - shift)`` as one expression (see the emit form)."""
+    total = i64(31) - i64(shift)
+    rounding = tirx.shift_left(i64(1), total - i64(1))
+    return i32(tirx.shift_right(i64(x) * i64(multiplier) + rounding, total))

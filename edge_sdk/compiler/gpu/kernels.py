@@ -1,0 +1,404 @@
+"""Operators as TVM compute definitions (``te.compute``), for the GPU.
+
+The microcontroller kernels are hand-built loop nests: right for a single core, but TVM's GPU
+schedules (``dlight``) need a compute definition to split, bind and tile. These builders express
+the *same* arithmetic, from the same ``Prepare`` plans (:func:`plan_conv2d` and friends), as
+stages that the schedules can work on: an optional padding stage (inlined by every schedule), an
+int32 reduction, and an elementwise requantization epilogue.
+
+Integer sums give the same result in any order, so any schedule keeps INT8 bit-exact. The one
+float sum in an INT8 graph, softmax's, must run in TFLite's order; :mod:`.schedule` keeps it
+serial. Float models are exact up to summation order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+from tvm import te, tirx
+
+from edge_sdk.compiler.kernels.common import refuse
+from edge_sdk.compiler.kernels.conv import plan_conv2d
+from edge_sdk.compiler.kernels.elementwise import LEFT_SHIFT, _broadcast_strides, add_multipliers
+from edge_sdk.compiler.kernels.fixedpoint import (
+    multiply_by_quantized_multiplier,
+    multiply_by_quantized_multiplier_single_rounding,
+)
+from edge_sdk.compiler.kernels.fully_connected import plan_fully_connected
+from edge_sdk.compiler.kernels.pooling import plan_pool2d
+from edge_sdk.compiler.kernels.softmax import plan_softmax
+from edge_sdk.compiler.kernels.tir import i32
+from edge_sdk.compiler.program import Constant, Scratch, Step, TensorArg
+from edge_sdk.compiler.quantization import conv_geometry
+from edge_sdk.frontend.tflite import Graph, Operator, Tensor
+
+GpuLowering = Callable[[Operator, Graph, str], Step]
+
+
+def _clamp(x, lo: int, hi: int):
+    return tirx.max(tirx.min(x, i32(hi)), i32(lo))
+
+
+def _func(args: list, name: str) -> tirx.PrimFunc:
+    return te.create_prim_func(args).with_attr("global_symbol", name)
+
+
+def _round_half_away(p):
+    """``roundf`` for p >= 0, exactly: ``p - trunc(p)`` is exact, so no ``p + 0.5`` rounding."""
+    t = tirx.trunc(p)
+    return tirx.Select(p - t >= tirx.FloatImm("float32", 0.5), t + tirx.FloatImm("float32", 1.0), t)
+
+
+def _padded(x: te.Tensor, shape: tuple[int, ...], pad: tuple[int, int], out_hw: tuple[int, int],
+            value) -> te.Tensor:
+    """The input seen through the padding: ``value`` outside the image (a stage the schedules
+    inline into the reduction)."""
+    n, ih, iw, c = shape
+    ph, pw = pad
+
+    def read(b, y, x_, ch):
+        iy, ix = y - ph, x_ - pw
+        inside = tirx.all(iy >= 0, iy < ih, ix >= 0, ix < iw)
+        return tirx.if_then_else(inside, x[b, iy, ix, ch], value)
+
+    if ph == 0 and pw == 0 and out_hw[0] <= ih and out_hw[1] <= iw:
+        return x
+    return te.compute((n, *out_hw, c), read, name="padded")
+
+
+def _needed(out: int, kernel: int, stride: int, dilation: int) -> int:
+    return (out - 1) * stride + (kernel - 1) * dilation + 1
+
+
+# --- INT8 -------------------------------------------------------------------------------------
+
+def conv2d_int8(op: Operator, graph: Graph, name: str) -> Step:
+    p = plan_conv2d(op, graph)
+    n, ih, iw, ic = p.x.shape
+    _, oh, ow, oc = p.y.shape
+    (kh, kw), (sy, sx), (dy, dx) = p.kernel, p.stride, p.dilation
+    X = te.placeholder(p.x.shape, "int8", name="input")
+    W = te.placeholder(p.weights.array.shape, "int8", name="weights")
+    B, M, S = (te.placeholder((oc,), "int32", name=nm) for nm in ("bias", "multiplier", "shift"))
+    hw = (max(_needed(oh, kh, sy, dy), ih + p.pad[0]), max(_needed(ow, kw, sx, dx), iw + p.pad[1]))
+    Xp = _padded(X, p.x.shape, p.pad, hw, tirx.const(p.input_zp, "int8"))
+    ky, kx = te.reduce_axis((0, kh), "ky"), te.reduce_axis((0, kw), "kx")
+    # Folded form: padding reads the zero point and the offset lives in the bias. Reference
+    # form (raw bias): subtract the offset per tap, so padding contributes exactly zero.
+    offset = 0 if p.fold else p.input_zp
+
+    def tap(v):
+        return v.astype("int32") - offset if offset else v.astype("int32")
+
+    if p.depthwise:
+        acc = te.compute((n, oh, ow, oc), lambda b, y, x, c: te.sum(
+            tap(Xp[b, y * sy + ky * dy, x * sx + kx * dx, tirx.floordiv(c, p.mult)])
+            * W[0, ky, kx, c].astype("int32"), axis=[ky, kx]), name="acc")
+    else:
+        ci = te.reduce_axis((0, ic), "ci")
+        acc = te.compute((n, oh, ow, oc), lambda b, y, x, c: te.sum(
+            tap(Xp[b, y * sy + ky * dy, x * sx + kx * dx, ci])
+            * W[c, ky, kx, ci].astype("int32"), axis=[ky, kx, ci]), name="acc")
+    lo, hi = p.act
+    Y = te.compute((n, oh, ow, oc), lambda b, y, x, c: _clamp(
+        multiply_by_quantized_multiplier(acc[b, y, x, c] + B[c], M[c], S[c]) + p.output_zp,
+        lo, hi).astype("int8"), name="output")
+    return p.step(_func([X, W, B, M, S, Y], name), name)
+
+
+def fully_connected_int8(op: Operator, graph: Graph, name: str) -> Step:
+    p = plan_fully_connected(op, graph)
+    X = te.placeholder((p.batches, p.depth), "int8", name="input")
+    W = te.placeholder((p.units, p.depth), "int8", name="weights")
+    B = te.placeholder((p.units,), "int32", name="bias")
+    tables = [te.placeholder((p.units,), "int32", name=nm) for nm in ("multiplier", "shift")
+              ] if p.tables else []
+    d = te.reduce_axis((0, p.depth), "d")
+    acc = te.compute((p.batches, p.units), lambda b, o: te.sum(
+        X[b, d].astype("int32") * W[o, d].astype("int32"), axis=d), name="acc")
+    lo, hi = p.act
+
+    def requant(b, o):
+        m, s = (tables[0][o], tables[1][o]) if tables else (p.multiplier, p.shift)
+        v = multiply_by_quantized_multiplier_single_rounding(acc[b, o] + B[o], m, s)
+        return _clamp(v + p.output_zp, lo, hi).astype("int8")
+
+    Y = te.compute((p.batches, p.units), requant, name="output")
+    return p.step(_func([X, W, B, *tables, Y], name), name)
+
+
+def pool2d_int8(op: Operator, graph: Graph, name: str) -> Step:
+    p = plan_pool2d(op, graph)
+    n, ih, iw, c = p.x.shape
+    _, oh, ow, _ = p.y.shape
+    (fh, fw), (sy, sx), (ph, pw) = p.filter, p.stride, p.pad
+    X = te.placeholder(p.x.shape, "int8", name="input")
+    hw = (max(_needed(oh, fh, sy, 1), ih + ph), max(_needed(ow, fw, sx, 1), iw + pw))
+    Xp = _padded(X, p.x.shape, p.pad, hw, tirx.const(0 if p.is_avg else -128, "int8"))
+    fy, fx = te.reduce_axis((0, fh), "fy"), te.reduce_axis((0, fw), "fx")
+    lo, hi = p.act
+    if p.is_avg:
+        acc = te.compute((n, oh, ow, c), lambda b, y, x, ch: te.sum(
+            Xp[b, y * sy + fy, x * sx + fx, ch].astype("int32"), axis=[fy, fx]), name="acc")
+
+        def average(b, y, x, ch):
+            y0, x0 = y * sy - ph, x * sx - pw  # taps inside the image: the reference's count
+            count = ((tirx.min(i32(fh), ih - y0) - tirx.max(i32(0), -y0))
+                     * (tirx.min(i32(fw), iw - x0) - tirx.max(i32(0), -x0)))
+            s, half = acc[b, y, x, ch], tirx.truncdiv(count, 2)
+            v = tirx.Select(s > 0, tirx.truncdiv(s + half, count), tirx.truncdiv(s - half, count))
+            return _clamp(v, lo, hi).astype("int8")
+
+        Y = te.compute((n, oh, ow, c), average, name="output")
+    else:
+        acc = te.compute((n, oh, ow, c), lambda b, y, x, ch: te.max(
+            Xp[b, y * sy + fy, x * sx + fx, ch].astype("int32"), axis=[fy, fx]), name="acc")
+        Y = te.compute((n, oh, ow, c), lambda b, y, x, ch: _clamp(
+            acc[b, y, x, ch], lo, hi).astype("int8"), name="output")
+    return p.step(_func([X, Y], name), name)
+
+
+def _broadcast(op: Operator, a: Tensor, b: Tensor, y: Tensor):
+    out_shape = tuple(y.shape) or (1,)
+    try:
+        sa, sb = _broadcast_strides(a.shape, out_shape), _broadcast_strides(b.shape, out_shape)
+    except ValueError as err:
+        raise refuse(op, str(err)) from None
+
+    def offset(idx, strides):
+        off = i32(0)
+        for i, s in zip(idx, strides, strict=True):
+            if s:
+                off = off + i * s
+        return off
+
+    return out_shape, (lambda idx: offset(idx, sa)), (lambda idx: offset(idx, sb))
+
+
+def add_int8(op: Operator, graph: Graph, name: str) -> Step:
+    from edge_sdk.compiler.kernels.common import int8_tensor, scale, zero_point
+    from edge_sdk.compiler.quantization import activation_range
+
+    a = int8_tensor(op, graph, op.inputs[0], "first input")
+    b = int8_tensor(op, graph, op.inputs[1], "second input")
+    y = int8_tensor(op, graph, op.outputs[0], "output")
+    if a.is_constant or b.is_constant:
+        raise refuse(op, "constant input")
+    out_shape, off_a, off_b = _broadcast(op, a, b, y)
+    (m1, s1), (m2, s2), (mo, so) = add_multipliers(a, b, y)
+    lo, hi = activation_range(op.options["activation"], scale(y), zero_point(y))
+    A = te.placeholder((a.size,), "int8", name="input1")
+    Bt = te.placeholder((b.size,), "int8", name="input2")
+
+    def body(*idx):
+        va = (A[off_a(idx)].astype("int32") - zero_point(a)) * (1 << LEFT_SHIFT)
+        vb = (Bt[off_b(idx)].astype("int32") - zero_point(b)) * (1 << LEFT_SHIFT)
+        v = (multiply_by_quantized_multiplier(va, m1, s1)
+             + multiply_by_quantized_multiplier(vb, m2, s2))
+        v = multiply_by_quantized_multiplier(v, mo, so)
+        return _clamp(v + zero_point(y), lo, hi).astype("int8")
+
+    Y = te.compute(out_shape, body, name="output")
+    return Step(op_index=op.index, opcode=op.opcode, layer=y.name, kind="kernel",
+                inputs=(a.index, b.index), outputs=(y.index,), func=_func([A, Bt, Y], name),
+                func_name=name, args=(TensorArg(a.index), TensorArg(b.index),
+                                      TensorArg(y.index, writes=True)), macs=y.size)
+
+
+def softmax_int8(op: Operator, graph: Graph, name: str) -> Step:
+    p = plan_softmax(op, graph)
+    X = te.placeholder((p.outer, p.depth), "int8", name="input")
+    E = te.placeholder((256,), "float32", name="exp_table")
+    S = te.placeholder((1,), "float32", name="output_scale")
+    j = te.reduce_axis((0, p.depth), "j")
+    mx = te.compute((p.outer,), lambda i: te.max(X[i, j].astype("int32"), axis=j), name="row_max")
+    j2 = te.reduce_axis((0, p.depth), "j2")
+    total = te.compute((p.outer,), lambda i: te.sum(
+        E[255 - mx[i] + X[i, j2].astype("int32")], axis=j2), name="row_sum")
+
+    def normalise(i, k):
+        prob = E[255 - mx[i] + X[i, k].astype("int32")] * (
+            tirx.FloatImm("float32", 1.0) / (total[i] * S[0]))
+        return _clamp(_round_half_away(prob).astype("int32") + p.output_zp, -128, 127
+                      ).astype("int8")
+
+    Y = te.compute((p.outer, p.depth), normalise, name="output")
+    scratch = (Scratch(f"l{op.index}_row_max", (p.outer,), "int32"),
+               Scratch(f"l{op.index}_row_sum", (p.outer,), "float32"))
+    step = p.step(_func([X, E, S, mx, total, Y], name), name)
+    step.args = (*step.args[:3], *scratch, step.args[3])
+    return step
+
+
+# --- float32 ----------------------------------------------------------------------------------
+
+_CLAMPS = {"NONE": (None, None), "RELU": (0.0, None), "RELU6": (0.0, 6.0),
+           "RELU_N1_TO_1": (-1.0, 1.0)}
+
+
+def _activation(op: Operator, v):
+    lo, hi = _CLAMPS.get(op.options.get("activation", "NONE"), ("?", "?"))
+    if lo == "?":
+        raise refuse(op, f"fused activation {op.options.get('activation')}")
+    if hi is not None:
+        v = tirx.min(v, tirx.FloatImm("float32", hi))
+    if lo is not None:
+        v = tirx.max(v, tirx.FloatImm("float32", lo))
+    return v
+
+
+def _float(op: Operator, graph: Graph, index: int, role: str) -> Tensor:
+    t = graph.tensor(index)
+    if t.dtype != "float32":
+        raise refuse(op, f"{role} '{t.name}' is {t.dtype} in a float operator")
+    return t
+
+
+def _float_const(op: Operator, graph: Graph, position: int, role: str, size: int) -> np.ndarray:
+    from edge_sdk.compiler.kernels.float32 import _constant
+
+    if len(op.inputs) > position and op.inputs[position] >= 0:
+        return _constant(op, graph.tensor(op.inputs[position]), role)
+    return np.zeros(size, np.float32)
+
+
+def _float_step(op, inputs, y, func, name, consts=(), macs=0) -> Step:
+    return Step(op_index=op.index, opcode=op.opcode, layer=y.name, kind="kernel",
+                inputs=tuple(t.index for t in inputs), outputs=(y.index,), func=func,
+                func_name=name, args=(*(TensorArg(t.index) for t in inputs), *consts,
+                                      TensorArg(y.index, writes=True)),
+                macs=macs, notes="float32")
+
+
+def conv2d_float(op: Operator, graph: Graph, name: str) -> Step:
+    depthwise = op.opcode == "DEPTHWISE_CONV_2D"
+    x, y = _float(op, graph, op.inputs[0], "input"), _float(op, graph, op.outputs[0], "output")
+    w = _float_const(op, graph, 1, "weights", 0)
+    n, ih, iw, ic = x.shape
+    if depthwise:
+        _, kh, kw, oc = w.shape
+        mult = oc // ic
+    else:
+        oc, kh, kw, _ = w.shape
+    bias = _float_const(op, graph, 2, "bias", oc).reshape(-1)
+    (sy, sx), (dy, dx) = op.options["stride"], op.options["dilation"]
+    (oh, ow), pad = conv_geometry(op.options["padding"], (ih, iw), (kh, kw), (sy, sx), (dy, dx))
+    X = te.placeholder(x.shape, "float32", name="input")
+    W = te.placeholder(w.shape, "float32", name="weights")
+    B = te.placeholder((oc,), "float32", name="bias")
+    hw = (max(_needed(oh, kh, sy, dy), ih + pad[0]), max(_needed(ow, kw, sx, dx), iw + pad[1]))
+    Xp = _padded(X, x.shape, pad, hw, tirx.const(0.0, "float32"))
+    ky, kx = te.reduce_axis((0, kh), "ky"), te.reduce_axis((0, kw), "kx")
+    if depthwise:
+        acc = te.compute((n, oh, ow, oc), lambda b, yy, xx, c: te.sum(
+            Xp[b, yy * sy + ky * dy, xx * sx + kx * dx, tirx.floordiv(c, mult)]
+            * W[0, ky, kx, c], axis=[ky, kx]), name="acc")
+    else:
+        ci = te.reduce_axis((0, ic), "ci")
+        acc = te.compute((n, oh, ow, oc), lambda b, yy, xx, c: te.sum(
+            Xp[b, yy * sy + ky * dy, xx * sx + kx * dx, ci] * W[c, ky, kx, ci],
+            axis=[ky, kx, ci]), name="acc")
+    Y = te.compute((n, oh, ow, oc), lambda b, yy, xx, c: _activation(op, acc[b, yy, xx, c] + B[c]),
+                   name="output")
+    consts = (Constant(f"l{op.index}_weights", w), Constant(f"l{op.index}_bias", bias))
+    return _float_step(op, [x], y, _func([X, W, B, Y], name), name, consts,
+                       n * oh * ow * oc * kh * kw * (1 if depthwise else ic))
+
+
+def fully_connected_float(op: Operator, graph: Graph, name: str) -> Step:
+    x, y = _float(op, graph, op.inputs[0], "input"), _float(op, graph, op.outputs[0], "output")
+    w = _float_const(op, graph, 1, "weights", 0)
+    units, depth = w.shape
+    batches = x.size // depth
+    bias = _float_const(op, graph, 2, "bias", units).reshape(-1)
+    X = te.placeholder((batches, depth), "float32", name="input")
+    W = te.placeholder((units, depth), "float32", name="weights")
+    B = te.placeholder((units,), "float32", name="bias")
+    d = te.reduce_axis((0, depth), "d")
+    acc = te.compute((batches, units), lambda b, o: te.sum(X[b, d] * W[o, d], axis=d), name="acc")
+    Y = te.compute((batches, units), lambda b, o: _activation(op, acc[b, o] + B[o]), name="output")
+    consts = (Constant(f"l{op.index}_weights", w), Constant(f"l{op.index}_bias", bias))
+    return _float_step(op, [x], y, _func([X, W, B, Y], name), name, consts,
+                       batches * units * depth)
+
+
+def pool2d_float(op: Operator, graph: Graph, name: str) -> Step:
+    is_avg = op.opcode == "AVERAGE_POOL_2D"
+    x, y = _float(op, graph, op.inputs[0], "input"), _float(op, graph, op.outputs[0], "output")
+    n, ih, iw, c = x.shape
+    fh, fw = op.options["filter"]
+    sy, sx = op.options["stride"]
+    (oh, ow), (ph, pw) = conv_geometry(op.options["padding"], (ih, iw), (fh, fw), (sy, sx))
+    X = te.placeholder(x.shape, "float32", name="input")
+    hw = (max(_needed(oh, fh, sy, 1), ih + ph), max(_needed(ow, fw, sx, 1), iw + pw))
+    fill = 0.0 if is_avg else float(np.finfo(np.float32).min)
+    Xp = _padded(X, x.shape, (ph, pw), hw, tirx.const(fill, "float32"))
+    fy, fx = te.reduce_axis((0, fh), "fy"), te.reduce_axis((0, fw), "fx")
+    reducer = te.sum if is_avg else te.max
+    acc = te.compute((n, oh, ow, c), lambda b, yy, xx, ch: reducer(
+        Xp[b, yy * sy + fy, xx * sx + fx, ch], axis=[fy, fx]), name="acc")
+
+    def finish(b, yy, xx, ch):
+        if not is_avg:
+            return _activation(op, acc[b, yy, xx, ch])
+        y0, x0 = yy * sy - ph, xx * sx - pw
+        count = ((tirx.min(i32(fh), ih - y0) - tirx.max(i32(0), -y0))
+                 * (tirx.min(i32(fw), iw - x0) - tirx.max(i32(0), -x0)))
+        return _activation(op, acc[b, yy, xx, ch] / count.astype("float32"))
+
+    Y = te.compute((n, oh, ow, c), finish, name="output")
+    return _float_step(op, [x], y, _func([X, Y], name), name, macs=n * oh * ow * c * fh * fw)
+
+
+def add_float(op: Operator, graph: Graph, name: str) -> Step:
+    a, b = _float(op, graph, op.inputs[0], "first input"), _float(op, graph, op.inputs[1],
+                                                                   "second input")
+    y = _float(op, graph, op.outputs[0], "output")
+    if a.is_constant or b.is_constant:
+        raise refuse(op, "constant input")
+    out_shape, off_a, off_b = _broadcast(op, a, b, y)
+    A = te.placeholder((a.size,), "float32", name="input1")
+    Bt = te.placeholder((b.size,), "float32", name="input2")
+    Y = te.compute(out_shape, lambda *idx: _activation(op, A[off_a(idx)] + Bt[off_b(idx)]),
+                   name="output")
+    return Step(op_index=op.index, opcode=op.opcode, layer=y.name, kind="kernel",
+                inputs=(a.index, b.index), outputs=(y.index,), func=_func([A, Bt, Y], name),
+                func_name=name, args=(TensorArg(a.index), TensorArg(b.index),
+                                      TensorArg(y.index, writes=True)),
+                macs=y.size, notes="float32")
+
+
+def softmax_float(op: Operator, graph: Graph, name: str) -> Step:
+    x, y = _float(op, graph, op.inputs[0], "input"), _float(op, graph, op.outputs[0], "output")
+    if float(np.float32(op.options.get("beta", 1.0))) != 1.0:
+        raise refuse(op, "float softmax with beta != 1")
+    depth = x.shape[-1]
+    outer = x.size // depth
+    X = te.placeholder((outer, depth), "float32", name="input")
+    j = te.reduce_axis((0, depth), "j")
+    mx = te.compute((outer,), lambda i: te.max(X[i, j], axis=j), name="row_max")
+    j2 = te.reduce_axis((0, depth), "j2")
+    total = te.compute((outer,), lambda i: te.sum(tirx.exp(X[i, j2] - mx[i]), axis=j2),
+                       name="row_sum")
+    Y = te.compute((outer, depth), lambda i, k: tirx.exp(X[i, k] - mx[i]) / total[i],
+                   name="output")
+    step = _float_step(op, [x], y, _func([X, mx, total, Y], name), name, macs=x.size)
+    step.args = (step.args[0], Scratch(f"l{op.index}_row_max", (outer,), "float32"),
+                 Scratch(f"l{op.index}_row_sum", (outer,), "float32"), step.args[1])
+    return step
+
+
+INT8: dict[str, GpuLowering] = {
+    "CONV_2D": conv2d_int8, "DEPTHWISE_CONV_2D": conv2d_int8,
+    "FULLY_CONNECTED": fully_connected_int8,
+    "AVERAGE_POOL_2D": pool2d_int8, "MAX_POOL_2D": pool2d_int8,
+    "ADD": add_int8, "SOFTMAX": softmax_int8,
+}
+FLOAT32: dict[str, GpuLowering] = {
+    "CONV_2D": conv2d_float, "DEPTHWISE_CONV_2D": conv2d_float,
+    "FULLY_CONNECTED": fully_connected_float,
+    "AVERAGE_POOL_2D": pool2d_float, "MAX_POOL_2D": pool2d_float,
+    "ADD": add_float, "SOFTMAX": softmax_float,
+}
+ALIASES = ("RESHAPE", "SQUEEZE", "EXPAND_DIMS")

@@ -1,0 +1,57 @@
+"""Graph -> GPU program: compute definitions, schedules, device code, launch table."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from edge_sdk.compiler.gpu import kernels
+from edge_sdk.compiler.gpu.build import DeviceCode, build_device_code
+from edge_sdk.compiler.gpu.schedule import schedule_step
+from edge_sdk.compiler.gpu.targets import GpuTarget
+from edge_sdk.compiler.lower import check_graph, lower_alias
+from edge_sdk.compiler.program import Program, Step
+from edge_sdk.errors import UnsupportedOpError
+from edge_sdk.frontend.tflite import Graph
+
+
+@dataclass(frozen=True)
+class GpuCode:
+    """What the GPU path adds to a compiled model: the target, each layer's schedule, and the
+    device code with its launches."""
+
+    target: GpuTarget
+    schedules: dict[int, str]  # op index -> the dlight rule that scheduled it
+    device: DeviceCode
+
+
+def supported_gpu_ops() -> list[str]:
+    return sorted({*kernels.INT8, *kernels.FLOAT32, *kernels.ALIASES})
+
+
+def lower_gpu(graph: Graph, target: GpuTarget) -> tuple[Program, GpuCode]:
+    check_graph(graph)
+    steps: list[Step] = []
+    for op in graph.operators:
+        name = f"{graph.name}_l{op.index}_{op.opcode.lower()}"
+        if op.opcode in kernels.ALIASES:
+            steps.append(lower_alias(op, graph, name))
+            continue
+        dtype = graph.tensor(op.inputs[0]).dtype
+        table = kernels.FLOAT32 if dtype == "float32" else kernels.INT8
+        if op.opcode not in table:
+            raise UnsupportedOpError(
+                f"operator {op.index} ({op.opcode}, {dtype}) is not supported on GPU targets "
+                f"yet; GPU operators: {', '.join(supported_gpu_ops())}; compile for a CPU "
+                "board (e.g. --board rpi4) instead")
+        steps.append(table[op.opcode](op, graph, name))
+    schedules: dict[int, str] = {}
+    scheduled: list[tuple[int, Step]] = []
+    for i, step in enumerate(steps):
+        if step.kind == "kernel":
+            func, rule = schedule_step(step, target.tvm_target)
+            step.func = func
+            schedules[step.op_index] = rule
+            step.notes = (step.notes + "; " if step.notes else "") + rule
+            scheduled.append((i, step))
+    program = Program(name=graph.name, graph=graph, steps=steps)
+    return program, GpuCode(target, schedules, build_device_code(scheduled, target))
