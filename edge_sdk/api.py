@@ -44,6 +44,15 @@ def compile(model: Graph | str | Path) -> CompiledModel:
     return compile_graph(graph)
 
 
+def compile_for(model: Graph | str | Path, board: Board) -> CompiledModel:
+    """Compile for ``board``: its GPU if it has one, kernels for TVM's LLVM backend on Linux
+    boards, plain C otherwise."""
+    graph = model if isinstance(model, Graph) else load(model)
+    if board.gpu is not None:
+        return compile_graph(graph, gpu=board.gpu_target)
+    return compile_graph(graph, external_kernels=board.linux is not None)
+
+
 def report(compiled: CompiledModel, board: Board, build: BuildResult | None = None) -> dict:
     rep: dict = {
         "model": compiled.name,
@@ -59,6 +68,20 @@ def report(compiled: CompiledModel, board: Board, build: BuildResult | None = No
         "notes": "arena holds intermediates only; the caller owns input and output "
                  "(io_bytes). ram_bytes = arena_bytes + io_bytes.",
     }
+    if compiled.gpu is not None:
+        sizes = {id(b): b.nbytes for b in compiled.memory.buffers}
+        rep["gpu"] = {
+            "target": compiled.gpu.target.summary,
+            "device_code": compiled.gpu.device.language,
+            "device_code_bytes": len(compiled.gpu.device.code),
+            "kernel_launches": len(compiled.gpu.device.launches),
+            "activation_bytes": sum(sizes.values()),
+            "schedules": {str(k): v for k, v in compiled.gpu.schedules.items()},
+        }
+        rep["notes"] = ("GPU: intermediates, weights and scratch live in GPU memory "
+                        "(gpu.activation_bytes for activations); arena_bytes is 0.")
+        rep["arena_bytes"] = 0
+        rep["ram_bytes"] = compiled.io_bytes
     if build is not None:
         rep["flash_bytes"] = build.model_text_bytes + build.model_data_bytes
         rep["firmware"] = {"text_bytes": build.firmware_text_bytes,
@@ -84,12 +107,20 @@ def write_compiled(compiled: CompiledModel, out_dir: str | Path, board: str = "h
     For Linux (Cortex-A) boards the kernels come from TVM's LLVM backend as ``kernels.o``.
     """
     b = get_board(board)
+    if b.gpu is not None and compiled.gpu is None:
+        compiled = compile_for(compiled.program.graph, b)
     check_fits(compiled, b)
-    if b.linux is not None and not compiled.sources.external_kernels:
+    if b.linux is not None and b.gpu is None and not compiled.sources.external_kernels:
         compiled = compile_graph(compiled.program.graph, external_kernels=True)
     with atomic_directory(Path(out_dir), force=force, marker="report.json") as tmp:
         write_model_sources(compiled, tmp)
-        if b.linux is not None:
+        if compiled.gpu is not None:  # the device code, readable: what the board will load
+            device = compiled.gpu.device
+            ext = {"ptx": "ptx", "opencl-c": "cl"}[device.language]
+            (tmp / f"{compiled.name}_kernels.{ext}").write_text(device.code)
+            if device.source != device.code:
+                (tmp / f"{compiled.name}_kernels.cu").write_text(device.source)
+        elif b.linux is not None:
             from edge_sdk.codegen.llvm import build_kernel_object
 
             build_kernel_object(compiled.program, compiled.sources.function_of_step,
@@ -106,7 +137,7 @@ def generate(model: Graph | str | Path, board: str, out_dir: str | Path,
     b = get_board(board)
     if sample is not None:
         sample = quantize_input(sample, graph)[0]
-    return generate_project(compile_graph(graph), b, Path(out_dir), template=template,
+    return generate_project(compile_for(graph, b), b, Path(out_dir), template=template,
                             force=force, sample=sample)
 
 
@@ -194,7 +225,7 @@ def deploy(model: Graph | str | Path, board: str, host: str, inputs: np.ndarray 
             b.linux["arch"], "gcc")
         raise ToolchainError(f"{cross} not found: install it with apt-get install {pkg} "
                              "(or ./setup.sh)")
-    compiled = compile_graph(graph, external_kernels=True)
+    compiled = compile_for(graph, b)
     batch = quantize_input(default_input(graph) if inputs is None else inputs, graph)
     ssh = SshHost(host, port=port, identity=Path(identity) if identity else None,
                   known_hosts=Path(known_hosts) if known_hosts else None,

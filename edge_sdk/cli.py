@@ -43,8 +43,16 @@ def _save_results(args: argparse.Namespace, graph, x, result) -> np.ndarray:
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
-    compiled = api.compile(args.model)
+    board = api.get_board(args.board)
+    compiled = api.compile_for(args.model, board)
     out = api.write_compiled(compiled, args.output, board=args.board, force=args.force)
+    if compiled.gpu is not None:
+        rules = sorted(set(compiled.gpu.schedules.values()))
+        print(f"{compiled.name}: {len(compiled.program.steps)} layers, "
+              f"{len(compiled.gpu.device.launches)} GPU kernel launches "
+              f"({compiled.gpu.target.summary}; schedules: {', '.join(rules)}), "
+              f"weights {compiled.weights_bytes} B -> {out}")
+        return 0
     print(f"{compiled.name}: {len(compiled.program.steps)} layers, arena "
           f"{compiled.memory.arena_bytes} B, weights {compiled.weights_bytes} B -> {out}")
     return 0

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from edge_sdk.codegen.c_model import CSources, emit
 from edge_sdk.compiler.lower import lower, supported_ops
 from edge_sdk.compiler.planner import MemoryPlan, plan
 from edge_sdk.compiler.program import Program
 from edge_sdk.frontend.tflite import Graph
+
+if TYPE_CHECKING:
+    from edge_sdk.compiler.gpu.lower import GpuCode
+    from edge_sdk.compiler.gpu.targets import GpuTarget
 
 __all__ = ["CompiledModel", "compile_graph", "supported_ops"]
 
@@ -18,6 +23,7 @@ class CompiledModel:
     program: Program
     memory: MemoryPlan
     sources: CSources
+    gpu: GpuCode | None = None  # GPU targets: schedules, device code, launches
 
     @property
     def name(self) -> str:
@@ -49,13 +55,22 @@ class CompiledModel:
                 "arena_size": buf.nbytes if buf.location == "arena" else 0,
                 "weights_bytes": sum(c.nbytes for c in step.constants),
                 "kernel": step.kind,
+                **({"schedule": self.gpu.schedules.get(step.op_index, "-")} if self.gpu else {}),
             })
         return out
 
 
-def compile_graph(graph: Graph, external_kernels: bool = False) -> CompiledModel:
+def compile_graph(graph: Graph, external_kernels: bool = False,
+                  gpu: GpuTarget | None = None) -> CompiledModel:
     """Lower, plan and print ``graph``. ``external_kernels``: kernels are declared only, for an
-    object file from TVM's LLVM backend (Cortex-A)."""
+    object file from TVM's LLVM backend (Cortex-A). ``gpu``: kernels for that GPU instead."""
+    if gpu is not None:
+        from edge_sdk.codegen.gpu_model import emit_gpu
+        from edge_sdk.compiler.gpu.lower import lower_gpu
+
+        program, code = lower_gpu(graph, gpu)
+        memory = plan(program)
+        return CompiledModel(program, memory, emit_gpu(program, memory, code), code)
     program = lower(graph)
     memory = plan(program)
     return CompiledModel(program, memory, emit(program, memory, external_kernels))

@@ -39,6 +39,7 @@ TARGETS: dict[str, Target] = {
         Target("cortex-a53", "armv8-a", "neon", False, False, "-mcpu=cortex-a53"),
         Target("cortex-a72", "armv8-a", "neon", False, False, "-mcpu=cortex-a72"),
         Target("cortex-a76", "armv8.2-a", "neon", True, False, "-mcpu=cortex-a76"),
+        Target("cortex-a78", "armv8.2-a", "neon", True, False, "-mcpu=cortex-a78"),
         Target("host", "host", "host", False, False, ""),
     )
 }

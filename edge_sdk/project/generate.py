@@ -87,7 +87,7 @@ class TemplateSpec:
     name: str
     description: str
     layout: dict[str, str]
-    port: str
+    port: str | tuple[str, ...]  # firmware/port/<port> ("board": the board's); several: all
     build: tuple[str, ...]
     skip_common: tuple[str, ...] = ()
 
@@ -102,7 +102,8 @@ def load_template(name: str) -> TemplateSpec:
         known = ", ".join(available_templates())
         raise UsageError(f"unknown template '{name}'; templates: {known}")
     data = yaml.safe_load(path.read_text())
-    return TemplateSpec(name, data["description"], dict(data["layout"]), data["port"],
+    port = data["port"] if isinstance(data["port"], str) else tuple(data["port"])
+    return TemplateSpec(name, data["description"], dict(data["layout"]), port,
                         tuple(data.get("build", ())), tuple(data.get("skip_common", ())))
 
 
@@ -210,8 +211,9 @@ def generate_project(
                     shutil.copy2(src, common / src.name)
         port_dir = tmp / layout["port"]
         port_dir.mkdir(parents=True, exist_ok=True)
-        for src in sorted((FIRMWARE_DIR / "port" / port).iterdir()):
-            shutil.copy2(src, port_dir / src.name)
+        for part in (port,) if isinstance(port, str) else port:
+            for src in sorted((FIRMWARE_DIR / "port" / part).iterdir()):
+                shutil.copy2(src, port_dir / src.name)
         env = _environment(TEMPLATES_DIR / template)
         (tmp / layout["config"]).parent.mkdir(parents=True, exist_ok=True)
         (tmp / layout["config"]).write_text(
