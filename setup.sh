@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 APT_PACKAGES=(gcc make gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm
-              gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf qemu-user-static
+              gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf libc6-dev-arm64-cross
+              libc6-dev-armhf-cross qemu-user-static
               openssh-server openssh-client ocl-icd-libopencl1 ocl-icd-opencl-dev pocl-opencl-icd clinfo)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

@@ -48,6 +48,8 @@ def _library() -> ctypes.CDLL:
 
 
 def _standalone(source: str) -> str:
+    # NVRTC declares the sm_61 intrinsics (__dp4a) itself; the toolkit header is not needed.
+    source = source.replace("#include <sm_61_intrinsics.h>", "")
     start = source.find("#ifdef __CUDACC_RTC__")
     if start < 0:
         return source

@@ -44,8 +44,9 @@ def gpu_target(spec: dict) -> GpuTarget:
             return GpuTarget("cuda", target, nvptx, f"CUDA {arch} (TVM tag {spec['tag']})")
         if api == "opencl":
             attrs = {**MALI_DEFAULTS, **spec.get("attrs", {})}
-            host = Target(spec["host_tag"]) if "host_tag" in spec else None
-            target = Target(attrs, host) if host is not None else Target(attrs)
+            host = Target(spec["host_tag"] if "host_tag" in spec else spec.get(
+                "host", {"kind": "llvm", "mtriple": "aarch64-linux-gnu"}))
+            target = Target(attrs, host)
             return GpuTarget("opencl", target, None,
                              f"OpenCL {attrs.get('device', '')} "
                              f"({attrs['max_threads_per_block']} threads per work group)")
