@@ -128,7 +128,7 @@ def _torch_model(folder: Path):
             prepared[i] = w[f"t{op['inputs'][1]}"].permute(3, 0, 1, 2).contiguous()
 
     def forward(x):  # x: NHWC
-        vals = {spec["input"]: x.permute(0, 3, 1, 2)}  # NCHW inside
+        vals = {spec["input"]: x.permute(0, 3, 1, 2) if x.dim() == 4 else x}  # NCHW inside
         for i, op in enumerate(spec["ops"]):
             o, ins = op["options"], op["inputs"]
             a = vals.get(ins[0])

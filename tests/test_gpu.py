@@ -152,3 +152,27 @@ def test_unsupported_gpu_operator_is_refused_before_any_work(tmp_path):
     path.write_bytes(model)
     with pytest.raises(UnsupportedOpError, match="not supported on GPU targets"):
         compile_for(path, get_board(MALI))
+
+
+@needs_pocl
+def test_deploy_over_ssh_to_an_opencl_board(tmp_path):
+    """`edge-sdk deploy` to an OpenCL board: a real sshd on loopback, PoCL as the device."""
+    from tests import sshd as sshd_mod
+
+    try:
+        server = sshd_mod.start(tmp_path / "sshd")
+    except FileNotFoundError as err:
+        pytest.skip(str(err))
+    try:
+        path = shared_model("ad01_int8")
+        graph = edge_sdk.load(path)
+        x = random_inputs(graph.tensor(graph.inputs[0]).shape, 2, seed=9)
+        result = edge_sdk.api.deploy(path, "linux-x86_64-opencl", server.host, port=server.port,
+                                     identity=server.identity, known_hosts=server.known_hosts,
+                                     remote_dir=str(tmp_path / "remote"), inputs=x, bench=5)
+    finally:
+        server.stop()
+    expected = reference(path, x)
+    np.testing.assert_array_equal(result.outputs.reshape(expected.shape), expected)
+    assert result.report["gpu"]["device_code"] == "opencl-c"
+    assert result.report["latency"]["p50_ns"] > 0
