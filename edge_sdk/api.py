@@ -69,13 +69,12 @@ def report(compiled: CompiledModel, board: Board, build: BuildResult | None = No
                  "(io_bytes). ram_bytes = arena_bytes + io_bytes.",
     }
     if compiled.gpu is not None:
-        sizes = {id(b): b.nbytes for b in compiled.memory.buffers}
         rep["gpu"] = {
             "target": compiled.gpu.target.summary,
             "device_code": compiled.gpu.device.language,
             "device_code_bytes": len(compiled.gpu.device.code),
             "kernel_launches": len(compiled.gpu.device.launches),
-            "activation_bytes": sum(sizes.values()),
+            "activation_bytes": sum(b.nbytes for b in compiled.memory.buffers),
             "schedules": {str(k): v for k, v in compiled.gpu.schedules.items()},
         }
         rep["notes"] = ("GPU: intermediates, weights and scratch live in GPU memory "

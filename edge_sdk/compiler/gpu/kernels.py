@@ -18,26 +18,23 @@ from collections.abc import Callable
 import numpy as np
 from tvm import te, tirx
 
-from edge_sdk.compiler.kernels.common import refuse
+from edge_sdk.compiler.kernels.common import int8_tensor, refuse, scale, zero_point
 from edge_sdk.compiler.kernels.conv import plan_conv2d
 from edge_sdk.compiler.kernels.elementwise import LEFT_SHIFT, _broadcast_strides, add_multipliers
 from edge_sdk.compiler.kernels.fixedpoint import (
     multiply_by_quantized_multiplier,
     multiply_by_quantized_multiplier_single_rounding,
 )
+from edge_sdk.compiler.kernels.float32 import _activation, _constant, _float_tensor, _step
 from edge_sdk.compiler.kernels.fully_connected import plan_fully_connected
 from edge_sdk.compiler.kernels.pooling import plan_pool2d
 from edge_sdk.compiler.kernels.softmax import plan_softmax
-from edge_sdk.compiler.kernels.tir import i32
+from edge_sdk.compiler.kernels.tir import clamp, i32, strided_offset
 from edge_sdk.compiler.program import Constant, Scratch, Step, TensorArg
-from edge_sdk.compiler.quantization import conv_geometry
+from edge_sdk.compiler.quantization import activation_range, conv_geometry
 from edge_sdk.frontend.tflite import Graph, Operator, Tensor
 
 GpuLowering = Callable[[Operator, Graph, str], Step]
-
-
-def _clamp(x, lo: int, hi: int):
-    return tirx.max(tirx.min(x, i32(hi)), i32(lo))
 
 
 def _func(args: list, name: str) -> tirx.PrimFunc:
@@ -71,6 +68,15 @@ def _needed(out: int, kernel: int, stride: int, dilation: int) -> int:
     return (out - 1) * stride + (kernel - 1) * dilation + 1
 
 
+def _taps_inside(y, x, image: tuple[int, int], window: tuple[int, int],
+                 stride: tuple[int, int], pad: tuple[int, int]):
+    """Taps of the pooling window at output (y, x) that fall inside the image: the divisor of
+    TFLite's average pool (padding excluded)."""
+    y0, x0 = y * stride[0] - pad[0], x * stride[1] - pad[1]
+    return ((tirx.min(i32(window[0]), image[0] - y0) - tirx.max(i32(0), -y0))
+            * (tirx.min(i32(window[1]), image[1] - x0) - tirx.max(i32(0), -x0)))
+
+
 # --- INT8 -------------------------------------------------------------------------------------
 
 def conv2d_int8(op: Operator, graph: Graph, name: str) -> Step:
@@ -101,7 +107,7 @@ def conv2d_int8(op: Operator, graph: Graph, name: str) -> Step:
             tap(Xp[b, y * sy + ky * dy, x * sx + kx * dx, ci])
             * W[c, ky, kx, ci].astype("int32"), axis=[ky, kx, ci]), name="acc")
     lo, hi = p.act
-    Y = te.compute((n, oh, ow, oc), lambda b, y, x, c: _clamp(
+    Y = te.compute((n, oh, ow, oc), lambda b, y, x, c: clamp(
         multiply_by_quantized_multiplier(acc[b, y, x, c] + B[c], M[c], S[c]) + p.output_zp,
         lo, hi).astype("int8"), name="output")
     return p.step(_func([X, W, B, M, S, Y], name), name)
@@ -122,7 +128,7 @@ def fully_connected_int8(op: Operator, graph: Graph, name: str) -> Step:
     def requant(b, o):
         m, s = (tables[0][o], tables[1][o]) if tables else (p.multiplier, p.shift)
         v = multiply_by_quantized_multiplier_single_rounding(acc[b, o] + B[o], m, s)
-        return _clamp(v + p.output_zp, lo, hi).astype("int8")
+        return clamp(v + p.output_zp, lo, hi).astype("int8")
 
     Y = te.compute((p.batches, p.units), requant, name="output")
     return p.step(_func([X, W, B, *tables, Y], name), name)
@@ -148,13 +154,13 @@ def pool2d_int8(op: Operator, graph: Graph, name: str) -> Step:
                      * (tirx.min(i32(fw), iw - x0) - tirx.max(i32(0), -x0)))
             s, half = acc[b, y, x, ch], tirx.truncdiv(count, 2)
             v = tirx.Select(s > 0, tirx.truncdiv(s + half, count), tirx.truncdiv(s - half, count))
-            return _clamp(v, lo, hi).astype("int8")
+            return clamp(v, lo, hi).astype("int8")
 
         Y = te.compute((n, oh, ow, c), average, name="output")
     else:
         acc = te.compute((n, oh, ow, c), lambda b, y, x, ch: te.max(
             Xp[b, y * sy + fy, x * sx + fx, ch].astype("int32"), axis=[fy, fx]), name="acc")
-        Y = te.compute((n, oh, ow, c), lambda b, y, x, ch: _clamp(
+        Y = te.compute((n, oh, ow, c), lambda b, y, x, ch: clamp(
             acc[b, y, x, ch], lo, hi).astype("int8"), name="output")
     return p.step(_func([X, Y], name), name)
 
@@ -166,20 +172,11 @@ def _broadcast(op: Operator, a: Tensor, b: Tensor, y: Tensor):
     except ValueError as err:
         raise refuse(op, str(err)) from None
 
-    def offset(idx, strides):
-        off = i32(0)
-        for i, s in zip(idx, strides, strict=True):
-            if s:
-                off = off + i * s
-        return off
-
-    return out_shape, (lambda idx: offset(idx, sa)), (lambda idx: offset(idx, sb))
+    return (out_shape, lambda idx: strided_offset(list(idx), sa),
+            lambda idx: strided_offset(list(idx), sb))
 
 
 def add_int8(op: Operator, graph: Graph, name: str) -> Step:
-    from edge_sdk.compiler.kernels.common import int8_tensor, scale, zero_point
-    from edge_sdk.compiler.quantization import activation_range
-
     a = int8_tensor(op, graph, op.inputs[0], "first input")
     b = int8_tensor(op, graph, op.inputs[1], "second input")
     y = int8_tensor(op, graph, op.outputs[0], "output")
@@ -197,7 +194,7 @@ def add_int8(op: Operator, graph: Graph, name: str) -> Step:
         v = (multiply_by_quantized_multiplier(va, m1, s1)
              + multiply_by_quantized_multiplier(vb, m2, s2))
         v = multiply_by_quantized_multiplier(v, mo, so)
-        return _clamp(v + zero_point(y), lo, hi).astype("int8")
+        return clamp(v + zero_point(y), lo, hi).astype("int8")
 
     Y = te.compute(out_shape, body, name="output")
     return Step(op_index=op.index, opcode=op.opcode, layer=y.name, kind="kernel",
@@ -220,7 +217,7 @@ def softmax_int8(op: Operator, graph: Graph, name: str) -> Step:
     def normalise(i, k):
         prob = E[255 - mx[i] + X[i, k].astype("int32")] * (
             tirx.FloatImm("float32", 1.0) / (total[i] * S[0]))
-        return _clamp(_round_half_away(prob).astype("int32") + p.output_zp, -128, 127
+        return clamp(_round_half_away(prob).astype("int32") + p.output_zp, -128, 127
                       ).astype("int8")
 
     Y = te.compute((p.outer, p.depth), normalise, name="output")
@@ -233,47 +230,21 @@ def softmax_int8(op: Operator, graph: Graph, name: str) -> Step:
 
 # --- float32 ----------------------------------------------------------------------------------
 
-_CLAMPS = {"NONE": (None, None), "RELU": (0.0, None), "RELU6": (0.0, 6.0),
-           "RELU_N1_TO_1": (-1.0, 1.0)}
-
-
-def _activation(op: Operator, v):
-    lo, hi = _CLAMPS.get(op.options.get("activation", "NONE"), ("?", "?"))
-    if lo == "?":
-        raise refuse(op, f"fused activation {op.options.get('activation')}")
-    if hi is not None:
-        v = tirx.min(v, tirx.FloatImm("float32", hi))
-    if lo is not None:
-        v = tirx.max(v, tirx.FloatImm("float32", lo))
-    return v
-
-
-def _float(op: Operator, graph: Graph, index: int, role: str) -> Tensor:
-    t = graph.tensor(index)
-    if t.dtype != "float32":
-        raise refuse(op, f"{role} '{t.name}' is {t.dtype} in a float operator")
-    return t
-
-
 def _float_const(op: Operator, graph: Graph, position: int, role: str, size: int) -> np.ndarray:
-    from edge_sdk.compiler.kernels.float32 import _constant
-
+    """A float32 constant input (hybrid int8 ones refused by ``_constant``), or zeros."""
     if len(op.inputs) > position and op.inputs[position] >= 0:
         return _constant(op, graph.tensor(op.inputs[position]), role)
     return np.zeros(size, np.float32)
 
 
-def _float_step(op, inputs, y, func, name, consts=(), macs=0) -> Step:
-    return Step(op_index=op.index, opcode=op.opcode, layer=y.name, kind="kernel",
-                inputs=tuple(t.index for t in inputs), outputs=(y.index,), func=func,
-                func_name=name, args=(*(TensorArg(t.index) for t in inputs), *consts,
-                                      TensorArg(y.index, writes=True)),
-                macs=macs, notes="float32")
+def _float_io(op: Operator, graph: Graph) -> tuple[Tensor, Tensor]:
+    return (_float_tensor(op, graph, op.inputs[0], "input"),
+            _float_tensor(op, graph, op.outputs[0], "output"))
 
 
 def conv2d_float(op: Operator, graph: Graph, name: str) -> Step:
     depthwise = op.opcode == "DEPTHWISE_CONV_2D"
-    x, y = _float(op, graph, op.inputs[0], "input"), _float(op, graph, op.outputs[0], "output")
+    x, y = _float_io(op, graph)
     w = _float_const(op, graph, 1, "weights", 0)
     n, ih, iw, ic = x.shape
     if depthwise:
@@ -302,12 +273,12 @@ def conv2d_float(op: Operator, graph: Graph, name: str) -> Step:
     Y = te.compute((n, oh, ow, oc), lambda b, yy, xx, c: _activation(op, acc[b, yy, xx, c] + B[c]),
                    name="output")
     consts = (Constant(f"l{op.index}_weights", w), Constant(f"l{op.index}_bias", bias))
-    return _float_step(op, [x], y, _func([X, W, B, Y], name), name, consts,
+    return _step(op, [x], y, _func([X, W, B, Y], name), name, consts,
                        n * oh * ow * oc * kh * kw * (1 if depthwise else ic))
 
 
 def fully_connected_float(op: Operator, graph: Graph, name: str) -> Step:
-    x, y = _float(op, graph, op.inputs[0], "input"), _float(op, graph, op.outputs[0], "output")
+    x, y = _float_io(op, graph)
     w = _float_const(op, graph, 1, "weights", 0)
     units, depth = w.shape
     batches = x.size // depth
@@ -319,13 +290,13 @@ def fully_connected_float(op: Operator, graph: Graph, name: str) -> Step:
     acc = te.compute((batches, units), lambda b, o: te.sum(X[b, d] * W[o, d], axis=d), name="acc")
     Y = te.compute((batches, units), lambda b, o: _activation(op, acc[b, o] + B[o]), name="output")
     consts = (Constant(f"l{op.index}_weights", w), Constant(f"l{op.index}_bias", bias))
-    return _float_step(op, [x], y, _func([X, W, B, Y], name), name, consts,
+    return _step(op, [x], y, _func([X, W, B, Y], name), name, consts,
                        batches * units * depth)
 
 
 def pool2d_float(op: Operator, graph: Graph, name: str) -> Step:
     is_avg = op.opcode == "AVERAGE_POOL_2D"
-    x, y = _float(op, graph, op.inputs[0], "input"), _float(op, graph, op.outputs[0], "output")
+    x, y = _float_io(op, graph)
     n, ih, iw, c = x.shape
     fh, fw = op.options["filter"]
     sy, sx = op.options["stride"]
@@ -342,19 +313,17 @@ def pool2d_float(op: Operator, graph: Graph, name: str) -> Step:
     def finish(b, yy, xx, ch):
         if not is_avg:
             return _activation(op, acc[b, yy, xx, ch])
-        y0, x0 = yy * sy - ph, xx * sx - pw
-        count = ((tirx.min(i32(fh), ih - y0) - tirx.max(i32(0), -y0))
-                 * (tirx.min(i32(fw), iw - x0) - tirx.max(i32(0), -x0)))
+        count = _taps_inside(yy, xx, (ih, iw), (fh, fw), (sy, sx), (ph, pw))
         return _activation(op, acc[b, yy, xx, ch] / count.astype("float32"))
 
     Y = te.compute((n, oh, ow, c), finish, name="output")
-    return _float_step(op, [x], y, _func([X, Y], name), name, macs=n * oh * ow * c * fh * fw)
+    return _step(op, [x], y, _func([X, Y], name), name, macs=n * oh * ow * c * fh * fw)
 
 
 def add_float(op: Operator, graph: Graph, name: str) -> Step:
-    a, b = _float(op, graph, op.inputs[0], "first input"), _float(op, graph, op.inputs[1],
-                                                                   "second input")
-    y = _float(op, graph, op.outputs[0], "output")
+    a = _float_tensor(op, graph, op.inputs[0], "first input")
+    b = _float_tensor(op, graph, op.inputs[1], "second input")
+    y = _float_tensor(op, graph, op.outputs[0], "output")
     if a.is_constant or b.is_constant:
         raise refuse(op, "constant input")
     out_shape, off_a, off_b = _broadcast(op, a, b, y)
@@ -370,7 +339,7 @@ def add_float(op: Operator, graph: Graph, name: str) -> Step:
 
 
 def softmax_float(op: Operator, graph: Graph, name: str) -> Step:
-    x, y = _float(op, graph, op.inputs[0], "input"), _float(op, graph, op.outputs[0], "output")
+    x, y = _float_io(op, graph)
     if float(np.float32(op.options.get("beta", 1.0))) != 1.0:
         raise refuse(op, "float softmax with beta != 1")
     depth = x.shape[-1]
@@ -383,7 +352,7 @@ def softmax_float(op: Operator, graph: Graph, name: str) -> Step:
                        name="row_sum")
     Y = te.compute((outer, depth), lambda i, k: tirx.exp(X[i, k] - mx[i]) / total[i],
                    name="output")
-    step = _float_step(op, [x], y, _func([X, mx, total, Y], name), name, macs=x.size)
+    step = _step(op, [x], y, _func([X, mx, total, Y], name), name, macs=x.size)
     step.args = (step.args[0], Scratch(f"l{op.index}_row_max", (outer,), "float32"),
                  Scratch(f"l{op.index}_row_sum", (outer,), "float32"), step.args[1])
     return step
