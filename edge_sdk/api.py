@@ -44,13 +44,23 @@ def compile(model: Graph | str | Path) -> CompiledModel:
     return compile_graph(graph)
 
 
-def compile_for(model: Graph | str | Path, board: Board) -> CompiledModel:
+def isa_for(board: Board) -> str:
+    """The microcontroller kernel set for ``board``'s core: DSP kernels where it has the DSP
+    extension, portable C elsewhere (and for Linux/GPU boards, which have their own)."""
+    if board.linux is not None or board.gpu is not None:
+        return "generic"
+    return "dsp" if board.target.dsp else "generic"
+
+
+def compile_for(model: Graph | str | Path, board: Board, isa: str | None = None) -> CompiledModel:
     """Compile for ``board``: its GPU if it has one, kernels for TVM's LLVM backend on Linux
-    boards, plain C otherwise."""
+    boards, plain C otherwise. ``isa`` overrides the kernel set (e.g. ``"dsp"`` on the host,
+    where the micro-kernels fall back to plain C: how tests check them quickly)."""
     graph = model if isinstance(model, Graph) else load(model)
     if board.gpu is not None:
         return compile_graph(graph, gpu=board.gpu_target)
-    return compile_graph(graph, external_kernels=board.linux is not None)
+    return compile_graph(graph, external_kernels=board.linux is not None,
+                         isa=isa or isa_for(board))
 
 
 def report(compiled: CompiledModel, board: Board, build: BuildResult | None = None) -> dict:
@@ -338,11 +348,13 @@ def default_input(graph: Graph) -> np.ndarray:
 
 
 def run(model: str | Path | Graph, board: str = "host", inputs: np.ndarray | None = None,
-        workdir: str | Path | None = None) -> RunResult:
-    """Compile, generate the firmware project, build it, start the board, run every input."""
+        workdir: str | Path | None = None, isa: str | None = None) -> RunResult:
+    """Compile, generate the firmware project, build it, start the board, run every input.
+
+    ``isa`` overrides the board's kernel set (see :func:`compile_for`)."""
     graph = model if isinstance(model, Graph) else load(model)
     b = get_board(board)
-    compiled = compile_graph(graph)
+    compiled = compile_for(graph, b, isa)
     batch = quantize_input(default_input(graph) if inputs is None else inputs, graph)
     with tempfile.TemporaryDirectory(prefix="edge-sdk-") as scratch:
         project = Path(workdir) if workdir else Path(scratch) / "project"

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import tvm
 import tvm_ffi
 
-from edge_sdk.compiler.program import Program, Step, TensorArg
+from edge_sdk.compiler.program import Constant, Program, Step, TensorArg
 from edge_sdk.errors import EdgeSDKError
 
 _DEF = re.compile(r"^TVM_DLL void (\w+)\((.*?)\) \{$", re.MULTILINE)
@@ -31,10 +31,10 @@ class KernelSource:
 
 
 def _readonly_params(step: Step, params: list[str]) -> set[str]:
-    """Parameter names the kernel only reads: constants and input tensors."""
+    """Parameter names the kernel only reads: constants and input tensors (not scratch)."""
     out = set()
     for name, arg in zip(params, step.args, strict=True):
-        if not (isinstance(arg, TensorArg) and arg.writes):
+        if isinstance(arg, Constant) or (isinstance(arg, TensorArg) and not arg.writes):
             out.add(name)
     return out
 

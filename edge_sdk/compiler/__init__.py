@@ -54,23 +54,56 @@ class CompiledModel:
                 "arena_offset": buf.offset if buf.location == "arena" else None,
                 "arena_size": buf.nbytes if buf.location == "arena" else 0,
                 "weights_bytes": sum(c.nbytes for c in step.constants),
+                "scratch_bytes": self.memory.scratch_bytes([s.name for s in step.scratch]),
                 "kernel": step.kind,
+                **({"variant": step.notes} if step.notes else {}),
                 **({"schedule": self.gpu.schedules.get(step.op_index, "-")} if self.gpu else {}),
             })
         return out
 
 
 def compile_graph(graph: Graph, external_kernels: bool = False,
-                  gpu: GpuTarget | None = None) -> CompiledModel:
+                  gpu: GpuTarget | None = None, isa: str = "generic") -> CompiledModel:
     """Lower, plan and print ``graph``. ``external_kernels``: kernels are declared only, for an
-    object file from TVM's LLVM backend (Cortex-A). ``gpu``: kernels for that GPU instead."""
+    object file from TVM's LLVM backend (Cortex-A). ``gpu``: kernels for that GPU instead.
+    ``isa``: the microcontroller kernel set (``generic`` or ``dsp``)."""
     if gpu is not None:
         from edge_sdk.codegen.gpu_model import emit_gpu
         from edge_sdk.compiler.gpu.lower import lower_gpu
 
         program, code = lower_gpu(graph, gpu)
-        memory = plan(program)
+        memory = plan(program, scratch_in_arena=False)
         return CompiledModel(program, memory, emit_gpu(program, memory, code), code)
-    program = lower(graph)
-    memory = plan(program)
+    program, memory = lower_within_arena(graph, isa)
     return CompiledModel(program, memory, emit(program, memory, external_kernels))
+
+
+def lower_within_arena(graph: Graph, isa: str) -> tuple[Program, MemoryPlan]:
+    """Lower and plan so that kernel scratch never makes the arena larger.
+
+    A kernel with scratch (an im2col buffer) is the faster choice, but only where the buffer
+    fits in arena space that is free during its step anyway; elsewhere its operator is lowered
+    again with a kernel that needs none. The arena is then exactly what the intermediates need.
+    """
+    program = lower(graph, isa)
+    memory = plan(program)
+    floor = plan(program, scratch_in_arena=False).arena_bytes
+    if memory.arena_bytes <= floor:
+        return program, memory
+    no_scratch: set[int] = set()
+    by_size = sorted((s for s in program.steps if s.scratch),
+                     key=lambda s: -sum(sc.nbytes for sc in s.scratch))
+    for step in by_size:  # drop the largest scratch first until the arena is back to the floor
+        no_scratch.add(step.op_index)
+        program = lower(graph, isa, frozenset(no_scratch))
+        memory = plan(program)
+        if memory.arena_bytes <= floor:
+            break
+    # Keep scratch where dropping it did not help (it was not on the peak).
+    for index in sorted(no_scratch):
+        trial = lower(graph, isa, frozenset(no_scratch - {index}))
+        trial_memory = plan(trial)
+        if trial_memory.arena_bytes <= floor:
+            no_scratch.discard(index)
+            program, memory = trial, trial_memory
+    return program, memory

@@ -122,10 +122,31 @@ def check_graph(graph: Graph) -> None:
             )
 
 
-def lower(graph: Graph) -> Program:
+# Kernel sets by instruction set: ``generic`` is portable C (any core, and the LLVM backend);
+# ``dsp`` uses the Armv7E-M/Armv8-M DSP extension for the MAC-heavy layers.
+ISAS = ("generic", "dsp")
+
+
+def _dsp_lowerings() -> dict[str, Callable[..., Step | None]]:
+    from edge_sdk.compiler.kernels import dsp
+
+    return {"CONV_2D": dsp.lower_conv2d_dsp, "DEPTHWISE_CONV_2D": dsp.lower_conv2d_dsp,
+            "FULLY_CONNECTED": dsp.lower_fully_connected_dsp}
+
+
+def lower(graph: Graph, isa: str = "generic", no_scratch: frozenset[int] = frozenset()) -> Program:
+    """Lower every operator; with ``isa="dsp"`` the DSP kernels take the layers they fit and
+    the portable kernels the rest. Operators in ``no_scratch`` get kernels that need no
+    scratch buffer."""
     check_graph(graph)
-    steps = [
-        lowering_for(op, graph)(op, graph, f"{graph.name}_l{op.index}_{op.opcode.lower()}")
-        for op in graph.operators
-    ]
-    return Program(name=graph.name, graph=graph, steps=steps)
+    special = _dsp_lowerings() if isa == "dsp" else {}
+    steps = []
+    for op in graph.operators:
+        name = f"{graph.name}_l{op.index}_{op.opcode.lower()}"
+        step = None
+        if op.opcode in special and not _is_float_op(op, graph):
+            lowering = special[op.opcode]
+            step = (lowering(op, graph, name, scratch=False) if op.index in no_scratch
+                    else lowering(op, graph, name))
+        steps.append(step or lowering_for(op, graph)(op, graph, name))
+    return Program(name=graph.name, graph=graph, steps=steps, isa=isa)

@@ -1,6 +1,7 @@
 """Static arena planning: every intermediate tensor gets a fixed offset in one byte array.
 
-The caller owns the model's input and output buffers, so only intermediates live in the arena.
+The caller owns the model's input and output buffers, so only intermediates live in the arena,
+plus the scratch a kernel needs while it runs (an im2col buffer), live for that one step.
 Tensors joined by an alias step (RESHAPE) share one buffer. Each buffer is live from the step
 that writes it to the last step that reads it; buffers are placed largest first at the lowest
 offset that does not overlap a placed buffer with an intersecting lifetime (TFLite Micro's
@@ -30,6 +31,7 @@ class Buffer:
     last: int
     location: str
     offset: int = 0
+    scratch: str = ""  # a step's scratch buffer: its name (root is then negative)
 
 
 @dataclass(frozen=True)
@@ -43,12 +45,24 @@ class MemoryPlan:
                 return buf
         raise KeyError(tensor)
 
+    def scratch(self, name: str) -> Buffer:
+        for buf in self.buffers:
+            if buf.scratch == name:
+                return buf
+        raise KeyError(name)
+
+    def scratch_bytes(self, names: list[str]) -> int:
+        """Arena bytes of these scratch buffers (GPU scratch is device memory: not here)."""
+        return sum(b.nbytes for b in self.buffers if b.scratch and b.scratch in names)
+
 
 def _align(n: int) -> int:
     return (n + ALIGNMENT - 1) // ALIGNMENT * ALIGNMENT
 
 
-def plan(program: Program) -> MemoryPlan:
+def plan(program: Program, scratch_in_arena: bool = True) -> MemoryPlan:
+    """Place every intermediate (and, unless ``scratch_in_arena`` is off, as on GPUs where
+    scratch is device memory, every step's scratch) in one arena."""
     graph = program.graph
     root: dict[int, int] = {}
 
@@ -86,6 +100,12 @@ def plan(program: Program) -> MemoryPlan:
         buffers.append(Buffer(r, tuple(members), graph.tensor(r).nbytes,
                               first.get(r, 0), last.get(r, len(program.steps)), location))
 
+    if scratch_in_arena:
+        for i, step in enumerate(program.steps):
+            for sc in step.scratch:
+                buffers.append(Buffer(-1 - len(buffers), (), sc.nbytes, i, i, "arena",
+                                      scratch=sc.name))
+
     placed: list[Buffer] = []
     arena = [b for b in buffers if b.location == "arena"]
     for buf in sorted(arena, key=lambda b: (-b.nbytes, b.first)):
@@ -99,7 +119,7 @@ def plan(program: Program) -> MemoryPlan:
                 break
             offset = max(offset, _align(other.offset + other.nbytes))
         placed.append(Buffer(buf.root, buf.tensors, buf.nbytes, buf.first, buf.last,
-                             "arena", offset))
+                             "arena", offset, buf.scratch))
     external = [b for b in buffers if b.location != "arena"]
     size = max((b.offset + b.nbytes for b in placed), default=0)
     return MemoryPlan(tuple(sorted(placed + external, key=lambda b: b.first)), _align(size))

@@ -45,9 +45,11 @@ class TensorArg:
 
 @dataclass(frozen=True)
 class Scratch:
-    """Device memory a GPU step needs between its kernels (e.g. softmax's row maxima).
+    """Working memory one step needs only while it runs.
 
-    Only GPU programs have these: on a CPU one kernel keeps such values in registers.
+    On a GPU, device memory between a step's kernels (e.g. softmax's row maxima); on a
+    microcontroller, a kernel's im2col buffer, planned into the arena like a tensor that lives
+    for one step.
     """
 
     name: str
@@ -86,6 +88,10 @@ class Step:
     def constants(self) -> list[Constant]:
         return [a for a in self.args if isinstance(a, Constant)]
 
+    @property
+    def scratch(self) -> list[Scratch]:
+        return [a for a in self.args if isinstance(a, Scratch)]
+
 
 @dataclass
 class Program:
@@ -94,6 +100,7 @@ class Program:
     name: str
     graph: Graph
     steps: list[Step]
+    isa: str = "generic"  # the kernel set (see edge_sdk.compiler.lower.ISAS)
 
     @property
     def input(self) -> int:

@@ -36,28 +36,29 @@ def rounding_divide_by_pot(x: Any, exponent: Any) -> Any:
     )
 
 
-def emit_multiply_by_quantized_multiplier(acc: tirx.Buffer, multiplier: Any, shift: Any) -> None:
-    """``acc[0] = MultiplyByQuantizedMultiplier(acc[0], multiplier, shift)`` in three stores.
+def emit_multiply_by_quantized_multiplier(acc: tirx.Buffer, multiplier: Any, shift: Any,
+                                          at: int = 0) -> None:
+    """``acc[at] = MultiplyByQuantizedMultiplier(acc[at], multiplier, shift)`` in three stores.
 
     ``multiplier``/``shift`` are Python ints (per-tensor: folded into the code) or TIR
     expressions (per-channel: loaded from const tables).
     """
     if isinstance(shift, int):
         if shift > 0:
-            store(acc, acc[0] * i32(1 << shift))
-        store(acc, saturating_rounding_doubling_high_mul(acc[0], i32(multiplier)))
+            store(acc, acc[at] * i32(1 << shift), at)
+        store(acc, saturating_rounding_doubling_high_mul(acc[at], i32(multiplier)), at)
         if shift < 0:
-            store(acc, rounding_divide_by_pot(acc[0], -shift))
+            store(acc, rounding_divide_by_pot(acc[at], -shift), at)
         return
     left = tirx.max(shift, i32(0))
     right = tirx.max(i32(0) - shift, i32(0))
-    store(acc, acc[0] * (i32(1) << left))
-    store(acc, saturating_rounding_doubling_high_mul(acc[0], multiplier))
-    store(acc, rounding_divide_by_pot(acc[0], right))
+    store(acc, acc[at] * (i32(1) << left), at)
+    store(acc, saturating_rounding_doubling_high_mul(acc[at], multiplier), at)
+    store(acc, rounding_divide_by_pot(acc[at], right), at)
 
 
 def emit_multiply_by_quantized_multiplier_single_rounding(
-    acc: tirx.Buffer, multiplier: Any, shift: Any
+    acc: tirx.Buffer, multiplier: Any, shift: Any, at: int = 0
 ) -> None:
     """``acc[0] = (acc[0] * m + 2^(30 - shift)) >> (31 - shift)``: one rounding, half up.
 
@@ -67,12 +68,12 @@ def emit_multiply_by_quantized_multiplier_single_rounding(
     exactly what TVM's ``q_multiply_shift`` intrinsic lowers to, so we use that.
     """
     if isinstance(multiplier, int) and isinstance(shift, int):
-        store(acc, tirx.q_multiply_shift(acc[0], i32(multiplier), i32(31), i32(shift)))
+        store(acc, tirx.q_multiply_shift(acc[at], i32(multiplier), i32(31), i32(shift)), at)
         return
     # Per-channel tables: TVM's intrinsic needs a constant shift, so spell it out (shift <= 30).
     total = i64(31) - i64(shift)
     rounding = tirx.shift_left(i64(1), total - i64(1))
-    store(acc, i32(tirx.shift_right(i64(acc[0]) * i64(multiplier) + rounding, total)))
+    store(acc, i32(tirx.shift_right(i64(acc[at]) * i64(multiplier) + rounding, total)), at)
 
 
 def multiply_by_quantized_multiplier(x: Any, multiplier: Any, shift: Any) -> Any:

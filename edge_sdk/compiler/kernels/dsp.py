@@ -1,0 +1,447 @@
+"""CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED for Cortex-M cores with the DSP extension.
+
+Same integers as the portable kernels (same ``Prepare`` plans), computed with dual 16-bit
+multiply-accumulates (SMLAD: two MACs per instruction). Specialised per layer at compile time:
+
+- **Weights** are sign-extended to 16 bits and reordered into the exact order the inner loop
+  reads (``pack_q15``), so nothing is unpacked at run time. This doubles their flash.
+- **Convolutions** (any kernel size, stride, dilation, padding) gather two output pixels at a
+  time into a small im2col scratch in the arena (q15 pairs; padding taps read the input zero
+  point, whose contribution is folded into the bias), then ``edge_gemm_2x2`` computes two pixels
+  x two output channels per pass: each loaded value feeds two SMLADs.
+- **Depthwise** convolutions with channels in fours: one word load brings four channels, SXTB16
+  splits them, SMLABB/SMLATT accumulate; interior pixels take a branch-free path, border pixels
+  test each tap.
+- **Fully connected**: four output rows at a time share each expanded input word.
+- **Requantization** uses SMMULR/SMMLA (``edge_requant_dr``/``_sr``) where the compile-time
+  bounds allow it (right shift 1..31, accumulator below 2^30), else TFLite's 64-bit form.
+
+Anything outside these shapes (odd channel counts for depthwise, depth multipliers, FC depths not
+a multiple of four) returns ``None`` and keeps the portable kernel, which is always correct.
+"""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+from importlib.resources import files
+
+import numpy as np
+from tvm import tirx
+from tvm.script.ir_builder import IRBuilder
+from tvm.script.ir_builder import tirx as T
+
+from edge_sdk.compiler.kernels.conv import ConvPlan, plan_conv2d
+from edge_sdk.compiler.kernels.fixedpoint import (
+    emit_multiply_by_quantized_multiplier,
+    emit_multiply_by_quantized_multiplier_single_rounding,
+)
+from edge_sdk.compiler.kernels.fully_connected import plan_fully_connected
+from edge_sdk.compiler.kernels.tir import clamp, i32, in_range, kernel, loop, store, when
+from edge_sdk.compiler.program import Constant, Scratch, Step, TensorArg
+from edge_sdk.frontend.tflite import Graph, Operator
+
+# The C side of these kernels, printed once into every model compiled for a DSP core.
+MICROKERNELS = files("edge_sdk.compiler.kernels").joinpath("edge_dsp.h").read_text()
+
+# For k = 4g + j the q15 slot is 4g + _SLOT[j]: SXTB16 yields (x0, x2), its rotation (x1, x3).
+_SLOT = (0, 2, 1, 3)
+
+
+def pack_q15(w: np.ndarray) -> np.ndarray:
+    """``[..., K]`` int8 -> int32 words of q15 pairs in SXTB16 order, K padded with zeros to 4."""
+    k = w.shape[-1]
+    kp = -(-k // 4) * 4
+    padded = np.zeros((*w.shape[:-1], kp), dtype=np.int16)
+    padded[..., :k] = w
+    groups = padded.reshape(*w.shape[:-1], kp // 4, 4)[..., [0, 2, 1, 3]]
+    return np.ascontiguousarray(groups).reshape(*w.shape[:-1], kp).view(np.int32)
+
+
+def call(name: str, *args) -> tirx.PrimExpr:
+    return T.call_extern("int32", name, *args)
+
+
+def fast_requant(mults: np.ndarray, shifts: np.ndarray, acc_bound: int, double: bool) -> bool:
+    """May ``edge_requant_dr`` (double) / ``edge_requant_sr`` (single rounding) be used?"""
+    right = -shifts.astype(np.int64)
+    if np.any(mults <= 0) or np.any(right < 1) or np.any(right > 31):
+        return False
+    return not double or acc_bound < (1 << 30)
+
+
+def emit_requant_store(acc, j: int, dst, index, mult, shift, fast: bool, double: bool,
+                       output_zp: int, act: tuple[int, int]) -> None:
+    """Requantize ``acc[j]`` with TFLite's rounding and store it as int8 at ``dst[index]``.
+
+    Each accumulator slot is requantized in place: TVM's C printer reuses a ``min``/``max``
+    operand by its text, so one scratch scalar shared by several outputs would read stale values.
+    """
+    if fast:
+        helper = "edge_requant_dr" if double else "edge_requant_sr"
+        store(acc, call(helper, acc[j], mult, i32(0) - shift), j)
+    else:
+        emit = (emit_multiply_by_quantized_multiplier if double
+                else emit_multiply_by_quantized_multiplier_single_rounding)
+        emit(acc, mult, shift, at=j)
+    store(dst, tirx.Cast("int8", clamp(acc[j] + output_zp, *act)), index)
+
+
+def accumulator_bound(weights: np.ndarray, bias: np.ndarray) -> int:
+    """Largest |accumulator| for int8 inputs: |bias| + 128 * sum |w| per output channel."""
+    taps = np.abs(weights.astype(np.int64)).sum(1)
+    return int((np.abs(bias.astype(np.int64)) + 128 * taps).max())
+
+
+def _folded_bias(p: ConvPlan, weights_oc_k: np.ndarray) -> np.ndarray:
+    """The bias with ``-zp * sum(w)`` folded in (padding taps then read the zero point)."""
+    if p.fold:
+        return p.bias.array.astype(np.int64)
+    return p.bias.array.astype(np.int64) - p.input_zp * weights_oc_k.astype(np.int64).sum(1)
+
+
+def _requant_tables(p: ConvPlan, oc_padded: int, bias: np.ndarray, prefix: str):
+    pad = oc_padded - len(bias)
+    b = np.concatenate([bias, np.zeros(pad, np.int64)]).astype(np.int32)
+    m = np.concatenate([p.multiplier.array, np.zeros(pad, np.int32)]).astype(np.int32)
+    s = np.concatenate([p.shift.array, np.zeros(pad, np.int32)]).astype(np.int32)
+    return (Constant(f"{prefix}_bias", b), Constant(f"{prefix}_multiplier", m),
+            Constant(f"{prefix}_shift", s))
+
+
+def lower_conv2d_dsp(op: Operator, graph: Graph, func_name: str,
+                     scratch: bool = True) -> Step | None:
+    """The DSP convolution for ``op``; ``scratch=False`` forbids the im2col buffer (the
+    compiler asks for that where the buffer would make the arena larger)."""
+    p = plan_conv2d(op, graph)
+    if p.depthwise:
+        return _depthwise(p, func_name)
+    if scratch:
+        return _conv_im2col(p, func_name)
+    if p.x.shape[3] % 4 == 0:
+        return _conv_direct(p, func_name)
+    return None
+
+
+def _conv_direct(p: ConvPlan, func_name: str) -> Step:
+    """Convolution without scratch: per pixel, four output channels at a time, each tap's input
+    channels read in place by ``edge_fc_4rows``; padding taps read a ``const`` row of zero
+    points in flash."""
+    x, y = p.x, p.y
+    n, ih, iw, ic = x.shape
+    _, oh, ow, oc = y.shape
+    kh, kw = p.kernel
+    taps = kh * kw
+    w = p.weights.array.reshape(oc, taps * ic)
+    bias = _folded_bias(p, w)
+    fast = fast_requant(p.multiplier.array, p.shift.array, accumulator_bound(w, bias), True)
+    blocks = -(-oc // 4)
+    wpad = np.zeros((blocks * 4, taps, ic), np.int8)
+    wpad[:oc] = w.reshape(oc, taps, ic)
+    # [oc block][tap][ic/4][row 4][2 words]: what edge_fc_4rows reads, one tap per call.
+    packed = pack_q15(wpad).reshape(blocks, 4, taps, ic // 4, 2).transpose(0, 2, 3, 1, 4)
+    prefix = f"l{p.op.index}"
+    weights = Constant(f"{prefix}_weights_q15", np.ascontiguousarray(packed).reshape(-1))
+    bias_c, mult_c, shift_c = _requant_tables(p, blocks * 4, bias, prefix)
+    padded = not p.fold  # some tap reads padding (regular convolutions fold only otherwise)
+    zp_row = Constant(f"{prefix}_zero_points", np.full(ic, p.input_zp, np.int8))
+    per_tap = (ic // 4) * 8
+
+    with kernel(func_name) as kf:
+        specs = [("input", "int8"), ("weights", "int32"), ("bias", "int32"),
+                 ("multiplier", "int32"), ("shift", "int32")]
+        if padded:
+            specs.append(("zero_points", "int8"))
+        handles = [T.arg(nm, T.handle(dt)) for nm, dt in (*specs, ("output", "int8"))]
+        X = T.decl_buffer((n * ih * iw * ic,), "int8", data=handles[0])
+        W = T.decl_buffer((packed.size,), "int32", data=handles[1])
+        B, M, S = (T.decl_buffer((blocks * 4,), "int32", data=h) for h in handles[2:5])
+        Z = T.decl_buffer((ic,), "int8", data=handles[5]) if padded else None
+        Y = T.decl_buffer((n * oh * ow * oc,), "int8", data=handles[-1])
+        acc = T.alloc_buffer((4,), "int32")
+        IRBuilder.name("acc", acc)
+        with loop("b", n) as b, loop("oy", oh) as oy, loop("ox", ow) as ox, \
+                loop("blk", blocks) as blk:
+            for r in range(4):
+                store(acc, B[blk * 4 + r], r)
+            with loop("ky", kh) as ky, loop("kx", kw) as kx:
+                iy = oy * p.stride[0] - p.pad[0] + ky * p.dilation[0]
+                ix = ox * p.stride[1] - p.pad[1] + kx * p.dilation[1]
+                wrow = tirx.address_of(W[(blk * taps + ky * kw + kx) * per_tap])
+
+                def tap(row) -> None:
+                    T.evaluate(call("edge_fc_4rows", row, wrow, ic // 4,
+                                    tirx.address_of(acc[0])))
+
+                inside_row = tirx.address_of(X[((b * ih + iy) * iw + ix) * ic])
+                if Z is None:
+                    tap(inside_row)
+                else:
+                    with T.If(tirx.all(in_range(iy, ih), in_range(ix, iw))):
+                        with T.Then():
+                            tap(inside_row)
+                        with T.Else():
+                            tap(tirx.address_of(Z[0]))
+            for r in range(4):
+                c = blk * 4 + r
+                with when(c < oc) if oc % 4 else nullcontext():
+                    emit_requant_store(acc, r, Y, ((b * oh + oy) * ow + ox) * oc + c, M[c], S[c],
+                                       fast, True, p.output_zp, p.act)
+    notes = ("DSP, no scratch: 4 channels x 4 inputs per pass (edge_fc_4rows) per tap; "
+             f"{'SMMULR' if fast else '64-bit'} requantization")
+    args = (TensorArg(x.index), weights, bias_c, mult_c, shift_c,
+            *((zp_row,) if padded else ()), TensorArg(y.index, writes=True))
+    return Step(
+        op_index=p.op.index, opcode=p.op.opcode, layer=y.name, kind="kernel",
+        inputs=(x.index,), outputs=(y.index,), func=kf.func, func_name=func_name,
+        args=args, macs=p.macs, notes=notes,
+    )
+
+
+def _conv_im2col(p: ConvPlan, func_name: str) -> Step:
+    x, y = p.x, p.y
+    n, ih, iw, ic = x.shape
+    _, oh, ow, oc = y.shape
+    kh, kw = p.kernel
+    w = p.weights.array.reshape(oc, kh * kw * ic)
+    k = w.shape[1]
+    kp = -(-k // 8) * 8  # the micro-kernel takes eight values per pass
+    oc2 = -(-oc // 2)
+    bias = _folded_bias(p, w)
+    fast = fast_requant(p.multiplier.array, p.shift.array, accumulator_bound(w, bias), True)
+    wpad = np.zeros((oc2 * 2, kp), np.int8)
+    wpad[:oc, :k] = w
+    # [oc pair][K/4][row 2][2 words]: the order edge_gemm_2x2 reads.
+    packed = pack_q15(wpad).reshape(oc2, 2, kp // 4, 2).transpose(0, 2, 1, 3)
+    prefix = f"l{p.op.index}"
+    weights = Constant(f"{prefix}_weights_q15", np.ascontiguousarray(packed).reshape(-1))
+    bias_c, mult_c, shift_c = _requant_tables(p, oc2 * 2, bias, prefix)
+    scratch = Scratch(f"{prefix}_im2col", (kp,), "int32")  # 2 pixels x kp q15 values
+    npix = oh * ow
+    zp_pair = (p.input_zp & 0xFFFF) | ((p.input_zp & 0xFFFF) << 16)
+    if zp_pair >= 1 << 31:
+        zp_pair -= 1 << 32
+    vector_taps = ic % 4 == 0
+
+    with kernel(func_name) as kf:
+        hx, hw, hb, hm, hs, ha, hy = (
+            T.arg(name, T.handle(dt)) for name, dt in (
+                ("input", "int8"), ("weights", "int32"), ("bias", "int32"),
+                ("multiplier", "int32"), ("shift", "int32"), ("im2col", "int32"),
+                ("output", "int8")))
+        X = T.decl_buffer((n * ih * iw * ic,), "int8", data=hx)
+        W = T.decl_buffer((weights.array.size,), "int32", data=hw)
+        B = T.decl_buffer((oc2 * 2,), "int32", data=hb)
+        M = T.decl_buffer((oc2 * 2,), "int32", data=hm)
+        S = T.decl_buffer((oc2 * 2,), "int32", data=hs)
+        A = T.decl_buffer((kp,), "int32", data=ha)
+        A16 = T.decl_buffer((kp * 2,), "int16", data=ha)
+        Y = T.decl_buffer((n * npix * oc,), "int8", data=hy)
+        acc = T.alloc_buffer((4,), "int32")
+        IRBuilder.name("acc", acc)
+        with loop("b", n) as b, loop("q", -(-npix // 2)) as q:
+            # Gather the two pixels' receptive fields (the last pixel twice if npix is odd).
+            for col in range(2):
+                pix = tirx.min(q * 2 + col, npix - 1)
+                oy, ox = tirx.floordiv(pix, ow), tirx.floormod(pix, ow)
+                with loop(f"ky{col}", kh) as ky, loop(f"kx{col}", kw) as kx:
+                    iy = oy * p.stride[0] - p.pad[0] + ky * p.dilation[0]
+                    ix = ox * p.stride[1] - p.pad[1] + kx * p.dilation[1]
+                    inside = tirx.all(in_range(iy, ih), in_range(ix, iw))
+                    k0 = (ky * kw + kx) * ic
+                    if vector_taps:  # ic % 4 == 0: whole words, k0 is a multiple of 4
+                        base = tirx.floordiv(k0, 4) * 4 + col * 2
+                        with T.If(inside):
+                            with T.Then():
+                                src = ((b * ih + iy) * iw + ix) * ic
+                                T.evaluate(call("edge_expand_s8", tirx.address_of(X[src]),
+                                                tirx.address_of(A[base]), ic // 4, 4))
+                            with T.Else(), loop(f"g{col}", ic // 4) as g:
+                                store(A, i32(zp_pair), base + g * 4)
+                                store(A, i32(zp_pair), base + g * 4 + 1)
+                    else:
+                        with loop(f"c{col}", ic) as c:
+                            kk = k0 + c
+                            slot = (tirx.floordiv(kk, 4) * 8 + col * 4
+                                    + tirx.Select(tirx.floormod(kk, 4) == 1, 2,
+                                                  tirx.Select(tirx.floormod(kk, 4) == 2, 1,
+                                                              tirx.floormod(kk, 4))))
+                            src = ((b * ih + iy) * iw + ix) * ic + c
+                            value = tirx.Select(inside, X[tirx.Select(inside, src, 0)],
+                                                tirx.IntImm("int8", p.input_zp))
+                            store(A16, tirx.Cast("int16", value), slot)
+                for kk in range(k, kp):  # zero the padding of K (compile-time positions)
+                    store(A16, tirx.IntImm("int16", 0), (kk // 4) * 8 + col * 4 + _SLOT[kk % 4])
+            with loop("cp", oc2) as cp:
+                for j in range(4):  # acc = {p0c0, p0c1, p1c0, p1c1}
+                    store(acc, B[cp * 2 + j % 2], j)
+                T.evaluate(call("edge_gemm_2x2", tirx.address_of(A[0]),
+                                tirx.address_of(W[cp * (kp // 4) * 4]), kp // 8,
+                                tirx.address_of(acc[0])))
+                for j in range(4):
+                    col, row = divmod(j, 2)
+                    c = cp * 2 + row
+                    pix = q * 2 + col
+                    conds = ([pix < npix] if npix % 2 else []) + ([c < oc] if oc % 2 else [])
+                    with when(tirx.all(*conds)) if conds else nullcontext():
+                        emit_requant_store(acc, j, Y, (b * npix + pix) * oc + c, M[c], S[c],
+                                           fast, True, p.output_zp, p.act)
+    notes = (f"DSP: im2col of 2 pixels ({kp} q15 values each) + edge_gemm_2x2 (SMLAD, 2 pixels x "
+             f"2 channels); {'SMMULR' if fast else '64-bit'} requantization")
+    return Step(
+        op_index=p.op.index, opcode=p.op.opcode, layer=y.name, kind="kernel",
+        inputs=(x.index,), outputs=(y.index,), func=kf.func, func_name=func_name,
+        args=(TensorArg(x.index), weights, bias_c, mult_c, shift_c, scratch,
+              TensorArg(y.index, writes=True)),
+        macs=p.macs, notes=notes,
+    )
+
+
+def _depthwise(p: ConvPlan, func_name: str) -> Step | None:
+    x, y = p.x, p.y
+    n, ih, iw, ic = x.shape
+    _, oh, ow, oc = y.shape
+    if p.mult != 1 or ic % 4:
+        return None
+    kh, kw = p.kernel
+    taps = kh * kw
+    w = p.weights.array.reshape(taps, oc)
+    bias = p.bias.array.astype(np.int64)  # depthwise plans always fold the input offset
+    fast = fast_requant(p.multiplier.array, p.shift.array, accumulator_bound(w.T, bias), True)
+    # [channel group][tap][2 words]: (w_c0, w_c2), (w_c1, w_c3) match SXTB16's split of a word.
+    groups = w.reshape(taps, oc // 4, 4).transpose(1, 0, 2)
+    packed = pack_q15(groups)
+    prefix = f"l{p.op.index}"
+    weights = Constant(f"{prefix}_weights_q15", np.ascontiguousarray(packed).reshape(-1))
+    bias_c, mult_c, shift_c = _requant_tables(p, oc, bias, prefix)
+    zp = p.input_zp & 0xFF
+    zp_word = zp | zp << 8 | zp << 16 | zp << 24
+    if zp_word >= 1 << 31:
+        zp_word -= 1 << 32
+    sy, sx = p.stride
+    dy, dx = p.dilation
+    py, px = p.pad
+    # Output rows/columns whose every tap is inside the image.
+    y_lo = -(-py // sy)
+    y_hi = min(oh, (ih - 1 - (kh - 1) * dy + py) // sy + 1)
+    x_lo = -(-px // sx)
+    x_hi = min(ow, (iw - 1 - (kw - 1) * dx + px) // sx + 1)
+
+    with kernel(func_name) as kf:
+        hx, hw, hb, hm, hs, hy = (
+            T.arg(name, T.handle(dt)) for name, dt in (
+                ("input", "int8"), ("weights", "int32"), ("bias", "int32"),
+                ("multiplier", "int32"), ("shift", "int32"), ("output", "int8")))
+        X = T.decl_buffer((n * ih * iw * ic,), "int8", data=hx)
+        W = T.decl_buffer((packed.size,), "int32", data=hw)
+        B, M, S = (T.decl_buffer((oc,), "int32", data=h) for h in (hb, hm, hs))
+        Y = T.decl_buffer((n * oh * ow * oc,), "int8", data=hy)
+        acc = T.alloc_buffer((4,), "int32")
+        IRBuilder.name("acc", acc)
+        one = T.alloc_buffer((1,), "int32")
+        IRBuilder.name("r", one)
+
+        def taps_loop(b, oy, ox, g, checked: bool) -> None:
+            for ky in range(kh):
+                for kx in range(kw):
+                    iy = oy * sy - py + ky * dy
+                    ix = ox * sx - px + kx * dx
+                    src = ((b * ih + iy) * iw + ix) * ic + g * 4
+                    word = call("edge_ld_s8x4", tirx.address_of(X[src]))
+                    if checked:
+                        inside = tirx.all(in_range(iy, ih), in_range(ix, iw))
+                        word = tirx.Select(inside, call(
+                            "edge_ld_s8x4", tirx.address_of(X[tirx.Select(inside, src, 0)])),
+                            i32(zp_word))
+                    t = ky * kw + kx
+                    we, wo = W[(g * taps + t) * 2], W[(g * taps + t) * 2 + 1]
+                    store(one, word)
+                    xe, xo = call("edge_sxtb16", one[0]), call("edge_sxtb16_ror8", one[0])
+                    store(acc, call("edge_smlabb", xe, we, acc[0]), 0)
+                    store(acc, call("edge_smlatt", xe, we, acc[2]), 2)
+                    store(acc, call("edge_smlabb", xo, wo, acc[1]), 1)
+                    store(acc, call("edge_smlatt", xo, wo, acc[3]), 3)
+
+        with loop("b", n) as b, loop("oy", oh) as oy, loop("ox", ow) as ox, \
+                loop("g", oc // 4) as g:
+            for j in range(4):
+                store(acc, B[g * 4 + j], j)
+            interior = tirx.all(oy >= y_lo, oy < y_hi, ox >= x_lo, ox < x_hi)
+            with T.If(interior):
+                with T.Then():
+                    taps_loop(b, oy, ox, g, checked=False)
+                with T.Else():
+                    taps_loop(b, oy, ox, g, checked=True)
+            for j in range(4):
+                c = g * 4 + j
+                emit_requant_store(acc, j, Y, ((b * oh + oy) * ow + ox) * oc + c, M[c], S[c],
+                                   fast, True, p.output_zp, p.act)
+    notes = (f"DSP: 4 channels per word, SMLABB/SMLATT, interior rows {y_lo}..{y_hi - 1} and "
+             f"columns {x_lo}..{x_hi - 1} without bounds tests; "
+             f"{'SMMULR' if fast else '64-bit'} requantization")
+    return Step(
+        op_index=p.op.index, opcode=p.op.opcode, layer=y.name, kind="kernel",
+        inputs=(x.index,), outputs=(y.index,), func=kf.func, func_name=func_name,
+        args=(TensorArg(x.index), weights, bias_c, mult_c, shift_c,
+              TensorArg(y.index, writes=True)),
+        macs=p.macs, notes=notes,
+    )
+
+
+def lower_fully_connected_dsp(op: Operator, graph: Graph, func_name: str,
+                              scratch: bool = True) -> Step | None:
+    del scratch  # never needs any
+    p = plan_fully_connected(op, graph)
+    batches, units, depth = p.batches, p.units, p.depth
+    if depth % 4:
+        return None
+    blocks = -(-units // 4)
+    w = np.zeros((blocks * 4, depth), np.int8)
+    w[:units] = p.weights.array
+    bias = p.bias.array
+    if p.tables:
+        mults, shifts = p.tables[0].array, p.tables[1].array
+    else:
+        mults = np.full(units, p.multiplier, np.int32)
+        shifts = np.full(units, p.shift, np.int32)
+    fast = fast_requant(mults, shifts, 0, False)
+    # [row block][D/4][row 4][2 words]: the order edge_fc_4rows reads.
+    packed = pack_q15(w).reshape(blocks, 4, depth // 4, 2).transpose(0, 2, 1, 3)
+    prefix = f"l{op.index}"
+    weights = Constant(f"{prefix}_weights_q15", np.ascontiguousarray(packed).reshape(-1))
+    bias_c = Constant(f"{prefix}_bias", np.concatenate(
+        [bias, np.zeros(blocks * 4 - units, np.int32)]).astype(np.int32))
+    tables = p.tables or ()
+
+    with kernel(func_name) as kf:
+        names = [("input", "int8"), ("weights", "int32"), ("bias", "int32")]
+        if tables:
+            names += [("multiplier", "int32"), ("shift", "int32")]
+        handles = [T.arg(nm, T.handle(dt)) for nm, dt in (*names, ("output", "int8"))]
+        X = T.decl_buffer((batches * depth,), "int8", data=handles[0])
+        W = T.decl_buffer((packed.size,), "int32", data=handles[1])
+        B = T.decl_buffer((blocks * 4,), "int32", data=handles[2])
+        tab = [T.decl_buffer((units,), "int32", data=h) for h in handles[3:-1]]
+        Y = T.decl_buffer((batches * units,), "int8", data=handles[-1])
+        acc = T.alloc_buffer((4,), "int32")
+        IRBuilder.name("acc", acc)
+        with loop("b", batches) as b, loop("blk", blocks) as blk:
+            for r in range(4):
+                store(acc, B[blk * 4 + r], r)
+            T.evaluate(call("edge_fc_4rows", tirx.address_of(X[b * depth]),
+                            tirx.address_of(W[blk * (depth // 4) * 8]), depth // 4,
+                            tirx.address_of(acc[0])))
+            for r in range(4):
+                o = blk * 4 + r
+                mult = tab[0][o] if tab else p.multiplier
+                shift = tab[1][o] if tab else p.shift
+                with when(o < units) if units % 4 else nullcontext():
+                    emit_requant_store(acc, r, Y, b * units + o, mult, shift, fast, False,
+                                       p.output_zp, p.act)
+    notes = (f"DSP: 4 rows x 4 inputs per pass (edge_fc_4rows, SMLAD); "
+             f"{'SMMULR/SMMLA' if fast else '64-bit'} requantization")
+    return Step(
+        op_index=op.index, opcode=op.opcode, layer=p.y.name, kind="kernel",
+        inputs=(p.x.index,), outputs=(p.y.index,), func=kf.func, func_name=func_name,
+        args=(TensorArg(p.x.index), weights, bias_c, *tables, TensorArg(p.y.index, writes=True)),
+        macs=batches * units * depth, notes=notes,
+    )
