@@ -60,7 +60,16 @@ def compile_for(model: Graph | str | Path, board: Board, isa: str | None = None)
     if board.gpu is not None:
         return compile_graph(graph, gpu=board.gpu_target)
     return compile_graph(graph, external_kernels=board.linux is not None,
-                         isa=isa or isa_for(board))
+                         isa=isa or isa_for(board), flash_budget=weights_budget(board))
+
+
+# Flash kept free for code (firmware, kernels, libc) when choosing kernels by weight size.
+CODE_RESERVE_BYTES = 64 * 1024
+
+
+def weights_budget(board: Board) -> int:
+    """Flash the weights may take on ``board`` (its flash less room for the program)."""
+    return max(board.flash.size - CODE_RESERVE_BYTES, board.flash.size // 2)
 
 
 def report(compiled: CompiledModel, board: Board, build: BuildResult | None = None) -> dict:

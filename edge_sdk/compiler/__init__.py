@@ -63,10 +63,13 @@ class CompiledModel:
 
 
 def compile_graph(graph: Graph, external_kernels: bool = False,
-                  gpu: GpuTarget | None = None, isa: str = "generic") -> CompiledModel:
+                  gpu: GpuTarget | None = None, isa: str = "generic",
+                  flash_budget: int | None = None) -> CompiledModel:
     """Lower, plan and print ``graph``. ``external_kernels``: kernels are declared only, for an
     object file from TVM's LLVM backend (Cortex-A). ``gpu``: kernels for that GPU instead.
-    ``isa``: the microcontroller kernel set (``generic`` or ``dsp``)."""
+    ``isa``: the microcontroller kernel set (``generic`` or ``dsp``). ``flash_budget``: bytes
+    the weights may take; SIMD kernels whose widened weights would exceed it give way to the
+    portable kernels, largest saving first."""
     if gpu is not None:
         from edge_sdk.codegen.gpu_model import emit_gpu
         from edge_sdk.compiler.gpu.lower import lower_gpu
@@ -74,18 +77,46 @@ def compile_graph(graph: Graph, external_kernels: bool = False,
         program, code = lower_gpu(graph, gpu)
         memory = plan(program, scratch_in_arena=False)
         return CompiledModel(program, memory, emit_gpu(program, memory, code), code)
+    portable: frozenset[int] = frozenset()
     program, memory = lower_within_arena(graph, isa)
+    if flash_budget is not None and isa != "generic":
+        portable = _portable_within_flash(graph, program, flash_budget)
+        if portable:
+            program, memory = lower_within_arena(graph, isa, portable)
     return CompiledModel(program, memory, emit(program, memory, external_kernels))
 
 
-def lower_within_arena(graph: Graph, isa: str) -> tuple[Program, MemoryPlan]:
+def _weights(program: Program) -> dict[int, int]:
+    return {s.op_index: sum(c.nbytes for c in s.constants) for s in program.steps}
+
+
+def _portable_within_flash(graph: Graph, program: Program, budget: int) -> frozenset[int]:
+    """Operators to give portable (int8-weight) kernels so the weights fit ``budget``."""
+    wide = _weights(program)
+    total = sum(wide.values())
+    if total <= budget:
+        return frozenset()
+    narrow = _weights(lower(graph))
+    saving = sorted(((wide[i] - narrow[i], i) for i in wide if wide[i] > narrow[i]),
+                    reverse=True)
+    chosen: set[int] = set()
+    for saved, index in saving:
+        if total <= budget:
+            break
+        chosen.add(index)
+        total -= saved
+    return frozenset(chosen)
+
+
+def lower_within_arena(graph: Graph, isa: str,
+                       portable: frozenset[int] = frozenset()) -> tuple[Program, MemoryPlan]:
     """Lower and plan so that kernel scratch never makes the arena larger.
 
     A kernel with scratch (an im2col buffer) is the faster choice, but only where the buffer
     fits in arena space that is free during its step anyway; elsewhere its operator is lowered
     again with a kernel that needs none. The arena is then exactly what the intermediates need.
     """
-    program = lower(graph, isa)
+    program = lower(graph, isa, portable=portable)
     memory = plan(program)
     floor = plan(program, scratch_in_arena=False).arena_bytes
     if memory.arena_bytes <= floor:
@@ -95,13 +126,13 @@ def lower_within_arena(graph: Graph, isa: str) -> tuple[Program, MemoryPlan]:
                      key=lambda s: -sum(sc.nbytes for sc in s.scratch))
     for step in by_size:  # drop the largest scratch first until the arena is back to the floor
         no_scratch.add(step.op_index)
-        program = lower(graph, isa, frozenset(no_scratch))
+        program = lower(graph, isa, frozenset(no_scratch), portable)
         memory = plan(program)
         if memory.arena_bytes <= floor:
             break
     # Keep scratch where dropping it did not help (it was not on the peak).
     for index in sorted(no_scratch):
-        trial = lower(graph, isa, frozenset(no_scratch - {index}))
+        trial = lower(graph, isa, frozenset(no_scratch - {index}), portable)
         trial_memory = plan(trial)
         if trial_memory.arena_bytes <= floor:
             no_scratch.discard(index)

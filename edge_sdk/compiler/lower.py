@@ -134,17 +134,18 @@ def _dsp_lowerings() -> dict[str, Callable[..., Step | None]]:
             "FULLY_CONNECTED": dsp.lower_fully_connected_dsp}
 
 
-def lower(graph: Graph, isa: str = "generic", no_scratch: frozenset[int] = frozenset()) -> Program:
+def lower(graph: Graph, isa: str = "generic", no_scratch: frozenset[int] = frozenset(),
+          portable: frozenset[int] = frozenset()) -> Program:
     """Lower every operator; with ``isa="dsp"`` the DSP kernels take the layers they fit and
     the portable kernels the rest. Operators in ``no_scratch`` get kernels that need no
-    scratch buffer."""
+    scratch buffer, those in ``portable`` the portable kernels (int8 weights: less flash)."""
     check_graph(graph)
     special = _dsp_lowerings() if isa == "dsp" else {}
     steps = []
     for op in graph.operators:
         name = f"{graph.name}_l{op.index}_{op.opcode.lower()}"
         step = None
-        if op.opcode in special and not _is_float_op(op, graph):
+        if op.opcode in special and op.index not in portable and not _is_float_op(op, graph):
             lowering = special[op.opcode]
             step = (lowering(op, graph, name, scratch=False) if op.index in no_scratch
                     else lowering(op, graph, name))
