@@ -45,11 +45,13 @@ def compile(model: Graph | str | Path) -> CompiledModel:
 
 
 def isa_for(board: Board) -> str:
-    """The microcontroller kernel set for ``board``'s core: DSP kernels where it has the DSP
-    extension, portable C elsewhere (and for Linux/GPU boards, which have their own)."""
+    """The microcontroller kernel set for ``board``'s core: Helium kernels where it has MVE,
+    DSP kernels where it has the DSP extension, portable C elsewhere (and for Linux/GPU
+    boards, which have their own)."""
     if board.linux is not None or board.gpu is not None:
         return "generic"
-    return "dsp" if board.target.dsp else "generic"
+    target = board.target
+    return "mve" if target.mve else "dsp" if target.dsp else "generic"
 
 
 def compile_for(model: Graph | str | Path, board: Board, isa: str | None = None) -> CompiledModel:

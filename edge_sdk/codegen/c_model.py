@@ -62,9 +62,9 @@ def _array(c: Constant, prefix: str) -> str:
 
 def microkernels(isa: str) -> str:
     """The hand-written innermost pieces a kernel set calls (``T.call_extern``)."""
-    from edge_sdk.compiler.kernels import dsp
+    from edge_sdk.compiler.kernels import dsp, mve
 
-    return {"dsp": dsp.MICROKERNELS}[isa]
+    return {"dsp": dsp.MICROKERNELS, "mve": dsp.MICROKERNELS + "\n" + mve.MICROKERNELS}[isa]
 
 
 def _shape_text(t: Tensor) -> str:

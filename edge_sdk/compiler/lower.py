@@ -123,31 +123,44 @@ def check_graph(graph: Graph) -> None:
 
 
 # Kernel sets by instruction set: ``generic`` is portable C (any core, and the LLVM backend);
-# ``dsp`` uses the Armv7E-M/Armv8-M DSP extension for the MAC-heavy layers.
-ISAS = ("generic", "dsp")
+# ``dsp`` uses the Armv7E-M/Armv8-M DSP extension for the MAC-heavy layers; ``mve`` uses Helium
+# (Armv8.1-M), falling back to the DSP kernels, then the portable ones, shape by shape.
+ISAS = ("generic", "dsp", "mve")
+
+SpecialLowering = Callable[..., Step | None]
 
 
-def _dsp_lowerings() -> dict[str, Callable[..., Step | None]]:
-    from edge_sdk.compiler.kernels import dsp
+def _special_lowerings(isa: str) -> dict[str, list[SpecialLowering]]:
+    """For each MAC-heavy opcode, the SIMD kernels to try in order (each may return None)."""
+    if isa == "generic":
+        return {}
+    from edge_sdk.compiler.kernels import dsp, mve
 
-    return {"CONV_2D": dsp.lower_conv2d_dsp, "DEPTHWISE_CONV_2D": dsp.lower_conv2d_dsp,
-            "FULLY_CONNECTED": dsp.lower_fully_connected_dsp}
+    chains: dict[str, list[SpecialLowering]] = {
+        "CONV_2D": [dsp.lower_conv2d_dsp], "DEPTHWISE_CONV_2D": [dsp.lower_conv2d_dsp],
+        "FULLY_CONNECTED": [dsp.lower_fully_connected_dsp]}
+    if isa == "mve":
+        chains["CONV_2D"].insert(0, mve.lower_conv2d_mve)
+        chains["DEPTHWISE_CONV_2D"].insert(0, mve.lower_conv2d_mve)
+        chains["FULLY_CONNECTED"].insert(0, mve.lower_fully_connected_mve)
+    return chains
 
 
 def lower(graph: Graph, isa: str = "generic", no_scratch: frozenset[int] = frozenset(),
           portable: frozenset[int] = frozenset()) -> Program:
-    """Lower every operator; with ``isa="dsp"`` the DSP kernels take the layers they fit and
-    the portable kernels the rest. Operators in ``no_scratch`` get kernels that need no
+    """Lower every operator; with ``isa="dsp"``/``"mve"`` the SIMD kernels take the layers they
+    fit and the portable kernels the rest. Operators in ``no_scratch`` get kernels that need no
     scratch buffer, those in ``portable`` the portable kernels (int8 weights: less flash)."""
     check_graph(graph)
-    special = _dsp_lowerings() if isa == "dsp" else {}
+    special = _special_lowerings(isa)
     steps = []
     for op in graph.operators:
         name = f"{graph.name}_l{op.index}_{op.opcode.lower()}"
         step = None
         if op.opcode in special and op.index not in portable and not _is_float_op(op, graph):
-            lowering = special[op.opcode]
-            step = (lowering(op, graph, name, scratch=False) if op.index in no_scratch
-                    else lowering(op, graph, name))
+            for lowering in special[op.opcode]:
+                step = lowering(op, graph, name, scratch=op.index not in no_scratch)
+                if step is not None:
+                    break
         steps.append(step or lowering_for(op, graph)(op, graph, name))
     return Program(name=graph.name, graph=graph, steps=steps, isa=isa)

@@ -92,7 +92,7 @@ def accumulator_bound(weights: np.ndarray, bias: np.ndarray) -> int:
     return int((np.abs(bias.astype(np.int64)) + 128 * taps).max())
 
 
-def _folded_bias(p: ConvPlan, weights_oc_k: np.ndarray) -> np.ndarray:
+def folded_bias(p: ConvPlan, weights_oc_k: np.ndarray) -> np.ndarray:
     """The bias with ``-zp * sum(w)`` folded in (padding taps then read the zero point)."""
     if p.fold:
         return p.bias.array.astype(np.int64)
@@ -132,7 +132,7 @@ def _conv_direct(p: ConvPlan, func_name: str) -> Step:
     kh, kw = p.kernel
     taps = kh * kw
     w = p.weights.array.reshape(oc, taps * ic)
-    bias = _folded_bias(p, w)
+    bias = folded_bias(p, w)
     fast = fast_requant(p.multiplier.array, p.shift.array, accumulator_bound(w, bias), True)
     blocks = -(-oc // 4)
     wpad = np.zeros((blocks * 4, taps, ic), np.int8)
@@ -206,7 +206,7 @@ def _conv_im2col(p: ConvPlan, func_name: str) -> Step:
     k = w.shape[1]
     kp = -(-k // 8) * 8  # the micro-kernel takes eight values per pass
     oc2 = -(-oc // 2)
-    bias = _folded_bias(p, w)
+    bias = folded_bias(p, w)
     fast = fast_requant(p.multiplier.array, p.shift.array, accumulator_bound(w, bias), True)
     wpad = np.zeros((oc2 * 2, kp), np.int8)
     wpad[:oc, :k] = w

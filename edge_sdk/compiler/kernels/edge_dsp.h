@@ -10,6 +10,8 @@
  * On an Arm core with the DSP extension (GCC or Clang) the hot loops are inline assembly: GCC does
  * not form LDRD or fold SXTB16's rotation by itself (21 instead of 13 instructions per 16 MACs,
  * measured). Elsewhere (a host, to check these kernels bit for bit) the same arithmetic is plain C.
+ * Every in/out asm operand is early-clobber ("+&r"): GCC may otherwise give a pure input the same
+ * register when both hold the same value (seen: a loop counter and a stride both 16).
  */
 #if defined(__arm__) && !(defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP)
 #error "this model was compiled for a Cortex-M core with the DSP extension; compile it with that -mcpu, or recompile the model for your board"
@@ -134,7 +136,7 @@ static inline int32_t edge_requant_sr(int32_t acc, int32_t m, int32_t e) {
  * one output pixel's slots of the two-pixel im2col scratch. */
 static inline void edge_expand_s8(const int8_t *src, int32_t *dst, int32_t n4, int32_t stride) {
 #if EDGE_DSP_ASM
-  int32_t t, u, step = stride * 4; /* in/out: GCC may share a pure input's register with n4 */
+  int32_t t, u, step = stride * 4;
   __asm__ volatile(
       "1:\n\t"
       "ldr %[t], [%[s]], #4\n\t"
@@ -144,7 +146,7 @@ static inline void edge_expand_s8(const int8_t *src, int32_t *dst, int32_t n4, i
       "add %[d], %[d], %[st]\n\t"
       "subs %[n], %[n], #1\n\t"
       "bne 1b\n\t"
-      : [s] "+r"(src), [d] "+r"(dst), [n] "+r"(n4), [st] "+r"(step), [t] "=&r"(t), [u] "=&r"(u)
+      : [s] "+&r"(src), [d] "+&r"(dst), [n] "+&r"(n4), [st] "+&r"(step), [t] "=&r"(t), [u] "=&r"(u)
       :
       : "cc", "memory");
 #else
@@ -190,8 +192,8 @@ static inline void edge_gemm_2x2(const int32_t *a, const int32_t *w, int32_t k8,
       "smlad %[c11], %[x1b], %[w0b], %[c11]\n\t"
       "subs %[n], %[n], #1\n\t"
       "bne 1b\n\t"
-      : [c00] "+r"(c00), [c01] "+r"(c01), [c10] "+r"(c10), [c11] "+r"(c11), [a] "+r"(a),
-        [w] "+r"(w), [n] "+r"(k8), [x0] "=&r"(x0), [x0b] "=&r"(x0b), [x1] "=&r"(x1),
+      : [c00] "+&r"(c00), [c01] "+&r"(c01), [c10] "+&r"(c10), [c11] "+&r"(c11), [a] "+&r"(a),
+        [w] "+&r"(w), [n] "+&r"(k8), [x0] "=&r"(x0), [x0b] "=&r"(x0b), [x1] "=&r"(x1),
         [x1b] "=&r"(x1b), [w0] "=&r"(w0), [w0b] "=&r"(w0b)
       :
       : "cc", "memory");
@@ -236,8 +238,8 @@ static inline void edge_fc_4rows(const int8_t *x, const int32_t *w, int32_t d4, 
       "smlad %[c3], %[xo], %[w0b], %[c3]\n\t"
       "subs %[n], %[n], #1\n\t"
       "bne 1b\n\t"
-      : [c0] "+r"(c0), [c1] "+r"(c1), [c2] "+r"(c2), [c3] "+r"(c3), [x] "+r"(x), [w] "+r"(w),
-        [n] "+r"(d4), [xe] "=&r"(xe), [xo] "=&r"(xo), [w0] "=&r"(w0), [w0b] "=&r"(w0b)
+      : [c0] "+&r"(c0), [c1] "+&r"(c1), [c2] "+&r"(c2), [c3] "+&r"(c3), [x] "+&r"(x), [w] "+&r"(w),
+        [n] "+&r"(d4), [xe] "=&r"(xe), [xo] "=&r"(xo), [w0] "=&r"(w0), [w0b] "=&r"(w0b)
       :
       : "cc", "memory");
 #else
