@@ -359,10 +359,12 @@ def default_input(graph: Graph) -> np.ndarray:
 
 
 def run(model: str | Path | Graph, board: str = "host", inputs: np.ndarray | None = None,
-        workdir: str | Path | None = None, isa: str | None = None) -> RunResult:
+        workdir: str | Path | None = None, isa: str | None = None,
+        profile: bool = False) -> RunResult:
     """Compile, generate the firmware project, build it, start the board, run every input.
 
-    ``isa`` overrides the board's kernel set (see :func:`compile_for`)."""
+    ``isa`` overrides the board's kernel set (see :func:`compile_for`). ``profile``: build the
+    firmware with per-layer timing and put each layer's figure in ``report["layers"]``."""
     graph = model if isinstance(model, Graph) else load(model)
     b = get_board(board)
     compiled = compile_for(graph, b, isa)
@@ -371,9 +373,9 @@ def run(model: str | Path | Graph, board: str = "host", inputs: np.ndarray | Non
         project = Path(workdir) if workdir else Path(scratch) / "project"
         # Re-use a work directory only if it is one of ours: never delete a user's files.
         ours = workdir is not None and (project / "edge_project.json").exists()
-        generate_project(compiled, b, project, force=ours, demo=False)
+        generate_project(compiled, b, project, force=ours, demo=False, profile=profile)
         build = build_project(project, b, compiled.name)
-        outputs, ticks = [], []
+        outputs, ticks, marks = [], [], []
         with open_board(b, build.executable) as dev:
             info = dev.info()
             if (info.model, info.input_size) != (compiled.name, batch[0].nbytes):
@@ -383,12 +385,33 @@ def run(model: str | Path | Graph, board: str = "host", inputs: np.ndarray | Non
                 dev.write_input(x.tobytes())
                 res = dev.run()
                 ticks.append(res.ticks)
+                if profile:
+                    marks.append(dev.profile())
                 raw = dev.read_output(out_t.nbytes)
                 outputs.append(np.frombuffer(raw, dtype=np.dtype(out_t.dtype)))
     rep = report(compiled, b, build)
     rep["timer"] = timing(info.timer_kind, info.timer_hz, ticks, emulated=b.emulator is not None)
+    if profile:
+        add_layer_timing(rep, marks, info.timer_kind, info.timer_hz, b.emulator is not None)
     shape = (len(outputs), *out_t.shape)
     return RunResult(np.stack(outputs).reshape(shape), rep)
+
+
+def add_layer_timing(rep: dict, marks: list[list[int]], kind: str, hz: int,
+                     emulated: bool) -> None:
+    """Per-layer figures from the firmware's marks (the timer at the end of each layer), in
+    the run's own unit, one value per inference, into ``rep["layers"][i]["measured"]``."""
+    layers = rep["layers"]
+    if not marks or any(len(m) != len(layers) for m in marks):
+        raise DeviceError("the board returned no per-layer timing: is its firmware built with "
+                          "EDGE_PROFILE (make PROFILE=1)?")
+    per_run = [[(m[i] - (m[i - 1] if i else 0)) & 0xFFFFFFFF for i in range(len(m))]
+               for m in marks]
+    for i, layer in enumerate(layers):
+        layer["measured"] = timing(kind, hz, [run[i] for run in per_run], emulated)
+    rep["profile_note"] = (
+        "per-layer figures are differences of the timer read after each layer: the first "
+        "layer includes the call into the model; each includes one timer read")
 
 
 def timing(kind: str, hz: int, ticks: list[int], emulated: bool) -> dict:

@@ -61,7 +61,8 @@ def cmd_compile(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     graph = api.load(args.model)
     x = _load_npy(args.input) if args.input else None
-    result = api.run(graph, board=args.board, inputs=x, workdir=args.workdir)
+    result = api.run(graph, board=args.board, inputs=x, workdir=args.workdir,
+                     profile=args.profile)
     out = _save_results(args, graph, x, result)
     timer = result.report.get("timer", {})
     measure = ("instructions", timer["instructions"]) if "instructions" in timer else (
@@ -70,7 +71,27 @@ def cmd_run(args: argparse.Namespace) -> int:
           f"{' ...' if out.size > 16 else ''}")
     print(f"arena {result.report['arena_bytes']} B, model flash {result.report['flash_bytes']} B, "
           f"{measure[0]} per inference {measure[1]}")
+    if args.profile:
+        print_profile(result.report)
     return 0
+
+
+def print_profile(rep: dict) -> None:
+    """The per-layer table of a profiled run (first inference), in the run's own unit."""
+    first = rep["layers"][0]["measured"]
+    unit = ("instructions" if "instructions" in first else "ns" if "latency_ns" in first
+            else "cycles" if "cycles" in first else "ticks")
+    key = {"ns": "latency_ns"}.get(unit, unit)
+    total = sum(layer["measured"][key][0] for layer in rep["layers"]) or 1
+    print(f"\n{'#':>4} {'op':<18}{'MACs':>11}{unit:>14}{'share':>7}{'MAC/' + unit[:5]:>11}  "
+          f"{'scratch':>7}  kernel")
+    for layer in rep["layers"]:
+        value = layer["measured"][key][0]
+        rate = f"{layer['macs'] / value:.2f}" if value and layer["macs"] else "-"
+        print(f"{layer['index']:>4} {layer['op']:<18}{layer['macs']:>11,}{value:>14,}"
+              f"{value / total:>7.1%}{rate:>11}  {layer.get('scratch_bytes', 0):>7}  "
+              f"{layer.get('variant', layer['kernel'])[:60]}")
+    print(f"({unit}; {rep['timer'].get('unit_note', '')})")
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -269,6 +290,9 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--board", default="host")
     r.add_argument("--input", help=".npy input (int8, or float to quantize); default: "
                                    "the deterministic pattern of BASELINES.md")
+    r.add_argument("--profile", action="store_true",
+                   help="time every layer on the board (firmware built with EDGE_PROFILE); "
+                        "prints a table and adds it to --report")
     r.add_argument("--output", help="write the int8 outputs as .npy")
     r.add_argument("--report", help="write report.json")
     r.add_argument("--workdir", help="keep the generated firmware project here")

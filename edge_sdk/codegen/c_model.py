@@ -180,7 +180,7 @@ def emit(program: Program, memory: MemoryPlan, external_kernels: bool = False) -
             producer.setdefault(memory.buffer_of(t).root, step.op_index)
     body: list[str] = []
     declared: set[int] = set()
-    for step in program.steps:
+    for position, step in enumerate(program.steps):
         out = graph.tensor(step.outputs[0])
         body.append(f"  /* [{step.op_index}] {step.opcode}: {_comment(out.short_name)}")
         body.append(f"     -> {_shape_text(out)} {out.dtype}, {step.macs} MACs */")
@@ -206,6 +206,7 @@ def emit(program: Program, memory: MemoryPlan, external_kernels: bool = False) -
                 for a in step.args
             ]
             body.append(f"  {kernels.function_of_step[step.op_index]}({', '.join(args)});")
+        body.append(f"  EDGE_PROFILE_LAYER({position});")
         body.append("")
 
     constants = "\n".join(_array(c, name) for c in program.constants)
@@ -223,6 +224,15 @@ def emit(program: Program, memory: MemoryPlan, external_kernels: bool = False) -
             "#define EDGE_ALIGNED __attribute__((aligned(4)))",
             "#else",
             "#define EDGE_ALIGNED",
+            "#endif",
+            "",
+            "/* Built with -DEDGE_PROFILE, the program (edge-sdk's firmware) is told when each",
+            "   layer ends, to time it; otherwise the hook compiles to nothing. */",
+            "#if defined(EDGE_PROFILE)",
+            "void edge_profile_layer(uint32_t layer);",
+            "#define EDGE_PROFILE_LAYER(k) edge_profile_layer(k)",
+            "#else",
+            "#define EDGE_PROFILE_LAYER(k) ((void)0)",
             "#endif",
             "",
             "/* ---- weights and requantization tables (flash) ---- */",

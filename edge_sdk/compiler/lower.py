@@ -138,7 +138,7 @@ def _special_lowerings(isa: str) -> dict[str, list[SpecialLowering]]:
 
     chains: dict[str, list[SpecialLowering]] = {
         "CONV_2D": [dsp.lower_conv2d_dsp], "DEPTHWISE_CONV_2D": [dsp.lower_conv2d_dsp],
-        "FULLY_CONNECTED": [dsp.lower_fully_connected_dsp]}
+        "FULLY_CONNECTED": [dsp.lower_fully_connected_dsp], "ADD": [dsp.lower_add_dsp]}
     if isa == "mve":
         chains["CONV_2D"].insert(0, mve.lower_conv2d_mve)
         chains["DEPTHWISE_CONV_2D"].insert(0, mve.lower_conv2d_mve)

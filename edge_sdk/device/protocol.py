@@ -18,7 +18,7 @@ REQUEST_START = 0xA5
 RESPONSE_START = 0x5A
 MAX_PAYLOAD = 1024
 
-CMD_INFO, CMD_WRITE_INPUT, CMD_RUN, CMD_READ_OUTPUT, CMD_PING, CMD_EXIT = range(1, 7)
+CMD_INFO, CMD_WRITE_INPUT, CMD_RUN, CMD_READ_OUTPUT, CMD_PING, CMD_EXIT, CMD_PROFILE = range(1, 8)
 STATUS_OK, STATUS_BAD_CRC, STATUS_BAD_COMMAND, STATUS_BAD_ARGUMENT, STATUS_RUN_FAILED = range(5)
 TIMER_KINDS = {0: "none", 1: "cycles", 2: "systick", 3: "nanoseconds"}
 
@@ -127,6 +127,15 @@ class Client:
             n = min(MAX_PAYLOAD, size - off)
             out += self.request(CMD_READ_OUTPUT, struct.pack("<IH", off, n))
         return bytes(out)
+
+    def profile(self) -> list[int]:
+        """The timer at the end of each layer of the last run (empty unless the firmware was
+        built with ``EDGE_PROFILE``)."""
+        r = self.request(CMD_PROFILE)
+        (count,) = struct.unpack("<I", r[:4])
+        if len(r) != 4 + 4 * count:
+            raise DeviceError(f"PROFILE reply holds {len(r)} bytes for {count} layers")
+        return list(struct.unpack(f"<{count}I", r[4:]))
 
     def exit(self) -> None:
         self.request(CMD_EXIT)

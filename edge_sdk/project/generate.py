@@ -159,8 +159,12 @@ def library_name(text: str) -> str:
 def generate_project(
     compiled: CompiledModel, board: Board, dest: Path, template: str | None = None,
     force: bool = False, demo: bool = True, sample: np.ndarray | None = None,
+    profile: bool = False,
 ) -> Path:
-    """Generate a self-contained project for ``board`` from ``templates/<template>``."""
+    """Generate a self-contained project for ``board`` from ``templates/<template>``.
+
+    ``profile``: build with ``EDGE_PROFILE`` (bare-metal and host Makefiles), so the firmware
+    records its timer after every layer."""
     template = template or (board.templates[0] if board.templates else "")
     if not template:
         raise BoardError(
@@ -196,7 +200,7 @@ def generate_project(
     context = {
         "board": board, "target": board.target, "model": compiled.name, "template": spec,
         "project": c_identifier(dest.name), "library": library_name(dest.name),
-        "output_is_float": tout.dtype == "float32", "demo": demo,
+        "output_is_float": tout.dtype == "float32", "demo": demo, "profile": profile,
         "sample_rows": _sample_rows(sample_bytes), "sample_note": note,
         "input": tin, "output": tout, "arena_bytes": compiled.memory.arena_bytes,
     }

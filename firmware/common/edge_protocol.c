@@ -6,6 +6,18 @@
 static uint8_t rx[EDGE_MAX_PAYLOAD + 8];
 static uint8_t tx[EDGE_MAX_PAYLOAD + 16];
 
+/* Per-layer timing of the last RUN (EDGE_PROFILE builds): the timer when each layer ended. */
+static const edge_port_t *profile_port;
+static uint32_t profile_ticks[EDGE_PROFILE_MAX_LAYERS];
+static uint32_t profile_count;
+
+void edge_profile_layer(uint32_t layer) {
+  if (profile_port != 0 && layer < EDGE_PROFILE_MAX_LAYERS) {
+    profile_ticks[layer] = (uint32_t)profile_port->timer_ticks();
+    if (layer + 1u > profile_count) profile_count = layer + 1u;
+  }
+}
+
 uint32_t edge_crc32(uint32_t crc, const uint8_t *data, size_t n) {
   crc = ~crc;
   for (size_t i = 0; i < n; ++i) {
@@ -102,6 +114,8 @@ void edge_protocol_serve(const edge_port_t *port, const edge_model_t *model) {
         break;
       }
       case EDGE_CMD_RUN: {
+        profile_port = port;
+        profile_count = 0;
         port->timer_start();
         int result = model->run(model->input, model->output, model->arena);
         uint64_t ticks = port->timer_ticks();
@@ -120,6 +134,13 @@ void edge_protocol_serve(const edge_port_t *port, const edge_model_t *model) {
           break;
         }
         respond(port, cmd, EDGE_STATUS_OK, model->output + offset, (uint16_t)n);
+        break;
+      }
+      case EDGE_CMD_PROFILE: {
+        static uint8_t reply[4u + 4u * EDGE_PROFILE_MAX_LAYERS];
+        put_u32(&reply[0], profile_count);
+        for (uint32_t i = 0; i < profile_count; ++i) put_u32(&reply[4u + 4u * i], profile_ticks[i]);
+        respond(port, cmd, EDGE_STATUS_OK, reply, (uint16_t)(4u + 4u * profile_count));
         break;
       }
       case EDGE_CMD_PING:

@@ -25,7 +25,13 @@ enum edge_command {
   EDGE_CMD_READ_OUTPUT = 0x04, /* offset u32 | length u16 -> bytes */
   EDGE_CMD_PING = 0x05,        /* echoes the payload */
   EDGE_CMD_EXIT = 0x06,        /* answers, then leaves the server (QEMU: ends the emulator) */
+  EDGE_CMD_PROFILE = 0x07,     /* -> count u32 | ticks u32 x count: the timer at the end of each
+                                  layer of the last RUN (firmware built with EDGE_PROFILE; else
+                                  count is 0) */
 };
+
+/* Layers whose end the firmware records (the reply must fit EDGE_MAX_PAYLOAD). */
+#define EDGE_PROFILE_MAX_LAYERS 255u
 
 enum edge_status {
   EDGE_STATUS_OK = 0,
@@ -62,6 +68,9 @@ typedef struct {
   uint8_t *output;
   uint8_t *arena;
 } edge_model_t;
+
+/* Called by a model built with -DEDGE_PROFILE after each layer (see the generated model.c). */
+void edge_profile_layer(uint32_t layer);
 
 /* Serve requests until EXIT or until the link closes. */
 void edge_protocol_serve(const edge_port_t *port, const edge_model_t *model);

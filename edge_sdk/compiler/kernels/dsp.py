@@ -30,14 +30,29 @@ from tvm import tirx
 from tvm.script.ir_builder import IRBuilder
 from tvm.script.ir_builder import tirx as T
 
+from edge_sdk.compiler.gemmlowp import mbqm
+from edge_sdk.compiler.kernels.common import scale, zero_point
 from edge_sdk.compiler.kernels.conv import ConvPlan, plan_conv2d
+from edge_sdk.compiler.kernels.elementwise import LEFT_SHIFT, add_multipliers, binary_operands
 from edge_sdk.compiler.kernels.fixedpoint import (
     emit_multiply_by_quantized_multiplier,
     emit_multiply_by_quantized_multiplier_single_rounding,
 )
 from edge_sdk.compiler.kernels.fully_connected import plan_fully_connected
-from edge_sdk.compiler.kernels.tir import clamp, i32, in_range, kernel, loop, store, when
+from edge_sdk.compiler.kernels.tir import (
+    clamp,
+    i32,
+    in_range,
+    kernel,
+    loop,
+    loop_nest,
+    row_major_strides,
+    store,
+    strided_offset,
+    when,
+)
 from edge_sdk.compiler.program import Constant, Scratch, Step, TensorArg
+from edge_sdk.compiler.quantization import activation_range
 from edge_sdk.frontend.tflite import Graph, Operator
 
 # The C side of these kernels, printed once into every model compiled for a DSP core.
@@ -444,4 +459,52 @@ def lower_fully_connected_dsp(op: Operator, graph: Graph, func_name: str,
         inputs=(p.x.index,), outputs=(p.y.index,), func=kf.func, func_name=func_name,
         args=(TensorArg(p.x.index), weights, bias_c, *tables, TensorArg(p.y.index, writes=True)),
         macs=batches * units * depth, notes=notes,
+    )
+
+
+def lower_add_dsp(op: Operator, graph: Graph, func_name: str, scratch: bool = True) -> Step:
+    """ADD with each input's rescaling looked up, not computed.
+
+    TFLite scales each input on its own before the sum: ``MultiplyByQuantizedMultiplier((x -
+    zp) << 20, m, shift)`` depends on one int8 value, so it is a 256-entry table made at compile
+    time with the exact arithmetic (2 KB of flash for both). What remains per element is two
+    lookups, an add, and the output's requantization.
+    """
+    del scratch  # never needs any
+    a, b, y, out_shape, a_strides, b_strides = binary_operands(op, graph)
+    (m1, s1), (m2, s2), (mo, so) = add_multipliers(a, b, y)
+    tables = [np.array([mbqm((v - zero_point(t)) * (1 << LEFT_SHIFT), m, s)
+                        for v in range(-128, 128)], np.int32)
+              for t, (m, s) in ((a, (m1, s1)), (b, (m2, s2)))]
+    bound = int(sum(np.abs(t.astype(np.int64)).max() for t in tables))
+    fast = fast_requant(np.array([mo]), np.array([so]), bound, True)
+    act = activation_range(op.options["activation"], scale(y), zero_point(y))
+    prefix = f"l{op.index}"
+    table_a = Constant(f"{prefix}_input1_scaled", tables[0])
+    table_b = Constant(f"{prefix}_input2_scaled", tables[1])
+
+    with kernel(func_name) as kf:
+        handles = [T.arg(nm, T.handle(dt)) for nm, dt in (
+            ("input1", "int8"), ("input2", "int8"), ("input1_scaled", "int32"),
+            ("input2_scaled", "int32"), ("output", "int8"))]
+        A = T.decl_buffer((a.size,), "int8", data=handles[0])
+        B = T.decl_buffer((b.size,), "int8", data=handles[1])
+        TA = T.decl_buffer((256,), "int32", data=handles[2])
+        TB = T.decl_buffer((256,), "int32", data=handles[3])
+        Y = T.decl_buffer((y.size,), "int8", data=handles[4])
+        acc = T.alloc_buffer((1,), "int32")
+        IRBuilder.name("acc", acc)
+        with loop_nest(out_shape) as idx:
+            store(acc, TA[i32(A[strided_offset(idx, a_strides)]) + 128]
+                  + TB[i32(B[strided_offset(idx, b_strides)]) + 128])
+            emit_requant_store(acc, 0, Y, strided_offset(idx, row_major_strides(out_shape)),
+                               mo, so, fast, True, zero_point(y), act)
+    return Step(
+        op_index=op.index, opcode=op.opcode, layer=y.name, kind="kernel",
+        inputs=(a.index, b.index), outputs=(y.index,), func=kf.func, func_name=func_name,
+        args=(TensorArg(a.index), TensorArg(b.index), table_a, table_b,
+              TensorArg(y.index, writes=True)),
+        macs=y.size,
+        notes=f"input rescaling from two 256-entry tables; {'SMMULR' if fast else '64-bit'} "
+              "requantization",
     )

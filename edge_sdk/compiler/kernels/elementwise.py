@@ -42,8 +42,10 @@ def _broadcast_strides(shape: tuple[int, ...], out_shape: tuple[int, ...]) -> li
     return strides
 
 
-def _broadcast_binary(op: Operator, graph: Graph, func_name: str, body) -> Step:
-    """Shared ADD/MUL skeleton: two int8 inputs broadcast to the output shape."""
+def binary_operands(op: Operator, graph: Graph
+                    ) -> tuple[Tensor, Tensor, Tensor, tuple[int, ...], list[int], list[int]]:
+    """``Prepare``'s checks for ADD/MUL: the two int8 inputs, the output, the output shape and
+    each input's strides over it (0 where it broadcasts)."""
     a = int8_tensor(op, graph, op.inputs[0], "first input")
     b = int8_tensor(op, graph, op.inputs[1], "second input")
     y = int8_tensor(op, graph, op.outputs[0], "output")
@@ -56,6 +58,12 @@ def _broadcast_binary(op: Operator, graph: Graph, func_name: str, body) -> Step:
         b_strides = _broadcast_strides(b.shape, out_shape)
     except ValueError as err:
         raise refuse(op, str(err)) from None
+    return a, b, y, out_shape, a_strides, b_strides
+
+
+def _broadcast_binary(op: Operator, graph: Graph, func_name: str, body) -> Step:
+    """Shared ADD/MUL skeleton: two int8 inputs broadcast to the output shape."""
+    a, b, y, out_shape, a_strides, b_strides = binary_operands(op, graph)
     act_min, act_max = activation_range(op.options["activation"], scale(y), zero_point(y))
 
     with kernel(func_name) as k:

@@ -54,7 +54,6 @@ static uint64_t timer_ticks(void) {
     wraps = systick_wraps;
     value = SYST_CVR;
   } while (wraps != systick_wraps);
-  SYST_CSR = 0;
   return (uint64_t)wraps * (SYST_RELOAD + 1u) + (SYST_RELOAD - value);
 }
 
