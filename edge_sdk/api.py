@@ -54,15 +54,19 @@ def isa_for(board: Board) -> str:
     return "mve" if target.mve else "dsp" if target.dsp else "generic"
 
 
-def compile_for(model: Graph | str | Path, board: Board, isa: str | None = None) -> CompiledModel:
+def compile_for(model: Graph | str | Path, board: Board, isa: str | None = None,
+                prefer: str = "memory") -> CompiledModel:
     """Compile for ``board``: its GPU if it has one, kernels for TVM's LLVM backend on Linux
     boards, plain C otherwise. ``isa`` overrides the kernel set (e.g. ``"dsp"`` on the host,
-    where the micro-kernels fall back to plain C: how tests check them quickly)."""
+    where the micro-kernels fall back to plain C: how tests check them quickly). ``prefer``:
+    ``"memory"`` keeps the arena at what the tensors need; ``"speed"`` lets kernels add
+    scratch (im2col) to it."""
     graph = model if isinstance(model, Graph) else load(model)
     if board.gpu is not None:
         return compile_graph(graph, gpu=board.gpu_target)
     return compile_graph(graph, external_kernels=board.linux is not None,
-                         isa=isa or isa_for(board), flash_budget=weights_budget(board))
+                         isa=isa or isa_for(board), flash_budget=weights_budget(board),
+                         prefer=prefer)
 
 
 # Flash kept free for code (firmware, kernels, libc) when choosing kernels by weight size.
@@ -151,13 +155,14 @@ def write_compiled(compiled: CompiledModel, out_dir: str | Path, board: str = "h
 
 def generate(model: Graph | str | Path, board: str, out_dir: str | Path,
              template: str | None = None, force: bool = False,
-             sample: np.ndarray | None = None) -> Path:
+             sample: np.ndarray | None = None, prefer: str = "memory") -> Path:
     """``edge-sdk generate``: a self-contained firmware project for ``board``."""
     graph = model if isinstance(model, Graph) else load(model)
     b = get_board(board)
     if sample is not None:
         sample = quantize_input(sample, graph)[0]
-    return generate_project(compile_for(graph, b), b, Path(out_dir), template=template,
+    return generate_project(compile_for(graph, b, prefer=prefer), b, Path(out_dir),
+                            template=template,
                             force=force, sample=sample)
 
 
@@ -360,14 +365,14 @@ def default_input(graph: Graph) -> np.ndarray:
 
 def run(model: str | Path | Graph, board: str = "host", inputs: np.ndarray | None = None,
         workdir: str | Path | None = None, isa: str | None = None,
-        profile: bool = False) -> RunResult:
+        profile: bool = False, prefer: str = "memory") -> RunResult:
     """Compile, generate the firmware project, build it, start the board, run every input.
 
     ``isa`` overrides the board's kernel set (see :func:`compile_for`). ``profile``: build the
     firmware with per-layer timing and put each layer's figure in ``report["layers"]``."""
     graph = model if isinstance(model, Graph) else load(model)
     b = get_board(board)
-    compiled = compile_for(graph, b, isa)
+    compiled = compile_for(graph, b, isa, prefer)
     batch = quantize_input(default_input(graph) if inputs is None else inputs, graph)
     with tempfile.TemporaryDirectory(prefix="edge-sdk-") as scratch:
         project = Path(workdir) if workdir else Path(scratch) / "project"

@@ -44,7 +44,7 @@ def _save_results(args: argparse.Namespace, graph, x, result) -> np.ndarray:
 
 def cmd_compile(args: argparse.Namespace) -> int:
     board = api.get_board(args.board)
-    compiled = api.compile_for(args.model, board)
+    compiled = api.compile_for(args.model, board, prefer=args.prefer)
     out = api.write_compiled(compiled, args.output, board=args.board, force=args.force)
     if compiled.gpu is not None:
         rules = sorted(set(compiled.gpu.schedules.values()))
@@ -62,7 +62,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     graph = api.load(args.model)
     x = _load_npy(args.input) if args.input else None
     result = api.run(graph, board=args.board, inputs=x, workdir=args.workdir,
-                     profile=args.profile)
+                     profile=args.profile, prefer=args.prefer)
     out = _save_results(args, graph, x, result)
     timer = result.report.get("timer", {})
     measure = ("instructions", timer["instructions"]) if "instructions" in timer else (
@@ -97,7 +97,7 @@ def print_profile(rep: dict) -> None:
 def cmd_generate(args: argparse.Namespace) -> int:
     sample = _load_npy(args.sample) if args.sample else None
     out = api.generate(args.model, args.board, args.output, template=args.template,
-                       force=args.force, sample=sample)
+                       force=args.force, sample=sample, prefer=args.prefer)
     meta = json.loads((out / "edge_project.json").read_text())
     print(f"{meta['model']} -> {out} ({meta['template']} project for {meta['board']}); "
           f"see {out}/README* for build and flash steps")
@@ -278,11 +278,17 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="edge-sdk", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
 
+    def prefer_option(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--prefer", choices=("memory", "speed"), default="memory",
+                        help="memory (default): the arena holds only what the tensors need; "
+                             "speed: kernels may add im2col scratch to it where that is faster")
+
     c = sub.add_parser("compile", help="INT8 model -> C sources, model.h and report.json")
     c.add_argument("model")
     c.add_argument("--board", default="host")
     c.add_argument("-o", "--output", required=True, help="output directory")
     c.add_argument("--force", action="store_true", help="replace an existing output directory")
+    prefer_option(c)
     c.set_defaults(func=cmd_compile)
 
     r = sub.add_parser("run", help="compile, build, start the board, run inference")
@@ -296,6 +302,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--output", help="write the int8 outputs as .npy")
     r.add_argument("--report", help="write report.json")
     r.add_argument("--workdir", help="keep the generated firmware project here")
+    prefer_option(r)
     r.set_defaults(func=cmd_run)
 
     g = sub.add_parser("generate", help="a firmware project for a board (zephyr, arduino, "
@@ -306,6 +313,7 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("-o", "--output", required=True, help="project directory")
     g.add_argument("--force", action="store_true", help="replace an existing edge-sdk project")
     g.add_argument("--sample", help=".npy input the firmware runs at boot (default: a pattern)")
+    prefer_option(g)
     g.set_defaults(func=cmd_generate)
 
     bl = sub.add_parser("build", help="build a generated project")

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import edge_sdk
+from edge_sdk.compiler import compile_graph
 from edge_sdk.compiler.targets import TARGETS
 from edge_sdk.frontend.tflite import parse
 from tests.conftest import random_inputs, reference, shared_model
@@ -20,34 +21,60 @@ CORTEX_M = [t for t in TARGETS if t.startswith("cortex-m")]
 
 @pytest.fixture(scope="module")
 def sources(tmp_path_factory):
-    """kws (conv, depthwise, pool, FC, softmax) plus a model with every table/float kernel."""
+    """For each kernel set: kws (conv, depthwise, pool, FC, softmax) and resnet (residual ADD,
+    padded convolutions), both arena preferences, plus a model with every table/float kernel."""
     out = tmp_path_factory.mktemp("c")
-    models = [edge_sdk.compile(shared_model("kws_ref_model")),
-              edge_sdk.compile(parse(float_io_model(), name="float_io")),
-              edge_sdk.compile(parse(MORE_CASES["hard_swish"](), name="hswish"))]
-    for m in models:
-        (out / m.sources.header_name).write_text(m.sources.header)
-        (out / m.sources.source_name).write_text(m.sources.source)
-    return out, [m.sources.source_name for m in models]
+    files: dict[str, list[str]] = {}
+    for isa in ("generic", "dsp", "mve"):
+        models = [compile_graph(edge_sdk.load(shared_model(name)), isa=isa,
+                                         prefer=prefer)
+                  for name in ("kws_ref_model", "pretrainedResnet_quant")
+                  for prefer in ("memory", "speed")]
+        models += [compile_graph(parse(float_io_model(), name="float_io"), isa=isa),
+                   compile_graph(parse(MORE_CASES["hard_swish"](), name="hswish"),
+                                          isa=isa)]
+        for i, m in enumerate(models):
+            (out / isa / str(i)).mkdir(parents=True)
+            (out / isa / str(i) / m.sources.header_name).write_text(m.sources.header)
+            (out / isa / str(i) / m.sources.source_name).write_text(m.sources.source)
+        files[isa] = [f"{isa}/{i}/{m.sources.source_name}" for i, m in enumerate(models)]
+    return out, files
 
 
 @pytest.mark.parametrize("cpu", CORTEX_M)
 def test_compiles_warning_free_for(cpu, sources):
+    """Each core's own kernel set (what `compile --board` gives it), -Wall -Wextra -Werror, at
+    -O2 and -O0 (the inline assembly must find its registers without the optimizer too)."""
     if shutil.which("arm-none-eabi-gcc") is None:
         pytest.skip("arm-none-eabi-gcc is not installed (./setup.sh installs it)")
     out, files = sources
-    flags = TARGETS[cpu].cflags.split()
-    for name in files:
-        proc = subprocess.run(
-            ["arm-none-eabi-gcc", *flags, "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror",
-             "-ffp-contract=off", "-c", str(out / name), "-o", str(out / f"{cpu}-{name}.o")],
-            capture_output=True, text=True)
-        assert proc.returncode == 0, proc.stderr
+    target = TARGETS[cpu]
+    isa = "mve" if target.mve else "dsp" if target.dsp else "generic"
+    flags = target.cflags.split()
+    for name in files[isa]:
+        for level in ("-O2", "-O0"):
+            proc = subprocess.run(
+                ["arm-none-eabi-gcc", *flags, "-std=c99", level, "-Wall", "-Wextra", "-Werror",
+                 "-ffp-contract=off", "-c", str(out / name), "-o", str(out / f"{cpu}.o")],
+                capture_output=True, text=True)
+            assert proc.returncode == 0, proc.stderr
+
+
+def test_simd_kernels_refuse_a_core_without_the_extension(sources):
+    """DSP code built for a Cortex-M3, or MVE code for an M4, stops with a clear #error."""
+    if shutil.which("arm-none-eabi-gcc") is None:
+        pytest.skip("arm-none-eabi-gcc is not installed (./setup.sh installs it)")
+    out, files = sources
+    for isa, cpu, words in (("dsp", "cortex-m3", "DSP extension"), ("mve", "cortex-m4", "MVE")):
+        proc = subprocess.run(["arm-none-eabi-gcc", *TARGETS[cpu].cflags.split(), "-std=c99",
+                               "-c", str(out / files[isa][0]), "-o", str(out / "x.o")],
+                              capture_output=True, text=True)
+        assert proc.returncode != 0 and words in proc.stderr, proc.stderr
 
 
 def test_generated_c_has_no_runtime_or_heap(sources):
     out, files = sources
-    for name in files:
+    for name in (f for group in files.values() for f in group):
         text = (out / name).read_text()
         for banned in ("malloc", "free(", "TVMBackend", "tvm/", "TVM_DLL"):
             assert banned not in text, f"{banned} in {name}"

@@ -9,13 +9,17 @@ from edge_sdk.codegen.c_model import CSources, emit
 from edge_sdk.compiler.lower import lower, supported_ops
 from edge_sdk.compiler.planner import MemoryPlan, plan
 from edge_sdk.compiler.program import Program
+from edge_sdk.errors import UsageError
 from edge_sdk.frontend.tflite import Graph
 
 if TYPE_CHECKING:
     from edge_sdk.compiler.gpu.lower import GpuCode
     from edge_sdk.compiler.gpu.targets import GpuTarget
 
-__all__ = ["CompiledModel", "compile_graph", "supported_ops"]
+__all__ = ["PREFERENCES", "CompiledModel", "compile_graph", "supported_ops"]
+
+# What the compiler optimizes for where kernels trade RAM for speed (im2col scratch).
+PREFERENCES = ("memory", "speed")
 
 
 @dataclass(frozen=True)
@@ -64,12 +68,15 @@ class CompiledModel:
 
 def compile_graph(graph: Graph, external_kernels: bool = False,
                   gpu: GpuTarget | None = None, isa: str = "generic",
-                  flash_budget: int | None = None) -> CompiledModel:
+                  flash_budget: int | None = None, prefer: str = "memory") -> CompiledModel:
     """Lower, plan and print ``graph``. ``external_kernels``: kernels are declared only, for an
     object file from TVM's LLVM backend (Cortex-A). ``gpu``: kernels for that GPU instead.
     ``isa``: the microcontroller kernel set (``generic`` or ``dsp``). ``flash_budget``: bytes
     the weights may take; SIMD kernels whose widened weights would exceed it give way to the
-    portable kernels, largest saving first."""
+    portable kernels, largest saving first. ``prefer``: ``"memory"`` (the arena never grows
+    for kernel scratch) or ``"speed"`` (every kernel may take its scratch)."""
+    if prefer not in PREFERENCES:
+        raise UsageError(f"prefer must be one of {', '.join(PREFERENCES)}, not '{prefer}'")
     if gpu is not None:
         from edge_sdk.codegen.gpu_model import emit_gpu
         from edge_sdk.compiler.gpu.lower import lower_gpu
@@ -78,11 +85,12 @@ def compile_graph(graph: Graph, external_kernels: bool = False,
         memory = plan(program, scratch_in_arena=False)
         return CompiledModel(program, memory, emit_gpu(program, memory, code), code)
     portable: frozenset[int] = frozenset()
-    program, memory = lower_within_arena(graph, isa)
+    grow = prefer == "speed"
+    program, memory = lower_within_arena(graph, isa, grow=grow)
     if flash_budget is not None and isa != "generic":
         portable = _portable_within_flash(graph, program, flash_budget)
         if portable:
-            program, memory = lower_within_arena(graph, isa, portable)
+            program, memory = lower_within_arena(graph, isa, portable, grow=grow)
     return CompiledModel(program, memory, emit(program, memory, external_kernels))
 
 
@@ -108,8 +116,8 @@ def _portable_within_flash(graph: Graph, program: Program, budget: int) -> froze
     return frozenset(chosen)
 
 
-def lower_within_arena(graph: Graph, isa: str,
-                       portable: frozenset[int] = frozenset()) -> tuple[Program, MemoryPlan]:
+def lower_within_arena(graph: Graph, isa: str, portable: frozenset[int] = frozenset(),
+                       grow: bool = False) -> tuple[Program, MemoryPlan]:
     """Lower and plan so that kernel scratch never makes the arena larger.
 
     A kernel with scratch (an im2col buffer) is the faster choice, but only where the buffer
@@ -119,7 +127,7 @@ def lower_within_arena(graph: Graph, isa: str,
     program = lower(graph, isa, portable=portable)
     memory = plan(program)
     floor = plan(program, scratch_in_arena=False).arena_bytes
-    if memory.arena_bytes <= floor:
+    if grow or memory.arena_bytes <= floor:
         return program, memory
     no_scratch: set[int] = set()
     by_size = sorted((s for s in program.steps if s.scratch),

@@ -15,7 +15,9 @@
 #if defined(__arm__) && !(defined(__ARM_FEATURE_MVE) && (__ARM_FEATURE_MVE & 1))
 #error "this model was compiled for a Cortex-M core with MVE (Helium); compile it with -mcpu=cortex-m55 (or recompile the model for your board)"
 #endif
-#if defined(__arm__) && defined(__GNUC__)
+/* Unoptimized builds (-O0) take the C twins: GCC 12 cannot place these asm operands at -O0 once
+ * vector registers are clobbered too ("impossible constraints"), though it can at -Og and up. */
+#if defined(__arm__) && defined(__GNUC__) && defined(__OPTIMIZE__)
 #define EDGE_MVE_ASM 1
 #else
 #define EDGE_MVE_ASM 0
