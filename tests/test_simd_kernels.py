@@ -71,9 +71,12 @@ CASES = {
     "depthwise3x3_same_s2_c32_relu": (
         lambda: conv_model((1, 9, 8, 32), 32, (3, 3), (2, 2), "SAME", "RELU", depthwise=True),
         "DSP", "MVE"),
-    "depthwise3x3_valid_dilated_c8": (  # 8 channels: MVE hands it to the DSP kernel
+    "depthwise3x3_valid_dilated_c8": (  # MVE: groups of 8 channels
         lambda: conv_model((1, 9, 9, 8), 8, (3, 3), (1, 1), "VALID", dilation=(2, 2),
-                           depthwise=True), "DSP", "DSP"),
+                           depthwise=True), "DSP", "MVE"),
+    "depthwise3x3_same_c12_stride2": (  # MVE: groups of 4 channels
+        lambda: conv_model((1, 7, 6, 12), 12, (3, 3), (2, 2), "SAME", depthwise=True,
+                           in_q=(0.04, -60)), "DSP", "MVE"),
     "depthwise_multiplier2": (
         lambda: conv_model((1, 7, 5, 4), 8, (3, 3), (1, 1), "VALID", "RELU", depthwise=True,
                            mult=2), None, None),

@@ -44,6 +44,7 @@ from edge_sdk.compiler.kernels.tir import (
     i32,
     in_range,
     kernel,
+    local_array,
     loop,
     loop_nest,
     row_major_strides,
@@ -172,8 +173,7 @@ def _conv_direct(p: ConvPlan, func_name: str) -> Step:
         B, M, S = (T.decl_buffer((blocks * 4,), "int32", data=h) for h in handles[2:5])
         Z = T.decl_buffer((ic,), "int8", data=handles[5]) if padded else None
         Y = T.decl_buffer((n * oh * ow * oc,), "int8", data=handles[-1])
-        acc = T.alloc_buffer((4,), "int32")
-        IRBuilder.name("acc", acc)
+        acc = local_array("acc", 4)
         with loop("b", n) as b, loop("oy", oh) as oy, loop("ox", ow) as ox, \
                 loop("blk", blocks) as blk:
             for r in range(4):
@@ -251,8 +251,7 @@ def _conv_im2col(p: ConvPlan, func_name: str) -> Step:
         A = T.decl_buffer((kp,), "int32", data=ha)
         A16 = T.decl_buffer((kp * 2,), "int16", data=ha)
         Y = T.decl_buffer((n * npix * oc,), "int8", data=hy)
-        acc = T.alloc_buffer((4,), "int32")
-        IRBuilder.name("acc", acc)
+        acc = local_array("acc", 4)
         with loop("b", n) as b, loop("q", -(-npix // 2)) as q:
             # Gather the two pixels' receptive fields (the last pixel twice if npix is odd).
             for col in range(2):
@@ -350,8 +349,7 @@ def _depthwise(p: ConvPlan, func_name: str) -> Step | None:
         W = T.decl_buffer((packed.size,), "int32", data=hw)
         B, M, S = (T.decl_buffer((oc,), "int32", data=h) for h in (hb, hm, hs))
         Y = T.decl_buffer((n * oh * ow * oc,), "int8", data=hy)
-        acc = T.alloc_buffer((4,), "int32")
-        IRBuilder.name("acc", acc)
+        acc = local_array("acc", 4)
         one = T.alloc_buffer((1,), "int32")
         IRBuilder.name("r", one)
 
@@ -437,8 +435,7 @@ def lower_fully_connected_dsp(op: Operator, graph: Graph, func_name: str,
         B = T.decl_buffer((blocks * 4,), "int32", data=handles[2])
         tab = [T.decl_buffer((units,), "int32", data=h) for h in handles[3:-1]]
         Y = T.decl_buffer((batches * units,), "int8", data=handles[-1])
-        acc = T.alloc_buffer((4,), "int32")
-        IRBuilder.name("acc", acc)
+        acc = local_array("acc", 4)
         with loop("b", batches) as b, loop("blk", blocks) as blk:
             for r in range(4):
                 store(acc, B[blk * 4 + r], r)
@@ -492,8 +489,7 @@ def lower_add_dsp(op: Operator, graph: Graph, func_name: str, scratch: bool = Tr
         TA = T.decl_buffer((256,), "int32", data=handles[2])
         TB = T.decl_buffer((256,), "int32", data=handles[3])
         Y = T.decl_buffer((y.size,), "int8", data=handles[4])
-        acc = T.alloc_buffer((1,), "int32")
-        IRBuilder.name("acc", acc)
+        acc = local_array("acc", 1)
         with loop_nest(out_shape) as idx:
             store(acc, TA[i32(A[strided_offset(idx, a_strides)]) + 128]
                   + TB[i32(B[strided_offset(idx, b_strides)]) + 128])

@@ -33,57 +33,64 @@ static inline int32_t edge_mve_dot16(const int8_t *x, const int8_t *w, int32_t n
 #endif
 
 /* Two pixels x four output channels over k int8 values: acc = {p0c0..p0c3, p1c0..p1c3}.
- * 16 instructions per 16 k (128 MACs). */
-static inline void edge_mve_gemm_2x4(const int8_t *x0, const int8_t *x1, const int8_t *w,
-                                     int32_t k, int32_t *acc) {
-#if EDGE_MVE_ASM
-  __asm__ volatile(
-      "ldm %[acc], {r0, r2, r4, r6, r8, r10, r12, lr}\n\t"
-      "subs %[k], %[k], #16\n\t"
-      "blt 2f\n"
-      "1:\n\t"
-      "vldrb.8 q0, [%[x0]], #16\n\t"
-      "vldrb.8 q1, [%[x1]], #16\n\t"
-      "vldrb.8 q2, [%[w]], #16\n\t"
-      "vmladava.s8 r0, q0, q2\n\t"
-      "vmladava.s8 r8, q1, q2\n\t"
-      "vldrb.8 q2, [%[w]], #16\n\t"
-      "vmladava.s8 r2, q0, q2\n\t"
-      "vmladava.s8 r10, q1, q2\n\t"
-      "vldrb.8 q2, [%[w]], #16\n\t"
-      "vmladava.s8 r4, q0, q2\n\t"
-      "vmladava.s8 r12, q1, q2\n\t"
-      "vldrb.8 q2, [%[w]], #16\n\t"
-      "vmladava.s8 r6, q0, q2\n\t"
-      "vmladava.s8 lr, q1, q2\n\t"
-      "subs %[k], %[k], #16\n\t"
-      "bge 1b\n"
-      "2:\n\t"
-      "adds %[k], %[k], #16\n\t"
-      "beq 3f\n\t"
-      "vctp.8 %[k]\n\t"
-      "vpstt\n\t"
-      "vldrbt.8 q0, [%[x0]]\n\t"
-      "vldrbt.8 q1, [%[x1]]\n\t"
-      "vldrb.8 q2, [%[w]], #16\n\t"
-      "vmladava.s8 r0, q0, q2\n\t"
-      "vmladava.s8 r8, q1, q2\n\t"
-      "vldrb.8 q2, [%[w]], #16\n\t"
-      "vmladava.s8 r2, q0, q2\n\t"
-      "vmladava.s8 r10, q1, q2\n\t"
-      "vldrb.8 q2, [%[w]], #16\n\t"
-      "vmladava.s8 r4, q0, q2\n\t"
-      "vmladava.s8 r12, q1, q2\n\t"
-      "vldrb.8 q2, [%[w]], #16\n\t"
-      "vmladava.s8 r6, q0, q2\n\t"
-      "vmladava.s8 lr, q1, q2\n"
-      "3:\n\t"
-      "stm %[acc], {r0, r2, r4, r6, r8, r10, r12, lr}\n\t"
-      : [x0] "+&r"(x0), [x1] "+&r"(x1), [w] "+&r"(w), [k] "+&r"(k)
-      : [acc] "r"(acc)
-      : "r0", "r2", "r4", "r6", "r8", "r10", "r12", "lr", "d0", "d1", "d2", "d3", "d4", "d5",
-        "cc", "memory");
-#else
+ * 16 instructions per 16 k (128 MACs); the last partial chunk is loaded under VCTP. */
+#define EDGE_MVE_GEMM_2X4_LOOP \
+      "subs %[k], %[k], #16\n\t" \
+      "blt 2f\n" \
+      "1:\n\t" \
+      "vldrb.8 q0, [%[x0]], #16\n\t" \
+      "vldrb.8 q1, [%[x1]], #16\n\t" \
+      "vldrb.8 q2, [%[w]], #16\n\t" \
+      "vmladava.s8 r0, q0, q2\n\t" \
+      "vmladava.s8 r8, q1, q2\n\t" \
+      "vldrb.8 q2, [%[w]], #16\n\t" \
+      "vmladava.s8 r2, q0, q2\n\t" \
+      "vmladava.s8 r10, q1, q2\n\t" \
+      "vldrb.8 q2, [%[w]], #16\n\t" \
+      "vmladava.s8 r4, q0, q2\n\t" \
+      "vmladava.s8 r12, q1, q2\n\t" \
+      "vldrb.8 q2, [%[w]], #16\n\t" \
+      "vmladava.s8 r6, q0, q2\n\t" \
+      "vmladava.s8 lr, q1, q2\n\t" \
+      "subs %[k], %[k], #16\n\t" \
+      "bge 1b\n" \
+      "2:\n\t" \
+      "adds %[k], %[k], #16\n\t" \
+      "beq 3f\n\t" \
+      "vctp.8 %[k]\n\t" \
+      "vpstt\n\t" \
+      "vldrbt.8 q0, [%[x0]]\n\t" \
+      "vldrbt.8 q1, [%[x1]]\n\t" \
+      "vldrb.8 q2, [%[w]], #16\n\t" \
+      "vmladava.s8 r0, q0, q2\n\t" \
+      "vmladava.s8 r8, q1, q2\n\t" \
+      "vldrb.8 q2, [%[w]], #16\n\t" \
+      "vmladava.s8 r2, q0, q2\n\t" \
+      "vmladava.s8 r10, q1, q2\n\t" \
+      "vldrb.8 q2, [%[w]], #16\n\t" \
+      "vmladava.s8 r4, q0, q2\n\t" \
+      "vmladava.s8 r12, q1, q2\n\t" \
+      "vldrb.8 q2, [%[w]], #16\n\t" \
+      "vmladava.s8 r6, q0, q2\n\t" \
+      "vmladava.s8 lr, q1, q2\n" \
+      "3:\n\t" 
+/* Register budget: the eight accumulators are pinned to even registers, the four pointers and
+ * the count take GCC's registers; the result array (and the bias) are only touched once, so
+ * their pointers come as memory operands and are loaded into registers that are free then (the
+ * count's, once the loop is done; r8, before the accumulators are set). That leaves GCC room
+ * for the values it keeps live around the call (a sixth register operand did not always fit). */
+#define EDGE_MVE_GEMM_2X4(PROLOGUE, ...)                                                \
+  __asm__ volatile(PROLOGUE EDGE_MVE_GEMM_2X4_LOOP                                      \
+                   "ldr %[k], %[accp]\n\t"                                               \
+                   "stm %[k], {r0, r2, r4, r6, r8, r10, r12, lr}\n\t"                     \
+                   : [x0] "+&r"(x0), [x1] "+&r"(x1), [w] "+&r"(w), [k] "+&r"(k)          \
+                   : [accp] "m"(acc), __VA_ARGS__                                         \
+                   : "r0", "r2", "r4", "r6", "r8", "r10", "r12", "lr", "d0", "d1", "d2", "d3", \
+                     "d4", "d5", "cc", "memory")
+
+#if !EDGE_MVE_ASM
+static inline void edge_mve_gemm_2x4_c(const int8_t *x0, const int8_t *x1, const int8_t *w,
+                                       int32_t k, int32_t *acc) {
   for (int32_t c = 0; c < k; c += 16, w += 64) {
     int32_t n = k - c < 16 ? k - c : 16;
     for (int32_t r = 0; r < 4; ++r) {
@@ -91,14 +98,44 @@ static inline void edge_mve_gemm_2x4(const int8_t *x0, const int8_t *x1, const i
       acc[4 + r] += edge_mve_dot16(x1 + c, w + 16 * r, n);
     }
   }
+}
+#endif
+
+/* ... starting from bias[0..3] (the same four channels for both pixels). */
+static inline void edge_mve_gemm_2x4(const int8_t *x0, const int8_t *x1, const int8_t *w,
+                                     int32_t k, const int32_t *bias, int32_t *acc) {
+#if EDGE_MVE_ASM
+  EDGE_MVE_GEMM_2X4("ldr r8, %[bp]\n\t"
+                    "ldm r8, {r0, r2, r4, r6}\n\t"
+                    "mov r8, r0\n\t"
+                    "mov r10, r2\n\t"
+                    "mov r12, r4\n\t"
+                    "mov lr, r6\n\t",
+                    [bp] "m"(bias));
+#else
+  for (int32_t r = 0; r < 4; ++r) acc[r] = acc[4 + r] = bias[r];
+  edge_mve_gemm_2x4_c(x0, x1, w, k, acc);
 #endif
 }
 
-/* One pixel (or input row) x four output channels over k int8 values: acc[0..3]. */
-static inline void edge_mve_gemm_1x4(const int8_t *x, const int8_t *w, int32_t k, int32_t *acc) {
+/* ... adding to acc[0..7] (convolutions tap by tap). */
+static inline void edge_mve_gemm_2x4_acc(const int8_t *x0, const int8_t *x1, const int8_t *w,
+                                         int32_t k, int32_t *acc) {
+#if EDGE_MVE_ASM
+  EDGE_MVE_GEMM_2X4("ldr r8, %[accp]\n\t"
+                    "ldm r8, {r0, r2, r4, r6, r8, r10, r12, lr}\n\t", [unused] "i"(0));
+#else
+  edge_mve_gemm_2x4_c(x0, x1, w, k, acc);
+#endif
+}
+
+/* One pixel (or input row) x four output channels over k int8 values, starting from
+ * bias[0..3]: acc[0..3]. */
+static inline void edge_mve_gemm_1x4(const int8_t *x, const int8_t *w, int32_t k,
+                                     const int32_t *bias, int32_t *acc) {
 #if EDGE_MVE_ASM
   __asm__ volatile(
-      "ldm %[acc], {r0, r2, r4, r6}\n\t"
+      "ldm %[b], {r0, r2, r4, r6}\n\t"
       "subs %[k], %[k], #16\n\t"
       "blt 2f\n"
       "1:\n\t"
@@ -130,9 +167,10 @@ static inline void edge_mve_gemm_1x4(const int8_t *x, const int8_t *w, int32_t k
       "3:\n\t"
       "stm %[acc], {r0, r2, r4, r6}\n\t"
       : [x] "+&r"(x), [w] "+&r"(w), [k] "+&r"(k)
-      : [acc] "r"(acc)
+      : [acc] "r"(acc), [b] "r"(bias)
       : "r0", "r2", "r4", "r6", "d0", "d1", "d2", "d3", "d4", "d5", "cc", "memory");
 #else
+  for (int32_t r = 0; r < 4; ++r) acc[r] = bias[r];
   for (int32_t c = 0; c < k; c += 16, w += 64) {
     int32_t n = k - c < 16 ? k - c : 16;
     for (int32_t r = 0; r < 4; ++r) acc[r] += edge_mve_dot16(x + c, w + 16 * r, n);
@@ -140,84 +178,93 @@ static inline void edge_mve_gemm_1x4(const int8_t *x, const int8_t *w, int32_t k
 #endif
 }
 
-/* Depthwise taps for 16 channels of one output pixel: acc[c] = bias[c] + sum over kh x kw taps
- * of x[tap][c] * w[tap][c]. x points at the first tap; taps are col_stride bytes apart in a row
- * and rows row_stride apart; w is [tap][16] int8. 19 instructions per tap (16 MACs). */
-static inline void edge_mve_dw16(const int8_t *x, int32_t row_stride, int32_t col_stride,
-                                 int32_t kh, int32_t kw, const int8_t *w, const int32_t *bias,
-                                 int32_t *acc) {
+/* Depthwise taps for one group of `lanes` channels (16, 8 or 4: one int32 vector per four) of
+ * one output pixel: acc[c] = bias[c] + sum over kh x kw taps of x[tap][c] * w[tap][c]. x points
+ * at the first tap; taps are col_stride bytes apart in a row and rows row_stride apart; w is
+ * [tap][lanes] int8. Per tap and four channels: a widening load of each, VMUL, VADD (MVE has no
+ * integer vector multiply-accumulate). */
+#define EDGE_MVE_DW_LOAD(q, off) "vldrw.32 " q ", [%[b], #" off "]\n\t"
+#define EDGE_MVE_DW_STORE(q, off) "vstrw.32 " q ", [%[acc], #" off "]\n\t"
+#define EDGE_MVE_DW_STEP(q, off)                                                        \
+  "vldrb.s32 q4, [%[p], #" off "]\n\t"                                                   \
+  "vldrb.s32 q5, [%[w]], #4\n\t"                                                         \
+  "vmul.i32 q4, q4, q5\n\t"                                                              \
+  "vadd.i32 " q ", " q ", q4\n\t"
+#define EDGE_MVE_DW_LOOP(LOADS, STEPS, STORES)                                          \
+  __asm__ volatile(LOADS                                                                 \
+                   "1:\n\t"                                                              \
+                   "mov %[p], %[x]\n\t"                                                  \
+                   "mov %[kx], %[kw]\n"                                                  \
+                   "2:\n\t" STEPS                                                        \
+                   "add %[p], %[p], %[cs]\n\t"                                           \
+                   "subs %[kx], %[kx], #1\n\t"                                           \
+                   "bne 2b\n\t"                                                          \
+                   "add %[x], %[x], %[rs]\n\t"                                           \
+                   "subs %[kh], %[kh], #1\n\t"                                           \
+                   "bne 1b\n\t" STORES                                                   \
+                   : [x] "+&r"(x), [w] "+&l"(w), [kh] "+&r"(kh), [p] "=&l"(p), [kx] "=&r"(kx) \
+                   : [acc] "r"(acc), [b] "r"(bias), [rs] "r"(row_stride),               \
+                     [cs] "r"(col_stride), [kw] "r"(kw)                                   \
+                   : "d0", "d1", "d2", "d3", "d4", "d5", "d6", "d7", "d8", "d9", "d10",     \
+                     "d11", "cc", "memory")
+static inline void edge_mve_dw(const int8_t *x, int32_t row_stride, int32_t col_stride,
+                               int32_t kh, int32_t kw, const int8_t *w, const int32_t *bias,
+                               int32_t *acc, int32_t lanes) {
 #if EDGE_MVE_ASM
   const int8_t *p;
   int32_t kx;
-  __asm__ volatile(
-      "vldrw.32 q0, [%[b]]\n\t"
-      "vldrw.32 q1, [%[b], #16]\n\t"
-      "vldrw.32 q2, [%[b], #32]\n\t"
-      "vldrw.32 q3, [%[b], #48]\n"
-      "1:\n\t"
-      "mov %[p], %[x]\n\t"
-      "mov %[kx], %[kw]\n"
-      "2:\n\t"
-      "vldrb.s32 q4, [%[p]]\n\t"
-      "vldrb.s32 q5, [%[w]], #4\n\t"
-      "vmul.i32 q4, q4, q5\n\t"
-      "vadd.i32 q0, q0, q4\n\t"
-      "vldrb.s32 q4, [%[p], #4]\n\t"
-      "vldrb.s32 q5, [%[w]], #4\n\t"
-      "vmul.i32 q4, q4, q5\n\t"
-      "vadd.i32 q1, q1, q4\n\t"
-      "vldrb.s32 q4, [%[p], #8]\n\t"
-      "vldrb.s32 q5, [%[w]], #4\n\t"
-      "vmul.i32 q4, q4, q5\n\t"
-      "vadd.i32 q2, q2, q4\n\t"
-      "vldrb.s32 q4, [%[p], #12]\n\t"
-      "vldrb.s32 q5, [%[w]], #4\n\t"
-      "vmul.i32 q4, q4, q5\n\t"
-      "vadd.i32 q3, q3, q4\n\t"
-      "add %[p], %[p], %[cs]\n\t"
-      "subs %[kx], %[kx], #1\n\t"
-      "bne 2b\n\t"
-      "add %[x], %[x], %[rs]\n\t"
-      "subs %[kh], %[kh], #1\n\t"
-      "bne 1b\n\t"
-      "vstrw.32 q0, [%[acc]]\n\t"
-      "vstrw.32 q1, [%[acc], #16]\n\t"
-      "vstrw.32 q2, [%[acc], #32]\n\t"
-      "vstrw.32 q3, [%[acc], #48]\n\t"
-      : [x] "+&r"(x), [w] "+&l"(w), [kh] "+&r"(kh), [p] "=&l"(p), [kx] "=&r"(kx)
-      : [acc] "r"(acc), [b] "r"(bias), [rs] "r"(row_stride), [cs] "r"(col_stride),
-        [kw] "r"(kw)
-      : "d0", "d1", "d2", "d3", "d4", "d5", "d6", "d7", "d8", "d9", "d10", "d11", "cc",
-        "memory");
+  if (lanes == 16) {
+    EDGE_MVE_DW_LOOP(EDGE_MVE_DW_LOAD("q0", "0") EDGE_MVE_DW_LOAD("q1", "16")
+                     EDGE_MVE_DW_LOAD("q2", "32") EDGE_MVE_DW_LOAD("q3", "48"),
+                     EDGE_MVE_DW_STEP("q0", "0") EDGE_MVE_DW_STEP("q1", "4")
+                     EDGE_MVE_DW_STEP("q2", "8") EDGE_MVE_DW_STEP("q3", "12"),
+                     EDGE_MVE_DW_STORE("q0", "0") EDGE_MVE_DW_STORE("q1", "16")
+                     EDGE_MVE_DW_STORE("q2", "32") EDGE_MVE_DW_STORE("q3", "48"));
+  } else if (lanes == 8) {
+    EDGE_MVE_DW_LOOP(EDGE_MVE_DW_LOAD("q0", "0") EDGE_MVE_DW_LOAD("q1", "16"),
+                     EDGE_MVE_DW_STEP("q0", "0") EDGE_MVE_DW_STEP("q1", "4"),
+                     EDGE_MVE_DW_STORE("q0", "0") EDGE_MVE_DW_STORE("q1", "16"));
+  } else {
+    EDGE_MVE_DW_LOOP(EDGE_MVE_DW_LOAD("q0", "0"), EDGE_MVE_DW_STEP("q0", "0"),
+                     EDGE_MVE_DW_STORE("q0", "0"));
+  }
 #else
-  for (int32_t c = 0; c < 16; ++c) acc[c] = bias[c];
+  for (int32_t c = 0; c < lanes; ++c) acc[c] = bias[c];
   for (int32_t ky = 0; ky < kh; ++ky, x += row_stride) {
-    for (int32_t kx = 0; kx < kw; ++kx, w += 16) {
-      for (int32_t c = 0; c < 16; ++c) acc[c] += (int32_t)x[kx * col_stride + c] * (int32_t)w[c];
+    for (int32_t kx = 0; kx < kw; ++kx, w += lanes) {
+      for (int32_t c = 0; c < lanes; ++c) {
+        acc[c] += (int32_t)x[kx * col_stride + c] * (int32_t)w[c];
+      }
     }
   }
 #endif
 }
 
-/* One depthwise tap for 16 channels: acc[c] += x[c] * w[c] (border pixels, tap by tap; a
- * padding tap passes a row of zero points). 24 instructions per 16 MACs. */
-static inline void edge_mve_dw16_tap(const int8_t *x, const int8_t *w, int32_t *acc) {
-#if EDGE_MVE_ASM
-#define EDGE_MVE_DW_LANE(off, aoff)                 \
-  "vldrb.s32 q0, [%[x], #" off "]\n\t"             \
-  "vldrb.s32 q1, [%[w], #" off "]\n\t"             \
-  "vmul.i32 q0, q0, q1\n\t"                        \
-  "vldrw.32 q1, [%[acc], #" aoff "]\n\t"           \
-  "vadd.i32 q1, q1, q0\n\t"                        \
+/* One depthwise tap for a group of `lanes` channels: acc[c] += x[c] * w[c] (border pixels, tap by
+ * tap; a padding tap passes a row of zero points). Six instructions per four channels. */
+#define EDGE_MVE_DW_LANE(off, aoff)                                                     \
+  "vldrb.s32 q0, [%[x], #" off "]\n\t"                                                   \
+  "vldrb.s32 q1, [%[w], #" off "]\n\t"                                                   \
+  "vmul.i32 q0, q0, q1\n\t"                                                              \
+  "vldrw.32 q1, [%[acc], #" aoff "]\n\t"                                                 \
+  "vadd.i32 q1, q1, q0\n\t"                                                              \
   "vstrw.32 q1, [%[acc], #" aoff "]\n\t"
-  __asm__ volatile(EDGE_MVE_DW_LANE("0", "0") EDGE_MVE_DW_LANE("4", "16")
-                   EDGE_MVE_DW_LANE("8", "32") EDGE_MVE_DW_LANE("12", "48")
-                   :
-                   : [x] "l"(x), [w] "l"(w), [acc] "r"(acc)
-                   : "d0", "d1", "d2", "d3", "memory");
-#undef EDGE_MVE_DW_LANE
+#define EDGE_MVE_DW_TAP(LANES)                                                          \
+  __asm__ volatile(LANES : : [x] "l"(x), [w] "l"(w), [acc] "r"(acc)                      \
+                   : "d0", "d1", "d2", "d3", "memory")
+static inline void edge_mve_dw_tap(const int8_t *x, const int8_t *w, int32_t *acc,
+                                   int32_t lanes) {
+#if EDGE_MVE_ASM
+  if (lanes == 16) {
+    EDGE_MVE_DW_TAP(EDGE_MVE_DW_LANE("0", "0") EDGE_MVE_DW_LANE("4", "16")
+                    EDGE_MVE_DW_LANE("8", "32") EDGE_MVE_DW_LANE("12", "48"));
+  } else if (lanes == 8) {
+    EDGE_MVE_DW_TAP(EDGE_MVE_DW_LANE("0", "0") EDGE_MVE_DW_LANE("4", "16"));
+  } else {
+    EDGE_MVE_DW_TAP(EDGE_MVE_DW_LANE("0", "0"));
+  }
 #else
-  for (int32_t c = 0; c < 16; ++c) acc[c] += (int32_t)x[c] * (int32_t)w[c];
+  for (int32_t c = 0; c < lanes; ++c) acc[c] += (int32_t)x[c] * (int32_t)w[c];
 #endif
 }
 
@@ -261,40 +308,4 @@ static inline void edge_mve_requant4(const int32_t *acc, const int32_t *mult, co
 #endif
 }
 
-/* Copy n bytes (im2col rows) and fill n bytes with one value (padding taps). */
-static inline void edge_mve_copy(int8_t *dst, const int8_t *src, int32_t n) {
-#if EDGE_MVE_ASM
-  __asm__ volatile(
-      "1:\n\t"
-      "vctp.8 %[n]\n\t"
-      "vpstt\n\t"
-      "vldrbt.8 q0, [%[s]], #16\n\t"
-      "vstrbt.8 q0, [%[d]], #16\n\t"
-      "subs %[n], %[n], #16\n\t"
-      "bgt 1b\n\t"
-      : [d] "+&r"(dst), [s] "+&r"(src), [n] "+&r"(n)
-      :
-      : "d0", "d1", "cc", "memory");
-#else
-  memcpy(dst, src, (size_t)n);
-#endif
-}
-
-static inline void edge_mve_fill(int8_t *dst, int32_t value, int32_t n) {
-#if EDGE_MVE_ASM
-  __asm__ volatile(
-      "vdup.8 q0, %[v]\n"
-      "1:\n\t"
-      "vctp.8 %[n]\n\t"
-      "vpst\n\t"
-      "vstrbt.8 q0, [%[d]], #16\n\t"
-      "subs %[n], %[n], #16\n\t"
-      "bgt 1b\n\t"
-      : [d] "+&r"(dst), [n] "+&r"(n)
-      : [v] "r"(value)
-      : "d0", "d1", "cc", "memory");
-#else
-  memset(dst, value, (size_t)n);
-#endif
-}
 /* ---- end of MVE micro-kernels ---- */

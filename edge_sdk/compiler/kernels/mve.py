@@ -7,7 +7,7 @@ growth): ``VMLADAVA.S8`` multiplies sixteen int8 pairs and adds them to a 32-bit
   activations read as int8 rows: in place for 1x1 convolutions; for larger kernels either
   gathered into an int8 im2col scratch (two pixels, where the arena has room: fewer, longer
   dot products) or tap by tap in place, padding taps reading a ``const`` row of zero points.
-- **Depthwise** convolutions with channels in sixteens: four int32 lanes x four vectors per tap
+- **Depthwise** convolutions with channels in groups of 16, 8 or 4: int32 lanes, per tap
   (``VMUL``/``VADD``: MVE has no integer vector multiply-accumulate), interior pixels in one
   call, border pixels tap by tap.
 - **Fully connected**: four output rows per call over the whole depth.
@@ -15,7 +15,7 @@ growth): ``VMLADAVA.S8`` multiplies sixteen int8 pairs and adds them to a 32-bit
   ``VRSHL``), bit-identical to TFLite's double rounding for right shifts 1..31; otherwise, and
   for FULLY_CONNECTED's single rounding, the DSP helpers (the M55 has the DSP extension too).
 
-Shapes outside these (a depth multiplier, depthwise channels not in sixteens) return ``None``:
+Shapes outside these (a depth multiplier, depthwise channels not in fours) return ``None``:
 the DSP kernels, then the portable ones, take them.
 """
 
@@ -26,7 +26,6 @@ from importlib.resources import files
 
 import numpy as np
 from tvm import tirx
-from tvm.script.ir_builder import IRBuilder
 from tvm.script.ir_builder import tirx as T
 
 from edge_sdk.compiler.kernels.conv import ConvPlan, plan_conv2d
@@ -38,7 +37,7 @@ from edge_sdk.compiler.kernels.dsp import (
     folded_bias,
 )
 from edge_sdk.compiler.kernels.fully_connected import plan_fully_connected
-from edge_sdk.compiler.kernels.tir import in_range, kernel, loop, store, when
+from edge_sdk.compiler.kernels.tir import in_range, kernel, local_array, loop, store, when
 from edge_sdk.compiler.program import Constant, Scratch, Step, TensorArg
 from edge_sdk.frontend.tflite import Graph, Operator
 
@@ -86,6 +85,50 @@ def _requantize_block(acc, base: int, Y, out_index, c0, oc: int, M, S, p: ConvPl
         with when(c < oc) if oc % 4 else nullcontext():
             emit_requant_store(acc, base + r, Y, out_index + r, M[c], S[c], scalar_fast, True,
                                p.output_zp, p.act)
+
+
+def _copy(dst, src, n: int) -> None:
+    """memcpy of a compile-time size: GCC inlines it as loads and stores (no call)."""
+    T.evaluate(call("memcpy", dst, src, n))
+
+
+def _gather(X, E, b, pix, base: int, p: ConvPlan, in_shape: tuple[int, int, int], ow: int):
+    """One pixel's receptive field into the int8 im2col row at ``E[base:]``: a whole row of
+    taps in one copy where it lies inside the image (contiguous when the dilation is 1), else
+    tap by tap, padding taps filled with the input zero point."""
+    ih, iw, ic = in_shape
+    kh, kw = p.kernel
+    oy, ox = tirx.floordiv(pix, ow), tirx.floormod(pix, ow)
+    y0, x0 = oy * p.stride[0] - p.pad[0], ox * p.stride[1] - p.pad[1]
+    last_x = x0 + (kw - 1) * p.dilation[1]
+    with loop("ky", kh) as ky:
+        iy = y0 + ky * p.dilation[0]
+        row_dst = base + ky * kw * ic
+
+        def by_tap() -> None:
+            for kx in range(kw):
+                ix = x0 + kx * p.dilation[1]
+                dst = tirx.address_of(E[row_dst + kx * ic])
+                inside = tirx.all(in_range(iy, ih), in_range(ix, iw))
+                with T.If(inside):
+                    with T.Then():
+                        _copy(dst, tirx.address_of(
+                            X[((b * ih + tirx.Select(inside, iy, 0)) * iw
+                               + tirx.Select(inside, ix, 0)) * ic]), ic)
+                    with T.Else():
+                        T.evaluate(call("memset", dst, p.input_zp, ic))
+
+        if p.dilation[1] != 1:
+            by_tap()
+            return
+        whole = tirx.all(in_range(iy, ih), x0 >= 0, last_x < iw)
+        with T.If(whole):
+            with T.Then():
+                _copy(tirx.address_of(E[row_dst]), tirx.address_of(
+                    X[((b * ih + tirx.Select(whole, iy, 0)) * iw + tirx.Select(whole, x0, 0))
+                      * ic]), kw * ic)
+            with T.Else():
+                by_tap()
 
 
 def lower_conv2d_mve(op: Operator, graph: Graph, func_name: str,
@@ -137,8 +180,7 @@ def _conv(p: ConvPlan, func_name: str, im2col: bool) -> Step:
         B, M, S = (T.decl_buffer((blocks * 4,), "int32", data=h) for h in handles[2:5])
         E = T.decl_buffer((2 * k if im2col else ic,), "int8", data=handles[5]) if extras else None
         Y = T.decl_buffer((n * npix * oc,), "int8", data=handles[-1])
-        acc = T.alloc_buffer((8,), "int32")
-        IRBuilder.name("acc", acc)
+        acc = local_array("acc", 8)
 
         def origin(pix):
             oy, ox = tirx.floordiv(pix, ow), tirx.floormod(pix, ow)
@@ -156,25 +198,17 @@ def _conv(p: ConvPlan, func_name: str, im2col: bool) -> Step:
             if im2col:
                 assert E is not None
                 for col, pix in enumerate((pix0, pix1)):
-                    with loop(f"ky{col}", kh) as ky, loop(f"kx{col}", kw) as kx:
-                        inside, src = tap_row(b, pix, ky, kx)
-                        dst = col * k + (ky * kw + kx) * ic
-                        with T.If(inside):
-                            with T.Then():
-                                T.evaluate(call("edge_mve_copy", tirx.address_of(E[dst]),
-                                                tirx.address_of(X[src]), ic))
-                            with T.Else():
-                                T.evaluate(call("edge_mve_fill", tirx.address_of(E[dst]),
-                                                p.input_zp, ic))
+                    _gather(X, E, b, pix, col * k, p, (ih, iw, ic), ow)
             with loop("blk", blocks) as blk:
-                for j in range(8):
-                    store(acc, B[blk * 4 + j % 4], j)
                 wblock = blk * per_block
+                bias_at = tirx.address_of(B[blk * 4])
                 if im2col:
                     T.evaluate(call("edge_mve_gemm_2x4", tirx.address_of(E[0]),
                                     tirx.address_of(E[k]), tirx.address_of(W[wblock]), k,
-                                    tirx.address_of(acc[0])))
+                                    bias_at, tirx.address_of(acc[0])))
                 else:
+                    for j in range(8):
+                        store(acc, B[blk * 4 + j % 4], j)
                     with loop("ky", kh) as ky, loop("kx", kw) as kx:
                         rows = []
                         for pix in (pix0, pix1):
@@ -184,7 +218,7 @@ def _conv(p: ConvPlan, func_name: str, im2col: bool) -> Step:
                             W[wblock + (ky * kw + kx) * (per_block // taps)])
 
                         def gemm(r0, r1):
-                            T.evaluate(call("edge_mve_gemm_2x4", r0, r1, wtap, ic,
+                            T.evaluate(call("edge_mve_gemm_2x4_acc", r0, r1, wtap, ic,
                                             tirx.address_of(acc[0])))
 
                         def pick(i: int, chosen: tuple) -> None:
@@ -227,21 +261,22 @@ def _depthwise(p: ConvPlan, func_name: str) -> Step | None:
     x, y = p.x, p.y
     n, ih, iw, ic = x.shape
     _, oh, ow, oc = y.shape
-    if p.mult != 1 or ic % 16:
+    lanes = next((g for g in (16, 8, 4) if ic % g == 0), 0)
+    if p.mult != 1 or not lanes:
         return None
     kh, kw = p.kernel
     taps = kh * kw
-    groups = oc // 16
+    groups = oc // lanes
     w = p.weights.array.reshape(taps, oc)
     bias = p.bias.array.astype(np.int64)  # depthwise plans always fold the input offset
     vector = vector_requant(p.multiplier.array, p.shift.array)
     scalar_fast = fast_requant(p.multiplier.array, p.shift.array,
                                accumulator_bound(w.T, bias), True)
-    packed = np.ascontiguousarray(w.reshape(taps, groups, 16).transpose(1, 0, 2)).reshape(-1)
+    packed = np.ascontiguousarray(w.reshape(taps, groups, lanes).transpose(1, 0, 2)).reshape(-1)
     prefix = f"l{p.op.index}"
     weights = Constant(f"{prefix}_weights_mve", packed)
     bias_c, mult_c, shift_c = _tables(p, bias, oc, prefix)
-    zp_row = Constant(f"{prefix}_zero_points", np.full(16, p.input_zp, np.int8))
+    zp_row = Constant(f"{prefix}_zero_points", np.full(lanes, p.input_zp, np.int8))
     sy, sx = p.stride
     dy, dx = p.dilation
     py, px = p.pad
@@ -260,35 +295,35 @@ def _depthwise(p: ConvPlan, func_name: str) -> Step | None:
         X = T.decl_buffer((n * ih * iw * ic,), "int8", data=handles[0])
         W = T.decl_buffer((packed.size,), "int8", data=handles[1])
         B, M, S = (T.decl_buffer((oc,), "int32", data=h) for h in handles[2:5])
-        Z = T.decl_buffer((16,), "int8", data=handles[5]) if border else None
+        Z = T.decl_buffer((lanes,), "int8", data=handles[5]) if border else None
         Y = T.decl_buffer((n * oh * ow * oc,), "int8", data=handles[-1])
-        acc = T.alloc_buffer((16,), "int32")
-        IRBuilder.name("acc", acc)
+        acc = local_array("acc", lanes)
         with loop("b", n) as b, loop("oy", oh) as oy, loop("ox", ow) as ox, \
                 loop("g", groups) as g:
             y0, x0 = oy * sy - py, ox * sx - px
-            wg = g * taps * 16
+            wg = g * taps * lanes
+
             def interior() -> None:
-                src = ((b * ih + y0) * iw + x0) * ic + g * 16
-                T.evaluate(call("edge_mve_dw16", tirx.address_of(X[src]), dy * iw * ic, dx * ic,
-                                kh, kw, tirx.address_of(W[wg]), tirx.address_of(B[g * 16]),
-                                tirx.address_of(acc[0])))
+                src = ((b * ih + y0) * iw + x0) * ic + g * lanes
+                T.evaluate(call("edge_mve_dw", tirx.address_of(X[src]), dy * iw * ic, dx * ic,
+                                kh, kw, tirx.address_of(W[wg]), tirx.address_of(B[g * lanes]),
+                                tirx.address_of(acc[0]), lanes))
 
             def border_pixel(zrow) -> None:
-                for j in range(16):
-                    store(acc, B[g * 16 + j], j)
+                for j in range(lanes):
+                    store(acc, B[g * lanes + j], j)
                 for ky in range(kh):
                     for kx in range(kw):
                         iy, ix = y0 + ky * dy, x0 + kx * dx
-                        wt = tirx.address_of(W[wg + (ky * kw + kx) * 16])
+                        wt = tirx.address_of(W[wg + (ky * kw + kx) * lanes])
                         with T.If(tirx.all(in_range(iy, ih), in_range(ix, iw))):
                             with T.Then():
-                                src = ((b * ih + iy) * iw + ix) * ic + g * 16
-                                T.evaluate(call("edge_mve_dw16_tap", tirx.address_of(X[src]),
-                                                wt, tirx.address_of(acc[0])))
+                                src = ((b * ih + iy) * iw + ix) * ic + g * lanes
+                                T.evaluate(call("edge_mve_dw_tap", tirx.address_of(X[src]),
+                                                wt, tirx.address_of(acc[0]), lanes))
                             with T.Else():
-                                T.evaluate(call("edge_mve_dw16_tap", zrow, wt,
-                                                tirx.address_of(acc[0])))
+                                T.evaluate(call("edge_mve_dw_tap", zrow, wt,
+                                                tirx.address_of(acc[0]), lanes))
 
             if Z is None:
                 interior()
@@ -298,11 +333,11 @@ def _depthwise(p: ConvPlan, func_name: str) -> Step | None:
                         interior()
                     with T.Else():
                         border_pixel(tirx.address_of(Z[0]))
-            for v in range(4):
-                c0 = g * 16 + v * 4
+            for v in range(lanes // 4):
+                c0 = g * lanes + v * 4
                 _requantize_block(acc, v * 4, Y, ((b * oh + oy) * ow + ox) * oc + c0, c0, oc, M,
                                   S, p, vector, scalar_fast)
-    notes = (f"MVE: 16 channels per call (edge_mve_dw16, VMUL/VADD on int32 lanes), interior "
+    notes = (f"MVE: {lanes} channels per call (edge_mve_dw, VMUL/VADD on int32 lanes), interior "
              f"rows {y_lo}..{y_hi - 1} and columns {x_lo}..{x_hi - 1} in one call, border pixels "
              f"tap by tap; {'vector' if vector else 'scalar'} requantization")
     return Step(
@@ -344,14 +379,11 @@ def lower_fully_connected_mve(op: Operator, graph: Graph, func_name: str,
         B = T.decl_buffer((blocks * 4,), "int32", data=handles[2])
         tab = [T.decl_buffer((units,), "int32", data=h) for h in handles[3:-1]]
         Y = T.decl_buffer((batches * units,), "int8", data=handles[-1])
-        acc = T.alloc_buffer((4,), "int32")
-        IRBuilder.name("acc", acc)
+        acc = local_array("acc", 4)
         with loop("b", batches) as b, loop("blk", blocks) as blk:
-            for r in range(4):
-                store(acc, B[blk * 4 + r], r)
             T.evaluate(call("edge_mve_gemm_1x4", tirx.address_of(X[b * depth]),
                             tirx.address_of(W[blk * per_block]), depth,
-                            tirx.address_of(acc[0])))
+                            tirx.address_of(B[blk * 4]), tirx.address_of(acc[0])))
             for r in range(4):
                 o = blk * 4 + r
                 mult = tab[0][o] if tab else p.multiplier

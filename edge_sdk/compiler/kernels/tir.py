@@ -56,6 +56,20 @@ def scalar(name: str, dtype: str = "int32") -> tirx.Buffer:
     return buf
 
 
+def local_array(name: str, size: int, dtype: str = "int32") -> tirx.Buffer:
+    """A local array a micro-kernel fills through a pointer (``int32_t name[size]`` in C).
+
+    TVM sizes a local allocation by the elements the TIR itself touches, and a pointer passed to
+    an extern call counts as one element; so the last element is written once, at the start,
+    to keep all ``size`` elements (a micro-kernel storing past a shrunken array would corrupt
+    the stack).
+    """
+    buf = T.alloc_buffer((size,), dtype)
+    IRBuilder.name(name, buf)
+    T.buffer_store(buf, tirx.const(0, dtype), [size - 1])
+    return buf
+
+
 @contextmanager
 def loop(name: str, extent: int, start: int = 0) -> Iterator[tirx.Var]:
     with T.serial(start, int(extent)) as var:
