@@ -23,6 +23,7 @@ a multiple of four) returns ``None`` and keeps the portable kernel, which is alw
 from __future__ import annotations
 
 from contextlib import nullcontext
+from dataclasses import dataclass, field
 from importlib.resources import files
 
 import numpy as np
@@ -40,7 +41,6 @@ from edge_sdk.compiler.kernels.fixedpoint import (
 )
 from edge_sdk.compiler.kernels.fully_connected import plan_fully_connected
 from edge_sdk.compiler.kernels.tir import (
-    clamp,
     i32,
     in_range,
     kernel,
@@ -73,33 +73,134 @@ def pack_q15(w: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(groups).reshape(*w.shape[:-1], kp).view(np.int32)
 
 
+def _slot(col: int, k: int) -> int:
+    """Where value k of pixel ``col`` goes in the two-pixel im2col scratch (int16 index)."""
+    return (k // 4) * 8 + col * 4 + _SLOT[k % 4]
+
+
 def call(name: str, *args) -> tirx.PrimExpr:
     return T.call_extern("int32", name, *args)
 
 
 def fast_requant(mults: np.ndarray, shifts: np.ndarray, acc_bound: int, double: bool) -> bool:
-    """May ``edge_requant_dr`` (double) / ``edge_requant_sr`` (single rounding) be used?"""
+    """May ``edge_requant_dr`` (double) / ``edge_requant_sr`` (single rounding) be used?
+
+    Both need a right shift (1..31; single rounding 2..31) and a positive multiplier; double
+    rounding doubles the accumulator, so it must stay below 2^30."""
     right = -shifts.astype(np.int64)
-    if np.any(mults <= 0) or np.any(right < 1) or np.any(right > 31):
+    if np.any(mults <= 0) or np.any(right < (1 if double else 2)) or np.any(right > 31):
         return False
     return not double or acc_bound < (1 << 30)
 
 
 def emit_requant_store(acc, j: int, dst, index, mult, shift, fast: bool, double: bool,
                        output_zp: int, act: tuple[int, int]) -> None:
-    """Requantize ``acc[j]`` with TFLite's rounding and store it as int8 at ``dst[index]``.
+    """Requantize ``acc[j]`` with TFLite's rounding and store it as int8 at ``dst[index]``
+    (multiplier and shift as TFLite has them: ints, or loads from per-channel tables).
 
     Each accumulator slot is requantized in place: TVM's C printer reuses a ``min``/``max``
     operand by its text, so one scratch scalar shared by several outputs would read stale values.
     """
     if fast:
-        helper = "edge_requant_dr" if double else "edge_requant_sr"
-        store(acc, call(helper, acc[j], mult, i32(0) - shift), j)
+        e = i32(0) - shift
+        if double:
+            store(acc, call("edge_requant_dr", acc[j], mult, e, i32(1) << (e - 1)), j)
+        else:
+            store(acc, call("edge_requant_sr", acc[j], mult, e - 1, i32(1) << (e - 2)), j)
     else:
         emit = (emit_multiply_by_quantized_multiplier if double
                 else emit_multiply_by_quantized_multiplier_single_rounding)
         emit(acc, mult, shift, at=j)
-    store(dst, tirx.Cast("int8", clamp(acc[j] + output_zp, *act)), index)
+    store(dst, tirx.Cast("int8", call("edge_clamp_s8", acc[j] + output_zp, *act)), index)
+
+
+@dataclass(frozen=True)
+class Requantization:
+    """How one layer turns int32 accumulators into int8 outputs, decided at compile time.
+
+    Fast form: per output channel one row ``(multiplier, right shift, rounding constant)`` read
+    by ``edge_requant_dr``/``edge_requant_sr`` (SMMULR/SMMLA), with the output zero point folded
+    into the rounding constant where that cannot overflow (``zp << e`` is a multiple of ``2^e``,
+    so adding it before the shift adds ``zp`` after it). Per-tensor layers get the three numbers
+    as constants in the code. Otherwise TFLite's 64-bit arithmetic from the multiplier and shift
+    tables. Either way: ``edge_clamp_s8`` (SSAT, plus one compare for a narrower activation).
+    """
+
+    double: bool
+    fast: bool
+    folded: bool
+    zp: int
+    act: tuple[int, int]
+    rows: np.ndarray = field(repr=False)  # [channels, 3] int32: fast form
+    mults: np.ndarray = field(repr=False)  # TFLite's per-channel (multiplier, shift): slow form
+    shifts: np.ndarray = field(repr=False)
+    per_tensor: bool
+    prefix: str
+
+    @staticmethod
+    def plan(prefix: str, mults: np.ndarray, shifts: np.ndarray, zp: int, act: tuple[int, int],
+             double: bool, acc_bound: int, channels: int) -> Requantization:
+        per_tensor = len(mults) == 1
+        pad = 0 if per_tensor else channels - len(mults)
+        mults = np.concatenate([mults, np.full(pad, 1 << 30)]).astype(np.int64)
+        shifts = np.concatenate([shifts, np.full(pad, -2)]).astype(np.int64)
+        fast = fast_requant(mults, shifts, acc_bound, double)
+        e = -shifts
+        if fast and double:  # (x + (x >> 31) + 2^(e-1) [+ zp << e]) >> e, |x| <= acc_bound
+            shift, rounding, room = e, 1 << (e - 1), acc_bound + 1
+        elif fast:  # SMMLA(acc, m, 2^(e-2) [+ zp << (e-1)]) >> (e-1), |high word| < 2^31 / 2
+            shift, rounding, room = e - 1, 1 << (e - 2), 1 << 30
+        else:
+            shift, rounding, room = e, np.zeros_like(e), 0
+        with_zp = rounding + (zp << shift) if fast else rounding
+        folded = bool(fast and np.all(np.abs(with_zp) + room < (1 << 31)))
+        rows = np.stack([mults, shift, with_zp if folded else rounding], axis=1).astype(np.int32)
+        return Requantization(double, fast, folded, zp, act, rows, mults.astype(np.int32),
+                              shifts.astype(np.int32), per_tensor, prefix)
+
+    @property
+    def constants(self) -> tuple[Constant, ...]:
+        """The tables the kernel takes (after its bias), in parameter order."""
+        if self.per_tensor:
+            return ()
+        if self.fast:
+            return (Constant(f"{self.prefix}_requant", self.rows.reshape(-1)),)
+        return (Constant(f"{self.prefix}_multiplier", self.mults),
+                Constant(f"{self.prefix}_shift", self.shifts))
+
+    @property
+    def params(self) -> list[tuple[str, str]]:
+        return [(c.name.removeprefix(f"{self.prefix}_"), "int32") for c in self.constants]
+
+    def declare(self, handles: list) -> list[tirx.Buffer]:
+        return [T.decl_buffer((c.array.size,), "int32", data=h)
+                for c, h in zip(self.constants, handles, strict=True)]
+
+    def emit(self, tables: list[tirx.Buffer], acc, j: int, dst, index, c) -> None:
+        """``dst[index] = requantize(acc[j])`` for output channel ``c``."""
+        if not self.fast:
+            mult, shift = ((int(self.mults[0]), int(self.shifts[0])) if self.per_tensor
+                           else (tables[0][c], tables[1][c]))
+            emit_requant_store(acc, j, dst, index, mult, shift, False, self.double, self.zp,
+                               self.act)
+            return
+        if self.per_tensor:
+            m, shift, rounding = (int(v) for v in self.rows[0])
+        else:
+            q = tables[0]
+            m, shift, rounding = q[c * 3], q[c * 3 + 1], q[c * 3 + 2]
+        helper = "edge_requant_dr" if self.double else "edge_requant_sr"
+        value = call(helper, acc[j], m, shift, rounding)
+        if not self.folded:
+            value = value + self.zp
+        store(dst, tirx.Cast("int8", call("edge_clamp_s8", value, *self.act)), index)
+
+    @property
+    def note(self) -> str:
+        if not self.fast:
+            return "64-bit requantization"
+        how = "SMMULR" if self.double else "SMMLA"
+        return f"{how} requantization{', zero point folded' if self.folded else ''}"
 
 
 def accumulator_bound(weights: np.ndarray, bias: np.ndarray) -> int:
@@ -115,13 +216,14 @@ def folded_bias(p: ConvPlan, weights_oc_k: np.ndarray) -> np.ndarray:
     return p.bias.array.astype(np.int64) - p.input_zp * weights_oc_k.astype(np.int64).sum(1)
 
 
-def _requant_tables(p: ConvPlan, oc_padded: int, bias: np.ndarray, prefix: str):
-    pad = oc_padded - len(bias)
-    b = np.concatenate([bias, np.zeros(pad, np.int64)]).astype(np.int32)
-    m = np.concatenate([p.multiplier.array, np.zeros(pad, np.int32)]).astype(np.int32)
-    s = np.concatenate([p.shift.array, np.zeros(pad, np.int32)]).astype(np.int32)
-    return (Constant(f"{prefix}_bias", b), Constant(f"{prefix}_multiplier", m),
-            Constant(f"{prefix}_shift", s))
+def _conv_tables(p: ConvPlan, channels: int, bias: np.ndarray, weights_oc_k: np.ndarray
+                 ) -> tuple[Constant, Requantization]:
+    """The bias (padded to ``channels``) and the requantization of a convolution."""
+    prefix = f"l{p.op.index}"
+    padded = np.concatenate([bias, np.zeros(channels - len(bias), np.int64)]).astype(np.int32)
+    rq = Requantization.plan(prefix, p.multiplier.array, p.shift.array, p.output_zp, p.act,
+                             True, accumulator_bound(weights_oc_k, bias), channels)
+    return Constant(f"{prefix}_bias", padded), rq
 
 
 def lower_conv2d_dsp(op: Operator, graph: Graph, func_name: str,
@@ -149,7 +251,6 @@ def _conv_direct(p: ConvPlan, func_name: str) -> Step:
     taps = kh * kw
     w = p.weights.array.reshape(oc, taps * ic)
     bias = folded_bias(p, w)
-    fast = fast_requant(p.multiplier.array, p.shift.array, accumulator_bound(w, bias), True)
     blocks = -(-oc // 4)
     wpad = np.zeros((blocks * 4, taps, ic), np.int8)
     wpad[:oc] = w.reshape(oc, taps, ic)
@@ -157,21 +258,21 @@ def _conv_direct(p: ConvPlan, func_name: str) -> Step:
     packed = pack_q15(wpad).reshape(blocks, 4, taps, ic // 4, 2).transpose(0, 2, 3, 1, 4)
     prefix = f"l{p.op.index}"
     weights = Constant(f"{prefix}_weights_q15", np.ascontiguousarray(packed).reshape(-1))
-    bias_c, mult_c, shift_c = _requant_tables(p, blocks * 4, bias, prefix)
+    bias_c, rq = _conv_tables(p, blocks * 4, bias, w)
     padded = not p.fold  # some tap reads padding (regular convolutions fold only otherwise)
     zp_row = Constant(f"{prefix}_zero_points", np.full(ic, p.input_zp, np.int8))
     per_tap = (ic // 4) * 8
 
     with kernel(func_name) as kf:
-        specs = [("input", "int8"), ("weights", "int32"), ("bias", "int32"),
-                 ("multiplier", "int32"), ("shift", "int32")]
+        specs = [("input", "int8"), ("weights", "int32"), ("bias", "int32"), *rq.params]
         if padded:
             specs.append(("zero_points", "int8"))
         handles = [T.arg(nm, T.handle(dt)) for nm, dt in (*specs, ("output", "int8"))]
         X = T.decl_buffer((n * ih * iw * ic,), "int8", data=handles[0])
         W = T.decl_buffer((packed.size,), "int32", data=handles[1])
-        B, M, S = (T.decl_buffer((blocks * 4,), "int32", data=h) for h in handles[2:5])
-        Z = T.decl_buffer((ic,), "int8", data=handles[5]) if padded else None
+        B = T.decl_buffer((blocks * 4,), "int32", data=handles[2])
+        tables = rq.declare(handles[3:3 + len(rq.params)])
+        Z = T.decl_buffer((ic,), "int8", data=handles[-2]) if padded else None
         Y = T.decl_buffer((n * oh * ow * oc,), "int8", data=handles[-1])
         acc = local_array("acc", 4)
         with loop("b", n) as b, loop("oy", oh) as oy, loop("ox", ow) as ox, \
@@ -199,11 +300,9 @@ def _conv_direct(p: ConvPlan, func_name: str) -> Step:
             for r in range(4):
                 c = blk * 4 + r
                 with when(c < oc) if oc % 4 else nullcontext():
-                    emit_requant_store(acc, r, Y, ((b * oh + oy) * ow + ox) * oc + c, M[c], S[c],
-                                       fast, True, p.output_zp, p.act)
-    notes = ("DSP, no scratch: 4 channels x 4 inputs per pass (edge_fc_4rows) per tap; "
-             f"{'SMMULR' if fast else '64-bit'} requantization")
-    args = (TensorArg(x.index), weights, bias_c, mult_c, shift_c,
+                    rq.emit(tables, acc, r, Y, ((b * oh + oy) * ow + ox) * oc + c, c)
+    notes = f"DSP, no scratch: 4 channels x 4 inputs per pass (edge_fc_4rows) per tap; {rq.note}"
+    args = (TensorArg(x.index), weights, bias_c, *rq.constants,
             *((zp_row,) if padded else ()), TensorArg(y.index, writes=True))
     return Step(
         op_index=p.op.index, opcode=p.op.opcode, layer=y.name, kind="kernel",
@@ -222,14 +321,13 @@ def _conv_im2col(p: ConvPlan, func_name: str) -> Step:
     kp = -(-k // 8) * 8  # the micro-kernel takes eight values per pass
     oc2 = -(-oc // 2)
     bias = folded_bias(p, w)
-    fast = fast_requant(p.multiplier.array, p.shift.array, accumulator_bound(w, bias), True)
     wpad = np.zeros((oc2 * 2, kp), np.int8)
     wpad[:oc, :k] = w
     # [oc pair][K/4][row 2][2 words]: the order edge_gemm_2x2 reads.
     packed = pack_q15(wpad).reshape(oc2, 2, kp // 4, 2).transpose(0, 2, 1, 3)
     prefix = f"l{p.op.index}"
     weights = Constant(f"{prefix}_weights_q15", np.ascontiguousarray(packed).reshape(-1))
-    bias_c, mult_c, shift_c = _requant_tables(p, oc2 * 2, bias, prefix)
+    bias_c, rq = _conv_tables(p, oc2 * 2, bias, w)
     scratch = Scratch(f"{prefix}_im2col", (kp,), "int32")  # 2 pixels x kp q15 values
     npix = oh * ow
     zp_pair = (p.input_zp & 0xFFFF) | ((p.input_zp & 0xFFFF) << 16)
@@ -238,16 +336,14 @@ def _conv_im2col(p: ConvPlan, func_name: str) -> Step:
     vector_taps = ic % 4 == 0
 
     with kernel(func_name) as kf:
-        hx, hw, hb, hm, hs, ha, hy = (
-            T.arg(name, T.handle(dt)) for name, dt in (
-                ("input", "int8"), ("weights", "int32"), ("bias", "int32"),
-                ("multiplier", "int32"), ("shift", "int32"), ("im2col", "int32"),
-                ("output", "int8")))
+        handles = [T.arg(name, T.handle(dt)) for name, dt in (
+            ("input", "int8"), ("weights", "int32"), ("bias", "int32"), *rq.params,
+            ("im2col", "int32"), ("output", "int8"))]
+        hx, hw, hb, ha, hy = (handles[0], handles[1], handles[2], handles[-2], handles[-1])
         X = T.decl_buffer((n * ih * iw * ic,), "int8", data=hx)
         W = T.decl_buffer((weights.array.size,), "int32", data=hw)
         B = T.decl_buffer((oc2 * 2,), "int32", data=hb)
-        M = T.decl_buffer((oc2 * 2,), "int32", data=hm)
-        S = T.decl_buffer((oc2 * 2,), "int32", data=hs)
+        tables = rq.declare(handles[3:-2])
         A = T.decl_buffer((kp,), "int32", data=ha)
         A16 = T.decl_buffer((kp * 2,), "int16", data=ha)
         Y = T.decl_buffer((n * npix * oc,), "int8", data=hy)
@@ -257,13 +353,16 @@ def _conv_im2col(p: ConvPlan, func_name: str) -> Step:
             for col in range(2):
                 pix = tirx.min(q * 2 + col, npix - 1)
                 oy, ox = tirx.floordiv(pix, ow), tirx.floormod(pix, ow)
-                with loop(f"ky{col}", kh) as ky, loop(f"kx{col}", kw) as kx:
+
+                def tap_origin(ky, kx, oy=oy, ox=ox):
                     iy = oy * p.stride[0] - p.pad[0] + ky * p.dilation[0]
                     ix = ox * p.stride[1] - p.pad[1] + kx * p.dilation[1]
-                    inside = tirx.all(in_range(iy, ih), in_range(ix, iw))
-                    k0 = (ky * kw + kx) * ic
-                    if vector_taps:  # ic % 4 == 0: whole words, k0 is a multiple of 4
-                        base = tirx.floordiv(k0, 4) * 4 + col * 2
+                    return iy, ix, tirx.all(in_range(iy, ih), in_range(ix, iw))
+
+                if vector_taps:  # ic % 4 == 0: whole words, each tap starts a group of 4
+                    with loop(f"ky{col}", kh) as ky, loop(f"kx{col}", kw) as kx:
+                        iy, ix, inside = tap_origin(ky, kx)
+                        base = (ky * kw + kx) * ic + col * 2
                         with T.If(inside):
                             with T.Then():
                                 src = ((b * ih + iy) * iw + ix) * ic
@@ -272,19 +371,35 @@ def _conv_im2col(p: ConvPlan, func_name: str) -> Step:
                             with T.Else(), loop(f"g{col}", ic // 4) as g:
                                 store(A, i32(zp_pair), base + g * 4)
                                 store(A, i32(zp_pair), base + g * 4 + 1)
-                    else:
-                        with loop(f"c{col}", ic) as c:
-                            kk = k0 + c
-                            slot = (tirx.floordiv(kk, 4) * 8 + col * 4
-                                    + tirx.Select(tirx.floormod(kk, 4) == 1, 2,
-                                                  tirx.Select(tirx.floormod(kk, 4) == 2, 1,
-                                                              tirx.floormod(kk, 4))))
-                            src = ((b * ih + iy) * iw + ix) * ic + c
-                            value = tirx.Select(inside, X[tirx.Select(inside, src, 0)],
-                                                tirx.IntImm("int8", p.input_zp))
-                            store(A16, tirx.Cast("int16", value), slot)
+                elif k <= 128:  # small receptive field: every slot a constant, one test per tap
+                    for ky in range(kh):
+                        for kx in range(kw):
+                            iy, ix, inside = tap_origin(ky, kx)
+                            slots = [_slot(col, (ky * kw + kx) * ic + c) for c in range(ic)]
+                            with T.If(inside):
+                                with T.Then():
+                                    src = ((b * ih + tirx.Select(inside, iy, 0)) * iw
+                                           + tirx.Select(inside, ix, 0)) * ic
+                                    for c, slot in enumerate(slots):
+                                        store(A16, tirx.Cast("int16", X[src + c]), slot)
+                                with T.Else():
+                                    for slot in slots:
+                                        store(A16, tirx.IntImm("int16", p.input_zp), slot)
+                else:
+                    with loop(f"ky{col}", kh) as ky, loop(f"kx{col}", kw) as kx, \
+                            loop(f"c{col}", ic) as c:
+                        iy, ix, inside = tap_origin(ky, kx)
+                        kk = (ky * kw + kx) * ic + c
+                        slot = (tirx.floordiv(kk, 4) * 8 + col * 4
+                                + tirx.Select(tirx.floormod(kk, 4) == 1, 2,
+                                              tirx.Select(tirx.floormod(kk, 4) == 2, 1,
+                                                          tirx.floormod(kk, 4))))
+                        src = ((b * ih + iy) * iw + ix) * ic + c
+                        value = tirx.Select(inside, X[tirx.Select(inside, src, 0)],
+                                            tirx.IntImm("int8", p.input_zp))
+                        store(A16, tirx.Cast("int16", value), slot)
                 for kk in range(k, kp):  # zero the padding of K (compile-time positions)
-                    store(A16, tirx.IntImm("int16", 0), (kk // 4) * 8 + col * 4 + _SLOT[kk % 4])
+                    store(A16, tirx.IntImm("int16", 0), _slot(col, kk))
             with loop("cp", oc2) as cp:
                 for j in range(4):  # acc = {p0c0, p0c1, p1c0, p1c1}
                     store(acc, B[cp * 2 + j % 2], j)
@@ -297,14 +412,13 @@ def _conv_im2col(p: ConvPlan, func_name: str) -> Step:
                     pix = q * 2 + col
                     conds = ([pix < npix] if npix % 2 else []) + ([c < oc] if oc % 2 else [])
                     with when(tirx.all(*conds)) if conds else nullcontext():
-                        emit_requant_store(acc, j, Y, (b * npix + pix) * oc + c, M[c], S[c],
-                                           fast, True, p.output_zp, p.act)
+                        rq.emit(tables, acc, j, Y, (b * npix + pix) * oc + c, c)
     notes = (f"DSP: im2col of 2 pixels ({kp} q15 values each) + edge_gemm_2x2 (SMLAD, 2 pixels x "
-             f"2 channels); {'SMMULR' if fast else '64-bit'} requantization")
+             f"2 channels); {rq.note}")
     return Step(
         op_index=p.op.index, opcode=p.op.opcode, layer=y.name, kind="kernel",
         inputs=(x.index,), outputs=(y.index,), func=kf.func, func_name=func_name,
-        args=(TensorArg(x.index), weights, bias_c, mult_c, shift_c, scratch,
+        args=(TensorArg(x.index), weights, bias_c, *rq.constants, scratch,
               TensorArg(y.index, writes=True)),
         macs=p.macs, notes=notes,
     )
@@ -320,13 +434,12 @@ def _depthwise(p: ConvPlan, func_name: str) -> Step | None:
     taps = kh * kw
     w = p.weights.array.reshape(taps, oc)
     bias = p.bias.array.astype(np.int64)  # depthwise plans always fold the input offset
-    fast = fast_requant(p.multiplier.array, p.shift.array, accumulator_bound(w.T, bias), True)
     # [channel group][tap][2 words]: (w_c0, w_c2), (w_c1, w_c3) match SXTB16's split of a word.
     groups = w.reshape(taps, oc // 4, 4).transpose(1, 0, 2)
     packed = pack_q15(groups)
     prefix = f"l{p.op.index}"
     weights = Constant(f"{prefix}_weights_q15", np.ascontiguousarray(packed).reshape(-1))
-    bias_c, mult_c, shift_c = _requant_tables(p, oc, bias, prefix)
+    bias_c, rq = _conv_tables(p, oc, bias, w.T)
     zp = p.input_zp & 0xFF
     zp_word = zp | zp << 8 | zp << 16 | zp << 24
     if zp_word >= 1 << 31:
@@ -341,14 +454,14 @@ def _depthwise(p: ConvPlan, func_name: str) -> Step | None:
     x_hi = min(ow, (iw - 1 - (kw - 1) * dx + px) // sx + 1)
 
     with kernel(func_name) as kf:
-        hx, hw, hb, hm, hs, hy = (
-            T.arg(name, T.handle(dt)) for name, dt in (
-                ("input", "int8"), ("weights", "int32"), ("bias", "int32"),
-                ("multiplier", "int32"), ("shift", "int32"), ("output", "int8")))
-        X = T.decl_buffer((n * ih * iw * ic,), "int8", data=hx)
-        W = T.decl_buffer((packed.size,), "int32", data=hw)
-        B, M, S = (T.decl_buffer((oc,), "int32", data=h) for h in (hb, hm, hs))
-        Y = T.decl_buffer((n * oh * ow * oc,), "int8", data=hy)
+        handles = [T.arg(name, T.handle(dt)) for name, dt in (
+            ("input", "int8"), ("weights", "int32"), ("bias", "int32"), *rq.params,
+            ("output", "int8"))]
+        X = T.decl_buffer((n * ih * iw * ic,), "int8", data=handles[0])
+        W = T.decl_buffer((packed.size,), "int32", data=handles[1])
+        B = T.decl_buffer((oc,), "int32", data=handles[2])
+        tables = rq.declare(handles[3:-1])
+        Y = T.decl_buffer((n * oh * ow * oc,), "int8", data=handles[-1])
         acc = local_array("acc", 4)
         one = T.alloc_buffer((1,), "int32")
         IRBuilder.name("r", one)
@@ -386,15 +499,13 @@ def _depthwise(p: ConvPlan, func_name: str) -> Step | None:
                     taps_loop(b, oy, ox, g, checked=True)
             for j in range(4):
                 c = g * 4 + j
-                emit_requant_store(acc, j, Y, ((b * oh + oy) * ow + ox) * oc + c, M[c], S[c],
-                                   fast, True, p.output_zp, p.act)
+                rq.emit(tables, acc, j, Y, ((b * oh + oy) * ow + ox) * oc + c, c)
     notes = (f"DSP: 4 channels per word, SMLABB/SMLATT, interior rows {y_lo}..{y_hi - 1} and "
-             f"columns {x_lo}..{x_hi - 1} without bounds tests; "
-             f"{'SMMULR' if fast else '64-bit'} requantization")
+             f"columns {x_lo}..{x_hi - 1} without bounds tests; {rq.note}")
     return Step(
         op_index=p.op.index, opcode=p.op.opcode, layer=y.name, kind="kernel",
         inputs=(x.index,), outputs=(y.index,), func=kf.func, func_name=func_name,
-        args=(TensorArg(x.index), weights, bias_c, mult_c, shift_c,
+        args=(TensorArg(x.index), weights, bias_c, *rq.constants,
               TensorArg(y.index, writes=True)),
         macs=p.macs, notes=notes,
     )
@@ -411,29 +522,24 @@ def lower_fully_connected_dsp(op: Operator, graph: Graph, func_name: str,
     w = np.zeros((blocks * 4, depth), np.int8)
     w[:units] = p.weights.array
     bias = p.bias.array
-    if p.tables:
-        mults, shifts = p.tables[0].array, p.tables[1].array
-    else:
-        mults = np.full(units, p.multiplier, np.int32)
-        shifts = np.full(units, p.shift, np.int32)
-    fast = fast_requant(mults, shifts, 0, False)
+    mults, shifts = (p.tables[0].array, p.tables[1].array) if p.tables else (
+        np.array([p.multiplier]), np.array([p.shift]))
+    prefix = f"l{op.index}"
+    rq = Requantization.plan(prefix, mults, shifts, p.output_zp, p.act, False,
+                             accumulator_bound(p.weights.array, bias), blocks * 4)
     # [row block][D/4][row 4][2 words]: the order edge_fc_4rows reads.
     packed = pack_q15(w).reshape(blocks, 4, depth // 4, 2).transpose(0, 2, 1, 3)
-    prefix = f"l{op.index}"
     weights = Constant(f"{prefix}_weights_q15", np.ascontiguousarray(packed).reshape(-1))
     bias_c = Constant(f"{prefix}_bias", np.concatenate(
         [bias, np.zeros(blocks * 4 - units, np.int32)]).astype(np.int32))
-    tables = p.tables or ()
 
     with kernel(func_name) as kf:
-        names = [("input", "int8"), ("weights", "int32"), ("bias", "int32")]
-        if tables:
-            names += [("multiplier", "int32"), ("shift", "int32")]
+        names = [("input", "int8"), ("weights", "int32"), ("bias", "int32"), *rq.params]
         handles = [T.arg(nm, T.handle(dt)) for nm, dt in (*names, ("output", "int8"))]
         X = T.decl_buffer((batches * depth,), "int8", data=handles[0])
         W = T.decl_buffer((packed.size,), "int32", data=handles[1])
         B = T.decl_buffer((blocks * 4,), "int32", data=handles[2])
-        tab = [T.decl_buffer((units,), "int32", data=h) for h in handles[3:-1]]
+        tables = rq.declare(handles[3:-1])
         Y = T.decl_buffer((batches * units,), "int8", data=handles[-1])
         acc = local_array("acc", 4)
         with loop("b", batches) as b, loop("blk", blocks) as blk:
@@ -444,17 +550,14 @@ def lower_fully_connected_dsp(op: Operator, graph: Graph, func_name: str,
                             tirx.address_of(acc[0])))
             for r in range(4):
                 o = blk * 4 + r
-                mult = tab[0][o] if tab else p.multiplier
-                shift = tab[1][o] if tab else p.shift
                 with when(o < units) if units % 4 else nullcontext():
-                    emit_requant_store(acc, r, Y, b * units + o, mult, shift, fast, False,
-                                       p.output_zp, p.act)
-    notes = (f"DSP: 4 rows x 4 inputs per pass (edge_fc_4rows, SMLAD); "
-             f"{'SMMULR/SMMLA' if fast else '64-bit'} requantization")
+                    rq.emit(tables, acc, r, Y, b * units + o, o)
+    notes = f"DSP: 4 rows x 4 inputs per pass (edge_fc_4rows, SMLAD); {rq.note}"
     return Step(
         op_index=op.index, opcode=op.opcode, layer=p.y.name, kind="kernel",
         inputs=(p.x.index,), outputs=(p.y.index,), func=kf.func, func_name=func_name,
-        args=(TensorArg(p.x.index), weights, bias_c, *tables, TensorArg(p.y.index, writes=True)),
+        args=(TensorArg(p.x.index), weights, bias_c, *rq.constants,
+              TensorArg(p.y.index, writes=True)),
         macs=batches * units * depth, notes=notes,
     )
 
@@ -474,9 +577,10 @@ def lower_add_dsp(op: Operator, graph: Graph, func_name: str, scratch: bool = Tr
                         for v in range(-128, 128)], np.int32)
               for t, (m, s) in ((a, (m1, s1)), (b, (m2, s2)))]
     bound = int(sum(np.abs(t.astype(np.int64)).max() for t in tables))
-    fast = fast_requant(np.array([mo]), np.array([so]), bound, True)
     act = activation_range(op.options["activation"], scale(y), zero_point(y))
     prefix = f"l{op.index}"
+    rq = Requantization.plan(prefix, np.array([mo]), np.array([so]), zero_point(y), act, True,
+                             bound, 1)
     table_a = Constant(f"{prefix}_input1_scaled", tables[0])
     table_b = Constant(f"{prefix}_input2_scaled", tables[1])
 
@@ -493,14 +597,12 @@ def lower_add_dsp(op: Operator, graph: Graph, func_name: str, scratch: bool = Tr
         with loop_nest(out_shape) as idx:
             store(acc, TA[i32(A[strided_offset(idx, a_strides)]) + 128]
                   + TB[i32(B[strided_offset(idx, b_strides)]) + 128])
-            emit_requant_store(acc, 0, Y, strided_offset(idx, row_major_strides(out_shape)),
-                               mo, so, fast, True, zero_point(y), act)
+            rq.emit([], acc, 0, Y, strided_offset(idx, row_major_strides(out_shape)), 0)
     return Step(
         op_index=op.index, opcode=op.opcode, layer=y.name, kind="kernel",
         inputs=(a.index, b.index), outputs=(y.index,), func=kf.func, func_name=func_name,
         args=(TensorArg(a.index), TensorArg(b.index), table_a, table_b,
               TensorArg(y.index, writes=True)),
         macs=y.size,
-        notes=f"input rescaling from two 256-entry tables; {'SMMULR' if fast else '64-bit'} "
-              "requantization",
+        notes=f"input rescaling from two 256-entry tables; {rq.note}",
     )

@@ -115,21 +115,35 @@ static inline int32_t edge_smmla(int32_t a, int32_t b, int32_t acc) {
 #endif
 }
 
-/* TFLite's MultiplyByQuantizedMultiplier (double rounding) for a right shift `e` >= 1 and
- * |acc| < 2^30 (both checked at compile time):
+/* TFLite's MultiplyByQuantizedMultiplier (double rounding) for a right shift e >= 1 and
+ * |acc| < 2^30 (both checked at compile time), r = 2^(e-1) (plus zp << e to add the output zero
+ * point on the way):
  *   SaturatingRoundingDoublingHighMul(acc, m) == floor((2 acc m + 2^31) / 2^32) == SMMULR(2 acc, m)
  *   RoundingDivideByPOT(x, e) == (x + 2^(e-1) - (x < 0)) >> e   (round half away from zero) */
-static inline int32_t edge_requant_dr(int32_t acc, int32_t m, int32_t e) {
+static inline int32_t edge_requant_dr(int32_t acc, int32_t m, int32_t e, int32_t r) {
   int32_t x = edge_smmulr(acc * 2, m);
-  return (x + (x >> 31) + (1 << (e - 1))) >> e;
+  return (x + (x >> 31) + r) >> e;
 }
 
-/* The single-rounding form TFLite uses for FULLY_CONNECTED, for a right shift e >= 1:
- *   (acc m + 2^(30+e)) >> (31+e) == SMMULR(acc, m) for e == 1, else
- *   (SMMLA(acc, m, 2^(e-2))) >> (e-1)   (the rounding constant lands in the high word). */
-static inline int32_t edge_requant_sr(int32_t acc, int32_t m, int32_t e) {
-  if (e == 1) return edge_smmulr(acc, m);
-  return edge_smmla(acc, m, 1 << (e - 2)) >> (e - 1);
+/* The single-rounding form TFLite uses for FULLY_CONNECTED, for a right shift e >= 2, called
+ * with s = e - 1 and r = 2^(e-2) (plus zp << (e-1)):
+ *   (acc m + 2^(30+e)) >> (31+e) == SMMLA(acc, m, 2^(e-2)) >> (e-1)
+ * (the rounding constant lands in the high word). */
+static inline int32_t edge_requant_sr(int32_t acc, int32_t m, int32_t s, int32_t r) {
+  return edge_smmla(acc, m, r) >> s;
+}
+
+/* Saturate to int8 (SSAT), then to a narrower fused activation; lo and hi are constants of the
+ * layer, so the compares vanish where the activation is the whole int8 range. */
+static inline int32_t edge_clamp_s8(int32_t x, int32_t lo, int32_t hi) {
+#if EDGE_DSP_ASM
+  __asm__("ssat %0, #8, %1" : "=r"(x) : "r"(x));
+#else
+  x = x < -128 ? -128 : x > 127 ? 127 : x;
+#endif
+  if (lo > -128 && x < lo) x = lo;
+  if (hi < 127 && x > hi) x = hi;
+  return x;
 }
 
 /* Expand n4 groups of four int8 into q15 pairs (x0, x2), (x1, x3), written every `stride` words:
