@@ -2,20 +2,21 @@
 """edge-sdk vs TensorFlow Lite Micro on the MLPerf Tiny int8 models: memory, and speed on QEMU.
 
     python3 benchmarks/mlperf_tiny.py            # arena: ours vs TFLM, measured now
-    python3 benchmarks/mlperf_tiny.py --qemu     # + instructions/inference on M4, M7, M33, M55
+    python3 benchmarks/mlperf_tiny.py --qemu     # + instructions/inference on M3, M4, M7, M33, M55
     python3 benchmarks/mlperf_tiny.py --qemu --boards mps2-an386 --profile   # + per-layer
 
 Ours: the compiled arena (intermediates only) and the RAM the caller adds (input + output).
 TFLM: `tflite-micro` from PyPI (pip install tflite-micro), `print_allocations()` after one
 invoke(), run in a subprocess because TFLM prints from C. Its total is what TFLM needs at run time
 (it also holds input and output). Speed: our firmware, built by `edge-sdk run` for each board
-(its core's kernel set: DSP on M4/M7/M33, MVE on M55; default --prefer memory), on QEMU with
--icount shift=0 and the input `input[i] = (int8)(i*7 + 3)`. Figures are instructions executed,
-not cycles (QEMU does not model cycles), read from SysTick (resolution 40 instructions at 25 MHz).
-TFLM's instruction counts (reference kernels and CMSIS-NN) are the peer figures of
-../shared/BASELINES.md (same boards, same input, same counting method), cited, not re-measured;
-there are none for the M7. Flash: text + data of the model's object file (weights, tables and
-kernel code). Prints a table and writes benchmarks/results/mlperf_tiny.json.
+(its core's kernel set: portable C on the M3, DSP on M4/M7/M33, MVE on M55; default --prefer
+memory), on QEMU with -icount shift=0 and the input `input[i] = (int8)(i*7 + 3)`. Figures are
+instructions executed, not cycles (QEMU does not model cycles), read from SysTick (resolution
+40 instructions at 25 MHz). TFLM's instruction counts (reference kernels and CMSIS-NN) are the
+peer figures of ../shared/BASELINES.md (same boards, same input, same counting method), cited,
+not re-measured; there are none for the M3 or the M7. Flash: text + data of the model's object
+file (weights, tables and kernel code). Prints a table and writes
+benchmarks/results/mlperf_tiny.json.
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ import edge_sdk  # noqa: E402
 MODELS = ROOT.parent / "shared" / "models" / "mlperf_tiny"
 NAMES = ["kws_ref_model", "vww_96_int8", "pretrainedResnet_quant", "ad01_int8"]
 # ../shared/BASELINES.md: TFLM instructions per Invoke() on each QEMU board (reference kernels,
-# CMSIS-NN: DSP paths on the M4/M33, MVE paths on the M55). None measured on the M7.
+# CMSIS-NN: DSP paths on the M4/M33, MVE paths on the M55). None measured on the M3 (our portable
+# kernels, no DSP) or the M7.
 TFLM_INSTRUCTIONS = {
     "mps2-an386": {  # Cortex-M4F
         "kws_ref_model": {"reference": 43_041_520, "cmsis_nn": 7_698_440},
@@ -56,7 +58,7 @@ TFLM_INSTRUCTIONS = {
         "ad01_int8": {"reference": 1_692_781, "cmsis_nn": 149_969},
     },
 }
-BOARDS = ["mps2-an386", "mps2-an500", "mps2-an505", "mps3-an547"]
+BOARDS = ["mps2-an385", "mps2-an386", "mps2-an500", "mps2-an505", "mps3-an547"]
 
 TFLM_SNIPPET = """
 import numpy as np, sys

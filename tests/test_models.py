@@ -75,7 +75,7 @@ def test_qemu_bit_exact(name, board):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("board", ["mps2-an500"])  # Cortex-M7
+@pytest.mark.parametrize("board", ["mps2-an500", "mps2-an385"])  # Cortex-M7; M3: portable C
 def test_qemu_other_cores_bit_exact(board):
     path = shared_model("kws_ref_model")
     graph = edge_sdk.load(path)
