@@ -96,6 +96,15 @@ class ConvPlan:
             macs=self.macs, notes=notes,
         )
 
+    def interior(self) -> tuple[tuple[int, int], tuple[int, int]]:
+        """Output rows ``[y0, y1)`` and columns ``[x0, x1)`` whose every tap is inside the
+        image: kernels run those without bounds tests."""
+        _, ih, iw, _ = self.x.shape
+        _, oh, ow, _ = self.y.shape
+        (kh, kw), (sy, sx), (dy, dx), (py, px) = self.kernel, self.stride, self.dilation, self.pad
+        return ((-(-py // sy), min(oh, (ih - 1 - (kh - 1) * dy + py) // sy + 1)),
+                (-(-px // sx), min(ow, (iw - 1 - (kw - 1) * dx + px) // sx + 1)))
+
 
 def plan_conv2d(op: Operator, graph: Graph) -> ConvPlan:
     depthwise = op.opcode == "DEPTHWISE_CONV_2D"

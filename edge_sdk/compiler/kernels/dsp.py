@@ -448,10 +448,7 @@ def _depthwise(p: ConvPlan, func_name: str) -> Step | None:
     dy, dx = p.dilation
     py, px = p.pad
     # Output rows/columns whose every tap is inside the image.
-    y_lo = -(-py // sy)
-    y_hi = min(oh, (ih - 1 - (kh - 1) * dy + py) // sy + 1)
-    x_lo = -(-px // sx)
-    x_hi = min(ow, (iw - 1 - (kw - 1) * dx + px) // sx + 1)
+    (y_lo, y_hi), (x_lo, x_hi) = p.interior()
 
     with kernel(func_name) as kf:
         handles = [T.arg(name, T.handle(dt)) for name, dt in (

@@ -33,13 +33,9 @@ static inline int32_t edge_mve_dot16(const int8_t *x, const int8_t *w, int32_t n
 #endif
 
 /* Two pixels x four output channels over k int8 values: acc = {p0c0..p0c3, p1c0..p1c3}.
- * 16 instructions per 16 k (128 MACs); the last partial chunk is loaded under VCTP. */
-#define EDGE_MVE_GEMM_2X4_LOOP \
-      "subs %[k], %[k], #16\n\t" \
-      "blt 2f\n" \
-      "1:\n\t" \
-      "vldrb.8 q0, [%[x0]], #16\n\t" \
-      "vldrb.8 q1, [%[x1]], #16\n\t" \
+ * 16 instructions per 16 k (128 MACs); the last partial chunk is loaded under VCTP. One chunk:
+ * q0, q1 hold sixteen values of each pixel; four weight rows, eight dot products. */
+#define EDGE_MVE_GEMM_2X4_CHUNK \
       "vldrb.8 q2, [%[w]], #16\n\t" \
       "vmladava.s8 r0, q0, q2\n\t" \
       "vmladava.s8 r8, q1, q2\n\t" \
@@ -51,7 +47,14 @@ static inline int32_t edge_mve_dot16(const int8_t *x, const int8_t *w, int32_t n
       "vmladava.s8 r12, q1, q2\n\t" \
       "vldrb.8 q2, [%[w]], #16\n\t" \
       "vmladava.s8 r6, q0, q2\n\t" \
-      "vmladava.s8 lr, q1, q2\n\t" \
+      "vmladava.s8 lr, q1, q2\n\t"
+#define EDGE_MVE_GEMM_2X4_LOOP \
+      "subs %[k], %[k], #16\n\t" \
+      "blt 2f\n" \
+      "1:\n\t" \
+      "vldrb.8 q0, [%[x0]], #16\n\t" \
+      "vldrb.8 q1, [%[x1]], #16\n\t" \
+      EDGE_MVE_GEMM_2X4_CHUNK \
       "subs %[k], %[k], #16\n\t" \
       "bge 1b\n" \
       "2:\n\t" \
@@ -61,18 +64,7 @@ static inline int32_t edge_mve_dot16(const int8_t *x, const int8_t *w, int32_t n
       "vpstt\n\t" \
       "vldrbt.8 q0, [%[x0]]\n\t" \
       "vldrbt.8 q1, [%[x1]]\n\t" \
-      "vldrb.8 q2, [%[w]], #16\n\t" \
-      "vmladava.s8 r0, q0, q2\n\t" \
-      "vmladava.s8 r8, q1, q2\n\t" \
-      "vldrb.8 q2, [%[w]], #16\n\t" \
-      "vmladava.s8 r2, q0, q2\n\t" \
-      "vmladava.s8 r10, q1, q2\n\t" \
-      "vldrb.8 q2, [%[w]], #16\n\t" \
-      "vmladava.s8 r4, q0, q2\n\t" \
-      "vmladava.s8 r12, q1, q2\n\t" \
-      "vldrb.8 q2, [%[w]], #16\n\t" \
-      "vmladava.s8 r6, q0, q2\n\t" \
-      "vmladava.s8 lr, q1, q2\n" \
+      EDGE_MVE_GEMM_2X4_CHUNK "\n" \
       "3:\n\t" 
 /* Register budget: the eight accumulators are pinned to even registers, the four pointers and
  * the count take GCC's registers; the result array (and the bias) are only touched once, so
@@ -129,6 +121,17 @@ static inline void edge_mve_gemm_2x4_acc(const int8_t *x0, const int8_t *x1, con
 #endif
 }
 
+/* One chunk of 16 values in q0 against four weight rows: four dot products. */
+#define EDGE_MVE_GEMM_1X4_CHUNK \
+      "vldrb.8 q1, [%[w]], #16\n\t" \
+      "vldrb.8 q2, [%[w]], #16\n\t" \
+      "vmladava.s8 r0, q0, q1\n\t" \
+      "vmladava.s8 r2, q0, q2\n\t" \
+      "vldrb.8 q1, [%[w]], #16\n\t" \
+      "vldrb.8 q2, [%[w]], #16\n\t" \
+      "vmladava.s8 r4, q0, q1\n\t" \
+      "vmladava.s8 r6, q0, q2\n\t"
+
 /* One pixel (or input row) x four output channels over k int8 values, starting from
  * bias[0..3]: acc[0..3]. */
 static inline void edge_mve_gemm_1x4(const int8_t *x, const int8_t *w, int32_t k,
@@ -140,14 +143,7 @@ static inline void edge_mve_gemm_1x4(const int8_t *x, const int8_t *w, int32_t k
       "blt 2f\n"
       "1:\n\t"
       "vldrb.8 q0, [%[x]], #16\n\t"
-      "vldrb.8 q1, [%[w]], #16\n\t"
-      "vldrb.8 q2, [%[w]], #16\n\t"
-      "vmladava.s8 r0, q0, q1\n\t"
-      "vmladava.s8 r2, q0, q2\n\t"
-      "vldrb.8 q1, [%[w]], #16\n\t"
-      "vldrb.8 q2, [%[w]], #16\n\t"
-      "vmladava.s8 r4, q0, q1\n\t"
-      "vmladava.s8 r6, q0, q2\n\t"
+      EDGE_MVE_GEMM_1X4_CHUNK
       "subs %[k], %[k], #16\n\t"
       "bge 1b\n"
       "2:\n\t"
@@ -156,14 +152,7 @@ static inline void edge_mve_gemm_1x4(const int8_t *x, const int8_t *w, int32_t k
       "vctp.8 %[k]\n\t"
       "vpst\n\t"
       "vldrbt.8 q0, [%[x]]\n\t"
-      "vldrb.8 q1, [%[w]], #16\n\t"
-      "vldrb.8 q2, [%[w]], #16\n\t"
-      "vmladava.s8 r0, q0, q1\n\t"
-      "vmladava.s8 r2, q0, q2\n\t"
-      "vldrb.8 q1, [%[w]], #16\n\t"
-      "vldrb.8 q2, [%[w]], #16\n\t"
-      "vmladava.s8 r4, q0, q1\n\t"
-      "vmladava.s8 r6, q0, q2\n"
+      EDGE_MVE_GEMM_1X4_CHUNK "\n"
       "3:\n\t"
       "stm %[acc], {r0, r2, r4, r6}\n\t"
       : [x] "+&r"(x), [w] "+&r"(w), [k] "+&r"(k)

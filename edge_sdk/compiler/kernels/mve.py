@@ -280,9 +280,7 @@ def _depthwise(p: ConvPlan, func_name: str) -> Step | None:
     sy, sx = p.stride
     dy, dx = p.dilation
     py, px = p.pad
-    y_lo, x_lo = -(-py // sy), -(-px // sx)
-    y_hi = min(oh, (ih - 1 - (kh - 1) * dy + py) // sy + 1)
-    x_hi = min(ow, (iw - 1 - (kw - 1) * dx + px) // sx + 1)
+    (y_lo, y_hi), (x_lo, x_hi) = p.interior()
 
     border = y_lo > 0 or x_lo > 0 or y_hi < oh or x_hi < ow
 
