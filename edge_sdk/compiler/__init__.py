@@ -71,9 +71,9 @@ def compile_graph(graph: Graph, external_kernels: bool = False,
                   flash_budget: int | None = None, prefer: str = "memory") -> CompiledModel:
     """Lower, plan and print ``graph``. ``external_kernels``: kernels are declared only, for an
     object file from TVM's LLVM backend (Cortex-A). ``gpu``: kernels for that GPU instead.
-    ``isa``: the microcontroller kernel set (``generic`` or ``dsp``). ``flash_budget``: bytes
-    the weights may take; SIMD kernels whose widened weights would exceed it give way to the
-    portable kernels, largest saving first. ``prefer``: ``"memory"`` (the arena never grows
+    ``isa``: the microcontroller kernel set (``generic``, ``dsp`` or ``mve``). ``flash_budget``:
+    bytes the weights may take; SIMD kernels whose widened weights would exceed it give way to
+    the portable kernels, largest saving first. ``prefer``: ``"memory"`` (the arena never grows
     for kernel scratch) or ``"speed"`` (every kernel may take its scratch)."""
     if prefer not in PREFERENCES:
         raise UsageError(f"prefer must be one of {', '.join(PREFERENCES)}, not '{prefer}'")
@@ -84,13 +84,13 @@ def compile_graph(graph: Graph, external_kernels: bool = False,
         program, code = lower_gpu(graph, gpu)
         memory = plan(program, scratch_in_arena=False)
         return CompiledModel(program, memory, emit_gpu(program, memory, code), code)
-    portable: frozenset[int] = frozenset()
     grow = prefer == "speed"
-    program, memory = lower_within_arena(graph, isa, grow=grow)
+    cache: dict = {}  # lowered steps, shared by every choice tried below
+    program, memory = lower_within_arena(graph, isa, grow=grow, cache=cache)
     if flash_budget is not None and isa != "generic":
-        portable = _portable_within_flash(graph, program, flash_budget)
+        portable = _portable_within_flash(graph, program, flash_budget, cache)
         if portable:
-            program, memory = lower_within_arena(graph, isa, portable, grow=grow)
+            program, memory = lower_within_arena(graph, isa, portable, grow=grow, cache=cache)
     return CompiledModel(program, memory, emit(program, memory, external_kernels))
 
 
@@ -98,13 +98,15 @@ def _weights(program: Program) -> dict[int, int]:
     return {s.op_index: sum(c.nbytes for c in s.constants) for s in program.steps}
 
 
-def _portable_within_flash(graph: Graph, program: Program, budget: int) -> frozenset[int]:
+def _portable_within_flash(graph: Graph, program: Program, budget: int,
+                           cache: dict) -> frozenset[int]:
     """Operators to give portable (int8-weight) kernels so the weights fit ``budget``."""
     wide = _weights(program)
     total = sum(wide.values())
     if total <= budget:
         return frozenset()
-    narrow = _weights(lower(graph))
+    everything = frozenset(op.index for op in graph.operators)
+    narrow = _weights(lower(graph, program.isa, portable=everything, cache=cache))
     saving = sorted(((wide[i] - narrow[i], i) for i in wide if wide[i] > narrow[i]),
                     reverse=True)
     chosen: set[int] = set()
@@ -117,14 +119,16 @@ def _portable_within_flash(graph: Graph, program: Program, budget: int) -> froze
 
 
 def lower_within_arena(graph: Graph, isa: str, portable: frozenset[int] = frozenset(),
-                       grow: bool = False) -> tuple[Program, MemoryPlan]:
+                       grow: bool = False, cache: dict | None = None
+                       ) -> tuple[Program, MemoryPlan]:
     """Lower and plan so that kernel scratch never makes the arena larger.
 
     A kernel with scratch (an im2col buffer) is the faster choice, but only where the buffer
     fits in arena space that is free during its step anyway; elsewhere its operator is lowered
     again with a kernel that needs none. The arena is then exactly what the intermediates need.
     """
-    program = lower(graph, isa, portable=portable)
+    cache = {} if cache is None else cache
+    program = lower(graph, isa, portable=portable, cache=cache)
     memory = plan(program)
     floor = plan(program, scratch_in_arena=False).arena_bytes
     if grow or memory.arena_bytes <= floor:
@@ -134,13 +138,13 @@ def lower_within_arena(graph: Graph, isa: str, portable: frozenset[int] = frozen
                      key=lambda s: -sum(sc.nbytes for sc in s.scratch))
     for step in by_size:  # drop the largest scratch first until the arena is back to the floor
         no_scratch.add(step.op_index)
-        program = lower(graph, isa, frozenset(no_scratch), portable)
+        program = lower(graph, isa, frozenset(no_scratch), portable, cache)
         memory = plan(program)
         if memory.arena_bytes <= floor:
             break
     # Keep scratch where dropping it did not help (it was not on the peak).
     for index in sorted(no_scratch):
-        trial = lower(graph, isa, frozenset(no_scratch - {index}), portable)
+        trial = lower(graph, isa, frozenset(no_scratch - {index}), portable, cache)
         trial_memory = plan(trial)
         if trial_memory.arena_bytes <= floor:
             no_scratch.discard(index)

@@ -147,20 +147,30 @@ def _special_lowerings(isa: str) -> dict[str, list[SpecialLowering]]:
 
 
 def lower(graph: Graph, isa: str = "generic", no_scratch: frozenset[int] = frozenset(),
-          portable: frozenset[int] = frozenset()) -> Program:
+          portable: frozenset[int] = frozenset(),
+          cache: dict[tuple[int, bool, bool], Step] | None = None) -> Program:
     """Lower every operator; with ``isa="dsp"``/``"mve"`` the SIMD kernels take the layers they
     fit and the portable kernels the rest. Operators in ``no_scratch`` get kernels that need no
-    scratch buffer, those in ``portable`` the portable kernels (int8 weights: less flash)."""
+    scratch buffer, those in ``portable`` the portable kernels (int8 weights: less flash).
+    ``cache`` keeps lowered steps between calls that try other choices for a few operators."""
     check_graph(graph)
     special = _special_lowerings(isa)
+    cache = {} if cache is None else cache
     steps = []
     for op in graph.operators:
-        name = f"{graph.name}_l{op.index}_{op.opcode.lower()}"
-        step = None
-        if op.opcode in special and op.index not in portable and not _is_float_op(op, graph):
-            for lowering in special[op.opcode]:
-                step = lowering(op, graph, name, scratch=op.index not in no_scratch)
-                if step is not None:
-                    break
-        steps.append(step or lowering_for(op, graph)(op, graph, name))
+        key = (op.index, op.index not in no_scratch, op.index in portable)
+        if key not in cache:
+            cache[key] = _lower_op(op, graph, special, scratch=key[1], portable=key[2])
+        steps.append(cache[key])
     return Program(name=graph.name, graph=graph, steps=steps, isa=isa)
+
+
+def _lower_op(op: Operator, graph: Graph, special: dict[str, list[SpecialLowering]],
+              scratch: bool, portable: bool) -> Step:
+    name = f"{graph.name}_l{op.index}_{op.opcode.lower()}"
+    if op.opcode in special and not portable and not _is_float_op(op, graph):
+        for lowering in special[op.opcode]:
+            step = lowering(op, graph, name, scratch=scratch)
+            if step is not None:
+                return step
+    return lowering_for(op, graph)(op, graph, name)
