@@ -97,6 +97,14 @@ CASES = {
     "mean_global_pool_7x7": lambda: with_const("MEAN", (1, 7, 7, 3), (1, 1, 1, 3),
                                                [const_i32("axis", [2, 1])], {"keep_dims": True},
                                                in_q=(0.023, 20), out_q=(0.011, -9)),
+    # MobileNetV2's head (same scale in and out): a multiplier rounded the wrong way was off by
+    # one on 519 of 25,600 outputs; so was a 5x6 mean on 19 of 640.
+    "mean_7x7x1280_same_scale": lambda: with_const(
+        "MEAN", (1, 7, 7, 1280), (1, 1, 1, 1280), [const_i32("axis", [1, 2])],
+        {"keep_dims": True}, in_q=(0.0235, -128), out_q=(0.0235, -128)),
+    "mean_5x6_same_scale": lambda: with_const(
+        "MEAN", (1, 5, 6, 32), (1, 1, 1, 32), [const_i32("axis", [1, 2])],
+        {"keep_dims": True}, in_q=(0.05, 3), out_q=(0.05, 3)),
 }
 
 
