@@ -301,7 +301,8 @@ def _conv_direct(p: ConvPlan, func_name: str) -> Step:
                 c = blk * 4 + r
                 with when(c < oc) if oc % 4 else nullcontext():
                     rq.emit(tables, acc, r, Y, ((b * oh + oy) * ow + ox) * oc + c, c)
-    notes = f"DSP, no scratch: 4 channels x 4 inputs per pass (edge_fc_4rows) per tap; {rq.note}"
+    notes = ("DSP without im2col (no free arena for it at this layer): 4 channels x 4 inputs per "
+             f"pass (edge_fc_4rows) per tap; {rq.note}")
     args = (TensorArg(x.index), weights, bias_c, *rq.constants,
             *((zp_row,) if padded else ()), TensorArg(y.index, writes=True))
     return Step(

@@ -245,7 +245,8 @@ def _conv(p: ConvPlan, func_name: str, im2col: bool) -> Step:
                                       S, p, vector, scalar_fast)
     how = ("int8 im2col of 2 pixels" if im2col
            else "rows read in place" if not reads_padding and taps == 1
-           else "tap by tap in place, padding taps read a zero-point row")
+           else "tap by tap in place (no free arena for im2col at this layer), padding taps "
+                "read a zero-point row")
     notes = (f"MVE: VMLADAVA.S8, 2 pixels x 4 channels (edge_mve_gemm_2x4), {how}; "
              f"{'vector' if vector else 'scalar'} requantization")
     return Step(
