@@ -43,7 +43,7 @@ from edge_sdk.compiler.kernels.tir import (
     store,
     when,
 )
-from edge_sdk.compiler.program import Constant, Step, TensorArg
+from edge_sdk.compiler.program import Constant, KernelArg, Step, TensorArg
 from edge_sdk.compiler.quantization import (
     activation_range,
     conv_geometry,
@@ -88,11 +88,15 @@ class ConvPlan:
         return n * oh * ow * oc * self.kernel[0] * self.kernel[1] * (
             1 if self.depthwise else self.x.shape[3])
 
-    def step(self, func: tirx.PrimFunc, func_name: str, notes: str = "") -> Step:
+    def step(self, func: tirx.PrimFunc, func_name: str, notes: str = "",
+             constants: tuple[KernelArg, ...] | None = None) -> Step:
+        """The lowered layer; ``constants``: what the kernel takes between its input and output
+        when not the plan's own tables (SIMD kernels repack them, some add scratch)."""
+        middle = self.constants if constants is None else constants
         return Step(
             op_index=self.op.index, opcode=self.op.opcode, layer=self.y.name, kind="kernel",
             inputs=(self.x.index,), outputs=(self.y.index,), func=func, func_name=func_name,
-            args=(TensorArg(self.x.index), *self.constants, TensorArg(self.y.index, writes=True)),
+            args=(TensorArg(self.x.index), *middle, TensorArg(self.y.index, writes=True)),
             macs=self.macs, notes=notes,
         )
 

@@ -303,13 +303,8 @@ def _conv_direct(p: ConvPlan, func_name: str) -> Step:
                     rq.emit(tables, acc, r, Y, ((b * oh + oy) * ow + ox) * oc + c, c)
     notes = ("DSP without im2col (no free arena for it at this layer): 4 channels x 4 inputs per "
              f"pass (edge_fc_4rows) per tap; {rq.note}")
-    args = (TensorArg(x.index), weights, bias_c, *rq.constants,
-            *((zp_row,) if padded else ()), TensorArg(y.index, writes=True))
-    return Step(
-        op_index=p.op.index, opcode=p.op.opcode, layer=y.name, kind="kernel",
-        inputs=(x.index,), outputs=(y.index,), func=kf.func, func_name=func_name,
-        args=args, macs=p.macs, notes=notes,
-    )
+    return p.step(kf.func, func_name, notes,
+                  (weights, bias_c, *rq.constants, *((zp_row,) if padded else ())))
 
 
 def _conv_im2col(p: ConvPlan, func_name: str) -> Step:
@@ -416,13 +411,7 @@ def _conv_im2col(p: ConvPlan, func_name: str) -> Step:
                         rq.emit(tables, acc, j, Y, (b * npix + pix) * oc + c, c)
     notes = (f"DSP: im2col of 2 pixels ({kp} q15 values each) + edge_gemm_2x2 (SMLAD, 2 pixels x "
              f"2 channels); {rq.note}")
-    return Step(
-        op_index=p.op.index, opcode=p.op.opcode, layer=y.name, kind="kernel",
-        inputs=(x.index,), outputs=(y.index,), func=kf.func, func_name=func_name,
-        args=(TensorArg(x.index), weights, bias_c, *rq.constants, scratch,
-              TensorArg(y.index, writes=True)),
-        macs=p.macs, notes=notes,
-    )
+    return p.step(kf.func, func_name, notes, (weights, bias_c, *rq.constants, scratch))
 
 
 def _depthwise(p: ConvPlan, func_name: str) -> Step | None:
@@ -500,13 +489,7 @@ def _depthwise(p: ConvPlan, func_name: str) -> Step | None:
                 rq.emit(tables, acc, j, Y, ((b * oh + oy) * ow + ox) * oc + c, c)
     notes = (f"DSP: 4 channels per word, SMLABB/SMLATT, interior rows {y_lo}..{y_hi - 1} and "
              f"columns {x_lo}..{x_hi - 1} without bounds tests; {rq.note}")
-    return Step(
-        op_index=p.op.index, opcode=p.op.opcode, layer=y.name, kind="kernel",
-        inputs=(x.index,), outputs=(y.index,), func=kf.func, func_name=func_name,
-        args=(TensorArg(x.index), weights, bias_c, *rq.constants,
-              TensorArg(y.index, writes=True)),
-        macs=p.macs, notes=notes,
-    )
+    return p.step(kf.func, func_name, notes, (weights, bias_c, *rq.constants))
 
 
 def lower_fully_connected_dsp(op: Operator, graph: Graph, func_name: str,

@@ -249,13 +249,7 @@ def _conv(p: ConvPlan, func_name: str, im2col: bool) -> Step:
                 "read a zero-point row")
     notes = (f"MVE: VMLADAVA.S8, 2 pixels x 4 channels (edge_mve_gemm_2x4), {how}; "
              f"{'vector' if vector else 'scalar'} requantization")
-    return Step(
-        op_index=p.op.index, opcode=p.op.opcode, layer=y.name, kind="kernel",
-        inputs=(x.index,), outputs=(y.index,), func=kf.func, func_name=func_name,
-        args=(TensorArg(x.index), weights, bias_c, mult_c, shift_c, *extras,
-              TensorArg(y.index, writes=True)),
-        macs=p.macs, notes=notes,
-    )
+    return p.step(kf.func, func_name, notes, (weights, bias_c, mult_c, shift_c, *extras))
 
 
 def _depthwise(p: ConvPlan, func_name: str) -> Step | None:
@@ -339,13 +333,8 @@ def _depthwise(p: ConvPlan, func_name: str) -> Step | None:
     notes = (f"MVE: {lanes} channels per call (edge_mve_dw, VMUL/VADD on int32 lanes), interior "
              f"rows {y_lo}..{y_hi - 1} and columns {x_lo}..{x_hi - 1} in one call, border pixels "
              f"tap by tap; {'vector' if vector else 'scalar'} requantization")
-    return Step(
-        op_index=p.op.index, opcode=p.op.opcode, layer=y.name, kind="kernel",
-        inputs=(x.index,), outputs=(y.index,), func=kf.func, func_name=func_name,
-        args=(TensorArg(x.index), weights, bias_c, mult_c, shift_c,
-              *((zp_row,) if border else ()), TensorArg(y.index, writes=True)),
-        macs=p.macs, notes=notes,
-    )
+    return p.step(kf.func, func_name, notes,
+                  (weights, bias_c, mult_c, shift_c, *((zp_row,) if border else ())))
 
 
 def lower_fully_connected_mve(op: Operator, graph: Graph, func_name: str,
