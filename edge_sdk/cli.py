@@ -63,6 +63,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     x = _load_npy(args.input) if args.input else None
     result = api.run(graph, board=args.board, inputs=x, workdir=args.workdir,
                      profile=args.profile, prefer=args.prefer)
+    if args.check:  # into the report first, so --report keeps the verdict
+        from edge_sdk.validate import check_run
+
+        batch = api.quantize_input(api.default_input(graph) if x is None else x, graph)
+        result.report["check"] = check_run(graph, batch, result.outputs)
     out = _save_results(args, graph, x, result)
     timer = result.report.get("timer", {})
     measure = ("instructions", timer["instructions"]) if "instructions" in timer else (
@@ -73,7 +78,23 @@ def cmd_run(args: argparse.Namespace) -> int:
           f"{measure[0]} per inference {measure[1]}")
     if args.profile:
         print_profile(result.report)
+    if args.check:
+        _print_check(result.report["check"])
     return 0
+
+
+def _print_check(check: dict) -> None:
+    """One line with the verdict; a mismatch ends the command with exit code 7."""
+    from edge_sdk.validate import CheckFailed
+
+    if check["match"]:
+        print(f"check: {check['rule']} against {check['reference']} "
+              f"({check['elements']} output values)")
+        return
+    raise CheckFailed(f"check failed: {check['differing']} of {check['elements']} output values "
+                      f"differ from {check['reference']} (largest error "
+                      f"{check['max_abs_error']:g}); the outputs were still written. This is a "
+                      "bug: please report it with the model (--report has the details)")
 
 
 def print_profile(rep: dict) -> None:
@@ -296,6 +317,9 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--board", default="host")
     r.add_argument("--input", help=".npy input (int8, or float to quantize); default: "
                                    "the deterministic pattern of BASELINES.md")
+    r.add_argument("--check", action="store_true",
+                   help="compare the outputs with LiteRT's reference kernels on the same inputs "
+                        "(bit-exact for integer outputs); exit code 7 if they differ")
     r.add_argument("--profile", action="store_true",
                    help="time every layer on the board (firmware built with EDGE_PROFILE); "
                         "prints a table and adds it to --report")

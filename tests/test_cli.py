@@ -62,3 +62,43 @@ def test_boards_lists_qemu_boards(capsys):
     out = capsys.readouterr().out
     for name in ("mps2-an386", "mps2-an500", "mps3-an547", "stm32f746g-disco"):
         assert name in out
+
+
+def test_run_check_passes_against_the_reference(tmp_path, capsys):
+    """--check runs LiteRT's reference kernels on the same inputs and says bit-exact."""
+    model = shared_model("ad01_int8")
+    report = tmp_path / "r.json"
+    assert main(["run", str(model), "--check", "--report", str(report)]) == 0
+    assert "check: bit-exact against LiteRT BUILTIN_REF (640 output values)" in \
+        capsys.readouterr().out
+    check = json.loads(report.read_text())["check"]
+    assert check["match"] and check["differing"] == 0 and check["elements"] == 640
+
+
+def test_check_compare_rules():
+    from edge_sdk.validate import compare
+
+    ints = np.array([[1, 2, 3]], np.int8)
+    assert compare(ints, ints)["match"]
+    off = compare(np.array([[1, 2, 4]], np.int8), ints)
+    assert not off["match"] and off["differing"] == 1 and off["max_abs_error"] == 1.0
+    floats = np.array([1.0, -2.0, 1e-3], np.float32)
+    assert compare(floats * (1 + 5e-6), floats)["match"]
+    loose = compare(floats * (1 + 5e-5), floats)
+    assert not loose["match"] and loose["max_rel_error"] > 1e-5
+
+
+def test_run_check_failure_exits_7_and_keeps_outputs(tmp_path, capsys, monkeypatch):
+    """A reference that disagrees (here: the oracle's outputs plus one) fails the command with
+    exit code 7 and one line, and the outputs are still written."""
+    import edge_sdk.validate as validate
+
+    real = validate.reference_outputs
+    monkeypatch.setattr(validate, "reference_outputs",
+                        lambda m, b: (real(m, b).astype(np.int16) + 1).clip(-128, 127)
+                        .astype(np.int8))
+    out = tmp_path / "y.npy"
+    assert main(["run", str(shared_model("kws_ref_model")), "--check", "--output", str(out)]) == 7
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "check failed:" in err and "of 12 output values" in err
+    assert np.load(out).shape == (1, 12)

@@ -12,8 +12,10 @@ from edge_sdk.cli import main
 from edge_sdk.device.protocol import Client
 from edge_sdk.device.transport import SerialTransport
 from edge_sdk.errors import DeviceError
-from tests.conftest import shared_model
+from tests.conftest import ROOT, shared_model
 from tests.test_ops import CASES
+
+SHARED_REAL = ROOT.parent / "shared" / "models" / "real"
 
 
 @pytest.fixture()
@@ -130,3 +132,19 @@ def test_qemu_that_does_not_start(tmp_path, tiny_model):
     starting = open_qemu(board, elf, timeout=2)
     with pytest.raises(DeviceError, match=r"QEMU .* did not start"), starting:
         pass
+
+
+def test_unsupported_operators_named_at_once(tmp_path, capsys):
+    """A real model with a custom operator (MediaPipe's selfie segmentation): one line names it,
+    and the builtin operators we lack too, so one attempt tells the whole story."""
+    model = SHARED_REAL / "mediapipe" / "selfie_segmentation.tflite"
+    if not model.exists():
+        pytest.skip(f"{model} is absent: the real models live in ../shared (CI has them)")
+    out = tmp_path / "out"
+    assert main(["compile", str(model), "--board", "host", "-o", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "custom operator 'Convolution2DTransposeBias' (operator 244)" in err
+    assert "RESIZE_BILINEAR (operator 167 and 2 more)" in err
+    assert "re-export the model with builtin operators" in err
+    assert not out.exists()

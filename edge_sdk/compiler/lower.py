@@ -99,14 +99,39 @@ def lowering_for(op: Operator, graph: Graph) -> Lowering:
     return LOWERINGS[op.opcode]
 
 
-def check_graph(graph: Graph) -> None:
-    """Refuse, before any work, what the integer compiler cannot take."""
+def unsupported_summary(graph: Graph, known: set[str] | dict) -> str:
+    """Every operator of ``graph`` outside ``known``, in one line: custom operators first and
+    by name (they are the model author's own code: no compiler has them), then builtins with
+    the index of their first use and how many there are."""
+    first: dict[str, int] = {}
+    count: dict[str, int] = {}
     for op in graph.operators:
-        if op.opcode not in LOWERINGS:
-            raise UnsupportedOpError(
-                f"operator {op.index} ({op.opcode}) is not supported by the int8 compiler; "
-                f"supported: {', '.join(supported_ops())}"
-            )
+        if op.opcode not in known:
+            first.setdefault(op.opcode, op.index)
+            count[op.opcode] = count.get(op.opcode, 0) + 1
+
+    def describe(opcode: str) -> str:
+        where = f"operator {first[opcode]}" + (f" and {count[opcode] - 1} more"
+                                                if count[opcode] > 1 else "")
+        if opcode.startswith("CUSTOM:"):
+            return f"custom operator '{opcode[len('CUSTOM:'):]}' ({where})"
+        return f"{opcode} ({where})"
+
+    ordered = sorted(first, key=lambda o: (not o.startswith("CUSTOM:"), first[o]))
+    return ", ".join(describe(o) for o in ordered)
+
+
+def check_graph(graph: Graph) -> None:
+    """Refuse, before any work, what the integer compiler cannot take: every unsupported
+    operator named at once, so one attempt tells the whole story."""
+    missing = unsupported_summary(graph, LOWERINGS)
+    if missing:
+        custom = "custom operator" in missing
+        raise UnsupportedOpError(
+            f"not supported by the int8 compiler: {missing}; "
+            + ("a custom operator is code the model's author wrote for their own runtime: "
+               "re-export the model with builtin operators; " if custom else "")
+            + f"supported: {', '.join(supported_ops())}")
     if len(graph.inputs) != 1 or len(graph.outputs) != 1:
         raise ModelError(
             f"model has {len(graph.inputs)} inputs and {len(graph.outputs)} outputs; "
