@@ -117,8 +117,9 @@ CASES.update({
 })
 
 
-def residual_add_model(act_fn="NONE"):
-    """input -> conv (1x1) -> ADD(input, conv) : ADD with two differently quantized inputs."""
+def residual_add_model(act_fn="NONE", opcode="ADD"):
+    """input -> conv (1x1) -> ADD(input, conv) : ADD (or SUB) with two differently quantized
+    inputs."""
     shape = (1, 4, 5, 3)
     tensors = [act("input", shape, 0.05, 3),
                weights("w", (3, 1, 1, 3), [0.02, 0.03, 0.01]),
@@ -126,16 +127,16 @@ def residual_add_model(act_fn="NONE"):
                act("conv", shape, 0.13, -20),
                act("sum", shape, 0.11, -4)]
     ops = [OpSpec("CONV_2D", [0, 1, 2], [3], {"padding": "VALID"}),
-           OpSpec("ADD", [0, 3], [4], {"activation": act_fn})]
+           OpSpec(opcode, [0, 3], [4], {"activation": act_fn})]
     return build_model(tensors, ops, [0], [4])
 
 
-def broadcast_add_model():
-    """ADD of [1,4,4,3] and an avg-pooled [1,1,1,3]: broadcasting along H and W."""
+def broadcast_add_model(opcode="ADD"):
+    """ADD (or SUB) of [1,4,4,3] and an avg-pooled [1,1,1,3]: broadcasting along H and W."""
     tensors = [act("input", (1, 4, 4, 3), 0.05, 3), act("pooled", (1, 1, 1, 3), 0.05, 3),
                act("sum", (1, 4, 4, 3), 0.09, 1)]
     ops = [OpSpec("AVERAGE_POOL_2D", [0], [1], {"filter": (4, 4), "stride": (1, 1)}),
-           OpSpec("ADD", [0, 1], [2], {"activation": "RELU"})]
+           OpSpec(opcode, [0, 1], [2], {"activation": "RELU"})]
     return build_model(tensors, ops, [0], [2])
 
 
@@ -154,6 +155,9 @@ CASES.update({
     "add_two_scales": residual_add_model,
     "add_relu": lambda: residual_add_model("RELU"),
     "add_broadcast": broadcast_add_model,
+    "sub_two_scales": lambda: residual_add_model(opcode="SUB"),
+    "sub_relu6": lambda: residual_add_model("RELU6", opcode="SUB"),
+    "sub_broadcast_relu": lambda: broadcast_add_model("SUB"),
     "reshape_aliases": reshape_chain_model,
 })
 

@@ -23,8 +23,9 @@ from tests.conftest import random_inputs, reference
 from tests.test_ops import act, conv_model, fc_model, weights
 
 
-def add_model(shape_b):
-    """input -> 1x1 conv (4 channels) -> ADD(input, conv or a pooled copy), different scales."""
+def add_model(shape_b, opcode="ADD"):
+    """input -> 1x1 conv (4 channels) -> ADD or SUB(input, conv or a pooled copy), different
+    scales."""
     from tests.test_ops import bias
 
     shape = (1, 5, 3, 4)
@@ -33,11 +34,11 @@ def add_model(shape_b):
     ops = [OpSpec("CONV_2D", [0, 1, 2], [3], {"padding": "VALID"})]
     if shape_b == shape:
         tensors.append(act("sum", shape, 0.11, -4))
-        ops.append(OpSpec("ADD", [0, 3], [4], {"activation": "RELU"}))
+        ops.append(OpSpec(opcode, [0, 3], [4], {"activation": "RELU"}))
         return build_model(tensors, ops, [0], [4])
     tensors += [act("pooled", shape_b, 0.13, -20), act("sum", shape, 0.11, -4)]
     ops += [OpSpec("AVERAGE_POOL_2D", [3], [4], {"filter": (5, 3), "stride": (1, 1)}),
-            OpSpec("ADD", [0, 4], [5])]
+            OpSpec(opcode, [0, 4], [5])]
     return build_model(tensors, ops, [0], [5])
 
 
@@ -89,6 +90,10 @@ CASES = {
         lambda: fc_model(1, 6, 3, "RELU", out_q=(0.01, -128)), None, "MVE"),
     "add_residual": (lambda: add_model((1, 5, 3, 4)), "input rescaling", "input rescaling"),
     "add_broadcast": (lambda: add_model((1, 1, 1, 4)), "input rescaling", "input rescaling"),
+    "sub_residual": (lambda: add_model((1, 5, 3, 4), "SUB"), "input rescaling",
+                     "input rescaling"),
+    "sub_broadcast": (lambda: add_model((1, 1, 1, 4), "SUB"), "input rescaling",
+                      "input rescaling"),
 }
 ISA_COLUMN = {"dsp": 0, "mve": 1}
 NO_SCRATCH_DSP = {"conv3x3_same_s2_ic3_oc5_odd_pixels", "conv5x4_ic1_oc8_stride2",
@@ -108,7 +113,8 @@ def check(case: str, board: str, isa: str | None, prefer: str, n: int = 6) -> di
     if isa == "dsp" and prefer == "memory" and case in NO_SCRATCH_DSP:
         variant = None
     kernel_layers = [layer for layer in result.report["layers"]
-                     if layer["op"] in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD")]
+                     if layer["op"] in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD",
+                                        "SUB")]
     last = kernel_layers[-1].get("variant", "")
     if variant is None:
         assert not last.startswith(("DSP", "MVE")), last

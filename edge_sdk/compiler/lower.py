@@ -50,6 +50,7 @@ LOWERINGS: dict[str, Lowering] = {
     "AVERAGE_POOL_2D": lower_pool2d,
     "MAX_POOL_2D": lower_pool2d,
     "ADD": lower_add,
+    "SUB": lower_add,
     "MUL": lower_mul,
     "RELU": lower_rescale,
     "RELU6": lower_rescale,
@@ -163,7 +164,8 @@ def _special_lowerings(isa: str) -> dict[str, list[SpecialLowering]]:
 
     chains: dict[str, list[SpecialLowering]] = {
         "CONV_2D": [dsp.lower_conv2d_dsp], "DEPTHWISE_CONV_2D": [dsp.lower_conv2d_dsp],
-        "FULLY_CONNECTED": [dsp.lower_fully_connected_dsp], "ADD": [dsp.lower_add_dsp]}
+        "FULLY_CONNECTED": [dsp.lower_fully_connected_dsp], "ADD": [dsp.lower_add_dsp],
+        "SUB": [dsp.lower_add_dsp]}
     if isa == "mve":
         chains["CONV_2D"].insert(0, mve.lower_conv2d_mve)
         chains["DEPTHWISE_CONV_2D"].insert(0, mve.lower_conv2d_mve)

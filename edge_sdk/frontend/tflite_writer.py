@@ -98,6 +98,10 @@ def _options(b: flatbuffers.Builder, op: OpSpec) -> tuple[int, int]:
         tflite.AddOptionsStart(b)
         tflite.AddOptionsAddFusedActivationFunction(b, act)
         return BO.AddOptions, tflite.AddOptionsEnd(b)
+    if op.opcode == "SUB":
+        tflite.SubOptionsStart(b)
+        tflite.SubOptionsAddFusedActivationFunction(b, act)
+        return BO.SubOptions, tflite.SubOptionsEnd(b)
     if op.opcode == "MUL":
         tflite.MulOptionsStart(b)
         tflite.MulOptionsAddFusedActivationFunction(b, act)

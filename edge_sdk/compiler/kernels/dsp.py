@@ -544,7 +544,7 @@ def lower_fully_connected_dsp(op: Operator, graph: Graph, func_name: str,
 
 
 def lower_add_dsp(op: Operator, graph: Graph, func_name: str, scratch: bool = True) -> Step:
-    """ADD with each input's rescaling looked up, not computed.
+    """ADD (and SUB: its second table negated) with each input's rescaling looked up.
 
     TFLite scales each input on its own before the sum: ``MultiplyByQuantizedMultiplier((x -
     zp) << 20, m, shift)`` depends on one int8 value, so it is a 256-entry table made at compile
@@ -553,7 +553,7 @@ def lower_add_dsp(op: Operator, graph: Graph, func_name: str, scratch: bool = Tr
     """
     del scratch  # never needs any
     a, b, y, out_shape, a_strides, b_strides = binary_operands(op, graph)
-    (m1, s1), (m2, s2), (mo, so) = add_multipliers(a, b, y)
+    (m1, s1), (m2, s2), (mo, so) = add_multipliers(a, b, y, op.opcode == "SUB")
     tables = [np.array([mbqm((v - zero_point(t)) * (1 << LEFT_SHIFT), m, s)
                         for v in range(-128, 128)], np.int32)
               for t, (m, s) in ((a, (m1, s1)), (b, (m2, s2)))]

@@ -1,8 +1,9 @@
-"""ADD and MUL, int8 (``reference_integer_ops::Add``/``Mul`` and their broadcast forms).
+"""ADD, SUB and MUL, int8 (``reference_integer_ops::Add``/``Mul`` and their broadcast forms).
 
 ``Prepare`` rescales both inputs to a common ``2 * max(scale1, scale2)`` with 20 bits of headroom
 (``left_shift = 20``), adds, and rescales to the output, each step with TFLite's fixed-point
-multiply. The float-to-double conversions follow the C++ (``2 * max`` happens in float).
+multiply. The float-to-double conversions follow the C++ (``2 * max`` happens in float). SUB is
+the same arithmetic with the second input's multiplier negated, as TFLite's ``Prepare`` does.
 """
 
 from __future__ import annotations
@@ -88,17 +89,22 @@ def _broadcast_binary(op: Operator, graph: Graph, func_name: str, body) -> Step:
     )
 
 
-def add_multipliers(a: Tensor, b: Tensor, y: Tensor) -> tuple[tuple[int, int], ...]:
-    """``Prepare`` of int8 ADD: (multiplier, shift) for input 1, input 2 and the output."""
+def add_multipliers(a: Tensor, b: Tensor, y: Tensor, subtract: bool = False
+                    ) -> tuple[tuple[int, int], ...]:
+    """``Prepare`` of int8 ADD (or SUB: the second multiplier negated): (multiplier, shift) for
+    input 1, input 2 and the output."""
     twice_max = f32(2 * f32(max(scale(a), scale(b))))
+    m2, s2 = quantize_multiplier(scale(b) / twice_max)
     return (quantize_multiplier(scale(a) / twice_max),
-            quantize_multiplier(scale(b) / twice_max),
+            (-m2 if subtract else m2, s2),
             quantize_multiplier(twice_max / f32((1 << LEFT_SHIFT) * scale(y))))
 
 
 def lower_add(op: Operator, graph: Graph, func_name: str) -> Step:
+    """ADD or SUB (same arithmetic, see the module docstring)."""
+
     def body(va, vb, a, b, y) -> None:
-        (m1, s1), (m2, s2), (mo, so) = add_multipliers(a, b, y)
+        (m1, s1), (m2, s2), (mo, so) = add_multipliers(a, b, y, op.opcode == "SUB")
         store(va, va[0] * (1 << LEFT_SHIFT))
         store(vb, vb[0] * (1 << LEFT_SHIFT))
         emit_multiply_by_quantized_multiplier(va, m1, s1)
