@@ -127,7 +127,7 @@ def check_graph(graph: Graph) -> None:
     operator named at once, so one attempt tells the whole story."""
     missing = unsupported_summary(graph, LOWERINGS)
     if missing:
-        custom = "custom operator" in missing
+        custom = any(op.opcode.startswith("CUSTOM:") for op in graph.operators)
         raise UnsupportedOpError(
             f"not supported by the int8 compiler: {missing}; "
             + ("a custom operator is code the model's author wrote for their own runtime: "

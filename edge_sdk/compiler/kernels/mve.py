@@ -55,9 +55,10 @@ def pack_rows16(w: np.ndarray) -> np.ndarray:
 
 
 def vector_requant(mults: np.ndarray, shifts: np.ndarray) -> bool:
-    """May ``edge_mve_requant4`` (double rounding) be used for these channels?"""
-    right = -shifts.astype(np.int64)
-    return bool(np.all(mults > 0) and np.all(right >= 1) and np.all(right <= 31))
+    """May ``edge_mve_requant4`` (double rounding) be used for these channels? The same
+    conditions as the scalar SMMULR form, less the accumulator bound: VQRDMULH does not double
+    the accumulator first."""
+    return fast_requant(mults, shifts, 0, True)
 
 
 def _tables(p: ConvPlan, bias: np.ndarray, channels: int, prefix: str):
