@@ -18,6 +18,7 @@ from collections.abc import Callable
 import numpy as np
 from tvm import te, tirx
 
+from edge_sdk.compiler.kernels import softmax
 from edge_sdk.compiler.kernels.common import int8_tensor, refuse, scale, zero_point
 from edge_sdk.compiler.kernels.conv import plan_conv2d
 from edge_sdk.compiler.kernels.elementwise import LEFT_SHIFT, _broadcast_strides, add_multipliers
@@ -204,27 +205,39 @@ def add_int8(op: Operator, graph: Graph, name: str) -> Step:
 
 
 def softmax_int8(op: Operator, graph: Graph, name: str) -> Step:
+    """The fixed-point softmax of :mod:`..kernels.softmax`, as four stages: row maxima, row sums
+    of the tabled exps, each row's reciprocal, and the normalised outputs."""
     p = plan_softmax(op, graph)
+    n = p.table_size
     X = te.placeholder((p.outer, p.depth), "int8", name="input")
-    E = te.placeholder((256,), "float32", name="exp_table")
-    S = te.placeholder((1,), "float32", name="output_scale")
+    E = te.placeholder((n,), "int32", name="exp_q31")
     j = te.reduce_axis((0, p.depth), "j")
     mx = te.compute((p.outer,), lambda i: te.max(X[i, j].astype("int32"), axis=j), name="row_max")
+
+    def exp_of(i, k):
+        diff = mx[i] - X[i, k].astype("int32")
+        return diff < n, E[tirx.min(diff, n - 1)]
+
+    def row_sum(i):
+        inside, e = exp_of(i, j2)
+        return te.sum(tirx.Select(inside, softmax.rescaled_exp(e), i32(0)), axis=j2)
+
     j2 = te.reduce_axis((0, p.depth), "j2")
-    total = te.compute((p.outer,), lambda i: te.sum(
-        E[255 - mx[i] + X[i, j2].astype("int32")], axis=j2), name="row_sum")
+    total = te.compute((p.outer,), row_sum, name="row_sum")
+    scale_q31 = te.compute((p.outer,), lambda i: softmax.reciprocal(
+        total[i], softmax.headroom(total[i]), lambda _name, value: value), name="row_scale")
 
     def normalise(i, k):
-        prob = E[255 - mx[i] + X[i, k].astype("int32")] * (
-            tirx.FloatImm("float32", 1.0) / (total[i] * S[0]))
-        return clamp(_round_half_away(prob).astype("int32") + p.output_zp, -128, 127
-                      ).astype("int8")
+        inside, e = exp_of(i, k)
+        bits = softmax.bits_over_unit(softmax.headroom(total[i]))
+        return tirx.Select(inside, softmax.normalised(e, scale_q31[i], bits),
+                           tirx.const(softmax.OUTPUT_ZERO_POINT, "int8"))
 
     Y = te.compute((p.outer, p.depth), normalise, name="output")
-    scratch = (Scratch(f"l{op.index}_row_max", (p.outer,), "int32"),
-               Scratch(f"l{op.index}_row_sum", (p.outer,), "float32"))
-    step = p.step(_func([X, E, S, mx, total, Y], name), name)
-    step.args = (*step.args[:3], *scratch, step.args[3])
+    scratch = tuple(Scratch(f"l{op.index}_{stage}", (p.outer,), "int32")
+                    for stage in ("row_max", "row_sum", "row_scale"))
+    step = p.step(_func([X, E, mx, total, scale_q31, Y], name), name)
+    step.args = (*step.args[:2], *scratch, step.args[2])
     return step
 
 
