@@ -20,11 +20,18 @@ from pathlib import Path
 import numpy as np
 
 from edge_sdk.compiler import CompiledModel, compile_graph
-from edge_sdk.compiler.quantization import quantize_array
 from edge_sdk.device.launch import open_board
 from edge_sdk.errors import DeviceError, ToolchainError, UsageError
 from edge_sdk.frontend.tflite import Graph
 from edge_sdk.frontend.tflite import load as load_tflite
+from edge_sdk.model_io import (
+    Inputs,
+    default_inputs,
+    outputs_bytes,
+    pack,
+    quantize_inputs,
+    unpack,
+)
 from edge_sdk.project.boards import Board, get_board
 from edge_sdk.project.build import BuildResult, build_ecosystem_project, build_project
 from edge_sdk.project.generate import (
@@ -160,7 +167,7 @@ def generate(model: Graph | str | Path, board: str, out_dir: str | Path,
     graph = model if isinstance(model, Graph) else load(model)
     b = get_board(board)
     if sample is not None:
-        sample = quantize_input(sample, graph)[0]
+        sample = packed_batch(graph, sample)[0]
     return generate_project(compile_for(graph, b, prefer=prefer), b, Path(out_dir),
                             template=template,
                             force=force, sample=sample)
@@ -199,29 +206,28 @@ def run_remote(port: str, inputs: np.ndarray, model: Graph | str | Path | None =
             if info.model != graph.name:
                 raise DeviceError(f"the board on {port} runs model '{info.model}', "
                                   f"not '{graph.name}'")
-            batch = quantize_input(inputs, graph)
-            out_t = graph.tensor(graph.outputs[0])
-            out_dtype, out_shape = np.dtype(out_t.dtype), tuple(out_t.shape)
+            batch = packed_batch(graph, inputs)
         else:
             flat = np.ascontiguousarray(inputs).view(np.uint8).reshape(-1)
             if flat.size % info.input_size:
                 raise UsageError(f"the board's model takes {info.input_size}-byte inputs; "
                                  f"the input file holds {flat.size} bytes")
             batch = flat.reshape(-1, info.input_size)
-            out_dtype, out_shape = np.dtype(np.int8), (info.output_size,)
-        outputs, ticks = [], []
+        rows, ticks = [], []
         for x in batch:
             if x.nbytes != info.input_size:
                 raise DeviceError(f"the board expects {info.input_size}-byte inputs, "
                                   f"got {x.nbytes}: is it running this model?")
             dev.write_input(x.tobytes())
             ticks.append(dev.run().ticks)
-            outputs.append(np.frombuffer(dev.read_output(info.output_size), dtype=out_dtype))
+            rows.append(dev.read_output(info.output_size))
     finally:
         transport.close()
     rep = {"model": info.model, "port": port, "arena_bytes": info.arena_size,
            "timer": timing(info.timer_kind, info.timer_hz, ticks, emulated=False)}
-    return RunResult(np.stack(outputs).reshape(len(outputs), *out_shape), rep)
+    if graph is None:  # raw bytes, read as int8
+        return RunResult([np.frombuffer(b"".join(rows), np.int8).reshape(len(rows), -1)], rep)
+    return RunResult(unpack(graph, rows), rep)
 
 
 def deploy(model: Graph | str | Path, board: str, host: str, inputs: np.ndarray | None = None,
@@ -251,7 +257,7 @@ def deploy(model: Graph | str | Path, board: str, host: str, inputs: np.ndarray 
         raise ToolchainError(f"{cross} not found: install it with apt-get install {pkg} "
                              "(or ./setup.sh)")
     compiled = compile_for(graph, b)
-    batch = quantize_input(default_input(graph) if inputs is None else inputs, graph)
+    batch = packed_batch(graph, inputs)
     ssh = SshHost(host, port=port, identity=Path(identity) if identity else None,
                   known_hosts=Path(known_hosts) if known_hosts else None,
                   accept_new_host_key=accept_new_host_key)
@@ -280,13 +286,16 @@ def deploy(model: Graph | str | Path, board: str, host: str, inputs: np.ndarray 
         stdout = ssh.run([*(run_prefix or []), f"{remote}/runner", f"{remote}/input.bin",
                           f"{remote}/output.bin", str(int(bench))], what="the model")
         ssh.get(f"{remote}/output.bin", work / "output.bin")
-        out_t = graph.tensor(graph.outputs[0])
         raw = (work / "output.bin").read_bytes()
     try:
         stats = json.loads(stdout.strip().splitlines()[-1])
     except (ValueError, IndexError):
         raise DeviceError(f"the runner on {host} printed no result: {stdout[-200:]!r}") from None
-    outputs = np.frombuffer(raw, dtype=np.dtype(out_t.dtype)).reshape(len(batch), *out_t.shape)
+    size = outputs_bytes(graph)
+    if len(raw) != size * len(batch):
+        raise DeviceError(f"the runner on {host} wrote {len(raw)} output bytes, expected "
+                          f"{size * len(batch)}: is the bundle for this model?")
+    outputs = unpack(graph, [raw[i * size:(i + 1) * size] for i in range(len(batch))])
     rep = report(compiled, b)
     rep.update({"host": host, "remote_dir": remote, "run_prefix": _shlex.join(run_prefix or []),
                 "latency": {k: stats[k] for k in ("bench_runs", "p50_ns", "p90_ns", "p99_ns",
@@ -325,42 +334,35 @@ def monitor(port: str, seconds: float | None = None, baudrate: int = 115200, out
 
 @dataclass
 class RunResult:
-    outputs: np.ndarray
+    """What a run returns: one ``(batch, *shape)`` array per model output, and the report."""
+
+    output_list: list[np.ndarray]
     report: dict = field(repr=False)
 
-
-def quantize_input(x: np.ndarray, graph: Graph) -> np.ndarray:
-    """Shape user data into a batch of model inputs, converting the element type.
-
-    int8 models take int8 as is, or float quantized with the model's input parameters; models
-    with a float32 input take float data.
-    """
-    t = graph.tensor(graph.inputs[0])
-    if t.dtype == "float32":
-        if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
-            raise UsageError(f"input dtype {x.dtype} is not supported: give float32 data")
-        q = x.astype(np.float32)
-    elif x.dtype == np.int8:
-        q = x
-    elif np.issubdtype(x.dtype, np.floating):
-        assert t.quant is not None
-        q = quantize_array(x, t.quant.scale[0], t.quant.zero_point[0])
-    else:
-        raise UsageError(f"input dtype {x.dtype} is not supported: give int8 or float32 data")
-    if q.size % t.size:
-        raise UsageError(f"input has {q.size} values; the model takes batches of {t.size} "
-                         f"(shape {list(t.shape)})")
-    return q.reshape(-1, t.size)
+    @property
+    def outputs(self) -> np.ndarray | tuple[np.ndarray, ...]:
+        """The output array of a single-output model; a tuple of them, in the model's output
+        order, for several."""
+        return self.output_list[0] if len(self.output_list) == 1 else tuple(self.output_list)
 
 
-def default_input(graph: Graph) -> np.ndarray:
-    """The deterministic input of ../shared/BASELINES.md: ``input[i] = (int8)(i*7 + 3)``.
+def quantize_input(x: Inputs, graph: Graph) -> np.ndarray:
+    """User data as a batch of packed model inputs (``(batch, bytes)`` uint8 when the model has
+    several inputs; ``(batch, size)`` of the input's type for one, as it always was)."""
+    arrays = quantize_inputs(graph, x)
+    return arrays[0] if len(arrays) == 1 else pack(graph, arrays)
 
-    A float-input model has no input quantization: it gets the same integers scaled to [-1, 1).
-    """
-    t = graph.tensor(graph.inputs[0])
-    pattern = ((np.arange(t.size, dtype=np.int64) * 7 + 3) & 0xFF).astype(np.uint8).view(np.int8)
-    return pattern if t.dtype == "int8" else pattern.astype(np.float32) / 128.0
+
+def default_input(graph: Graph) -> Inputs:
+    """The deterministic input of ../shared/BASELINES.md (``input[i] = (int8)(i*7 + 3)``) of
+    each model input: one array for a single-input model, a list for several."""
+    arrays = [a[0] for a in default_inputs(graph)]
+    return arrays[0] if len(arrays) == 1 else arrays
+
+
+def packed_batch(graph: Graph, inputs: Inputs | None) -> np.ndarray:
+    """``(batch, bytes)``: what the firmware's WRITE_INPUT takes, one row per inference."""
+    return pack(graph, default_inputs(graph) if inputs is None else quantize_inputs(graph, inputs))
 
 
 def run(model: str | Path | Graph, board: str = "host", inputs: np.ndarray | None = None,
@@ -373,33 +375,30 @@ def run(model: str | Path | Graph, board: str = "host", inputs: np.ndarray | Non
     graph = model if isinstance(model, Graph) else load(model)
     b = get_board(board)
     compiled = compile_for(graph, b, isa, prefer)
-    batch = quantize_input(default_input(graph) if inputs is None else inputs, graph)
+    batch = packed_batch(graph, inputs)
     with tempfile.TemporaryDirectory(prefix="edge-sdk-") as scratch:
         project = Path(workdir) if workdir else Path(scratch) / "project"
         # Re-use a work directory only if it is one of ours: never delete a user's files.
         ours = workdir is not None and (project / "edge_project.json").exists()
         generate_project(compiled, b, project, force=ours, demo=False, profile=profile)
         build = build_project(project, b, compiled.name)
-        outputs, ticks, marks = [], [], []
+        rows, ticks, marks = [], [], []
         with open_board(b, build.executable) as dev:
             info = dev.info()
             if (info.model, info.input_size) != (compiled.name, batch[0].nbytes):
                 raise DeviceError(f"the board runs model '{info.model}', not '{compiled.name}'")
-            out_t = graph.tensor(graph.outputs[0])
             for x in batch:
                 dev.write_input(x.tobytes())
                 res = dev.run()
                 ticks.append(res.ticks)
                 if profile:
                     marks.append(dev.profile())
-                raw = dev.read_output(out_t.nbytes)
-                outputs.append(np.frombuffer(raw, dtype=np.dtype(out_t.dtype)))
+                rows.append(dev.read_output(outputs_bytes(graph)))
     rep = report(compiled, b, build)
     rep["timer"] = timing(info.timer_kind, info.timer_hz, ticks, emulated=b.emulator is not None)
     if profile:
         add_layer_timing(rep, marks, info.timer_kind, info.timer_hz, b.emulator is not None)
-    shape = (len(outputs), *out_t.shape)
-    return RunResult(np.stack(outputs).reshape(shape), rep)
+    return RunResult(unpack(graph, rows), rep)
 
 
 def add_layer_timing(rep: dict, marks: list[list[int]], kind: str, hz: int,

@@ -13,6 +13,7 @@ import numpy as np
 
 from edge_sdk import api
 from edge_sdk.errors import EdgeSDKError, UsageError
+from edge_sdk.model_io import default_inputs, output_key, quantize_inputs
 
 
 def _load_npy(path: str) -> np.ndarray:
@@ -22,24 +23,61 @@ def _load_npy(path: str) -> np.ndarray:
         raise UsageError(f"cannot read input {path}: {err}") from None
 
 
-def _save_npy(path: str, data: np.ndarray) -> None:
+def _load_inputs(path: str) -> np.ndarray | dict[str, np.ndarray]:
+    """``.npy``: the one input; ``.npz``: keys ``input_0``, ``input_1``, ... (or tensor names)."""
+    data = _load_npy(path)
+    if isinstance(data, np.lib.npyio.NpzFile):
+        with data:
+            return {k: data[k] for k in data.files}
+    return data
+
+
+def _check_output_path(args: argparse.Namespace, graph) -> None:
+    """Before any work: several outputs go to an ``.npz``, one to an ``.npy``."""
+    path = getattr(args, "output", None)
+    if graph is None or not path:
+        return
+    several = len(graph.outputs) > 1
+    if several and not path.endswith(".npz"):
+        raise UsageError(f"the model has {len(graph.outputs)} outputs: give --output a .npz "
+                         "file (keys output_0, output_1, ...)")
+    if not several and path.endswith(".npz"):
+        raise UsageError("the model has one output: give --output a .npy file")
+
+
+def _save_npy(path: str, data: np.ndarray | dict[str, np.ndarray]) -> None:
     target = Path(path)
-    tmp = target.with_name(f".{target.name}.tmp.npy")
-    np.save(tmp, data)
+    if isinstance(data, dict):
+        tmp = target.with_name(f".{target.name}.tmp.npz")
+        np.savez(tmp, **data)
+    else:
+        tmp = target.with_name(f".{target.name}.tmp.npy")
+        np.save(tmp, data)
     os.replace(tmp, target)
+
+
+def _one_sample(graph, x) -> bool:
+    """Whether the user gave a single sample without a batch axis (then outputs lose theirs)."""
+    if x is None:
+        return True
+    first = x if isinstance(x, np.ndarray) else next(iter(x.values()))
+    return first.ndim == len(graph.tensor(graph.inputs[0]).shape)
 
 
 def _save_results(args: argparse.Namespace, graph, x, result) -> np.ndarray:
     """Shape the outputs like the input (one sample -> the model's output shape), then write
-    ``--output`` and ``--report`` when asked. Shared by run, run-remote and deploy."""
-    out = result.outputs
-    if graph is not None and (x is None or x.ndim == len(graph.tensor(graph.inputs[0]).shape)):
-        out = out.reshape(graph.tensor(graph.outputs[0]).shape)
+    ``--output`` (``.npz`` with ``output_0``, ... for several outputs) and ``--report``. Shared
+    by run, run-remote and deploy; returns the first output, for the summary line."""
+    outs = list(result.output_list)
+    if graph is not None and _one_sample(graph, x):
+        outs = [o.reshape(graph.tensor(t).shape) for o, t in zip(outs, graph.outputs,
+                                                                  strict=True)]
     if getattr(args, "output", None):
-        _save_npy(args.output, out)
+        _save_npy(args.output, outs[0] if len(outs) == 1 else {
+            output_key(i): o for i, o in enumerate(outs)})
     if getattr(args, "report", None):
         api.write_json(args.report, result.report)
-    return out
+    return outs[0]
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
@@ -60,14 +98,15 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     graph = api.load(args.model)
-    x = _load_npy(args.input) if args.input else None
+    _check_output_path(args, graph)
+    x = _load_inputs(args.input) if args.input else None
     result = api.run(graph, board=args.board, inputs=x, workdir=args.workdir,
                      profile=args.profile, prefer=args.prefer)
     if args.check:  # into the report first, so --report keeps the verdict
         from edge_sdk.validate import check_run
 
-        batch = api.quantize_input(api.default_input(graph) if x is None else x, graph)
-        result.report["check"] = check_run(graph, batch, result.outputs)
+        arrays = default_inputs(graph) if x is None else quantize_inputs(graph, x)
+        result.report["check"] = check_run(graph, arrays, result.output_list)
     out = _save_results(args, graph, x, result)
     timer = result.report.get("timer", {})
     measure = ("instructions", timer["instructions"]) if "instructions" in timer else (
@@ -116,7 +155,7 @@ def print_profile(rep: dict) -> None:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    sample = _load_npy(args.sample) if args.sample else None
+    sample = _load_inputs(args.sample) if args.sample else None
     out = api.generate(args.model, args.board, args.output, template=args.template,
                        force=args.force, sample=sample, prefer=args.prefer)
     meta = json.loads((out / "edge_project.json").read_text())
@@ -161,12 +200,15 @@ def cmd_monitor(args: argparse.Namespace) -> int:
 
 
 def cmd_run_remote(args: argparse.Namespace) -> int:
-    x = _load_npy(args.input)
     graph = api.load(args.model) if args.model else None
+    _check_output_path(args, graph)
+    x = _load_inputs(args.input)
+    if isinstance(x, dict) and graph is None:
+        raise UsageError("an .npz input needs --model, to know the order of the inputs")
     result = api.run_remote(args.port, x, model=graph, baudrate=args.baud, timeout=args.timeout)
     _save_results(args, graph, x, result)
     timer = result.report["timer"]
-    print(f"{result.report['model']} on {args.port}: {len(result.outputs)} inference(s), "
+    print(f"{result.report['model']} on {args.port}: {len(result.output_list[0])} inference(s), "
           f"ticks per inference {timer['ticks']} ({timer['kind']} at {timer['timer_hz']} Hz)")
     return 0
 
@@ -202,7 +244,8 @@ def cmd_quantize(args: argparse.Namespace) -> int:
 
 def cmd_deploy(args: argparse.Namespace) -> int:
     graph = api.load(args.model)
-    x = _load_npy(args.input) if args.input else None
+    _check_output_path(args, graph)
+    x = _load_inputs(args.input) if args.input else None
     result = api.deploy(graph, args.board, args.host, inputs=x, bench=args.bench,
                         identity=args.identity, port=args.port, remote_dir=args.remote_dir,
                         accept_new_host_key=args.accept_new_host_key,
@@ -210,7 +253,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
                         run_prefix=shlex.split(args.run_prefix) if args.run_prefix else None)
     _save_results(args, graph, x, result)
     lat = result.report["latency"]
-    line = f"{graph.name} on {args.host} ({args.board}): {len(result.outputs)} inference(s)"
+    line = f"{graph.name} on {args.host} ({args.board}): {len(result.output_list[0])} inference(s)"
     if lat["bench_runs"]:
         line += (f"; latency over {lat['bench_runs']} runs p50 {lat['p50_ns'] / 1e6:.3f} ms, "
                  f"p90 {lat['p90_ns'] / 1e6:.3f} ms, p99 {lat['p99_ns'] / 1e6:.3f} ms")
@@ -315,15 +358,16 @@ def parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="compile, build, start the board, run inference")
     r.add_argument("model")
     r.add_argument("--board", default="host")
-    r.add_argument("--input", help=".npy input (int8, or float to quantize); default: "
-                                   "the deterministic pattern of BASELINES.md")
+    r.add_argument("--input", help=".npy (one input) or .npz (keys input_0, input_1, ...), "
+                                   "int8 or float to quantize; default: the deterministic "
+                                   "pattern of BASELINES.md")
     r.add_argument("--check", action="store_true",
                    help="compare the outputs with LiteRT's reference kernels on the same inputs "
                         "(bit-exact for integer outputs); exit code 7 if they differ")
     r.add_argument("--profile", action="store_true",
                    help="time every layer on the board (firmware built with EDGE_PROFILE); "
                         "prints a table and adds it to --report")
-    r.add_argument("--output", help="write the int8 outputs as .npy")
+    r.add_argument("--output", help=".npy (one output) or .npz (keys output_0, output_1, ...)")
     r.add_argument("--report", help="write report.json")
     r.add_argument("--workdir", help="keep the generated firmware project here")
     prefer_option(r)
@@ -336,7 +380,8 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--template", help="default: the board's first template (edge-sdk boards)")
     g.add_argument("-o", "--output", required=True, help="project directory")
     g.add_argument("--force", action="store_true", help="replace an existing edge-sdk project")
-    g.add_argument("--sample", help=".npy input the firmware runs at boot (default: a pattern)")
+    g.add_argument("--sample", help=".npy/.npz input the firmware runs at boot (default: a "
+                                    "pattern)")
     prefer_option(g)
     g.set_defaults(func=cmd_generate)
 
@@ -362,8 +407,8 @@ def parser() -> argparse.ArgumentParser:
     rr = sub.add_parser("run-remote", help="run inputs on a board that runs edge-sdk firmware")
     rr.add_argument("--port", required=True, help="/dev/ttyACM0, COM3, socket://HOST:PORT")
     rr.add_argument("--model", help="the .tflite it runs: checks the name, shapes the data")
-    rr.add_argument("--input", required=True, help=".npy input(s)")
-    rr.add_argument("--output", help="write the outputs as .npy")
+    rr.add_argument("--input", required=True, help=".npy or .npz (keys input_0, ...) inputs")
+    rr.add_argument("--output", help=".npy (one output) or .npz (keys output_0, output_1, ...)")
     rr.add_argument("--report", help="write timings as JSON")
     rr.add_argument("--baud", type=int, default=115200)
     rr.add_argument("--timeout", type=float, default=10.0, help="seconds per reply")
@@ -392,8 +437,9 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--host", required=True, help="user@address (or an ~/.ssh/config alias)")
     d.add_argument("--identity", help="SSH private key")
     d.add_argument("--port", type=int, help="SSH port")
-    d.add_argument("--input", help=".npy input(s); default: a fixed pattern")
-    d.add_argument("--output", help="write the outputs as .npy")
+    d.add_argument("--input", help=".npy or .npz (keys input_0, ...) inputs; default: a "
+                                   "fixed pattern")
+    d.add_argument("--output", help=".npy (one output) or .npz (keys output_0, output_1, ...)")
     d.add_argument("--report", help="write report.json (latency percentiles, peak memory)")
     d.add_argument("--bench", type=int, default=0, help="time this many runs")
     d.add_argument("--remote-dir", default="edge-sdk", help="on the board (default ~/edge-sdk)")

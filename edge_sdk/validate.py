@@ -23,8 +23,10 @@ class CheckFailed(EdgeSDKError):
     exit_code = 7
 
 
-def reference_outputs(model: Path, batch: np.ndarray) -> np.ndarray:
-    """LiteRT's outputs (BUILTIN_REF: the reference kernels) for each input of ``batch``."""
+def reference_outputs(model: Path, inputs: list[np.ndarray]) -> list[np.ndarray]:
+    """LiteRT's outputs (BUILTIN_REF: the reference kernels), one ``(batch, *shape)`` array per
+    model output, for ``inputs`` (one ``(batch, size)`` array per model input, already in the
+    inputs' types)."""
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
     try:
@@ -35,13 +37,16 @@ def reference_outputs(model: Path, batch: np.ndarray) -> np.ndarray:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise UsageError(f"--check: LiteRT cannot run {model.name} ({first}); "
                          "compare the outputs with your own reference instead") from None
-    inp, out = it.get_input_details()[0], it.get_output_details()[0]
-    results = []
-    for x in batch:
-        it.set_tensor(inp["index"], x.reshape(inp["shape"]).astype(inp["dtype"]))
+    ins, outs = it.get_input_details(), it.get_output_details()
+    results: list[list[np.ndarray]] = [[] for _ in outs]
+    for sample in range(len(inputs[0])):
+        for detail, x in zip(ins, inputs, strict=True):
+            it.set_tensor(detail["index"], x[sample].reshape(detail["shape"]).astype(
+                detail["dtype"]))
         it.invoke()
-        results.append(it.get_tensor(out["index"]).copy())
-    return np.stack(results)
+        for k, detail in enumerate(outs):
+            results[k].append(it.get_tensor(detail["index"]).copy())
+    return [np.stack(r) for r in results]
 
 
 def compare(ours: np.ndarray, expected: np.ndarray) -> dict:
@@ -64,8 +69,18 @@ def compare(ours: np.ndarray, expected: np.ndarray) -> dict:
     return result
 
 
-def check_run(graph: Graph, batch: np.ndarray, outputs: np.ndarray) -> dict:
-    """Compare a run's outputs with the reference for the same (already quantized) inputs."""
+def check_run(graph: Graph, inputs: list[np.ndarray], outputs: list[np.ndarray]) -> dict:
+    """Compare a run's outputs with the reference for the same (already quantized) inputs: the
+    first output's figures at the top, each output's under ``outputs`` (the verdict covers all).
+    """
     if graph.source is None:
         raise UsageError("--check needs the model file: load the model from a .tflite path")
-    return compare(outputs, reference_outputs(graph.source, batch))
+    expected = reference_outputs(graph.source, inputs)
+    each = [compare(ours, ref) for ours, ref in zip(outputs, expected, strict=True)]
+    result = dict(each[0])
+    result["match"] = all(e["match"] for e in each)
+    if len(each) > 1:
+        result["outputs"] = each
+        result["differing"] = sum(e["differing"] for e in each)
+        result["elements"] = sum(e["elements"] for e in each)
+    return result

@@ -17,11 +17,11 @@ import numpy as np
 
 from edge_sdk.codegen.tvm_c import generate_kernels
 from edge_sdk.compiler.planner import MemoryPlan
-from edge_sdk.compiler.program import Constant, Program, Scratch, TensorArg
+from edge_sdk.compiler.program import Constant, ModelIO, Program, Scratch, TensorArg, packed_bytes
 from edge_sdk.frontend.tflite import Tensor
 
-_CTYPES = {"int8": "int8_t", "int32": "int32_t", "float32": "float", "float64": "double",
-           "uint8": "uint8_t"}
+_CTYPES = {"int8": "int8_t", "int16": "int16_t", "int32": "int32_t", "int64": "int64_t",
+           "float32": "float", "float64": "double", "uint8": "uint8_t"}
 
 
 @dataclass(frozen=True)
@@ -82,33 +82,44 @@ def _prototypes(kernel_code: str) -> str:
 
 
 def signature_of(program: Program) -> str:
+    """``int <name>_run(const T *input, U *output, uint8_t *arena)``; a model with several
+    inputs or outputs takes one typed pointer for each, in the model's order."""
     graph = program.graph
-    tin, tout = graph.tensor(program.input), graph.tensor(program.output)
-    in_c, out_c = _CTYPES[tin.dtype], _CTYPES[tout.dtype]
-    return f"int {program.name}_run(const {in_c} *input, {out_c} *output, uint8_t *arena)"
+
+    def param(io: ModelIO) -> str:
+        ctype = _CTYPES[graph.tensor(io.tensor).dtype]
+        return f"{'const ' if io.role == 'input' else ''}{ctype} *{io.param}"
+
+    params = ", ".join(param(io) for io in (*program.inputs, *program.outputs))
+    return f"int {program.name}_run({params}, uint8_t *arena)"
+
+
+def _io_block(program: Program, io: ModelIO) -> list[str]:
+    """The macros of one input or output: ``<NAME>_INPUT_<i>_*``, and ``<NAME>_INPUT_*`` too
+    when the model has a single input (the names a one-input model always had)."""
+    upper, t = program.name.upper(), program.graph.tensor(io.tensor)
+    dims = ", ".join(str(d) for d in t.shape)
+    values = [("TYPE", _CTYPES[t.dtype]), ("SIZE", str(t.size)), ("DIMS", str(len(t.shape))),
+              ("SHAPE", f"{{{dims}}}"), ("OFFSET", str(io.offset))]
+    if t.quant is not None:
+        values += [("SCALE", _literal(t.quant.scale[0], "float32")),
+                   ("ZERO_POINT", str(t.quant.zero_point[0]))]
+    role = io.role.upper()
+    several = len(program.inputs if io.role == "input" else program.outputs) > 1
+    prefixes = [f"{upper}_{role}_{io.index}"] + ([] if several else [f"{upper}_{role}"])
+    lines = [f"/* {io.role} {io.index}: '{_comment(t.name)}' ({io.param} in {program.name}_run) */"]
+    for prefix in prefixes:
+        lines += [f"#define {prefix}_{key} {value}" for key, value in values]
+    return lines
 
 
 def emit_header(program: Program, arena_bytes: int, about: list[str], api_doc: list[str]) -> str:
     """``<name>.h``: sizes, shapes, quantization and the run function (CPU and GPU alike)."""
     name, graph = program.name, program.graph
     upper = name.upper()
-    tin, tout = graph.tensor(program.input), graph.tensor(program.output)
     source_name = graph.source.name if graph.source else name
-
-    def io_macros(role: str, t: Tensor) -> list[str]:
-        dims = ", ".join(str(d) for d in t.shape)
-        lines = [
-            f"#define {upper}_{role}_TYPE {_CTYPES[t.dtype]}",
-            f"#define {upper}_{role}_SIZE {t.size}",
-            f"#define {upper}_{role}_DIMS {len(t.shape)}",
-            f"#define {upper}_{role}_SHAPE {{{dims}}}",
-        ]
-        if t.quant is not None:
-            lines += [
-                f"#define {upper}_{role}_SCALE {_literal(t.quant.scale[0], 'float32')}",
-                f"#define {upper}_{role}_ZERO_POINT {t.quant.zero_point[0]}",
-            ]
-        return lines
+    io_macros = [line for io in (*program.inputs, *program.outputs)
+                 for line in _io_block(program, io)]
 
     return "\n".join(
         [
@@ -125,8 +136,13 @@ def emit_header(program: Program, arena_bytes: int, about: list[str], api_doc: l
             "#endif",
             "",
             f"#define {upper}_ARENA_SIZE {arena_bytes}",
-            *io_macros("INPUT", tin),
-            *io_macros("OUTPUT", tout),
+            f"#define {upper}_NUM_INPUTS {len(program.inputs)}",
+            f"#define {upper}_NUM_OUTPUTS {len(program.outputs)}",
+            "/* All inputs (outputs) packed into one byte array, each at its _OFFSET: the layout",
+            "   edge-sdk's firmware and host tools exchange. */",
+            f"#define {upper}_INPUTS_BYTES {packed_bytes(program.inputs)}",
+            f"#define {upper}_OUTPUTS_BYTES {packed_bytes(program.outputs)}",
+            *io_macros,
             f"#define {upper}_NUM_LAYERS {len(program.steps)}",
             "",
             *api_doc,
@@ -148,24 +164,26 @@ def emit(program: Program, memory: MemoryPlan, external_kernels: bool = False) -
     name = program.name
     upper = name.upper()
     graph = program.graph
-    tin, tout = graph.tensor(program.input), graph.tensor(program.output)
     kernels = generate_kernels(program)
-    in_c, out_c = _CTYPES[tin.dtype], _CTYPES[tout.dtype]
     signature = signature_of(program)
+    buffers = []
+    for io in (*program.inputs, *program.outputs):
+        t = graph.tensor(io.tensor)
+        macro = f"{upper}_{io.role.upper()}_{io.index}"
+        quant = f", quantization: {macro}_*" if t.quant is not None else ""
+        buffers.append(f" *   {io.param:<7}[{macro}_SIZE] {_CTYPES[t.dtype]}{quant}")
     header = emit_header(program, memory.arena_bytes, [
-        " * Integer-only inference, no heap, no runtime. The caller owns three buffers:",
-        f" *   input  [{upper}_INPUT_SIZE]  {in_c}, quantization: {upper}_INPUT_*",
-        f" *   output [{upper}_OUTPUT_SIZE] {out_c}",
+        " * Integer-only inference, no heap, no runtime. The caller owns the buffers:",
+        *buffers,
         f" *   arena  [{upper}_ARENA_SIZE]  scratch for intermediates, 16-byte aligned",
-    ], ["/* Run one inference. Returns 0 on success. `input` and `output` must not overlap",
+    ], ["/* Run one inference. Returns 0 on success. Inputs and outputs must not overlap",
         "   the arena. Reentrant: all state lives in the arena the caller passes. */"])
+    params = {(io.role, io.index): io.param for io in (*program.inputs, *program.outputs)}
 
     def pointer(tensor: int) -> str:
         buf = memory.buffer_of(tensor)
-        if buf.location == "input":
-            return "input"
-        if buf.location == "output":
-            return "output"
+        if buf.location in ("input", "output"):
+            return params[buf.location, buf.io]
         return f"l{producer[buf.root]}_out"
 
     def scratch_pointer(sc: Scratch) -> str:

@@ -38,9 +38,11 @@ def emit_gpu(program: Program, memory: MemoryPlan, gpu: GpuCode) -> CSources:
     for step in program.steps:
         for t in step.outputs:
             producer.setdefault(memory.buffer_of(t).root, step.op_index)
+    params = {(io.role, io.index): io.param for io in (*program.inputs, *program.outputs)}
     for buf in sorted(memory.buffers, key=lambda b: ({"input": 0, "output": 1}.get(
-            b.location, 2), b.first)):
-        label = buf.location if buf.location != "arena" else f"l{producer[buf.root]}_out"
+            b.location, 2), b.io, b.first)):
+        label = (params[buf.location, buf.io] if buf.location != "arena"
+                 else f"l{producer[buf.root]}_out")
         for t in buf.tensors:
             index_of_tensor[t] = len(names)
         names.append(label)
@@ -125,16 +127,22 @@ def emit_gpu(program: Program, memory: MemoryPlan, gpu: GpuCode) -> CSources:
         *launches,
         "};",
         "",
+        f"static const uint16_t {name}_inputs[] = {{"
+        + ", ".join(f"{upper}_BUF_{io.param.upper()}" for io in program.inputs) + "};",
+        f"static const uint16_t {name}_outputs[] = {{"
+        + ", ".join(f"{upper}_BUF_{io.param.upper()}" for io in program.outputs) + "};",
         f"static const edge_gpu_program {name}_program = {{",
         f'  "{name}", {name}_device_code, {name}_buffers, {upper}_NUM_BUFFERS,',
         f"  {name}_launches, sizeof {name}_launches / sizeof {name}_launches[0],",
-        f"  {upper}_BUF_INPUT, {upper}_BUF_OUTPUT,",
+        f"  {len(program.inputs)}, {len(program.outputs)}, {name}_inputs, {name}_outputs,",
         "};",
         f"static void *{name}_state;",
         "",
         f"{signature_of(program)} {{",
+        f"  const void *const inputs[] = {{{', '.join(io.param for io in program.inputs)}}};",
+        f"  void *const outputs[] = {{{', '.join(io.param for io in program.outputs)}}};",
         "  (void)arena;",
-        f"  return edge_gpu_run(&{name}_program, &{name}_state, input, output);",
+        f"  return edge_gpu_run(&{name}_program, &{name}_state, inputs, outputs);",
         "}",
         "",
     ])

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from edge_sdk.codegen.c_model import CSources, emit
 from edge_sdk.compiler.lower import lower, supported_ops
 from edge_sdk.compiler.planner import MemoryPlan, plan
-from edge_sdk.compiler.program import Program
+from edge_sdk.compiler.program import Program, packed_bytes
 from edge_sdk.errors import UsageError
 from edge_sdk.frontend.tflite import Graph
 
@@ -39,8 +39,7 @@ class CompiledModel:
 
     @property
     def io_bytes(self) -> int:
-        g = self.program.graph
-        return g.tensor(self.program.input).nbytes + g.tensor(self.program.output).nbytes
+        return packed_bytes(self.program.inputs) + packed_bytes(self.program.outputs)
 
     def layers(self) -> list[dict]:
         """Per-layer facts for the report: name, op, MACs, where its output lives."""

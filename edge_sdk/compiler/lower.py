@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from edge_sdk.compiler.kernels.activation import lower_rescale
+from edge_sdk.compiler.kernels.activation import lower_prelu, lower_rescale
 from edge_sdk.compiler.kernels.boundary import lower_dequantize, lower_quantize_float
 from edge_sdk.compiler.kernels.common import refuse
 from edge_sdk.compiler.kernels.conv import lower_conv2d
-from edge_sdk.compiler.kernels.elementwise import lower_add, lower_mul
+from edge_sdk.compiler.kernels.elementwise import lower_add, lower_maximum_minimum, lower_mul
 from edge_sdk.compiler.kernels.fully_connected import lower_fully_connected
 from edge_sdk.compiler.kernels.layout import (
     lower_concatenation,
@@ -68,6 +68,11 @@ LOWERINGS: dict[str, Lowering] = {
     "LOGISTIC": lower_lookup,
     "TANH": lower_lookup,
     "HARD_SWISH": lower_lookup,
+    "LEAKY_RELU": lower_lookup,
+    "ABS": lower_lookup,
+    "PRELU": lower_prelu,
+    "MAXIMUM": lower_maximum_minimum,
+    "MINIMUM": lower_maximum_minimum,
     "SOFTMAX": lower_softmax,
     "RESHAPE": lower_alias,
     "SQUEEZE": lower_alias,
@@ -133,11 +138,8 @@ def check_graph(graph: Graph) -> None:
             + ("a custom operator is code the model's author wrote for their own runtime: "
                "re-export the model with builtin operators; " if custom else "")
             + f"supported: {', '.join(supported_ops())}")
-    if len(graph.inputs) != 1 or len(graph.outputs) != 1:
-        raise ModelError(
-            f"model has {len(graph.inputs)} inputs and {len(graph.outputs)} outputs; "
-            "edge-sdk compiles single-input, single-output models"
-        )
+    if not graph.inputs or not graph.outputs:
+        raise ModelError("the model has no inputs or no outputs: nothing to compile")
     for i in (*graph.inputs, *graph.outputs):
         t = graph.tensor(i)
         if t.dtype not in ("int8", "float32") or (t.dtype == "int8" and t.quant is None):

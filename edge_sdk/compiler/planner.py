@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from edge_sdk.compiler.program import Program
+from edge_sdk.errors import ModelError
 
 ALIGNMENT = 16
 
@@ -21,7 +22,8 @@ ALIGNMENT = 16
 class Buffer:
     """One planned buffer: the tensors that share it and where it lives.
 
-    ``location`` is ``"arena"``, ``"input"`` or ``"output"`` (the caller's pointers).
+    ``location`` is ``"arena"``, ``"input"`` or ``"output"`` (the caller's pointers; ``io``
+    says which of the model's inputs or outputs).
     """
 
     root: int
@@ -32,6 +34,7 @@ class Buffer:
     location: str
     offset: int = 0
     scratch: str = ""  # a step's scratch buffer: its name (root is then negative)
+    io: int = 0
 
 
 @dataclass(frozen=True)
@@ -86,19 +89,23 @@ def plan(program: Program, scratch_in_arena: bool = True) -> MemoryPlan:
                 groups[r].append(t)
             first.setdefault(r, i)
             last[r] = i
-    for t in (program.input, program.output):
-        groups.setdefault(find(t), [t])
+    ios = (*program.inputs, *program.outputs)
+    for io in ios:
+        groups.setdefault(find(io.tensor), [io.tensor])
 
     buffers: list[Buffer] = []
     for r, members in groups.items():
-        if program.output in members:
-            location = "output"
-        elif program.input in members:
-            location = "input"
-        else:
-            location = "arena"
+        # An output wins over an input: a model whose output is its input reshaped copies it.
+        mine = sorted((io for io in ios if io.tensor in members),
+                      key=lambda io: io.role != "output")
+        outputs = [io for io in mine if io.role == "output"]
+        if len(outputs) > 1:
+            raise ModelError(f"model outputs {outputs[0].index} and {outputs[1].index} are the "
+                             "same tensor seen through a reshape: keep one of them")
+        location, io_index = (mine[0].role, mine[0].index) if mine else ("arena", 0)
         buffers.append(Buffer(r, tuple(members), graph.tensor(r).nbytes,
-                              first.get(r, 0), last.get(r, len(program.steps)), location))
+                              first.get(r, 0), last.get(r, len(program.steps)), location,
+                              io=io_index))
 
     if scratch_in_arena:
         for i, step in enumerate(program.steps):

@@ -93,6 +93,43 @@ class Step:
         return [a for a in self.args if isinstance(a, Scratch)]
 
 
+IO_ALIGNMENT = 16  # each tensor's place in the packed input/output bytes
+
+
+@dataclass(frozen=True)
+class ModelIO:
+    """One of the model's inputs or outputs, as the generated C and the firmware see it.
+
+    ``param`` is its parameter in ``<model>_run``: ``input``/``output`` when the model has one
+    (the historical API), ``input_0``, ``input_1``, ... when it has several. The firmware moves
+    all inputs as one packed byte array (and all outputs as another): each tensor at ``offset``,
+    a multiple of 16, in the model's order; the host splits and joins the same way.
+    """
+
+    role: str  # "input" or "output"
+    index: int
+    tensor: int
+    param: str
+    offset: int
+    nbytes: int
+
+
+def model_io(graph: Graph, role: str) -> tuple[ModelIO, ...]:
+    tensors = graph.inputs if role == "input" else graph.outputs
+    out, offset = [], 0
+    for i, t in enumerate(tensors):
+        nbytes = graph.tensor(t).nbytes
+        out.append(ModelIO(role, i, t, role if len(tensors) == 1 else f"{role}_{i}", offset,
+                           nbytes))
+        offset += (nbytes + IO_ALIGNMENT - 1) // IO_ALIGNMENT * IO_ALIGNMENT
+    return tuple(out)
+
+
+def packed_bytes(ios: tuple[ModelIO, ...]) -> int:
+    """Bytes of the packed layout (the last tensor unpadded)."""
+    return max((io.offset + io.nbytes for io in ios), default=0)
+
+
 @dataclass
 class Program:
     """All steps of a model, in execution order, plus the graph they came from."""
@@ -103,12 +140,19 @@ class Program:
     isa: str = "generic"  # the kernel set (see edge_sdk.compiler.lower.ISAS)
 
     @property
-    def input(self) -> int:
-        return self.graph.inputs[0]
+    def inputs(self) -> tuple[ModelIO, ...]:
+        return model_io(self.graph, "input")
 
     @property
-    def output(self) -> int:
-        return self.graph.outputs[0]
+    def outputs(self) -> tuple[ModelIO, ...]:
+        return model_io(self.graph, "output")
+
+    def io_of(self, tensor: int) -> ModelIO | None:
+        """The model input or output that is this tensor (an output first), if any."""
+        for io in (*self.outputs, *self.inputs):
+            if io.tensor == tensor:
+                return io
+        return None
 
     @property
     def constants(self) -> list[Constant]:

@@ -174,6 +174,8 @@ def _options(op: Any, opcode: str) -> dict[str, Any]:
         return {"activation": _ACTIVATIONS[o.FusedActivationFunction()]}
     if opcode == "SOFTMAX":
         return {"beta": load(tflite.SoftmaxOptions).Beta()}
+    if opcode == "LEAKY_RELU":
+        return {"alpha": load(tflite.LeakyReluOptions).Alpha()}
     if opcode == "CONCATENATION":
         o = load(tflite.ConcatenationOptions)
         return {"axis": o.Axis(), "activation": _ACTIVATIONS[o.FusedActivationFunction()]}
@@ -219,10 +221,12 @@ def _buffer_data(model: Any, buf_index: int, raw: bytes, dtype: str, shape: tupl
 
 
 def parse(raw: bytes, name: str = "model", source: Path | None = None) -> Graph:
-    """Parse flatbuffer bytes into a :class:`Graph` (the first subgraph)."""
+    """Parse flatbuffer bytes into a :class:`Graph` (the first subgraph). ``name`` becomes the
+    C prefix of everything generated, so it is made a valid identifier here."""
     import tflite
 
     where = str(source) if source else name
+    name = c_identifier(name)
     if len(raw) < 8 or raw[4:8] != b"TFL3":
         raise ModelError(
             f"{where} is not a TFLite model (no 'TFL3' identifier): "

@@ -121,6 +121,10 @@ def _options(b: flatbuffers.Builder, op: OpSpec) -> tuple[int, int]:
         tflite.StridedSliceOptionsAddEndMask(b, int(o.get("end_mask", 0)))
         tflite.StridedSliceOptionsAddShrinkAxisMask(b, int(o.get("shrink_axis_mask", 0)))
         return BO.StridedSliceOptions, tflite.StridedSliceOptionsEnd(b)
+    if op.opcode == "LEAKY_RELU":
+        tflite.LeakyReluOptionsStart(b)
+        tflite.LeakyReluOptionsAddAlpha(b, float(o.get("alpha", 0.2)))
+        return BO.LeakyReluOptions, tflite.LeakyReluOptionsEnd(b)
     if op.opcode == "SOFTMAX":
         tflite.SoftmaxOptionsStart(b)
         tflite.SoftmaxOptionsAddBeta(b, float(o.get("beta", 1.0)))

@@ -19,6 +19,7 @@ import numpy as np
 import yaml
 
 from edge_sdk.compiler import CompiledModel
+from edge_sdk.compiler.program import packed_bytes
 from edge_sdk.errors import BoardError, UsageError
 from edge_sdk.frontend.tflite import c_identifier
 from edge_sdk.project.boards import Board
@@ -180,19 +181,20 @@ def generate_project(
         raise BoardError(f"board {board.name} has no firmware port for template '{template}'")
     check_fits(compiled, board)
 
-    from edge_sdk.api import default_input
+    from edge_sdk.model_io import default_inputs, pack
 
-    graph = compiled.program.graph
+    program = compiled.program
+    graph = program.graph
     tin, tout = graph.tensor(graph.inputs[0]), graph.tensor(graph.outputs[0])
     if sample is None:
-        sample = default_input(graph)
+        sample = pack(graph, default_inputs(graph))[0]
         note = "input[i] = (int8)(i*7 + 3), the pattern of edge-sdk's benchmarks"
     else:
         note = "given with --sample"
-    sample_bytes = np.ascontiguousarray(sample, dtype=tin.dtype).reshape(-1).tobytes()
-    if len(sample_bytes) != tin.nbytes:
-        raise UsageError(f"the sample has {len(sample_bytes)} bytes, the model input "
-                         f"{tin.nbytes} ({tin.dtype} {list(tin.shape)})")
+    sample_bytes = np.ascontiguousarray(sample).reshape(-1).tobytes()
+    if len(sample_bytes) != packed_bytes(program.inputs):
+        raise UsageError(f"the sample has {len(sample_bytes)} bytes, the model's inputs "
+                         f"{packed_bytes(program.inputs)}")
     dest = Path(dest)
     if template == "arduino" and library_name(dest.name) in _ARDUINO_CORE_NAMES:
         raise UsageError(f"an Arduino library named '{library_name(dest.name)}' would hide the "
@@ -200,9 +202,11 @@ def generate_project(
     context = {
         "board": board, "target": board.target, "model": compiled.name, "template": spec,
         "project": c_identifier(dest.name), "library": library_name(dest.name),
-        "output_is_float": tout.dtype == "float32", "demo": demo, "profile": profile,
+        "output_is_float": all(graph.tensor(io.tensor).dtype == "float32"
+                               for io in program.outputs), "demo": demo, "profile": profile,
         "sample_rows": _sample_rows(sample_bytes), "sample_note": note,
         "input": tin, "output": tout, "arena_bytes": compiled.memory.arena_bytes,
+        "ios": [*compiled.program.inputs, *compiled.program.outputs],
     }
     layout = spec.layout
     with atomic_directory(dest, force=force) as tmp:

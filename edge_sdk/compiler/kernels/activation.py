@@ -1,4 +1,4 @@
-"""Element-wise int8 -> int8 operators: RELU, RELU6, RELU_N1_TO_1 and QUANTIZE (requantize).
+"""Element-wise int8 -> int8 operators: RELU, RELU6, RELU_N1_TO_1, QUANTIZE (requantize), PRELU.
 
 ``QuantizedReluX`` rescales from the input to the output quantization with a multiplier that
 ``ReluPrepare`` computes as a *float* division (``input_scale / output_scale``), then clamps to
@@ -7,12 +7,32 @@ the activation's range. ``Requantize`` (QUANTIZE int8 -> int8) divides in double
 
 from __future__ import annotations
 
+import numpy as np
 from tvm import tirx
+from tvm.script.ir_builder import tirx as T
 
-from edge_sdk.compiler.kernels.common import int8_tensor, refuse, scale, zero_point
+from edge_sdk.compiler.kernels.common import (
+    constant_data,
+    int8_tensor,
+    refuse,
+    scale,
+    zero_point,
+)
+from edge_sdk.compiler.kernels.elementwise import _broadcast_strides
 from edge_sdk.compiler.kernels.fixedpoint import emit_multiply_by_quantized_multiplier
-from edge_sdk.compiler.kernels.tir import buffer_args, clamp, i32, kernel, loop, scalar, store
-from edge_sdk.compiler.program import Step, TensorArg
+from edge_sdk.compiler.kernels.tir import (
+    buffer_args,
+    clamp,
+    i32,
+    kernel,
+    loop,
+    loop_nest,
+    row_major_strides,
+    scalar,
+    store,
+    strided_offset,
+)
+from edge_sdk.compiler.program import Constant, Step, TensorArg
 from edge_sdk.compiler.quantization import activation_range, f32, quantize_multiplier
 from edge_sdk.frontend.tflite import Graph, Operator
 
@@ -43,4 +63,47 @@ def lower_rescale(op: Operator, graph: Graph, func_name: str) -> Step:
         op_index=op.index, opcode=op.opcode, layer=y.name, kind="kernel",
         inputs=(x.index,), outputs=(y.index,), func=k.func, func_name=func_name,
         args=(TensorArg(x.index), TensorArg(y.index, writes=True)), macs=x.size,
+    )
+
+
+def lower_prelu(op: Operator, graph: Graph, func_name: str) -> Step:
+    """PRELU, int8 (``reference_ops::BroadcastPrelu4DSlow``): ``x`` rescaled by
+    ``input_scale / output_scale`` where ``x - zp >= 0``, else ``(x - zp) * (alpha - alpha_zp)``
+    by ``input_scale * alpha_scale / output_scale`` (``PreluPrepare`` forms both in float).
+    ``alpha`` is a constant broadcast over the input (typically one value per channel)."""
+    x = int8_tensor(op, graph, op.inputs[0], "input")
+    alpha = int8_tensor(op, graph, op.inputs[1], "alpha")
+    y = int8_tensor(op, graph, op.outputs[0], "output")
+    data = constant_data(op, alpha, "alpha")
+    if tuple(x.shape) != tuple(y.shape):
+        raise refuse(op, "input and output shapes differ")
+    try:
+        alpha_strides = _broadcast_strides(alpha.shape, tuple(y.shape))
+    except ValueError as err:
+        raise refuse(op, str(err)) from None
+    m1, s1 = quantize_multiplier(f32(f32(scale(x)) / f32(scale(y))))
+    m2, s2 = quantize_multiplier(f32(f32(f32(scale(x)) * f32(scale(alpha))) / f32(scale(y))))
+    alpha_values = Constant(f"l{op.index}_alpha",
+                            (data.astype(np.int32) - zero_point(alpha)).astype(np.int16))
+    shape = tuple(y.shape) or (1,)
+    with kernel(func_name) as k:
+        X, Al, Y = buffer_args(("input", (x.size,), "int8"),
+                               ("alpha", (alpha_values.array.size,), "int16"),
+                               ("output", (y.size,), "int8"))
+        acc = scalar("acc")
+        with loop_nest(shape) as idx:
+            flat = strided_offset(idx, row_major_strides(shape))
+            store(acc, i32(X[flat]) - zero_point(x))
+            with T.If(acc[0] >= 0):
+                with T.Then():
+                    emit_multiply_by_quantized_multiplier(acc, m1, s1)
+                with T.Else():
+                    store(acc, acc[0] * i32(Al[strided_offset(idx, alpha_strides)]))
+                    emit_multiply_by_quantized_multiplier(acc, m2, s2)
+            store(Y, tirx.Cast("int8", clamp(acc[0] + zero_point(y), -128, 127)), flat)
+    return Step(
+        op_index=op.index, opcode=op.opcode, layer=y.name, kind="kernel",
+        inputs=(x.index,), outputs=(y.index,), func=k.func, func_name=func_name,
+        args=(TensorArg(x.index), alpha_values, TensorArg(y.index, writes=True)), macs=y.size,
+        notes="alpha stored with its zero point removed",
     )

@@ -1,4 +1,5 @@
-"""ADD, SUB and MUL, int8 (``reference_integer_ops::Add``/``Mul`` and their broadcast forms).
+"""ADD, SUB, MUL, MAXIMUM and MINIMUM, int8 (``reference_integer_ops::Add``/``Mul``, their
+broadcast forms, and ``MaximumMinimumBroadcastSlow``).
 
 ``Prepare`` rescales both inputs to a common ``2 * max(scale1, scale2)`` with 20 bits of headroom
 (``left_shift = 20``), adds, and rescales to the output, each step with TFLite's fixed-point
@@ -8,6 +9,7 @@ the same arithmetic with the second input's multiplier negated, as TFLite's ``Pr
 
 from __future__ import annotations
 
+import numpy as np
 from tvm import tirx
 
 from edge_sdk.compiler.kernels.common import int8_tensor, refuse, scale, zero_point
@@ -23,7 +25,7 @@ from edge_sdk.compiler.kernels.tir import (
     store,
     strided_offset,
 )
-from edge_sdk.compiler.program import Step, TensorArg
+from edge_sdk.compiler.program import Constant, Step, TensorArg
 from edge_sdk.compiler.quantization import activation_range, f32, quantize_multiplier
 from edge_sdk.frontend.tflite import Graph, Operator, Tensor
 
@@ -43,15 +45,16 @@ def _broadcast_strides(shape: tuple[int, ...], out_shape: tuple[int, ...]) -> li
     return strides
 
 
-def binary_operands(op: Operator, graph: Graph
+def binary_operands(op: Operator, graph: Graph, constants: bool = False
                     ) -> tuple[Tensor, Tensor, Tensor, tuple[int, ...], list[int], list[int]]:
     """``Prepare``'s checks for ADD/MUL: the two int8 inputs, the output, the output shape and
-    each input's strides over it (0 where it broadcasts)."""
+    each input's strides over it (0 where it broadcasts). ``constants``: an input may be a
+    constant (the kernel then reads it from flash)."""
     a = int8_tensor(op, graph, op.inputs[0], "first input")
     b = int8_tensor(op, graph, op.inputs[1], "second input")
     y = int8_tensor(op, graph, op.outputs[0], "output")
     for t in (a, b):
-        if t.is_constant:
+        if t.is_constant and not constants:
             raise refuse(op, f"constant input '{t.name}'")
     out_shape = tuple(y.shape) or (1,)
     try:
@@ -127,3 +130,30 @@ def lower_mul(op: Operator, graph: Graph, func_name: str) -> Step:
         emit_multiply_by_quantized_multiplier(va, m, s)
 
     return _broadcast_binary(op, graph, func_name, body)
+
+
+def lower_maximum_minimum(op: Operator, graph: Graph, func_name: str) -> Step:
+    """MAXIMUM / MINIMUM, int8 (``reference_ops::MaximumMinimumBroadcastSlow``): TFLite compares
+    the raw int8 values and applies no requantization, whatever the three tensors' parameters,
+    so neither do we."""
+    a, b, y, out_shape, a_strides, b_strides = binary_operands(op, graph, constants=True)
+    pick = tirx.max if op.opcode == "MAXIMUM" else tirx.min
+
+    def operand(t: Tensor) -> TensorArg | Constant:
+        if t.is_constant:
+            return Constant(f"l{op.index}_{'input1' if t is a else 'input2'}",
+                            np.asarray(t.data, np.int8).reshape(-1))
+        return TensorArg(t.index)
+
+    with kernel(func_name) as k:
+        A, B, Y = buffer_args(("input1", (a.size,), "int8"), ("input2", (b.size,), "int8"),
+                              ("output", (y.size,), "int8"))
+        with loop_nest(out_shape) as idx:
+            store(Y, pick(A[strided_offset(idx, a_strides)], B[strided_offset(idx, b_strides)]),
+                  strided_offset(idx, row_major_strides(out_shape)))
+    return Step(
+        op_index=op.index, opcode=op.opcode, layer=y.name, kind="kernel",
+        inputs=tuple(t.index for t in (a, b) if not t.is_constant), outputs=(y.index,),
+        func=k.func, func_name=func_name,
+        args=(operand(a), operand(b), TensorArg(y.index, writes=True)), macs=y.size,
+    )

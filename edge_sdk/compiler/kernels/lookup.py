@@ -1,7 +1,8 @@
-"""LOGISTIC, TANH and HARD_SWISH, int8, as 256-entry lookup tables.
+"""LOGISTIC, TANH, HARD_SWISH, LEAKY_RELU and ABS, int8, as 256-entry lookup tables.
 
 The tables are TFLite's reference integer arithmetic evaluated for every int8 input at compile
-time (:mod:`edge_sdk.compiler.gemmlowp`); the kernel is ``y[i] = table[x[i] + 128]``.
+time (:mod:`edge_sdk.compiler.gemmlowp`); the kernel is ``y[i] = table[x[i] + 128]``: one load
+per element, whatever the arithmetic costs.
 """
 
 from __future__ import annotations
@@ -12,10 +13,38 @@ from edge_sdk.compiler import gemmlowp
 from edge_sdk.compiler.kernels.common import int8_tensor, refuse, scale, zero_point
 from edge_sdk.compiler.kernels.tir import buffer_args, i32, kernel, loop, store
 from edge_sdk.compiler.program import Constant, Step, TensorArg
+from edge_sdk.compiler.quantization import f32, quantize_multiplier
 from edge_sdk.frontend.tflite import Graph, Operator
 
 # TFLite requires these output parameters for int8 LOGISTIC and TANH.
 _FIXED_OUTPUT = {"LOGISTIC": (1.0 / 256, -128), "TANH": (1.0 / 128, 0)}
+
+
+def leaky_relu_table(op: Operator, x_scale: float, x_zp: int, y_scale: float, y_zp: int
+                     ) -> list[int]:
+    """``reference_ops::QuantizeLeakyRelu``: the identity or the alpha multiplier by the sign of
+    ``x - zp``; ``LeakyReluPrepare`` forms both multipliers in float."""
+    alpha = f32(op.options.get("alpha", 0.2))
+    identity = quantize_multiplier(f32(f32(x_scale) / f32(y_scale)))
+    negative = quantize_multiplier(f32(f32(f32(x_scale) * alpha) / f32(y_scale)))
+    table = []
+    for q in range(-128, 128):
+        v = q - x_zp
+        m, s = identity if v >= 0 else negative
+        table.append(min(max(y_zp + gemmlowp.mbqm(v, m, s), -128), 127))
+    return table
+
+
+def abs_table(x_scale: float, x_zp: int, y_scale: float, y_zp: int) -> list[int]:
+    """``AbsEvalQuantized``: ``|x - zp|``, rescaled when the scales differ (multiplier formed
+    in float by ``AbsPrepare``)."""
+    m, s = quantize_multiplier(f32(f32(x_scale) / f32(y_scale)))
+    table = []
+    for q in range(-128, 128):
+        v = abs(q - x_zp)
+        out = (gemmlowp.mbqm(v, m, s) if f32(x_scale) != f32(y_scale) else v) + y_zp
+        table.append(min(max(out, -128), 127))
+    return table
 
 
 def lower_lookup(op: Operator, graph: Graph, func_name: str) -> Step:
@@ -30,6 +59,10 @@ def lower_lookup(op: Operator, graph: Graph, func_name: str) -> Step:
         values = gemmlowp.logistic_table(scale(x), zero_point(x))
     elif op.opcode == "TANH":
         values = gemmlowp.tanh_table(scale(x), zero_point(x))
+    elif op.opcode == "LEAKY_RELU":
+        values = leaky_relu_table(op, scale(x), zero_point(x), scale(y), zero_point(y))
+    elif op.opcode == "ABS":
+        values = abs_table(scale(x), zero_point(x), scale(y), zero_point(y))
     else:
         values = gemmlowp.hard_swish_table(scale(x), zero_point(x), scale(y), zero_point(y))
     table = Constant(f"l{op.index}_table", np.array(values, dtype=np.int8))

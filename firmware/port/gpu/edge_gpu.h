@@ -33,11 +33,14 @@ typedef struct {
   uint32_t num_buffers;
   const edge_gpu_launch *launches;
   uint32_t num_launches;
-  uint32_t input, output;  /* buffer indices */
+  uint32_t num_inputs, num_outputs;
+  const uint16_t *inputs;  /* buffer indices of the model's inputs, in the model's order */
+  const uint16_t *outputs; /* ... and of its outputs */
 } edge_gpu_program;
 
 /* Run one inference: the first call sets the device up (context, code, buffers, weights); on
  * failure it prints one line to stderr saying what to do and returns non-zero. */
-int edge_gpu_run(const edge_gpu_program *program, void **state, const void *input, void *output);
+int edge_gpu_run(const edge_gpu_program *program, void **state, const void *const *inputs,
+                 void *const *outputs);
 
 #endif /* EDGE_GPU_H_ */

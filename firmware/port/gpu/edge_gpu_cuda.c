@@ -108,7 +108,8 @@ static int setup(const edge_gpu_program *p, cuda_state *s) {
   return 0;
 }
 
-int edge_gpu_run(const edge_gpu_program *p, void **state, const void *input, void *output) {
+int edge_gpu_run(const edge_gpu_program *p, void **state, const void *const *inputs,
+                 void *const *outputs) {
   CUresult r;
   if (!*state) {
     cuda_state *s = calloc(1, sizeof *s);
@@ -116,8 +117,11 @@ int edge_gpu_run(const edge_gpu_program *p, void **state, const void *input, voi
     *state = s;
   }
   cuda_state *s = *state;
-  if ((r = cu.MemcpyHtoD(s->buffers[p->input], input, p->buffers[p->input].bytes)))
-    return fail("input upload", r);
+  for (uint32_t k = 0; k < p->num_inputs; ++k) {
+    uint16_t b = p->inputs[k];
+    if ((r = cu.MemcpyHtoD(s->buffers[b], inputs[k], p->buffers[b].bytes)))
+      return fail("input upload", r);
+  }
   for (uint32_t i = 0; i < p->num_launches; ++i) {
     const edge_gpu_launch *l = &p->launches[i];
     if ((r = cu.LaunchKernel(s->functions[i], l->grid[0], l->grid[1], l->grid[2], l->block[0],
@@ -125,8 +129,11 @@ int edge_gpu_run(const edge_gpu_program *p, void **state, const void *input, voi
       return fail(l->kernel, r);
   }
   /* Synchronous copy on the default stream: waits for the kernels. */
-  if ((r = cu.MemcpyDtoH(output, s->buffers[p->output], p->buffers[p->output].bytes)))
-    return fail("output download", r);
+  for (uint32_t k = 0; k < p->num_outputs; ++k) {
+    uint16_t b = p->outputs[k];
+    if ((r = cu.MemcpyDtoH(outputs[k], s->buffers[b], p->buffers[b].bytes)))
+      return fail("output download", r);
+  }
   const char *dump = getenv("EDGE_GPU_DUMP");
   for (uint32_t i = 0; dump && i < p->num_buffers; ++i) {
     void *host = malloc(p->buffers[i].bytes ? p->buffers[i].bytes : 1);

@@ -154,7 +154,8 @@ static int setup(const edge_gpu_program *p, opencl_state *s) {
   return 0;
 }
 
-int edge_gpu_run(const edge_gpu_program *p, void **state, const void *input, void *output) {
+int edge_gpu_run(const edge_gpu_program *p, void **state, const void *const *inputs,
+                 void *const *outputs) {
   cl_int r;
   if (!*state) {
     opencl_state *s = calloc(1, sizeof *s);
@@ -162,9 +163,12 @@ int edge_gpu_run(const edge_gpu_program *p, void **state, const void *input, voi
     *state = s;
   }
   opencl_state *s = *state;
-  if ((r = cl.EnqueueWriteBuffer(s->queue, s->buffers[p->input], 1, 0,
-                                 p->buffers[p->input].bytes, input, 0, NULL, NULL)))
-    return fail("input upload", r);
+  for (uint32_t k = 0; k < p->num_inputs; ++k) {
+    uint16_t b = p->inputs[k];
+    if ((r = cl.EnqueueWriteBuffer(s->queue, s->buffers[b], 1, 0, p->buffers[b].bytes, inputs[k],
+                                   0, NULL, NULL)))
+      return fail("input upload", r);
+  }
   for (uint32_t i = 0; i < p->num_launches; ++i) {
     const edge_gpu_launch *l = &p->launches[i];
     size_t local[3] = {l->block[0], l->block[1], l->block[2]};
@@ -175,9 +179,12 @@ int edge_gpu_run(const edge_gpu_program *p, void **state, const void *input, voi
       return fail(l->kernel, r);
   }
   /* Blocking read on an in-order queue: waits for the kernels. */
-  if ((r = cl.EnqueueReadBuffer(s->queue, s->buffers[p->output], 1, 0,
-                                p->buffers[p->output].bytes, output, 0, NULL, NULL)))
-    return fail("output download", r);
+  for (uint32_t k = 0; k < p->num_outputs; ++k) {
+    uint16_t b = p->outputs[k];
+    if ((r = cl.EnqueueReadBuffer(s->queue, s->buffers[b], 1, 0, p->buffers[b].bytes, outputs[k],
+                                  0, NULL, NULL)))
+      return fail("output download", r);
+  }
   const char *dump = getenv("EDGE_GPU_DUMP");
   for (uint32_t i = 0; dump && i < p->num_buffers; ++i) {
     void *host = malloc(p->buffers[i].bytes ? p->buffers[i].bytes : 1);

@@ -1,0 +1,130 @@
+"""User data <-> the bytes a board exchanges: every input and output of a model, batched.
+
+A model has one or several inputs and outputs. The user gives inputs as one array (a
+single-input model), a list in the model's input order, or a mapping keyed ``input_0``,
+``input_1``, ... (what ``.npz`` files hold) or by tensor name. Each input is converted on its own
+(int8 as is, float quantized with that input's parameters) and the batch is packed into the
+layout the firmware uses (:class:`edge_sdk.compiler.program.ModelIO`: each tensor at a 16-byte
+aligned offset). Outputs come back the other way: one array per output, ``(batch, *shape)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from edge_sdk.compiler.program import ModelIO, model_io, packed_bytes
+from edge_sdk.compiler.quantization import quantize_array
+from edge_sdk.errors import UsageError
+from edge_sdk.frontend.tflite import Graph, Tensor
+
+Inputs = np.ndarray | Sequence[np.ndarray] | Mapping[str, np.ndarray]
+
+
+def input_key(i: int) -> str:
+    return f"input_{i}"
+
+
+def output_key(i: int) -> str:
+    return f"output_{i}"
+
+
+def input_list(graph: Graph, inputs: Inputs) -> list[np.ndarray]:
+    """The user's inputs, one array per model input, in the model's order."""
+    tensors = [graph.tensor(t) for t in graph.inputs]
+    if isinstance(inputs, np.ndarray):
+        if len(tensors) != 1:
+            raise UsageError(f"the model has {len(tensors)} inputs: give them as an .npz with "
+                             f"keys {', '.join(input_key(i) for i in range(len(tensors)))}")
+        return [inputs]
+    if isinstance(inputs, Mapping):
+        out = []
+        for i, t in enumerate(tensors):
+            key = next((k for k in (input_key(i), t.name) if k in inputs), None)
+            if key is None:
+                raise UsageError(f"no data for model input {i} ('{t.name}'): give key "
+                                 f"{input_key(i)} (keys given: {', '.join(sorted(inputs))})")
+            out.append(np.asarray(inputs[key]))
+        extra = set(inputs) - {input_key(i) for i in range(len(tensors))} - {
+            t.name for t in tensors}
+        if extra:
+            keys = ", ".join(input_key(i) for i in range(len(tensors)))
+            raise UsageError(f"the model has no input named {', '.join(sorted(extra))}: "
+                             f"its inputs are {keys}")
+        return out
+    arrays = [np.asarray(a) for a in inputs]
+    if len(arrays) != len(tensors):
+        raise UsageError(f"the model has {len(tensors)} inputs, {len(arrays)} were given")
+    return arrays
+
+
+def quantize_one(x: np.ndarray, t: Tensor) -> np.ndarray:
+    """One input's data as a batch of rows of the tensor's type: int8 as is, float quantized
+    with the tensor's parameters; a float32 tensor takes float (or integer) data."""
+    if t.dtype == "float32":
+        if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
+            raise UsageError(f"input '{t.name}': dtype {x.dtype} is not supported: give float32")
+        q = x.astype(np.float32)
+    elif x.dtype == np.dtype(t.dtype):
+        q = x
+    elif np.issubdtype(x.dtype, np.floating) and t.quant is not None:
+        q = quantize_array(x, t.quant.scale[0], t.quant.zero_point[0]).astype(t.dtype)
+    else:
+        raise UsageError(f"input '{t.name}': dtype {x.dtype} is not supported: give {t.dtype} "
+                         "or float32 data")
+    if q.size % t.size or q.size == 0:
+        raise UsageError(f"input '{t.name}' has {q.size} values; the model takes batches of "
+                         f"{t.size} (shape {list(t.shape)})")
+    return q.reshape(-1, t.size)
+
+
+def quantize_inputs(graph: Graph, inputs: Inputs) -> list[np.ndarray]:
+    """Each input as a ``(batch, size)`` array of its tensor's type; batches must agree."""
+    arrays = [quantize_one(x, graph.tensor(t))
+              for x, t in zip(input_list(graph, inputs), graph.inputs, strict=True)]
+    counts = {len(a) for a in arrays}
+    if len(counts) > 1:
+        raise UsageError(f"the inputs hold different numbers of samples ({sorted(counts)}): "
+                         "give each input the same batch")
+    return arrays
+
+
+def default_inputs(graph: Graph) -> list[np.ndarray]:
+    """The deterministic input of ../shared/BASELINES.md, for each input:
+    ``input[i] = (int8)(i*7 + 3)``; a float input gets the same integers scaled to [-1, 1)."""
+    out = []
+    for t in (graph.tensor(i) for i in graph.inputs):
+        pattern = ((np.arange(t.size, dtype=np.int64) * 7 + 3) & 0xFF).astype(np.uint8)
+        signed = pattern.view(np.int8)
+        out.append((signed if t.dtype == "int8" else signed.astype(np.float32) / 128.0)[None])
+    return out
+
+
+def pack(graph: Graph, arrays: list[np.ndarray]) -> np.ndarray:
+    """``(batch, packed_bytes)`` uint8: each sample's inputs at their offsets."""
+    ios = model_io(graph, "input")
+    batch = len(arrays[0])
+    out = np.zeros((batch, packed_bytes(ios)), np.uint8)
+    for io, a in zip(ios, arrays, strict=True):
+        out[:, io.offset:io.offset + io.nbytes] = np.ascontiguousarray(a).view(np.uint8).reshape(
+            batch, io.nbytes)
+    return out
+
+
+def unpack(graph: Graph, rows: list[bytes]) -> list[np.ndarray]:
+    """Each output as ``(batch, *shape)`` from the packed output bytes of each sample."""
+    out = []
+    for io in model_io(graph, "output"):
+        t = graph.tensor(io.tensor)
+        data = b"".join(r[io.offset:io.offset + io.nbytes] for r in rows)
+        out.append(np.frombuffer(data, dtype=np.dtype(t.dtype)).reshape(len(rows), *t.shape))
+    return out
+
+
+def output_ios(graph: Graph) -> tuple[ModelIO, ...]:
+    return model_io(graph, "output")
+
+
+def outputs_bytes(graph: Graph) -> int:
+    return packed_bytes(model_io(graph, "output"))
