@@ -69,7 +69,12 @@ def quantize_one(x: np.ndarray, t: Tensor) -> np.ndarray:
     elif x.dtype == np.dtype(t.dtype):
         q = x
     elif np.issubdtype(x.dtype, np.floating) and t.quant is not None:
-        q = quantize_array(x, t.quant.scale[0], t.quant.zero_point[0]).astype(t.dtype)
+        q = quantize_array(x, t.quant.scale[0], t.quant.zero_point[0], t.dtype)
+    elif np.issubdtype(x.dtype, np.integer) and t.dtype in ("int16", "int32"):
+        info = np.iinfo(t.dtype)
+        if x.size and (x.min() < info.min or x.max() > info.max):
+            raise UsageError(f"input '{t.name}': values outside {t.dtype}")
+        q = x.astype(t.dtype)
     else:
         raise UsageError(f"input '{t.name}': dtype {x.dtype} is not supported: give {t.dtype} "
                          "or float32 data")
@@ -92,12 +97,16 @@ def quantize_inputs(graph: Graph, inputs: Inputs) -> list[np.ndarray]:
 
 def default_inputs(graph: Graph) -> list[np.ndarray]:
     """The deterministic input of ../shared/BASELINES.md, for each input:
-    ``input[i] = (int8)(i*7 + 3)``; a float input gets the same integers scaled to [-1, 1)."""
+    ``input[i] = (int8)(i*7 + 3)``; a float input gets the same integers scaled to [-1, 1), an
+    int16 one the same values times 256."""
     out = []
     for t in (graph.tensor(i) for i in graph.inputs):
         pattern = ((np.arange(t.size, dtype=np.int64) * 7 + 3) & 0xFF).astype(np.uint8)
         signed = pattern.view(np.int8)
-        out.append((signed if t.dtype == "int8" else signed.astype(np.float32) / 128.0)[None])
+        if t.dtype == "float32":
+            out.append((signed.astype(np.float32) / 128.0)[None])
+        else:  # int16 gets the same pattern in its high byte
+            out.append((signed.astype(t.dtype) * (256 if t.dtype == "int16" else 1))[None])
     return out
 
 

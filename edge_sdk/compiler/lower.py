@@ -9,7 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from edge_sdk.compiler.kernels.activation import lower_prelu, lower_rescale
+from edge_sdk.compiler.kernels.activation import (
+    lower_leaky_relu_int16,
+    lower_prelu,
+    lower_rescale,
+)
 from edge_sdk.compiler.kernels.boundary import lower_dequantize, lower_quantize_float
 from edge_sdk.compiler.kernels.common import refuse
 from edge_sdk.compiler.kernels.conv import lower_conv2d
@@ -68,7 +72,9 @@ LOWERINGS: dict[str, Lowering] = {
     "LOGISTIC": lower_lookup,
     "TANH": lower_lookup,
     "HARD_SWISH": lower_lookup,
-    "LEAKY_RELU": lower_lookup,
+    "LEAKY_RELU": lambda op, g, name: (
+        lower_leaky_relu_int16 if g.tensor(op.inputs[0]).dtype == "int16" else lower_lookup
+    )(op, g, name),
     "ABS": lower_lookup,
     "PRELU": lower_prelu,
     "MAXIMUM": lower_maximum_minimum,
@@ -142,10 +148,12 @@ def check_graph(graph: Graph) -> None:
         raise ModelError("the model has no inputs or no outputs: nothing to compile")
     for i in (*graph.inputs, *graph.outputs):
         t = graph.tensor(i)
-        if t.dtype not in ("int8", "float32") or (t.dtype == "int8" and t.quant is None):
+        quantized = t.dtype in ("int8", "int16")
+        if t.dtype not in ("int8", "int16", "int32", "float32") or (quantized and t.quant is None):
             raise ModelError(
-                f"model input/output '{t.name}' is {t.dtype}: edge-sdk takes int8 models "
-                "(float32 input/output around QUANTIZE/DEQUANTIZE is fine); run "
+                f"model input/output '{t.name}' is {t.dtype}"
+                f"{' without quantization' if quantized else ''}: edge-sdk takes int8 and "
+                "int16x8 models (float32 input/output around QUANTIZE/DEQUANTIZE is fine); run "
                 "`edge-sdk quantize MODEL --calibration DATA -o model_int8.tflite` first"
             )
 
@@ -197,7 +205,9 @@ def lower(graph: Graph, isa: str = "generic", no_scratch: frozenset[int] = froze
 def _lower_op(op: Operator, graph: Graph, special: dict[str, list[SpecialLowering]],
               scratch: bool, portable: bool) -> Step:
     name = f"{graph.name}_l{op.index}_{op.opcode.lower()}"
-    if op.opcode in special and not portable and not _is_float_op(op, graph):
+    # The SIMD kernels are int8 only: int16x8 layers take the portable kernels.
+    int8 = all(graph.tensor(t).dtype == "int8" for t in (op.inputs[0], op.outputs[0]))
+    if op.opcode in special and not portable and not _is_float_op(op, graph) and int8:
         for lowering in special[op.opcode]:
             step = lowering(op, graph, name, scratch=scratch)
             if step is not None:

@@ -25,12 +25,15 @@ def f32(x: float) -> float:
     return float(np.float32(x))
 
 
-def quantize_array(x: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
-    """Float data to int8 exactly as TFLite's QUANTIZE does: divide in float32, round half away
-    from zero, add the zero point, saturate (measured against LiteRT, ties included)."""
+def quantize_array(x: np.ndarray, scale: float, zero_point: int, dtype: str = "int8"
+                   ) -> np.ndarray:
+    """Float data to int8 (or int16) exactly as TFLite's QUANTIZE does: divide in float32,
+    round half away from zero, add the zero point, saturate (measured against LiteRT, ties
+    included)."""
     scaled = (np.asarray(x, np.float32) / np.float32(scale)).astype(np.float64)
     rounded = np.sign(scaled) * np.floor(np.abs(scaled) + 0.5)
-    return np.clip(rounded + zero_point, -128, 127).astype(np.int8)
+    info = np.iinfo(dtype)
+    return np.clip(rounded + zero_point, info.min, info.max).astype(dtype)
 
 
 def quantize_multiplier(real: float) -> tuple[int, int]:
@@ -47,24 +50,26 @@ def quantize_multiplier(real: float) -> tuple[int, int]:
     return int(q_fixed), int(shift)
 
 
-def activation_range(activation: str, scale: float, zero_point: int) -> tuple[int, int]:
-    """``CalculateActivationRangeQuantized`` for an int8 output.
+def activation_range(activation: str, scale: float, zero_point: int, dtype: str = "int8"
+                     ) -> tuple[int, int]:
+    """``CalculateActivationRangeQuantized`` for an int8 (or int16) output.
 
     ``scale`` is the float32 output scale; the division runs in float32 as in TFLite.
     """
+    lo, hi = (INT8_MIN, INT8_MAX) if dtype == "int8" else (-(2**15), 2**15 - 1)
 
     def quantize(value: float) -> int:
         return zero_point + tflite_round(f32(f32(value) / f32(scale)))
 
     if activation == "NONE":
-        return INT8_MIN, INT8_MAX
+        return lo, hi
     if activation == "RELU":
-        return max(INT8_MIN, quantize(0.0)), INT8_MAX
+        return max(lo, quantize(0.0)), hi
     if activation == "RELU6":
-        return max(INT8_MIN, quantize(0.0)), min(INT8_MAX, quantize(6.0))
+        return max(lo, quantize(0.0)), min(hi, quantize(6.0))
     if activation == "RELU_N1_TO_1":
-        return max(INT8_MIN, quantize(-1.0)), min(INT8_MAX, quantize(1.0))
-    raise ValueError(f"fused activation {activation} is not supported on int8 outputs")
+        return max(lo, quantize(-1.0)), min(hi, quantize(1.0))
+    raise ValueError(f"fused activation {activation} is not supported on {dtype} outputs")
 
 
 def same_padding(in_size: int, filter_size: int, stride: int, dilation: int) -> tuple[int, int]:

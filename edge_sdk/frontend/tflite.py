@@ -171,7 +171,10 @@ def _options(op: Any, opcode: str) -> dict[str, Any]:
     if opcode in ("ADD", "MUL", "SUB"):
         cls = {"ADD": tflite.AddOptions, "MUL": tflite.MulOptions, "SUB": tflite.SubOptions}
         o = load(cls[opcode])
-        return {"activation": _ACTIVATIONS[o.FusedActivationFunction()]}
+        options = {"activation": _ACTIVATIONS[o.FusedActivationFunction()]}
+        if opcode != "MUL":  # int16 only: power-of-two scales (an older, separate kernel)
+            options["pot_scale_int16"] = bool(o.PotScaleInt16())
+        return options
     if opcode == "SOFTMAX":
         return {"beta": load(tflite.SoftmaxOptions).Beta()}
     if opcode == "LEAKY_RELU":

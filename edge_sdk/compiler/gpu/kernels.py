@@ -224,8 +224,19 @@ def softmax_int8(op: Operator, graph: Graph, name: str) -> Step:
 
     j2 = te.reduce_axis((0, p.depth), "j2")
     total = te.compute((p.outer,), row_sum, name="row_sum")
-    scale_q31 = te.compute((p.outer,), lambda i: softmax.reciprocal(
-        total[i], softmax.headroom(total[i]), lambda _name, value: value), name="row_scale")
+    # The reciprocal, one stage per Newton-Raphson step (row vectors in device memory).
+    rows = (p.outer,)
+    half_den = te.compute(rows, lambda i: softmax.half_denominator(
+        total[i], softmax.headroom(total[i])), name="row_half_denominator")
+    steps = [te.compute(rows, lambda i: softmax.newton_start(half_den[i]), name="row_recip0")]
+
+    def newton(prev: te.Tensor, k: int) -> te.Tensor:
+        return te.compute(rows, lambda i: softmax.newton_step(prev[i], half_den[i]),
+                          name=f"row_recip{k}")
+
+    for k in range(softmax.NEWTON_STEPS):
+        steps.append(newton(steps[-1], k + 1))
+    scale_q31 = te.compute(rows, lambda i: softmax.final_scale(steps[-1][i]), name="row_scale")
 
     def normalise(i, k):
         inside, e = exp_of(i, k)
@@ -234,9 +245,9 @@ def softmax_int8(op: Operator, graph: Graph, name: str) -> Step:
                            tirx.const(softmax.OUTPUT_ZERO_POINT, "int8"))
 
     Y = te.compute((p.outer, p.depth), normalise, name="output")
-    scratch = tuple(Scratch(f"l{op.index}_{stage}", (p.outer,), "int32")
-                    for stage in ("row_max", "row_sum", "row_scale"))
-    step = p.step(_func([X, E, mx, total, scale_q31, Y], name), name)
+    stages = [mx, total, half_den, *steps, scale_q31]
+    scratch = tuple(Scratch(f"l{op.index}_{t.op.name}", (p.outer,), "int32") for t in stages)
+    step = p.step(_func([X, E, *stages, Y], name), name)
     step.args = (*step.args[:2], *scratch, step.args[2])
     return step
 

@@ -14,6 +14,7 @@ from tvm.script.ir_builder import tirx as T
 from edge_sdk.compiler.kernels.common import (
     constant_data,
     int8_tensor,
+    quantized_tensor,
     refuse,
     scale,
     zero_point,
@@ -34,30 +35,43 @@ from edge_sdk.compiler.kernels.tir import (
 )
 from edge_sdk.compiler.program import Constant, Step, TensorArg
 from edge_sdk.compiler.quantization import activation_range, f32, quantize_multiplier
-from edge_sdk.frontend.tflite import Graph, Operator
+from edge_sdk.frontend.tflite import Graph, Operator, Tensor
 
 _RELU_KIND = {"RELU": "RELU", "RELU6": "RELU6", "RELU_N1_TO_1": "RELU_N1_TO_1"}
 
 
+def _requantizable(op: Operator, graph: Graph, index: int, role: str) -> Tensor:
+    """int8/int16 activations, and (QUANTIZE's input only) a quantized int32 tensor."""
+    t = graph.tensor(index)
+    if role == "input" and op.opcode == "QUANTIZE" and t.dtype == "int32" and (
+            t.quant is not None and not t.quant.per_channel):
+        return t
+    return quantized_tensor(op, graph, index, role)
+
+
 def lower_rescale(op: Operator, graph: Graph, func_name: str) -> Step:
-    x = int8_tensor(op, graph, op.inputs[0], "input")
-    y = int8_tensor(op, graph, op.outputs[0], "output")
+    """QUANTIZE between integer types (``Requantize``: int8/int16/int32 in, int8/int16 out) and
+    the RELUs."""
+    x = _requantizable(op, graph, op.inputs[0], "input")
+    y = quantized_tensor(op, graph, op.outputs[0], "output")
     if x.size != y.size:
         raise refuse(op, "input and output sizes differ")
     if op.opcode == "QUANTIZE":
         m, s = quantize_multiplier(scale(x) / scale(y))
-        lo, hi = -128, 127
+        lo, hi = activation_range("NONE", scale(y), zero_point(y), y.dtype)
     else:
+        if x.dtype != y.dtype:
+            raise refuse(op, f"input is {x.dtype}, output {y.dtype}")
         m, s = quantize_multiplier(f32(f32(scale(x)) / f32(scale(y))))
-        lo, hi = activation_range(_RELU_KIND[op.opcode], scale(y), zero_point(y))
+        lo, hi = activation_range(_RELU_KIND[op.opcode], scale(y), zero_point(y), y.dtype)
 
     with kernel(func_name) as k:
-        X, Y = buffer_args(("input", (x.size,), "int8"), ("output", (y.size,), "int8"))
+        X, Y = buffer_args(("input", (x.size,), x.dtype), ("output", (y.size,), y.dtype))
         acc = scalar("acc")
         with loop("i", x.size) as i:
             store(acc, i32(X[i]) - zero_point(x))
             emit_multiply_by_quantized_multiplier(acc, m, s)
-            store(Y, tirx.Cast("int8", clamp(acc[0] + zero_point(y), lo, hi)), i)
+            store(Y, tirx.Cast(y.dtype, clamp(acc[0] + zero_point(y), lo, hi)), i)
 
     return Step(
         op_index=op.index, opcode=op.opcode, layer=y.name, kind="kernel",
@@ -106,4 +120,33 @@ def lower_prelu(op: Operator, graph: Graph, func_name: str) -> Step:
         inputs=(x.index,), outputs=(y.index,), func=k.func, func_name=func_name,
         args=(TensorArg(x.index), alpha_values, TensorArg(y.index, writes=True)), macs=y.size,
         notes="alpha stored with its zero point removed",
+    )
+
+
+def lower_leaky_relu_int16(op: Operator, graph: Graph, func_name: str) -> Step:
+    """LEAKY_RELU, int16 (``QuantizeLeakyRelu<int16_t>``): the int8 version's arithmetic per
+    element (a 65,536-entry table would not pay for itself)."""
+    x = quantized_tensor(op, graph, op.inputs[0], "input")
+    y = quantized_tensor(op, graph, op.outputs[0], "output")
+    if x.size != y.size:
+        raise refuse(op, "input and output sizes differ")
+    alpha = f32(op.options.get("alpha", 0.2))
+    m1, s1 = quantize_multiplier(f32(f32(scale(x)) / f32(scale(y))))
+    m2, s2 = quantize_multiplier(f32(f32(f32(scale(x)) * alpha) / f32(scale(y))))
+    lo, hi = activation_range("NONE", scale(y), zero_point(y), y.dtype)
+    with kernel(func_name) as k:
+        X, Y = buffer_args(("input", (x.size,), x.dtype), ("output", (y.size,), y.dtype))
+        acc = scalar("acc")
+        with loop("i", x.size) as i:
+            store(acc, i32(X[i]) - zero_point(x))
+            with T.If(acc[0] >= 0):
+                with T.Then():
+                    emit_multiply_by_quantized_multiplier(acc, m1, s1)
+                with T.Else():
+                    emit_multiply_by_quantized_multiplier(acc, m2, s2)
+            store(Y, tirx.Cast(y.dtype, clamp(acc[0] + zero_point(y), lo, hi)), i)
+    return Step(
+        op_index=op.index, opcode=op.opcode, layer=y.name, kind="kernel",
+        inputs=(x.index,), outputs=(y.index,), func=k.func, func_name=func_name,
+        args=(TensorArg(x.index), TensorArg(y.index, writes=True)), macs=x.size,
     )

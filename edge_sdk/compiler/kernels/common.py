@@ -26,6 +26,18 @@ def int8_tensor(op: Operator, graph: Graph, index: int, role: str) -> Tensor:
     return t
 
 
+def quantized_tensor(op: Operator, graph: Graph, index: int, role: str) -> Tensor:
+    """An int8 or int16 per-tensor-quantized activation (int16: TFLite's 16x8 scheme, whose
+    activations are symmetric: zero point 0), or a clear refusal."""
+    t = graph.tensor(index)
+    if t.dtype == "int16" and t.quant is not None and not t.quant.per_channel:
+        if t.quant.zero_point[0] != 0:
+            raise refuse(op, f"int16 {role} '{t.name}' has zero point {t.quant.zero_point[0]} "
+                             "(TFLite's int16 activations are symmetric)")
+        return t
+    return int8_tensor(op, graph, index, role)
+
+
 def scale(t: Tensor) -> float:
     assert t.quant is not None
     return t.quant.scale[0]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from tvm import tirx
 
-from edge_sdk.compiler.kernels.common import int8_tensor, refuse, scale, zero_point
+from edge_sdk.compiler.kernels.common import quantized_tensor, refuse, scale, zero_point
 from edge_sdk.compiler.kernels.fixedpoint import emit_multiply_by_quantized_multiplier
 from edge_sdk.compiler.kernels.tir import (
     buffer_args,
@@ -30,6 +30,7 @@ from edge_sdk.compiler.quantization import activation_range, f32, quantize_multi
 from edge_sdk.frontend.tflite import Graph, Operator, Tensor
 
 LEFT_SHIFT = 20
+LEFT_SHIFT_INT16 = 15
 
 
 def _broadcast_strides(shape: tuple[int, ...], out_shape: tuple[int, ...]) -> list[int]:
@@ -50,9 +51,11 @@ def binary_operands(op: Operator, graph: Graph, constants: bool = False
     """``Prepare``'s checks for ADD/MUL: the two int8 inputs, the output, the output shape and
     each input's strides over it (0 where it broadcasts). ``constants``: an input may be a
     constant (the kernel then reads it from flash)."""
-    a = int8_tensor(op, graph, op.inputs[0], "first input")
-    b = int8_tensor(op, graph, op.inputs[1], "second input")
-    y = int8_tensor(op, graph, op.outputs[0], "output")
+    a = quantized_tensor(op, graph, op.inputs[0], "first input")
+    b = quantized_tensor(op, graph, op.inputs[1], "second input")
+    y = quantized_tensor(op, graph, op.outputs[0], "output")
+    if not a.dtype == b.dtype == y.dtype:
+        raise refuse(op, f"inputs {a.dtype} and {b.dtype}, output {y.dtype}")
     for t in (a, b):
         if t.is_constant and not constants:
             raise refuse(op, f"constant input '{t.name}'")
@@ -66,15 +69,16 @@ def binary_operands(op: Operator, graph: Graph, constants: bool = False
 
 
 def _broadcast_binary(op: Operator, graph: Graph, func_name: str, body) -> Step:
-    """Shared ADD/MUL skeleton: two int8 inputs broadcast to the output shape."""
+    """Shared ADD/MUL skeleton: two int8 (or int16) inputs broadcast to the output shape."""
     a, b, y, out_shape, a_strides, b_strides = binary_operands(op, graph)
-    act_min, act_max = activation_range(op.options["activation"], scale(y), zero_point(y))
+    act_min, act_max = activation_range(op.options["activation"], scale(y), zero_point(y),
+                                        y.dtype)
 
     with kernel(func_name) as k:
         A, B, Y = buffer_args(
-            ("input1", (a.size,), "int8"),
-            ("input2", (b.size,), "int8"),
-            ("output", (y.size,), "int8"),
+            ("input1", (a.size,), a.dtype),
+            ("input2", (b.size,), b.dtype),
+            ("output", (y.size,), y.dtype),
         )
         va, vb = scalar("a"), scalar("b")
         with loop_nest(out_shape) as idx:
@@ -82,7 +86,7 @@ def _broadcast_binary(op: Operator, graph: Graph, func_name: str, body) -> Step:
             store(vb, i32(B[strided_offset(idx, b_strides)]) - zero_point(b))
             body(va, vb, a, b, y)
             store(va, clamp(va[0] + zero_point(y), act_min, act_max))
-            store(Y, tirx.Cast("int8", va[0]), strided_offset(idx, row_major_strides(out_shape)))
+            store(Y, tirx.Cast(y.dtype, va[0]), strided_offset(idx, row_major_strides(out_shape)))
 
     return Step(
         op_index=op.index, opcode=op.opcode, layer=y.name, kind="kernel",
@@ -92,24 +96,30 @@ def _broadcast_binary(op: Operator, graph: Graph, func_name: str, body) -> Step:
     )
 
 
-def add_multipliers(a: Tensor, b: Tensor, y: Tensor, subtract: bool = False
-                    ) -> tuple[tuple[int, int], ...]:
+def add_multipliers(a: Tensor, b: Tensor, y: Tensor, subtract: bool = False,
+                    left_shift: int = LEFT_SHIFT) -> tuple[tuple[int, int], ...]:
     """``Prepare`` of int8 ADD (or SUB: the second multiplier negated): (multiplier, shift) for
     input 1, input 2 and the output."""
     twice_max = f32(2 * f32(max(scale(a), scale(b))))
     m2, s2 = quantize_multiplier(scale(b) / twice_max)
     return (quantize_multiplier(scale(a) / twice_max),
             (-m2 if subtract else m2, s2),
-            quantize_multiplier(twice_max / f32((1 << LEFT_SHIFT) * scale(y))))
+            quantize_multiplier(twice_max / f32((1 << left_shift) * scale(y))))
 
 
 def lower_add(op: Operator, graph: Graph, func_name: str) -> Step:
-    """ADD or SUB (same arithmetic, see the module docstring)."""
+    """ADD or SUB (same arithmetic, see the module docstring). int16 (TFLite's general-scale
+    16x8 path) uses 15 bits of headroom instead of 20; the older power-of-two-scale int16 kernel
+    (``pot_scale_int16``) is refused."""
+    if graph.tensor(op.outputs[0]).dtype == "int16" and op.options.get("pot_scale_int16"):
+        raise refuse(op, "int16 with pot_scale_int16 (the power-of-two-scale kernel); "
+                         "re-convert the model with a current TFLite converter")
+    shift = LEFT_SHIFT_INT16 if graph.tensor(op.outputs[0]).dtype == "int16" else LEFT_SHIFT
 
     def body(va, vb, a, b, y) -> None:
-        (m1, s1), (m2, s2), (mo, so) = add_multipliers(a, b, y, op.opcode == "SUB")
-        store(va, va[0] * (1 << LEFT_SHIFT))
-        store(vb, vb[0] * (1 << LEFT_SHIFT))
+        (m1, s1), (m2, s2), (mo, so) = add_multipliers(a, b, y, op.opcode == "SUB", shift)
+        store(va, va[0] * (1 << shift))
+        store(vb, vb[0] * (1 << shift))
         emit_multiply_by_quantized_multiplier(va, m1, s1)
         emit_multiply_by_quantized_multiplier(vb, m2, s2)
         store(va, va[0] + vb[0])
@@ -142,12 +152,12 @@ def lower_maximum_minimum(op: Operator, graph: Graph, func_name: str) -> Step:
     def operand(t: Tensor) -> TensorArg | Constant:
         if t.is_constant:
             return Constant(f"l{op.index}_{'input1' if t is a else 'input2'}",
-                            np.asarray(t.data, np.int8).reshape(-1))
+                            np.asarray(t.data, t.dtype).reshape(-1))
         return TensorArg(t.index)
 
     with kernel(func_name) as k:
-        A, B, Y = buffer_args(("input1", (a.size,), "int8"), ("input2", (b.size,), "int8"),
-                              ("output", (y.size,), "int8"))
+        A, B, Y = buffer_args(("input1", (a.size,), a.dtype), ("input2", (b.size,), b.dtype),
+                              ("output", (y.size,), y.dtype))
         with loop_nest(out_shape) as idx:
             store(Y, pick(A[strided_offset(idx, a_strides)], B[strided_offset(idx, b_strides)]),
                   strided_offset(idx, row_major_strides(out_shape)))

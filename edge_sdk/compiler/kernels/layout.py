@@ -1,4 +1,4 @@
-"""Data movement, int8: PAD/PADV2, CONCATENATION, STRIDED_SLICE, TRANSPOSE.
+"""Data movement, int8 and int16: PAD/PADV2, CONCATENATION, STRIDED_SLICE, TRANSPOSE.
 
 None of these change values, so TFLite requires the input and output quantization to match (we
 check). The index arithmetic is resolved in Python; kernels are plain copy loops.
@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from tvm import tirx
 
-from edge_sdk.compiler.kernels.common import constant_data, int8_tensor, refuse
+from edge_sdk.compiler.kernels.common import constant_data, int8_tensor, quantized_tensor, refuse
 from edge_sdk.compiler.kernels.tir import (
     buffer_args,
     i32,
@@ -42,8 +42,10 @@ def _step(op: Operator, y: Tensor, func, func_name: str, inputs: list[Tensor]) -
 
 
 def lower_pad(op: Operator, graph: Graph, func_name: str) -> Step:
-    x = int8_tensor(op, graph, op.inputs[0], "input")
-    y = int8_tensor(op, graph, op.outputs[0], "output")
+    x = quantized_tensor(op, graph, op.inputs[0], "input")
+    y = quantized_tensor(op, graph, op.outputs[0], "output")
+    if x.dtype != y.dtype:
+        raise refuse(op, f"input is {x.dtype}, output {y.dtype}")
     _same_quant(op, x, y)
     paddings = constant_data(op, graph.tensor(op.inputs[1]), "paddings").astype(np.int64)
     assert y.quant is not None
@@ -56,12 +58,12 @@ def lower_pad(op: Operator, graph: Graph, func_name: str) -> Step:
     in_strides = row_major_strides(x.shape)
 
     with kernel(func_name) as k:
-        X, Y = buffer_args(("input", (x.size,), "int8"), ("output", (y.size,), "int8"))
+        X, Y = buffer_args(("input", (x.size,), x.dtype), ("output", (y.size,), y.dtype))
         with loop_nest(tuple(y.shape)) as idx:
             src = [v - b for v, b in zip(idx, before, strict=True)]
             inside = tirx.all(*[tirx.all(s >= 0, s < d) for s, d in zip(src, x.shape, strict=True)])
             value = tirx.Select(inside, X[strided_offset(src, in_strides)],
-                                tirx.Cast("int8", i32(pad_value)))
+                                tirx.Cast(y.dtype, i32(pad_value)))
             store(Y, value, strided_offset(idx, row_major_strides(tuple(y.shape))))
     return _step(op, y, k.func, func_name, [x])
 
@@ -121,8 +123,10 @@ def _slice_bounds(op: Operator, shape: tuple[int, ...], begin, end, strides) -> 
 
 
 def lower_strided_slice(op: Operator, graph: Graph, func_name: str) -> Step:
-    x = int8_tensor(op, graph, op.inputs[0], "input")
-    y = int8_tensor(op, graph, op.outputs[0], "output")
+    x = quantized_tensor(op, graph, op.inputs[0], "input")
+    y = quantized_tensor(op, graph, op.outputs[0], "output")
+    if x.dtype != y.dtype:
+        raise refuse(op, f"input is {x.dtype}, output {y.dtype}")
     _same_quant(op, x, y)
     o = op.options
     if o.get("ellipsis_mask") or o.get("new_axis_mask") or o.get("offset"):
@@ -137,7 +141,7 @@ def lower_strided_slice(op: Operator, graph: Graph, func_name: str) -> Step:
     in_strides = row_major_strides(x.shape)
 
     with kernel(func_name) as k:
-        X, Y = buffer_args(("input", (x.size,), "int8"), ("output", (y.size,), "int8"))
+        X, Y = buffer_args(("input", (x.size,), x.dtype), ("output", (y.size,), y.dtype))
         with loop_nest(counts) as idx:
             src = [start + v * step for v, (start, step, _) in zip(idx, bounds, strict=True)]
             store(Y, X[strided_offset(src, in_strides)],
@@ -146,8 +150,10 @@ def lower_strided_slice(op: Operator, graph: Graph, func_name: str) -> Step:
 
 
 def lower_transpose(op: Operator, graph: Graph, func_name: str) -> Step:
-    x = int8_tensor(op, graph, op.inputs[0], "input")
-    y = int8_tensor(op, graph, op.outputs[0], "output")
+    x = quantized_tensor(op, graph, op.inputs[0], "input")
+    y = quantized_tensor(op, graph, op.outputs[0], "output")
+    if x.dtype != y.dtype:
+        raise refuse(op, f"input is {x.dtype}, output {y.dtype}")
     _same_quant(op, x, y)
     perm = [int(p) % len(x.shape) for p in constant_data(op, graph.tensor(op.inputs[1]), "perm")]
     if sorted(perm) != list(range(len(x.shape))):
@@ -155,7 +161,7 @@ def lower_transpose(op: Operator, graph: Graph, func_name: str) -> Step:
     in_strides = row_major_strides(x.shape)
 
     with kernel(func_name) as k:
-        X, Y = buffer_args(("input", (x.size,), "int8"), ("output", (y.size,), "int8"))
+        X, Y = buffer_args(("input", (x.size,), x.dtype), ("output", (y.size,), y.dtype))
         with loop_nest(tuple(y.shape)) as idx:
             src = strided_offset(idx, [in_strides[p] for p in perm])
             store(Y, X[src], strided_offset(idx, row_major_strides(tuple(y.shape))))

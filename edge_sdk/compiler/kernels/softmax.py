@@ -85,8 +85,9 @@ def exp_table(input_scale: float, beta: float) -> np.ndarray:
 
 
 # --- the fixed-point arithmetic, as TIR expressions -------------------------------------------
-# ``bind(name, expr)`` names an intermediate: a C kernel stores it in a local and returns the
-# load; a tensor-expression kernel (the GPU) returns ``expr`` itself.
+# Pure expression builders, shared by the C kernel (which stores each intermediate in a local:
+# ``bind(name, expr)``) and the GPU one (one stage per intermediate). Inlining them instead
+# would copy each Newton step's input seven times into the next: ~1,000 copies by the end.
 
 Bind = Callable[[str, Any], Any]
 
@@ -118,18 +119,39 @@ def bits_over_unit(headroom_: Any) -> Any:
     return i32(ACCUMULATION_INTEGER_BITS) - headroom_
 
 
+def half_denominator(row_sum: Any, headroom_: Any) -> Any:
+    """``(1 + x) / 2`` in Q0.31, rounded half away from zero, where ``1 + x`` is the sum shifted
+    up to its top bit (``x`` in [0, 1)); exact, since the shifted sum is even."""
+    return i32((i64(row_sum) << i64(headroom_)) >> i64(1))
+
+
+def newton_start(half_den: Any) -> Any:
+    """gemmlowp's first guess at ``1 / half_den`` in Q2.29: ``48/17 - 32/17 * half_den``."""
+    return i32(1515870810) + srdhm(half_den, i32(-1010580540))
+
+
+def newton_step(r: Any, half_den: Any) -> Any:
+    """One Newton-Raphson step: ``r + r * (1 - half_den * r)`` (Q2.29)."""
+    return r + _saturating_shift_left(srdhm(r, i32(1 << 29) - srdhm(half_den, r)), 2)
+
+
+def final_scale(r: Any) -> Any:
+    """``1 / (1 + x)`` in Q0.31 from the Q2.29 reciprocal of half of it."""
+    return _saturating_shift_left(r, 1)
+
+
+NEWTON_STEPS = 3
+
+
 def reciprocal(row_sum: Any, headroom_: Any, bind: Bind) -> Any:
     """``GetReciprocal(row_sum, 12)``: the Q0.31 ``scale`` with
-    ``1 / sum ~= scale * 2^-bits_over_unit(headroom)``."""
-    # (sum << headroom) has its top bit set; minus 1.0 it is the x of 1 / (1 + x), x in [0, 1)
-    x = i32((i64(row_sum) << i64(headroom_)) - i64(1 << 31))
-    # gemmlowp::one_over_one_plus_x_for_x_in_0_1: Newton-Raphson on half the denominator
-    half_denominator = bind("half_denominator", i32((i64(x) + i64(1 << 31)) >> i64(1)))
-    r = bind("reciprocal", i32(1515870810) + srdhm(half_denominator, i32(-1010580540)))
-    for _ in range(3):
-        one_minus = i32(1 << 29) - srdhm(half_denominator, r)
-        r = bind("reciprocal", r + _saturating_shift_left(srdhm(r, one_minus), 2))
-    return bind("scale", _saturating_shift_left(r, 1))
+    ``1 / sum ~= scale * 2^-bits_over_unit(headroom)`` (gemmlowp's
+    ``one_over_one_plus_x_for_x_in_0_1``, three Newton-Raphson steps)."""
+    half_den = bind("half_denominator", half_denominator(row_sum, headroom_))
+    r = bind("reciprocal", newton_start(half_den))
+    for _ in range(NEWTON_STEPS):
+        r = bind("reciprocal", newton_step(r, half_den))
+    return bind("scale", final_scale(r))
 
 
 def normalised(e: Any, scale_q31: Any, bits: Any) -> Any:
