@@ -227,6 +227,9 @@ def emit(program: Program, memory: MemoryPlan, external_kernels: bool = False) -
         body.append(f"  EDGE_PROFILE_LAYER({position});")
         body.append("")
 
+    used = {pointer(t) for step in program.steps for t in (*step.inputs, *step.outputs)}
+    unused = [f"  (void){io.param};  /* not read by any layer (e.g. a shape operand we fix at "
+              "compile time) */" for io in program.inputs if io.param not in used]
     constants = "\n".join(_array(c, name) for c in program.constants)
     source = "\n".join(
         [
@@ -263,6 +266,7 @@ def emit(program: Program, memory: MemoryPlan, external_kernels: bool = False) -
             "/* ---- the model ---- */",
             f"{signature} {{",
             "  (void)arena;",
+            *unused,
             *body,
             "  return 0;",
             "}",

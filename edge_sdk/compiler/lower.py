@@ -29,6 +29,7 @@ from edge_sdk.compiler.kernels.lookup import lower_lookup
 from edge_sdk.compiler.kernels.pooling import lower_pool2d
 from edge_sdk.compiler.kernels.reduce import lower_mean
 from edge_sdk.compiler.kernels.softmax import lower_softmax
+from edge_sdk.compiler.kernels.transpose_conv import lower_transpose_conv
 from edge_sdk.compiler.program import Program, Step
 from edge_sdk.errors import ModelError, UnsupportedOpError
 from edge_sdk.frontend.tflite import Graph, Operator
@@ -77,6 +78,7 @@ LOWERINGS: dict[str, Lowering] = {
     )(op, g, name),
     "ABS": lower_lookup,
     "PRELU": lower_prelu,
+    "TRANSPOSE_CONV": lower_transpose_conv,
     "MAXIMUM": lower_maximum_minimum,
     "MINIMUM": lower_maximum_minimum,
     "SOFTMAX": lower_softmax,

@@ -177,6 +177,13 @@ def _options(op: Any, opcode: str) -> dict[str, Any]:
         return options
     if opcode == "SOFTMAX":
         return {"beta": load(tflite.SoftmaxOptions).Beta()}
+    if opcode == "TRANSPOSE_CONV":
+        o = load(tflite.TransposeConvOptions)
+        return {
+            "padding": _PADDINGS[o.Padding()],
+            "stride": (o.StrideH(), o.StrideW()),
+            "activation": _ACTIVATIONS[o.FusedActivationFunction()],
+        }
     if opcode == "LEAKY_RELU":
         return {"alpha": load(tflite.LeakyReluOptions).Alpha()}
     if opcode == "CONCATENATION":

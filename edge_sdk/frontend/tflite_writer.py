@@ -121,6 +121,14 @@ def _options(b: flatbuffers.Builder, op: OpSpec) -> tuple[int, int]:
         tflite.StridedSliceOptionsAddEndMask(b, int(o.get("end_mask", 0)))
         tflite.StridedSliceOptionsAddShrinkAxisMask(b, int(o.get("shrink_axis_mask", 0)))
         return BO.StridedSliceOptions, tflite.StridedSliceOptionsEnd(b)
+    if op.opcode == "TRANSPOSE_CONV":
+        sh, sw = o.get("stride", (1, 1))
+        tflite.TransposeConvOptionsStart(b)
+        tflite.TransposeConvOptionsAddPadding(b, _PAD[o.get("padding", "VALID")])
+        tflite.TransposeConvOptionsAddStrideH(b, sh)
+        tflite.TransposeConvOptionsAddStrideW(b, sw)
+        tflite.TransposeConvOptionsAddFusedActivationFunction(b, act)
+        return BO.TransposeConvOptions, tflite.TransposeConvOptionsEnd(b)
     if op.opcode == "LEAKY_RELU":
         tflite.LeakyReluOptionsStart(b)
         tflite.LeakyReluOptionsAddAlpha(b, float(o.get("alpha", 0.2)))

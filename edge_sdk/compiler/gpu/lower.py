@@ -36,8 +36,9 @@ def lower_gpu(graph: Graph, target: GpuTarget) -> tuple[Program, GpuCode]:
         if op.opcode in kernels.ALIASES:
             steps.append(lower_alias(op, graph, name))
             continue
-        dtype = graph.tensor(op.inputs[0]).dtype
-        table = kernels.FLOAT32 if dtype == "float32" else kernels.INT8
+        dtype = next((graph.tensor(t).dtype for t in op.inputs
+                      if t >= 0 and not graph.tensor(t).is_constant), "int8")
+        table = {"float32": kernels.FLOAT32, "int8": kernels.INT8}.get(dtype, {})
         if op.opcode not in table:
             raise UnsupportedOpError(
                 f"operator {op.index} ({op.opcode}, {dtype}) is not supported on GPU targets "

@@ -60,17 +60,19 @@ def constant_data(op: Operator, t: Tensor, role: str) -> np.ndarray:
     return t.data
 
 
-def bias_or_zeros(op: Operator, graph: Graph, position: int, channels: int) -> np.ndarray:
+def bias_or_zeros(op: Operator, graph: Graph, position: int, channels: int,
+                  dtype: str = "int32") -> np.ndarray:
+    """The bias (int32; int64 for int16x8 layers, which also accept int32), or zeros."""
     b = optional_input(op, graph, position)
     if b is None:
-        return np.zeros(channels, dtype=np.int32)
-    if b.dtype != "int32":
-        raise refuse(op, f"bias '{b.name}' is {b.dtype}, expected int32")
+        return np.zeros(channels, dtype=dtype)
+    if b.dtype != dtype and not (dtype == "int64" and b.dtype == "int32"):
+        raise refuse(op, f"bias '{b.name}' is {b.dtype}, expected {dtype}")
     data = constant_data(op, b, "bias").reshape(-1)
     if data.size != channels:
         raise ModelError(
             f"operator {op.index}: bias has {data.size} values for {channels} channels")
-    return data.astype(np.int32)
+    return data.astype(dtype)
 
 
 def symmetric_weights(op: Operator, w: Tensor) -> None:

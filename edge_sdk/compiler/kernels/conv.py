@@ -25,17 +25,22 @@ from tvm.script.ir_builder import tirx as T
 from edge_sdk.compiler.kernels.common import (
     bias_or_zeros,
     constant_data,
-    int8_tensor,
+    quantized_tensor,
     refuse,
     scale,
     symmetric_weights,
     zero_point,
 )
-from edge_sdk.compiler.kernels.fixedpoint import emit_multiply_by_quantized_multiplier
+from edge_sdk.compiler.kernels.fixedpoint import (
+    emit_multiply_by_quantized_multiplier,
+    multiply_by_quantized_multiplier_int64,
+    reduced_multiplier,
+)
 from edge_sdk.compiler.kernels.tir import (
     buffer_args,
     clamp,
     i32,
+    i64,
     in_range,
     kernel,
     loop,
@@ -112,8 +117,11 @@ class ConvPlan:
 
 def plan_conv2d(op: Operator, graph: Graph) -> ConvPlan:
     depthwise = op.opcode == "DEPTHWISE_CONV_2D"
-    x = int8_tensor(op, graph, op.inputs[0], "input")
-    y = int8_tensor(op, graph, op.outputs[0], "output")
+    x = quantized_tensor(op, graph, op.inputs[0], "input")
+    y = quantized_tensor(op, graph, op.outputs[0], "output")
+    if x.dtype != y.dtype:
+        raise refuse(op, f"input is {x.dtype}, output {y.dtype}")
+    wide = x.dtype == "int16"  # int16x8: int64 bias and accumulator
     w = graph.tensor(op.inputs[1])
     symmetric_weights(op, w)
     weights = constant_data(op, w, "weights")
@@ -135,21 +143,23 @@ def plan_conv2d(op: Operator, graph: Graph) -> ConvPlan:
     if tuple(y.shape) != (n, oh, ow, oc):
         raise refuse(op, f"output shape {y.shape} does not match computed {(n, oh, ow, oc)}")
 
-    bias = bias_or_zeros(op, graph, 2, oc)
+    bias = bias_or_zeros(op, graph, 2, oc, "int64" if wide else "int32")
     reads_padding = (ph > 0 or pw > 0 or (oh - 1) * stride[0] + (kh - 1) * dilation[0] >= ih
                      or (ow - 1) * stride[1] + (kw - 1) * dilation[1] >= iw)
     fold = depthwise or not reads_padding
     if fold:  # move the input offset into the bias (see the module docstring)
         taps = (weights.astype(np.int64).reshape(-1, oc).sum(axis=0) if depthwise
                 else weights.astype(np.int64).reshape(oc, -1).sum(axis=1))
-        bias = (bias.astype(np.int64) - zero_point(x) * taps).astype(np.int32)
+        bias = (bias.astype(np.int64) - zero_point(x) * taps).astype(bias.dtype)
     mults, shifts = per_channel_multipliers(scale(x), w.quant.scale, scale(y), oc)
+    if wide:
+        mults = np.array([reduced_multiplier(int(m)) for m in mults], dtype=np.int32)
     prefix = f"l{op.index}"
     return ConvPlan(
         op=op, x=x, y=y, depthwise=depthwise, mult=mult, kernel=(kh, kw),
         stride=tuple(stride), dilation=tuple(dilation), pad=(ph, pw), fold=fold,
         input_zp=zero_point(x), output_zp=zero_point(y),
-        act=activation_range(op.options["activation"], scale(y), zero_point(y)),
+        act=activation_range(op.options["activation"], scale(y), zero_point(y), y.dtype),
         weights=Constant(f"{prefix}_weights", weights.astype("int8")),
         bias=Constant(f"{prefix}_bias", bias),
         multiplier=Constant(f"{prefix}_multiplier", mults),
@@ -167,18 +177,20 @@ def lower_conv2d(op: Operator, graph: Graph, func_name: str) -> Step:
     in_offset = -p.input_zp
     act_min, act_max = p.act
 
+    wide = x.dtype == "int16"
+    wrap = i64 if wide else i32  # int16x8 sums in 64 bits, as TFLite does
     with kernel(func_name) as k:
         X, W, B, M, S, Y = buffer_args(
-            ("input", x.shape, "int8"),
+            ("input", x.shape, x.dtype),
             ("weights", p.weights.array.shape, "int8"),
-            ("bias", (oc,), "int32"),
+            ("bias", (oc,), p.bias.dtype),
             ("multiplier", (oc,), "int32"),
             ("shift", (oc,), "int32"),
-            ("output", y.shape, "int8"),
+            ("output", y.shape, y.dtype),
         )
-        acc = scalar("acc")
+        acc = scalar("acc", "int64" if wide else "int32")
         with loop("b", n) as b, loop("oy", oh) as oy, loop("ox", ow) as ox, loop("oc", oc) as c:
-            store(acc, B[c] if p.fold else i32(0))
+            store(acc, B[c] if p.fold else wrap(0))
             with loop("ky", kh) as ky, loop("kx", kw) as kx:
                 iy = oy * stride[0] - ph + ky * dilation[0]
                 ix = ox * stride[1] - pw + kx * dilation[1]
@@ -188,20 +200,25 @@ def lower_conv2d(op: Operator, graph: Graph, func_name: str) -> Step:
                     # One test per tap: the input inside the image, the zero point outside.
                     with T.If(inside):
                         with T.Then():
-                            store(acc, acc[0] + i32(X[b, iy, ix, ci]) * i32(W[0, ky, kx, c]))
+                            store(acc, acc[0] + wrap(i32(X[b, iy, ix, ci])
+                                                     * i32(W[0, ky, kx, c])))
                         with T.Else():
-                            store(acc, acc[0] + p.input_zp * i32(W[0, ky, kx, c]))
+                            store(acc, acc[0] + wrap(p.input_zp * i32(W[0, ky, kx, c])))
                 elif p.fold:  # never reads padding: no test at all
                     with loop("ic", ic) as ci:
-                        store(acc, acc[0] + i32(X[b, iy, ix, ci]) * i32(W[c, ky, kx, ci]))
+                        store(acc, acc[0] + wrap(i32(X[b, iy, ix, ci]) * i32(W[c, ky, kx, ci])))
                 else:  # the reference form: skip padding taps, add the offset per tap
                     with when(inside), loop("ic", ic) as ci:
-                        store(acc, acc[0] + (i32(X[b, iy, ix, ci]) + in_offset)
-                              * i32(W[c, ky, kx, ci]))
+                        store(acc, acc[0] + wrap((i32(X[b, iy, ix, ci]) + in_offset)
+                                                 * i32(W[c, ky, kx, ci])))
             if not p.fold:
                 store(acc, acc[0] + B[c])
-            emit_multiply_by_quantized_multiplier(acc, M[c], S[c])
-            store(Y, tirx.Cast("int8", clamp(acc[0] + p.output_zp, act_min, act_max)),
-                  b, oy, ox, c)
+            if wide:
+                result = multiply_by_quantized_multiplier_int64(acc[0], M[c], S[c])
+                store(Y, tirx.Cast(y.dtype, clamp(result, act_min, act_max)), b, oy, ox, c)
+            else:
+                emit_multiply_by_quantized_multiplier(acc, M[c], S[c])
+                store(Y, tirx.Cast("int8", clamp(acc[0] + p.output_zp, act_min, act_max)),
+                      b, oy, ox, c)
 
     return p.step(k.func, func_name)

@@ -98,3 +98,18 @@ def multiply_by_quantized_multiplier_single_rounding(x: Any, multiplier: Any, sh
     total = i64(31) - i64(shift)
     rounding = tirx.shift_left(i64(1), total - i64(1))
     return i32(tirx.shift_right(i64(x) * i64(multiplier) + rounding, total))
+
+
+def reduced_multiplier(multiplier: int) -> int:
+    """The 16-bit multiplier of ``MultiplyByQuantizedMultiplier(int64_t x, ...)`` (int16x8
+    layers): the Q31 multiplier rounded to Q15, saturated."""
+    return (multiplier + (1 << 15)) >> 16 if multiplier < 0x7FFF0000 else 0x7FFF
+
+
+def multiply_by_quantized_multiplier_int64(acc: Any, reduced: Any, shift: Any) -> Any:
+    """``MultiplyByQuantizedMultiplier(int64_t x, m, shift)`` with ``reduced`` from
+    :func:`reduced_multiplier`: ``(x * reduced + 2^(14 - shift)) >> (15 - shift)``, one
+    rounding, half up, in 64 bits (TFLite asserts |x| < 2^47, so the product fits)."""
+    total = i64(15) - i64(shift)
+    rounding = tirx.shift_left(i64(1), total - i64(1))
+    return i32(tirx.shift_right(i64(acc) * i64(reduced) + rounding, total))

@@ -1,8 +1,10 @@
-"""LEAKY_RELU, ABS, PRELU, MAXIMUM and MINIMUM, int8, bit-exact to LiteRT's reference kernels.
+"""LEAKY_RELU, ABS, PRELU, MAXIMUM, MINIMUM and TRANSPOSE_CONV, int8, bit-exact to LiteRT's
+reference kernels.
 
 Unary ops run on every int8 value at once (so every table entry is checked); PRELU with a
 per-channel and a single alpha, non-zero zero points everywhere; MAXIMUM/MINIMUM with
-broadcasting and a constant operand.
+broadcasting and a constant operand; TRANSPOSE_CONV with SAME and VALID padding, strides 1-3,
+per-channel and per-tensor weights, with and without bias. (int16x8 versions: test_int16_layers.)
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import edge_sdk
 from edge_sdk.frontend.tflite import parse
 from edge_sdk.frontend.tflite_writer import OpSpec, TensorSpec, build_model
 from tests.conftest import random_inputs, reference
-from tests.test_ops import act
+from tests.test_ops import act, bias, weights
 
 EVERY_INT8 = np.arange(-128, 128, dtype=np.int8).reshape(1, 1, 256)
 
@@ -60,7 +62,40 @@ def max_min_model(opcode: str, constant: bool) -> bytes:
     return build_model(tensors, ops, [0], [2])
 
 
+def transpose_conv_model(in_hw, ic, oc, k, stride, padding, per_channel=True, with_bias=True,
+                         activation="NONE") -> bytes:
+    from edge_sdk.compiler.quantization import same_padding
+
+    (ih, iw), (kh, kw), (sy, sx) = in_hw, k, stride
+    if padding == "SAME":
+        oh, ow = ih * sy, iw * sx
+    else:
+        oh, ow = (ih - 1) * sy + kh, (iw - 1) * sx + kw
+    assert same_padding(oh, kh, sy, 1)[0] == ih or padding == "VALID"
+    scales = list(np.random.default_rng(oc).uniform(0.003, 0.02, size=oc)) if per_channel \
+        else [0.01]
+    shape = TensorSpec("output_shape", (4,), "int32",
+                       data=np.array([1, oh, ow, oc], np.int32))
+    tensors = [shape, weights("w", (oc, kh, kw, ic), scales),
+               act("input", (1, ih, iw, ic), 0.04, -9)]
+    ins = [0, 1, 2]
+    if with_bias:
+        tensors.append(bias("b", oc, 0.04, scales if per_channel else scales * oc))
+        ins.append(3)
+    tensors.append(act("output", (1, oh, ow, oc), 0.06, 11))
+    op = OpSpec("TRANSPOSE_CONV", ins, [len(tensors) - 1],
+                {"padding": padding, "stride": stride, "activation": activation})
+    return build_model(tensors, [op], [2], [len(tensors) - 1])
+
+
 CASES = {
+    "transpose_conv_same_s2": lambda: transpose_conv_model((4, 5), 3, 6, (3, 3), (2, 2), "SAME"),
+    "transpose_conv_valid_s1": lambda: transpose_conv_model((3, 4), 4, 5, (2, 3), (1, 1),
+                                                            "VALID"),
+    "transpose_conv_same_s3_no_bias_per_tensor": lambda: transpose_conv_model(
+        (2, 3), 2, 4, (4, 4), (3, 3), "SAME", per_channel=False, with_bias=False),
+    "transpose_conv_valid_s2_relu": lambda: transpose_conv_model(
+        (3, 3), 5, 3, (3, 2), (2, 1), "VALID", activation="RELU"),
     "prelu_per_channel": lambda: prelu_model((1, 1, 6)),
     "prelu_single_alpha": lambda: prelu_model((1,)),
     "maximum_broadcast": lambda: max_min_model("MAXIMUM", False),
