@@ -113,3 +113,63 @@ def test_op_bit_exact(case):
     expected = reference(model, x)
     got = edge_sdk.run(graph, board="host", inputs=x).outputs
     np.testing.assert_array_equal(got.reshape(expected.shape), expected)
+
+
+# --- float32 ---------------------------------------------------------------------------------
+
+def f32t(name, shape, data=None):
+    return TensorSpec(name, shape, "float32", data=data)
+
+
+def resize_model(opcode, in_shape, out_hw, dtype="float32", **options) -> bytes:
+    size = TensorSpec("size", (2,), "int32", data=np.array(out_hw, np.int32))
+    out_shape = (in_shape[0], *out_hw, in_shape[3])
+    if dtype == "float32":
+        x, y = f32t("input", in_shape), f32t("output", out_shape)
+    else:
+        x, y = act("input", in_shape, 0.05, 7), act("output", out_shape, 0.05, 7)
+    return build_model([x, size, y], [OpSpec(opcode, [0, 1], [2], options)], [0], [2])
+
+
+def float_prelu_fp16_model() -> bytes:
+    """PRELU whose alpha is float16 behind a DEQUANTIZE (as MediaPipe stores weights)."""
+    alpha = np.random.default_rng(9).uniform(-0.5, 0.5, size=(1, 1, 4)).astype(np.float16)
+    tensors = [f32t("input", (1, 3, 5, 4)), TensorSpec("alpha16", (1, 1, 4), "float16",
+                                                       data=alpha),
+               f32t("alpha", (1, 1, 4)), f32t("output", (1, 3, 5, 4))]
+    ops = [OpSpec("DEQUANTIZE", [1], [2]), OpSpec("PRELU", [0, 2], [3])]
+    return build_model(tensors, ops, [0], [3])
+
+
+FLOAT_CASES = {
+    "bilinear_up_2x": lambda: resize_model("RESIZE_BILINEAR", (1, 4, 5, 3), (8, 10)),
+    "bilinear_half_pixel": lambda: resize_model("RESIZE_BILINEAR", (1, 4, 5, 3), (7, 11),
+                                                half_pixel_centers=True),
+    "bilinear_align_corners_down": lambda: resize_model("RESIZE_BILINEAR", (1, 9, 7, 2), (4, 3),
+                                                        align_corners=True),
+    "nearest_float_half_pixel": lambda: resize_model("RESIZE_NEAREST_NEIGHBOR", (1, 4, 5, 3),
+                                                     (9, 7), half_pixel_centers=True),
+    "prelu_fp16_alpha": float_prelu_fp16_model,
+}
+
+INT8_RESIZE = {
+    "nearest_int8_2x": lambda: resize_model("RESIZE_NEAREST_NEIGHBOR", (1, 3, 4, 5), (6, 8),
+                                            dtype="int8"),
+    "nearest_int8_align_corners": lambda: resize_model(
+        "RESIZE_NEAREST_NEIGHBOR", (1, 5, 4, 2), (3, 7), dtype="int8", align_corners=True),
+}
+CASES.update(INT8_RESIZE)
+
+
+@pytest.mark.parametrize("case", sorted(FLOAT_CASES))
+def test_float_op_matches_litert(case):
+    from edge_sdk.validate import compare
+
+    model = FLOAT_CASES[case]()
+    graph = parse(model, name=case)
+    shape = graph.tensor(graph.inputs[0]).shape
+    x = np.random.default_rng(len(case)).uniform(-2, 2, size=(3, *shape)).astype(np.float32)
+    expected = reference(model, x)
+    got = edge_sdk.run(graph, board="host", inputs=x).outputs
+    verdict = compare(got, expected)
+    assert verdict["match"], verdict

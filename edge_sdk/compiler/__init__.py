@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from edge_sdk.codegen.c_model import CSources, emit
+from edge_sdk.compiler.fold import fold_constants
 from edge_sdk.compiler.lower import lower, supported_ops
 from edge_sdk.compiler.planner import MemoryPlan, plan
 from edge_sdk.compiler.program import Program, packed_bytes
@@ -76,6 +77,7 @@ def compile_graph(graph: Graph, external_kernels: bool = False,
     for kernel scratch) or ``"speed"`` (every kernel may take its scratch)."""
     if prefer not in PREFERENCES:
         raise UsageError(f"prefer must be one of {', '.join(PREFERENCES)}, not '{prefer}'")
+    graph = fold_constants(graph)
     if gpu is not None:
         from edge_sdk.codegen.gpu_model import emit_gpu
         from edge_sdk.compiler.gpu.lower import lower_gpu

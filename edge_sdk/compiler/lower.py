@@ -28,6 +28,7 @@ from edge_sdk.compiler.kernels.layout import (
 from edge_sdk.compiler.kernels.lookup import lower_lookup
 from edge_sdk.compiler.kernels.pooling import lower_pool2d
 from edge_sdk.compiler.kernels.reduce import lower_mean
+from edge_sdk.compiler.kernels.resize import lower_resize_bilinear, lower_resize_nearest
 from edge_sdk.compiler.kernels.softmax import lower_softmax
 from edge_sdk.compiler.kernels.transpose_conv import lower_transpose_conv
 from edge_sdk.compiler.program import Program, Step
@@ -79,6 +80,8 @@ LOWERINGS: dict[str, Lowering] = {
     "ABS": lower_lookup,
     "PRELU": lower_prelu,
     "TRANSPOSE_CONV": lower_transpose_conv,
+    "RESIZE_NEAREST_NEIGHBOR": lower_resize_nearest,
+    "RESIZE_BILINEAR": lower_resize_bilinear,
     "MAXIMUM": lower_maximum_minimum,
     "MINIMUM": lower_maximum_minimum,
     "SOFTMAX": lower_softmax,

@@ -177,6 +177,12 @@ def _options(op: Any, opcode: str) -> dict[str, Any]:
         return options
     if opcode == "SOFTMAX":
         return {"beta": load(tflite.SoftmaxOptions).Beta()}
+    if opcode in ("RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR"):
+        cls = (tflite.ResizeBilinearOptions if opcode == "RESIZE_BILINEAR"
+               else tflite.ResizeNearestNeighborOptions)
+        o = load(cls)
+        return {"align_corners": bool(o.AlignCorners()),
+                "half_pixel_centers": bool(o.HalfPixelCenters())}
     if opcode == "TRANSPOSE_CONV":
         o = load(tflite.TransposeConvOptions)
         return {

@@ -13,7 +13,7 @@ from typing import Any
 import flatbuffers
 import numpy as np
 
-_TYPES = {"float32": 0, "int32": 2, "uint8": 3, "int64": 4, "int16": 7, "int8": 9}
+_TYPES = {"float32": 0, "float16": 1, "int32": 2, "uint8": 3, "int64": 4, "int16": 7, "int8": 9}
 _ACT = {"NONE": 0, "RELU": 1, "RELU_N1_TO_1": 2, "RELU6": 3}
 _PAD = {"SAME": 0, "VALID": 1}
 
@@ -121,6 +121,13 @@ def _options(b: flatbuffers.Builder, op: OpSpec) -> tuple[int, int]:
         tflite.StridedSliceOptionsAddEndMask(b, int(o.get("end_mask", 0)))
         tflite.StridedSliceOptionsAddShrinkAxisMask(b, int(o.get("shrink_axis_mask", 0)))
         return BO.StridedSliceOptions, tflite.StridedSliceOptionsEnd(b)
+    if op.opcode in ("RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR"):
+        name = ("ResizeBilinearOptions" if op.opcode == "RESIZE_BILINEAR"
+                else "ResizeNearestNeighborOptions")
+        getattr(tflite, f"{name}Start")(b)
+        getattr(tflite, f"{name}AddAlignCorners")(b, bool(o.get("align_corners", False)))
+        getattr(tflite, f"{name}AddHalfPixelCenters")(b, bool(o.get("half_pixel_centers", False)))
+        return getattr(BO, name), getattr(tflite, f"{name}End")(b)
     if op.opcode == "TRANSPOSE_CONV":
         sh, sw = o.get("stride", (1, 1))
         tflite.TransposeConvOptionsStart(b)

@@ -11,7 +11,9 @@ from __future__ import annotations
 import numpy as np
 from tvm import tirx
 
+from edge_sdk.compiler.kernels import layout, resize
 from edge_sdk.compiler.kernels.common import refuse
+from edge_sdk.compiler.kernels.elementwise import _broadcast_strides
 from edge_sdk.compiler.kernels.tir import (
     buffer_args,
     f32,
@@ -260,7 +262,35 @@ def lower_mean(op: Operator, graph: Graph, func_name: str) -> Step:
     return _step(op, [x], y, k.func, func_name, macs=x.size)
 
 
+def lower_prelu(op: Operator, graph: Graph, func_name: str) -> Step:
+    """``x >= 0 ? x : x * alpha``, ``alpha`` a constant broadcast over the input."""
+    x = _float_tensor(op, graph, op.inputs[0], "input")
+    y = _float_tensor(op, graph, op.outputs[0], "output")
+    alpha_t = graph.tensor(op.inputs[1])
+    alpha = _constant(op, alpha_t, "alpha")
+    shape = tuple(y.shape) or (1,)
+    try:
+        strides = _broadcast_strides(alpha_t.shape, shape)
+    except ValueError as err:
+        raise refuse(op, str(err)) from None
+    consts = (Constant(f"l{op.index}_alpha", alpha.reshape(-1)),)
+    with kernel(func_name) as k:
+        X, A, Y = buffer_args(("input", (x.size,), "float32"), ("alpha", (alpha.size,), "float32"),
+                              ("output", (y.size,), "float32"))
+        with loop_nest(shape) as idx:
+            flat = strided_offset(idx, row_major_strides(shape))
+            v = X[flat]
+            store(Y, tirx.Select(v >= f32(0.0), v, v * A[strided_offset(idx, strides)]), flat)
+    return _step(op, [x], y, k.func, func_name, consts, macs=y.size)
+
+
 LOWERINGS = {
+    "PRELU": lower_prelu,
+    "RESIZE_BILINEAR": resize.lower_resize_bilinear,
+    "RESIZE_NEAREST_NEIGHBOR": resize.lower_resize_nearest,
+    "PAD": layout.lower_pad, "PADV2": layout.lower_pad,
+    "CONCATENATION": layout.lower_concatenation, "STRIDED_SLICE": layout.lower_strided_slice,
+    "TRANSPOSE": layout.lower_transpose,
     "CONV_2D": lower_conv, "DEPTHWISE_CONV_2D": lower_conv,
     "FULLY_CONNECTED": lower_fully_connected,
     "AVERAGE_POOL_2D": lower_pool, "MAX_POOL_2D": lower_pool,

@@ -1,4 +1,4 @@
-"""Data movement, int8 and int16: PAD/PADV2, CONCATENATION, STRIDED_SLICE, TRANSPOSE.
+"""Data movement, int8, int16 and float32: PAD/PADV2, CONCATENATION, STRIDED_SLICE, TRANSPOSE.
 
 None of these change values, so TFLite requires the input and output quantization to match (we
 check). The index arithmetic is resolved in Python; kernels are plain copy loops.
@@ -9,10 +9,9 @@ from __future__ import annotations
 import numpy as np
 from tvm import tirx
 
-from edge_sdk.compiler.kernels.common import constant_data, int8_tensor, quantized_tensor, refuse
+from edge_sdk.compiler.kernels.common import constant_data, quantized_tensor, refuse
 from edge_sdk.compiler.kernels.tir import (
     buffer_args,
-    i32,
     kernel,
     loop,
     loop_nest,
@@ -26,7 +25,19 @@ from edge_sdk.frontend.tflite import Graph, Operator, Tensor
 INT_MIN, INT_MAX = -(2**31), 2**31 - 1
 
 
+def _moved(op: Operator, graph: Graph, index: int, role: str) -> Tensor:
+    """A tensor these kernels move: int8/int16 quantized, or float32 (a float model)."""
+    t = graph.tensor(index)
+    if t.dtype == "float32":
+        return t
+    return quantized_tensor(op, graph, index, role)
+
+
 def _same_quant(op: Operator, x: Tensor, y: Tensor) -> None:
+    if x.dtype != y.dtype:
+        raise refuse(op, f"'{x.name}' is {x.dtype}, '{y.name}' {y.dtype}")
+    if x.dtype == "float32":
+        return
     assert x.quant is not None and y.quant is not None
     if (x.quant.scale, x.quant.zero_point) != (y.quant.scale, y.quant.zero_point):
         raise refuse(op, f"'{x.name}' and '{y.name}' are quantized differently")
@@ -42,16 +53,13 @@ def _step(op: Operator, y: Tensor, func, func_name: str, inputs: list[Tensor]) -
 
 
 def lower_pad(op: Operator, graph: Graph, func_name: str) -> Step:
-    x = quantized_tensor(op, graph, op.inputs[0], "input")
-    y = quantized_tensor(op, graph, op.outputs[0], "output")
-    if x.dtype != y.dtype:
-        raise refuse(op, f"input is {x.dtype}, output {y.dtype}")
+    x = _moved(op, graph, op.inputs[0], "input")
+    y = _moved(op, graph, op.outputs[0], "output")
     _same_quant(op, x, y)
     paddings = constant_data(op, graph.tensor(op.inputs[1]), "paddings").astype(np.int64)
-    assert y.quant is not None
-    pad_value = y.quant.zero_point[0]
+    pad_value: float = y.quant.zero_point[0] if y.quant is not None else 0.0
     if op.opcode == "PADV2" and len(op.inputs) > 2:
-        pad_value = int(constant_data(op, graph.tensor(op.inputs[2]), "value").reshape(-1)[0])
+        pad_value = constant_data(op, graph.tensor(op.inputs[2]), "value").reshape(-1)[0].item()
     before = [int(p) for p in paddings[:, 0]]
     if any(p < 0 for p in paddings.reshape(-1)):
         raise refuse(op, "negative padding")
@@ -63,14 +71,14 @@ def lower_pad(op: Operator, graph: Graph, func_name: str) -> Step:
             src = [v - b for v, b in zip(idx, before, strict=True)]
             inside = tirx.all(*[tirx.all(s >= 0, s < d) for s, d in zip(src, x.shape, strict=True)])
             value = tirx.Select(inside, X[strided_offset(src, in_strides)],
-                                tirx.Cast(y.dtype, i32(pad_value)))
+                                tirx.const(pad_value, y.dtype))
             store(Y, value, strided_offset(idx, row_major_strides(tuple(y.shape))))
     return _step(op, y, k.func, func_name, [x])
 
 
 def lower_concatenation(op: Operator, graph: Graph, func_name: str) -> Step:
-    y = int8_tensor(op, graph, op.outputs[0], "output")
-    xs = [int8_tensor(op, graph, i, f"input {n}") for n, i in enumerate(op.inputs)]
+    y = _moved(op, graph, op.outputs[0], "output")
+    xs = [_moved(op, graph, i, f"input {n}") for n, i in enumerate(op.inputs)]
     if op.options.get("activation", "NONE") != "NONE":
         raise refuse(op, "a fused activation on CONCATENATION")
     for x in xs:
@@ -82,8 +90,8 @@ def lower_concatenation(op: Operator, graph: Graph, func_name: str) -> Step:
     out_inner = int(np.prod(y.shape[axis:], dtype=np.int64))
 
     with kernel(func_name) as k:
-        *X, Y = buffer_args(*[(f"input{n}", (x.size,), "int8") for n, x in enumerate(xs)],
-                            ("output", (y.size,), "int8"))
+        *X, Y = buffer_args(*[(f"input{n}", (x.size,), x.dtype) for n, x in enumerate(xs)],
+                            ("output", (y.size,), y.dtype))
         offset = 0
         for n, x in enumerate(xs):
             inner = int(np.prod(x.shape[axis:], dtype=np.int64))
@@ -123,10 +131,8 @@ def _slice_bounds(op: Operator, shape: tuple[int, ...], begin, end, strides) -> 
 
 
 def lower_strided_slice(op: Operator, graph: Graph, func_name: str) -> Step:
-    x = quantized_tensor(op, graph, op.inputs[0], "input")
-    y = quantized_tensor(op, graph, op.outputs[0], "output")
-    if x.dtype != y.dtype:
-        raise refuse(op, f"input is {x.dtype}, output {y.dtype}")
+    x = _moved(op, graph, op.inputs[0], "input")
+    y = _moved(op, graph, op.outputs[0], "output")
     _same_quant(op, x, y)
     o = op.options
     if o.get("ellipsis_mask") or o.get("new_axis_mask") or o.get("offset"):
@@ -150,10 +156,8 @@ def lower_strided_slice(op: Operator, graph: Graph, func_name: str) -> Step:
 
 
 def lower_transpose(op: Operator, graph: Graph, func_name: str) -> Step:
-    x = quantized_tensor(op, graph, op.inputs[0], "input")
-    y = quantized_tensor(op, graph, op.outputs[0], "output")
-    if x.dtype != y.dtype:
-        raise refuse(op, f"input is {x.dtype}, output {y.dtype}")
+    x = _moved(op, graph, op.inputs[0], "input")
+    y = _moved(op, graph, op.outputs[0], "output")
     _same_quant(op, x, y)
     perm = [int(p) % len(x.shape) for p in constant_data(op, graph.tensor(op.inputs[1]), "perm")]
     if sorted(perm) != list(range(len(x.shape))):

@@ -1,0 +1,125 @@
+"""RESIZE_NEAREST_NEIGHBOR (int8, int16, float32) and RESIZE_BILINEAR (float32), NHWC.
+
+Which input rows and columns each output reads, and with what weights, depends on the shapes
+alone: we evaluate TFLite's reference formulas (``GetNearestNeighbor``,
+``ComputeInterpolationValues``) at compile time, in float32 as the C++ does, and bake the results
+into small per-axis tables. The kernels are then a gather (nearest) or four multiply-adds in
+TFLite's order (bilinear).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from edge_sdk.compiler.kernels.common import constant_data, quantized_tensor, refuse
+from edge_sdk.compiler.kernels.tir import buffer_args, kernel, loop, store
+from edge_sdk.compiler.program import Constant, Step, TensorArg
+from edge_sdk.frontend.tflite import Graph, Operator, Tensor
+
+F = np.float32
+
+
+def _tensors(op: Operator, graph: Graph) -> tuple[Tensor, Tensor]:
+    x, y = graph.tensor(op.inputs[0]), graph.tensor(op.outputs[0])
+    if x.dtype != "float32":
+        x = quantized_tensor(op, graph, op.inputs[0], "input")
+        y = quantized_tensor(op, graph, op.outputs[0], "output")
+        if (x.quant.scale, x.quant.zero_point) != (y.quant.scale, y.quant.zero_point):
+            raise refuse(op, "input and output are quantized differently")
+    if x.dtype != y.dtype or len(x.shape) != 4 or len(y.shape) != 4:
+        raise refuse(op, f"needs 4-D NHWC input and output of one type ({x.dtype}, {y.dtype})")
+    size = constant_data(op, graph.tensor(op.inputs[1]), "size").reshape(-1)
+    if tuple(int(v) for v in size) != tuple(y.shape[1:3]):
+        raise refuse(op, f"size {list(size)} does not match the output shape {y.shape}")
+    if op.options.get("align_corners") and op.options.get("half_pixel_centers"):
+        raise refuse(op, "align_corners together with half_pixel_centers")
+    return x, y
+
+
+def _scale(in_size: int, out_size: int, align_corners: bool) -> np.float32:
+    if align_corners and out_size > 1:
+        return F(F(in_size - 1) / F(out_size - 1))
+    return F(F(in_size) / F(out_size))
+
+
+def nearest_indices(in_size: int, out_size: int, align_corners: bool, half_pixel: bool
+                    ) -> np.ndarray:
+    """``GetNearestNeighbor`` for every output position."""
+    scale, offset = _scale(in_size, out_size, align_corners), F(0.5 if half_pixel else 0.0)
+    out = []
+    for v in range(out_size):
+        pos = F(F(F(v) + offset) * scale)
+        # TfLiteRound: half away from zero (pos >= 0 here)
+        index = math.floor(float(pos) + 0.5) if align_corners else math.floor(pos)
+        index = min(index, in_size - 1)
+        out.append(max(0, index) if half_pixel else index)
+    return np.array(out, np.int32)
+
+
+def bilinear_axis(in_size: int, out_size: int, align_corners: bool, half_pixel: bool
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``ComputeInterpolationValues`` per output position: lower and upper input index, and the
+    weights ``1 - (in - lower)`` and ``in - lower`` as the C++ forms them (float32)."""
+    scale = _scale(in_size, out_size, align_corners)
+    lo, hi, w_lo, w_hi = [], [], [], []
+    for v in range(out_size):
+        pos = F(F(F(v) + F(0.5)) * scale - F(0.5)) if half_pixel else F(F(v) * scale)
+        lower = max(math.floor(pos), 0)
+        lo.append(lower)
+        hi.append(min(math.ceil(pos), in_size - 1))
+        frac = F(pos - F(lower))
+        w_hi.append(frac)
+        w_lo.append(F(F(1.0) - frac))
+    return (np.array(lo, np.int32), np.array(hi, np.int32), np.array(w_lo, F),
+            np.array(w_hi, F))
+
+
+def _step(op: Operator, x: Tensor, y: Tensor, func, func_name: str, consts: tuple,
+          notes: str) -> Step:
+    return Step(op_index=op.index, opcode=op.opcode, layer=y.name, kind="kernel",
+                inputs=(x.index,), outputs=(y.index,), func=func, func_name=func_name,
+                args=(TensorArg(x.index), *consts, TensorArg(y.index, writes=True)),
+                macs=y.size, notes=notes)
+
+
+def lower_resize_nearest(op: Operator, graph: Graph, func_name: str) -> Step:
+    x, y = _tensors(op, graph)
+    ac, hp = bool(op.options.get("align_corners")), bool(op.options.get("half_pixel_centers"))
+    n, ih, iw, c = x.shape
+    _, oh, ow, _ = y.shape
+    rows = Constant(f"l{op.index}_rows", nearest_indices(ih, oh, ac, hp))
+    cols = Constant(f"l{op.index}_cols", nearest_indices(iw, ow, ac, hp))
+    with kernel(func_name) as k:
+        X, R, C, Y = buffer_args(("input", x.shape, x.dtype), ("rows", (oh,), "int32"),
+                                 ("cols", (ow,), "int32"), ("output", y.shape, y.dtype))
+        with loop("b", n) as b, loop("oy", oh) as oy, loop("ox", ow) as ox, loop("ch", c) as ch:
+            store(Y, X[b, R[oy], C[ox], ch], b, oy, ox, ch)
+    return _step(op, x, y, k.func, func_name, (rows, cols), "input row/column tables")
+
+
+def lower_resize_bilinear(op: Operator, graph: Graph, func_name: str) -> Step:
+    x, y = _tensors(op, graph)
+    if x.dtype != "float32":
+        raise refuse(op, f"{x.dtype} bilinear resize (float32 only so far)")
+    ac, hp = bool(op.options.get("align_corners")), bool(op.options.get("half_pixel_centers"))
+    n, ih, iw, c = x.shape
+    _, oh, ow, _ = y.shape
+    tables = [*bilinear_axis(ih, oh, ac, hp), *bilinear_axis(iw, ow, ac, hp)]
+    names = ("y0", "y1", "wy0", "wy1", "x0", "x1", "wx0", "wx1")
+    consts = tuple(Constant(f"l{op.index}_{nm}", t) for nm, t in zip(names, tables, strict=True))
+    with kernel(func_name) as k:
+        X, Y0, Y1, WY0, WY1, X0, X1, WX0, WX1, Y = buffer_args(
+            ("input", x.shape, "float32"),
+            *[(nm, (oh if i < 4 else ow,), str(t.dtype))
+              for i, (nm, t) in enumerate(zip(names, tables, strict=True))],
+            ("output", y.shape, "float32"))
+        with loop("b", n) as b, loop("oy", oh) as oy, loop("ox", ow) as ox, loop("ch", c) as ch:
+            # TFLite's expression, term by term and left to right
+            value = (X[b, Y0[oy], X0[ox], ch] * WY0[oy] * WX0[ox]
+                     + X[b, Y1[oy], X0[ox], ch] * WY1[oy] * WX0[ox]
+                     + X[b, Y0[oy], X1[ox], ch] * WY0[oy] * WX1[ox]
+                     + X[b, Y1[oy], X1[ox], ch] * WY1[oy] * WX1[ox])
+            store(Y, value, b, oy, ox, ch)
+    return _step(op, x, y, k.func, func_name, consts, "interpolation tables per row/column")

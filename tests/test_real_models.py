@@ -1,0 +1,73 @@
+"""Real models made by others (../shared/models/real), end to end on the host, against the oracle
+that fits each (see the README there): LiteRT BUILTIN_REF for the MediaPipe float models (within
+a relative 1e-5), TFLM's interpreter for person_detect (LiteRT refuses its depthwise weights'
+quantized dimension), bit for bit. The int16 layer tests are in test_int16_layers.py.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import edge_sdk
+from edge_sdk.validate import compare, reference_outputs
+from tests.conftest import ROOT
+
+REAL = ROOT.parent / "shared" / "models" / "real"
+
+
+def real(path: str):
+    model = REAL / path
+    if not model.exists():
+        pytest.skip(f"{model} is absent: the real models live in ../shared (CI has them)")
+    return model
+
+
+@pytest.mark.parametrize("name", ["face_detection_short_range", "palm_detection_lite"])
+def test_mediapipe_float_model_matches_litert(name):
+    """float16 weights folded through DEQUANTIZE, two outputs, PRELU and RESIZE_BILINEAR
+    (palm), PAD and CONCATENATION in float."""
+    model = real(f"mediapipe/{name}.tflite")
+    graph = edge_sdk.load(model)
+    shape = graph.tensor(graph.inputs[0]).shape
+    x = np.random.default_rng(3).uniform(-1, 1, size=(2, *shape)).astype(np.float32)
+    result = edge_sdk.run(graph, board="host", inputs=x)
+    expected = reference_outputs(model, [x.reshape(2, -1)])
+    assert len(result.output_list) == 2
+    for got, want in zip(result.output_list, expected, strict=True):
+        verdict = compare(got, want)
+        assert verdict["match"], verdict
+
+
+def tflm_outputs(model, x: np.ndarray) -> np.ndarray:
+    from tflite_micro.python.tflite_micro import runtime
+
+    it = runtime.Interpreter.from_file(str(model))
+    shape = it.get_input_details(0)["shape"]
+    outs = []
+    for sample in x:
+        it.set_input(sample.reshape(shape), 0)
+        it.invoke()
+        outs.append(it.get_output(0).copy())
+    return np.stack(outs)
+
+
+def test_person_detect_matches_tflm():
+    model = real("tflm/person_detect.tflite")
+    graph = edge_sdk.load(model)
+    shape = graph.tensor(graph.inputs[0]).shape
+    x = np.random.default_rng(4).integers(-128, 128, size=(3, *shape), dtype=np.int8)
+    got = edge_sdk.run(graph, board="host", inputs=x).outputs
+    want = tflm_outputs(model, x)
+    np.testing.assert_array_equal(got.reshape(want.shape), want)
+
+
+@pytest.mark.slow
+def test_person_detect_on_cortex_m4_matches_tflm():
+    model = real("tflm/person_detect.tflite")
+    graph = edge_sdk.load(model)
+    shape = graph.tensor(graph.inputs[0]).shape
+    x = np.random.default_rng(5).integers(-128, 128, size=(1, *shape), dtype=np.int8)
+    got = edge_sdk.run(graph, board="mps2-an386", inputs=x).outputs
+    want = tflm_outputs(model, x)
+    np.testing.assert_array_equal(got.reshape(want.shape), want)
