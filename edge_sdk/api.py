@@ -401,6 +401,57 @@ def run(model: str | Path | Graph, board: str = "host", inputs: np.ndarray | Non
     return RunResult(unpack(graph, rows), rep)
 
 
+def validate(model: str | Path | Graph, board: str = "host", inputs: Inputs | None = None,
+             workdir: str | Path | None = None) -> dict:
+    """``edge-sdk validate``: run the model on the board layer by layer and compare every
+    layer's output with LiteRT's reference kernels (all intermediate tensors kept).
+
+    The firmware is built with ``EDGE_TRACE``: for each layer the board runs the model up to
+    that layer and returns its output (over the same protocol as ``run``; quadratic in the
+    number of layers, which keeps the board's memory what the model needs). Returns the
+    report: one row per layer (elements, differing, max error; relative error for float) and
+    the first layer that differs."""
+    from edge_sdk.validate import layer_report, reference_tensors
+
+    graph = model if isinstance(model, Graph) else load(model)
+    if graph.source is None:
+        raise UsageError("validate needs the model file: load the model from a .tflite path")
+    b = get_board(board)
+    if b.gpu is not None:
+        raise UsageError(f"validate runs on CPU boards; {b.name} is a GPU target")
+    compiled = compile_for(graph, b)
+    program = compiled.program
+    arrays = default_inputs(graph) if inputs is None else quantize_inputs(graph, inputs)
+    batch = pack(graph, arrays)
+    steps = list(program.steps)
+    ours: list[list[np.ndarray]] = [[] for _ in steps]
+    with tempfile.TemporaryDirectory(prefix="edge-sdk-") as scratch:
+        project = Path(workdir) if workdir else Path(scratch) / "project"
+        ours_dir = workdir is not None and (project / "edge_project.json").exists()
+        generate_project(compiled, b, project, force=ours_dir, demo=False, trace=True)
+        build = build_project(project, b, compiled.name)
+        with open_board(b, build.executable) as dev:
+            info = dev.info()
+            if (info.model, info.input_size) != (compiled.name, batch[0].nbytes):
+                raise DeviceError(f"the board runs model '{info.model}', not '{compiled.name}'")
+            for x in batch:
+                dev.write_input(x.tobytes())
+                for k, step in enumerate(steps):
+                    t = graph.tensor(step.outputs[0])
+                    size = dev.run_to(k)
+                    if size != t.nbytes:
+                        raise DeviceError(f"the board returned {size} bytes for layer {k} "
+                                          f"({step.opcode}), expected {t.nbytes}: is its "
+                                          "firmware built with EDGE_TRACE (make TRACE=1)?")
+                    ours[k].append(np.frombuffer(dev.read_trace(size), np.dtype(t.dtype)))
+    theirs = reference_tensors(graph.source, arrays, [s.outputs[0] for s in steps])
+    layers = [{"step": k, "index": s.op_index, "op": s.opcode,
+               "name": graph.tensor(s.outputs[0]).short_name} for k, s in enumerate(steps)]
+    rep = layer_report(layers, [np.stack(o) for o in ours], theirs)
+    rep.update({"model": compiled.name, "board": b.name, "samples": len(batch)})
+    return rep
+
+
 def add_layer_timing(rep: dict, marks: list[list[int]], kind: str, hz: int,
                      emulated: bool) -> None:
     """Per-layer figures from the firmware's marks (the timer at the end of each layer), in

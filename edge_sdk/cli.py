@@ -261,6 +261,36 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_validate(args: argparse.Namespace) -> int:
+    from edge_sdk.validate import CheckFailed
+
+    graph = api.load(args.model)
+    x = _load_inputs(args.input) if args.input else None
+    rep = api.validate(graph, board=args.board, inputs=x, workdir=args.workdir)
+    if args.report:
+        api.write_json(args.report, rep)
+    floating = any("max_rel_error" in r for r in rep["layers"])
+    print(f"{'step':>4}  {'op':<22} {'layer':<34} {'elements':>9} {'differ':>7} {'max err':>9}"
+          + (f" {'rel err':>9}" if floating else ""))
+    for r in rep["layers"]:
+        name = r["name"] if len(r["name"]) <= 34 else r["name"][:31] + "..."
+        line = (f"{r['step']:>4}  {r['op']:<22} {name:<34} {r['elements']:>9} "
+                f"{r['differing']:>7} {r['max_abs_error']:>9.3g}")
+        if floating:
+            line += f" {r.get('max_rel_error', 0.0):>9.2g}"
+        print(line + ("" if r["match"] else "  <- differs"))
+    print(f"{rep['model']} on {rep['board']}, {rep['samples']} sample(s), against "
+          f"{rep['reference']}")
+    first = rep["first_divergence"]
+    if first is None:
+        print(f"every layer matches ({len(rep['layers'])} layers; integer: bit-exact, "
+              "float: relative error <= 1e-05)")
+        return 0
+    raise CheckFailed(f"validate: layer {first['index']} ({first['op']}, '{first['name']}') is "
+                      "the first that differs from the reference; this is a bug: please report "
+                      "it with the model" + (" (--report has the details)" if args.report else ""))
+
+
 def cmd_inspect(args: argparse.Namespace) -> int:
     from edge_sdk.compiler.lower import LOWERINGS
 
@@ -354,6 +384,16 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--force", action="store_true", help="replace an existing output directory")
     prefer_option(c)
     c.set_defaults(func=cmd_compile)
+
+    v = sub.add_parser("validate", help="run layer by layer on the board and compare every "
+                                        "layer's output with LiteRT's reference kernels")
+    v.add_argument("model")
+    v.add_argument("--board", default="host")
+    v.add_argument("--input", help=".npy or .npz (keys input_0, ...) inputs; default: the "
+                                   "deterministic pattern of BASELINES.md")
+    v.add_argument("--report", help="write the per-layer comparison as JSON")
+    v.add_argument("--workdir", help="keep the generated firmware project here")
+    v.set_defaults(func=cmd_validate)
 
     r = sub.add_parser("run", help="compile, build, start the board, run inference")
     r.add_argument("model")

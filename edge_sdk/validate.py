@@ -84,3 +84,40 @@ def check_run(graph: Graph, inputs: list[np.ndarray], outputs: list[np.ndarray])
         result["differing"] = sum(e["differing"] for e in each)
         result["elements"] = sum(e["elements"] for e in each)
     return result
+
+
+def reference_tensors(model: Path, inputs: list[np.ndarray], tensors: list[int]
+                      ) -> list[np.ndarray]:
+    """LiteRT's value of each of ``tensors`` (``(batch, *shape)``), every intermediate kept
+    (``experimental_preserve_all_tensors``), for ``inputs`` as in :func:`reference_outputs`."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    try:
+        it = Interpreter(model_path=str(model), experimental_preserve_all_tensors=True,
+                         experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
+        it.allocate_tensors()
+    except (RuntimeError, ValueError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UsageError(f"validate: LiteRT cannot run {model.name} ({first}); compare with "
+                         "your own reference instead (`edge-sdk run --output`)") from None
+    values: list[list[np.ndarray]] = [[] for _ in tensors]
+    for sample in range(len(inputs[0])):
+        for detail, x in zip(it.get_input_details(), inputs, strict=True):
+            it.set_tensor(detail["index"], x[sample].reshape(detail["shape"]).astype(
+                detail["dtype"]))
+        it.invoke()
+        for k, t in enumerate(tensors):
+            values[k].append(it.get_tensor(t).copy())
+    return [np.stack(v) for v in values]
+
+
+def layer_report(layers: list[dict], ours: list[np.ndarray], theirs: list[np.ndarray]) -> dict:
+    """Each layer's comparison (``layers`` gives index, op, name) and the first that differs."""
+    rows = []
+    for layer, got, want in zip(layers, ours, theirs, strict=True):
+        rows.append({**layer, **compare(got, want)})
+    first = next((r for r in rows if not r["match"]), None)
+    return {"reference": "LiteRT BUILTIN_REF (all tensors preserved)", "layers": rows,
+            "match": first is None,
+            "first_divergence": None if first is None else {
+                k: first[k] for k in ("step", "index", "op", "name")}}

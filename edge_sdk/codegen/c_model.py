@@ -225,6 +225,7 @@ def emit(program: Program, memory: MemoryPlan, external_kernels: bool = False) -
             ]
             body.append(f"  {kernels.function_of_step[step.op_index]}({', '.join(args)});")
         body.append(f"  EDGE_PROFILE_LAYER({position});")
+        body.append(f"  EDGE_TRACE_LAYER({position}, {pointer(step.outputs[0])}, {out.nbytes});")
         body.append("")
 
     used = {pointer(t) for step in program.steps for t in (*step.inputs, *step.outputs)}
@@ -254,6 +255,15 @@ def emit(program: Program, memory: MemoryPlan, external_kernels: bool = False) -
             "#define EDGE_PROFILE_LAYER(k) edge_profile_layer(k)",
             "#else",
             "#define EDGE_PROFILE_LAYER(k) ((void)0)",
+            "#endif",
+            "/* Built with -DEDGE_TRACE, the program may stop the run after a layer to read that",
+            "   layer's output (edge-sdk validate); the run then returns 1. */",
+            "#if defined(EDGE_TRACE)",
+            "int edge_trace_layer(uint32_t layer, const void *data, uint32_t bytes);",
+            "#define EDGE_TRACE_LAYER(k, p, n) \\",
+            "  do { if (edge_trace_layer((k), (p), (n))) return 1; } while (0)",
+            "#else",
+            "#define EDGE_TRACE_LAYER(k, p, n) ((void)0)",
             "#endif",
             "",
             "/* ---- weights and requantization tables (flash) ---- */",

@@ -18,7 +18,8 @@ REQUEST_START = 0xA5
 RESPONSE_START = 0x5A
 MAX_PAYLOAD = 1024
 
-CMD_INFO, CMD_WRITE_INPUT, CMD_RUN, CMD_READ_OUTPUT, CMD_PING, CMD_EXIT, CMD_PROFILE = range(1, 8)
+(CMD_INFO, CMD_WRITE_INPUT, CMD_RUN, CMD_READ_OUTPUT, CMD_PING, CMD_EXIT, CMD_PROFILE,
+ CMD_RUN_TO, CMD_READ_TRACE) = range(1, 10)
 STATUS_OK, STATUS_BAD_CRC, STATUS_BAD_COMMAND, STATUS_BAD_ARGUMENT, STATUS_RUN_FAILED = range(5)
 TIMER_KINDS = {0: "none", 1: "cycles", 2: "systick", 3: "nanoseconds"}
 
@@ -136,6 +137,20 @@ class Client:
         if len(r) != 4 + 4 * count:
             raise DeviceError(f"PROFILE reply holds {len(r)} bytes for {count} layers")
         return list(struct.unpack(f"<{count}I", r[4:]))
+
+    def run_to(self, layer: int) -> int:
+        """Run until ``layer`` (a step index) has ended; the bytes of its output, which
+        :meth:`read_trace` then reads (0 unless the firmware was built with ``EDGE_TRACE``)."""
+        (size,) = struct.unpack("<I", self.request(CMD_RUN_TO, struct.pack("<H", layer),
+                                                   timeout=self.run_timeout))
+        return size
+
+    def read_trace(self, size: int) -> bytes:
+        out = bytearray()
+        for off in range(0, size, MAX_PAYLOAD):
+            n = min(MAX_PAYLOAD, size - off)
+            out += self.request(CMD_READ_TRACE, struct.pack("<IH", off, n))
+        return bytes(out)
 
     def exit(self) -> None:
         self.request(CMD_EXIT)

@@ -160,7 +160,7 @@ def library_name(text: str) -> str:
 def generate_project(
     compiled: CompiledModel, board: Board, dest: Path, template: str | None = None,
     force: bool = False, demo: bool = True, sample: np.ndarray | None = None,
-    profile: bool = False,
+    profile: bool = False, trace: bool = False,
 ) -> Path:
     """Generate a self-contained project for ``board`` from ``templates/<template>``.
 
@@ -202,6 +202,7 @@ def generate_project(
     context = {
         "board": board, "target": board.target, "model": compiled.name, "template": spec,
         "project": c_identifier(dest.name), "library": library_name(dest.name),
+        "trace": trace,
         "output_is_float": all(graph.tensor(io.tensor).dtype == "float32"
                                for io in program.outputs), "demo": demo, "profile": profile,
         "sample_rows": _sample_rows(sample_bytes), "sample_note": note,

@@ -18,6 +18,18 @@ void edge_profile_layer(uint32_t layer) {
   }
 }
 
+/* Tracing (EDGE_TRACE builds): the layer RUN_TO stops after, and what it produced there. */
+static int32_t trace_stop = -1;
+static const uint8_t *trace_data;
+static uint32_t trace_bytes;
+
+int edge_trace_layer(uint32_t layer, const void *data, uint32_t bytes) {
+  if ((int32_t)layer != trace_stop) return 0;
+  trace_data = (const uint8_t *)data;
+  trace_bytes = bytes;
+  return 1;
+}
+
 uint32_t edge_crc32(uint32_t crc, const uint8_t *data, size_t n) {
   crc = ~crc;
   for (size_t i = 0; i < n; ++i) {
@@ -134,6 +146,31 @@ void edge_protocol_serve(const edge_port_t *port, const edge_model_t *model) {
           break;
         }
         respond(port, cmd, EDGE_STATUS_OK, model->output + offset, (uint16_t)n);
+        break;
+      }
+      case EDGE_CMD_RUN_TO: {
+        if (len < 2) {
+          respond(port, cmd, EDGE_STATUS_BAD_ARGUMENT, 0, 0);
+          break;
+        }
+        trace_stop = (int32_t)((uint32_t)payload[0] | ((uint32_t)payload[1] << 8));
+        trace_data = 0;
+        trace_bytes = 0;
+        (void)model->run(model->input, model->output, model->arena);
+        trace_stop = -1;
+        put_u32(&out[0], trace_data ? trace_bytes : 0u);
+        respond(port, cmd, EDGE_STATUS_OK, out, 4);
+        break;
+      }
+      case EDGE_CMD_READ_TRACE: {
+        uint32_t offset = len >= 6 ? get_u32(payload) : 0xFFFFFFFFu;
+        uint32_t n = len >= 6 ? ((uint32_t)payload[4] | ((uint32_t)payload[5] << 8)) : 0u;
+        if (len < 6 || trace_data == 0 || n > EDGE_MAX_PAYLOAD || offset > trace_bytes ||
+            n > trace_bytes - offset) {
+          respond(port, cmd, EDGE_STATUS_BAD_ARGUMENT, 0, 0);
+          break;
+        }
+        respond(port, cmd, EDGE_STATUS_OK, trace_data + offset, (uint16_t)n);
         break;
       }
       case EDGE_CMD_PROFILE: {

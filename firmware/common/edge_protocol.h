@@ -28,6 +28,10 @@ enum edge_command {
   EDGE_CMD_PROFILE = 0x07,     /* -> count u32 | ticks u32 x count: the timer at the end of each
                                   layer of the last RUN (firmware built with EDGE_PROFILE; else
                                   count is 0) */
+  EDGE_CMD_RUN_TO = 0x08,      /* layer u16 -> bytes u32: run until that layer has ended, keep
+                                  its output for READ_TRACE (firmware built with EDGE_TRACE;
+                                  else, or if the layer does not exist, bytes is 0) */
+  EDGE_CMD_READ_TRACE = 0x09,  /* offset u32 | length u16 -> bytes of that layer's output */
 };
 
 /* Layers whose end the firmware records (the reply must fit EDGE_MAX_PAYLOAD). */
@@ -71,6 +75,10 @@ typedef struct {
 
 /* Called by a model built with -DEDGE_PROFILE after each layer (see the generated model.c). */
 void edge_profile_layer(uint32_t layer);
+
+/* Called by a model built with -DEDGE_TRACE after each layer with that layer's output; a
+   non-zero return stops the run there (the model returns 1). */
+int edge_trace_layer(uint32_t layer, const void *data, uint32_t bytes);
 
 /* Serve requests until EXIT or until the link closes. */
 void edge_protocol_serve(const edge_port_t *port, const edge_model_t *model);
