@@ -291,6 +291,14 @@ def cmd_validate(args: argparse.Namespace) -> int:
                       "it with the model" + (" (--report has the details)" if args.report else ""))
 
 
+def cmd_ops(args: argparse.Namespace) -> int:
+    from edge_sdk.support import operator_table
+
+    del args
+    print(operator_table())
+    return 0
+
+
 def cmd_inspect(args: argparse.Namespace) -> int:
     from edge_sdk.compiler.lower import LOWERINGS
 
@@ -384,6 +392,9 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--force", action="store_true", help="replace an existing output directory")
     prefer_option(c)
     c.set_defaults(func=cmd_compile)
+
+    o = sub.add_parser("ops", help="the operators and data types each target runs (Markdown)")
+    o.set_defaults(func=cmd_ops)
 
     v = sub.add_parser("validate", help="run layer by layer on the board and compare every "
                                         "layer's output with LiteRT's reference kernels")

@@ -102,3 +102,15 @@ def test_run_check_failure_exits_7_and_keeps_outputs(tmp_path, capsys, monkeypat
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "check failed:" in err and "of 12 output values" in err
     assert np.load(out).shape == (1, 12)
+
+
+def test_readme_operator_table_is_the_generated_one(capsys):
+    """`edge-sdk ops` prints the table from the registries; the README holds the same text."""
+    from tests.conftest import ROOT
+
+    assert main(["ops"]) == 0
+    printed = capsys.readouterr().out.strip()
+    readme = (ROOT / "README.md").read_text()
+    start = readme.index("<!-- ops-table:start -->") + len("<!-- ops-table:start -->")
+    assert readme[start:readme.index("<!-- ops-table:end -->")].strip() == printed
+    assert "| CONV_2D | yes | yes | yes | yes | yes |" in printed

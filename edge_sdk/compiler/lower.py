@@ -28,7 +28,7 @@ from edge_sdk.compiler.kernels.layout import (
 from edge_sdk.compiler.kernels.lookup import lower_lookup
 from edge_sdk.compiler.kernels.pooling import lower_pool2d
 from edge_sdk.compiler.kernels.reduce import lower_mean
-from edge_sdk.compiler.kernels.resize import lower_resize_bilinear, lower_resize_nearest
+from edge_sdk.compiler.kernels.resize import lower_resize_nearest
 from edge_sdk.compiler.kernels.softmax import lower_softmax
 from edge_sdk.compiler.kernels.transpose_conv import lower_transpose_conv
 from edge_sdk.compiler.program import Program, Step
@@ -81,7 +81,6 @@ LOWERINGS: dict[str, Lowering] = {
     "PRELU": lower_prelu,
     "TRANSPOSE_CONV": lower_transpose_conv,
     "RESIZE_NEAREST_NEIGHBOR": lower_resize_nearest,
-    "RESIZE_BILINEAR": lower_resize_bilinear,
     "MAXIMUM": lower_maximum_minimum,
     "MINIMUM": lower_maximum_minimum,
     "SOFTMAX": lower_softmax,
@@ -89,6 +88,16 @@ LOWERINGS: dict[str, Lowering] = {
     "SQUEEZE": lower_alias,
     "EXPAND_DIMS": lower_alias,
 }
+
+
+# Operators whose kernels also take int16x8 (int16 activations, zero point 0), each checked
+# bit for bit against LiteRT or TFLM's goldens (tests/test_int16_*.py). Others refuse int16 by
+# name. The README's operator table is generated from these registries (edge_sdk.support).
+INT16_OPS = frozenset({
+    "ADD", "SUB", "MUL", "MAXIMUM", "MINIMUM", "CONV_2D", "DEPTHWISE_CONV_2D", "TRANSPOSE_CONV",
+    "LEAKY_RELU", "RELU", "RELU6", "RELU_N1_TO_1", "QUANTIZE", "PAD", "PADV2", "STRIDED_SLICE",
+    "TRANSPOSE", "CONCATENATION", "RESIZE_NEAREST_NEIGHBOR", "RESHAPE", "SQUEEZE", "EXPAND_DIMS",
+})
 
 
 def supported_ops() -> list[str]:
@@ -116,14 +125,16 @@ def lowering_for(op: Operator, graph: Graph) -> Lowering:
     return LOWERINGS[op.opcode]
 
 
-def unsupported_summary(graph: Graph, known: set[str] | dict) -> str:
-    """Every operator of ``graph`` outside ``known``, in one line: custom operators first and
-    by name (they are the model author's own code: no compiler has them), then builtins with
-    the index of their first use and how many there are."""
+def unsupported_summary(graph: Graph, known: set[str] | dict | Callable[[Operator], bool]
+                        ) -> str:
+    """Every operator of ``graph`` outside ``known`` (names, or a test per operator), in one
+    line: custom operators first and by name (they are the model author's own code: no compiler
+    has them), then builtins with the index of their first use and how many there are."""
     first: dict[str, int] = {}
     count: dict[str, int] = {}
+    supported = known if callable(known) else (lambda op: op.opcode in known)
     for op in graph.operators:
-        if op.opcode not in known:
+        if not supported(op):
             first.setdefault(op.opcode, op.index)
             count[op.opcode] = count.get(op.opcode, 0) + 1
 
@@ -141,14 +152,21 @@ def unsupported_summary(graph: Graph, known: set[str] | dict) -> str:
 def check_graph(graph: Graph) -> None:
     """Refuse, before any work, what the integer compiler cannot take: every unsupported
     operator named at once, so one attempt tells the whole story."""
-    missing = unsupported_summary(graph, LOWERINGS)
+    from edge_sdk.compiler.kernels import float32
+
+    def supported(op: Operator) -> bool:
+        if _is_float_op(op, graph) and op.opcode not in ("RESHAPE", "SQUEEZE", "EXPAND_DIMS"):
+            return op.opcode in float32.LOWERINGS
+        return op.opcode in LOWERINGS
+
+    missing = unsupported_summary(graph, supported)
     if missing:
         custom = any(op.opcode.startswith("CUSTOM:") for op in graph.operators)
         raise UnsupportedOpError(
-            f"not supported by the int8 compiler: {missing}; "
+            f"not supported: {missing}; "
             + ("a custom operator is code the model's author wrote for their own runtime: "
                "re-export the model with builtin operators; " if custom else "")
-            + f"supported: {', '.join(supported_ops())}")
+            + "`edge-sdk ops` lists the operators and data types each target runs")
     if not graph.inputs or not graph.outputs:
         raise ModelError("the model has no inputs or no outputs: nothing to compile")
     for i in (*graph.inputs, *graph.outputs):

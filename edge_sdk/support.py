@@ -1,0 +1,46 @@
+"""Which operator runs where, read from the compiler's own registries (so it cannot drift).
+
+``edge-sdk ops`` prints it; the README's operator table is this output (a test keeps them equal).
+Microcontrollers and Linux CPUs share the C kernels (Linux compiles them with TVM's LLVM
+backend); float32 on a microcontroller needs an FPU to be fast, but runs anywhere.
+"""
+
+from __future__ import annotations
+
+from edge_sdk.compiler.gpu import kernels as gpu
+from edge_sdk.compiler.kernels import float32
+from edge_sdk.compiler.lower import INT16_OPS, LOWERINGS
+
+ALIASES = ("RESHAPE", "SQUEEZE", "EXPAND_DIMS")
+LIMITS = {
+    "RESIZE_BILINEAR": "int8: not yet",
+    "MEAN": "int8: axes (1, 2) with TFLite's two-step multiplier route; other routes refused",
+    "TRANSPOSE_CONV": "output-shape operand fixed at compile time",
+    "SOFTMAX": "float: beta 1 only",
+    "QUANTIZE": "float->int8, int8/int16/int32->int8/int16",
+    "DEQUANTIZE": "of a constant (float16 or int8 weights): folded at compile time",
+}
+
+
+def operator_rows() -> list[tuple[str, ...]]:
+    ops = sorted({*LOWERINGS, *float32.LOWERINGS, *gpu.INT8, *gpu.FLOAT32, *ALIASES})
+
+    def mark(ok: bool) -> str:
+        return "yes" if ok else "-"
+
+    rows = []
+    for op in ops:
+        alias = op in ALIASES
+        rows.append((op, mark(op in LOWERINGS), mark(op in INT16_OPS),
+                     mark(op in float32.LOWERINGS or alias),
+                     mark(op in gpu.INT8 or alias), mark(op in gpu.FLOAT32 or alias),
+                     LIMITS.get(op, "")))
+    return rows
+
+
+def operator_table() -> str:
+    """The Markdown table: one row per operator."""
+    header = ("operator", "int8", "int16x8", "float32", "GPU int8", "GPU float32", "notes")
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in operator_rows()]
+    return "\n".join(lines)
