@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from edge_sdk.compiler.kernels import movement
 from edge_sdk.compiler.kernels.activation import (
     lower_leaky_relu_int16,
     lower_prelu,
@@ -81,6 +82,7 @@ LOWERINGS: dict[str, Lowering] = {
     "PRELU": lower_prelu,
     "TRANSPOSE_CONV": lower_transpose_conv,
     "RESIZE_NEAREST_NEIGHBOR": lower_resize_nearest,
+    **movement.LOWERINGS,
     "MAXIMUM": lower_maximum_minimum,
     "MINIMUM": lower_maximum_minimum,
     "SOFTMAX": lower_softmax,

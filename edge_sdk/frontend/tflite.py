@@ -177,6 +177,24 @@ def _options(op: Any, opcode: str) -> dict[str, Any]:
         return options
     if opcode == "SOFTMAX":
         return {"beta": load(tflite.SoftmaxOptions).Beta()}
+    if opcode in ("SPLIT", "SPLIT_V"):
+        cls = tflite.SplitOptions if opcode == "SPLIT" else tflite.SplitVOptions
+        return {"num_splits": load(cls).NumSplits()}
+    if opcode == "PACK":
+        o = load(tflite.PackOptions)
+        return {"axis": o.Axis(), "values_count": o.ValuesCount()}
+    if opcode == "UNPACK":
+        o = load(tflite.UnpackOptions)
+        return {"axis": o.Axis(), "num": o.Num()}
+    if opcode in ("DEPTH_TO_SPACE", "SPACE_TO_DEPTH"):
+        cls = tflite.DepthToSpaceOptions if opcode == "DEPTH_TO_SPACE" else (
+            tflite.SpaceToDepthOptions)
+        return {"block_size": load(cls).BlockSize()}
+    if opcode == "GATHER":
+        o = load(tflite.GatherOptions)
+        return {"axis": o.Axis(), "batch_dims": o.BatchDims()}
+    if opcode in ("SUM", "REDUCE_MAX", "REDUCE_MIN", "REDUCE_PROD"):
+        return {"keep_dims": bool(load(tflite.ReducerOptions).KeepDims())}
     if opcode in ("RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR"):
         cls = (tflite.ResizeBilinearOptions if opcode == "RESIZE_BILINEAR"
                else tflite.ResizeNearestNeighborOptions)

@@ -121,6 +121,35 @@ def _options(b: flatbuffers.Builder, op: OpSpec) -> tuple[int, int]:
         tflite.StridedSliceOptionsAddEndMask(b, int(o.get("end_mask", 0)))
         tflite.StridedSliceOptionsAddShrinkAxisMask(b, int(o.get("shrink_axis_mask", 0)))
         return BO.StridedSliceOptions, tflite.StridedSliceOptionsEnd(b)
+    if op.opcode in ("SPLIT", "SPLIT_V"):
+        name = "SplitOptions" if op.opcode == "SPLIT" else "SplitVOptions"
+        getattr(tflite, f"{name}Start")(b)
+        getattr(tflite, f"{name}AddNumSplits")(b, int(o["num_splits"]))
+        return getattr(BO, name), getattr(tflite, f"{name}End")(b)
+    if op.opcode == "PACK":
+        tflite.PackOptionsStart(b)
+        tflite.PackOptionsAddAxis(b, int(o.get("axis", 0)))
+        tflite.PackOptionsAddValuesCount(b, int(o["values_count"]))
+        return BO.PackOptions, tflite.PackOptionsEnd(b)
+    if op.opcode == "UNPACK":
+        tflite.UnpackOptionsStart(b)
+        tflite.UnpackOptionsAddAxis(b, int(o.get("axis", 0)))
+        tflite.UnpackOptionsAddNum(b, int(o["num"]))
+        return BO.UnpackOptions, tflite.UnpackOptionsEnd(b)
+    if op.opcode in ("DEPTH_TO_SPACE", "SPACE_TO_DEPTH"):
+        name = "DepthToSpaceOptions" if op.opcode == "DEPTH_TO_SPACE" else "SpaceToDepthOptions"
+        getattr(tflite, f"{name}Start")(b)
+        getattr(tflite, f"{name}AddBlockSize")(b, int(o["block_size"]))
+        return getattr(BO, name), getattr(tflite, f"{name}End")(b)
+    if op.opcode == "GATHER":
+        tflite.GatherOptionsStart(b)
+        tflite.GatherOptionsAddAxis(b, int(o.get("axis", 0)))
+        tflite.GatherOptionsAddBatchDims(b, int(o.get("batch_dims", 0)))
+        return BO.GatherOptions, tflite.GatherOptionsEnd(b)
+    if op.opcode in ("SUM", "REDUCE_MAX"):
+        tflite.ReducerOptionsStart(b)
+        tflite.ReducerOptionsAddKeepDims(b, bool(o.get("keep_dims", False)))
+        return BO.ReducerOptions, tflite.ReducerOptionsEnd(b)
     if op.opcode in ("RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR"):
         name = ("ResizeBilinearOptions" if op.opcode == "RESIZE_BILINEAR"
                 else "ResizeNearestNeighborOptions")

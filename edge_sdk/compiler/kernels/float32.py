@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from tvm import tirx
 
-from edge_sdk.compiler.kernels import layout, resize
+from edge_sdk.compiler.kernels import layout, movement, resize
 from edge_sdk.compiler.kernels.common import refuse
 from edge_sdk.compiler.kernels.elementwise import _broadcast_strides
 from edge_sdk.compiler.kernels.tir import (
@@ -285,6 +285,7 @@ def lower_prelu(op: Operator, graph: Graph, func_name: str) -> Step:
 
 
 LOWERINGS = {
+    **movement.LOWERINGS,
     "PRELU": lower_prelu,
     "RESIZE_BILINEAR": resize.lower_resize_bilinear,
     "RESIZE_NEAREST_NEIGHBOR": resize.lower_resize_nearest,
