@@ -13,7 +13,6 @@ from edge_sdk.compiler.lower import INT16_OPS, LOWERINGS
 
 ALIASES = ("RESHAPE", "SQUEEZE", "EXPAND_DIMS")
 LIMITS = {
-    "RESIZE_BILINEAR": "int8: not yet",
     "MEAN": "int8: axes (1, 2) with TFLite's two-step multiplier route; other routes refused",
     "TRANSPOSE_CONV": "output-shape operand fixed at compile time",
     "SOFTMAX": "float: beta 1 only",

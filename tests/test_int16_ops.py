@@ -61,6 +61,9 @@ CASES = {
                                            a16("y", (1, 6, 8, 2), 0.001)],
                                           [OpSpec("RESIZE_NEAREST_NEIGHBOR", [0, 1], [2])],
                                           [0], [2]),
+    "resize_bilinear_half_pixel": lambda: build_model(
+        [a16("x", (1, 3, 4, 2), 0.001), const_i32("size", [7, 9]), a16("y", (1, 7, 9, 2), 0.001)],
+        [OpSpec("RESIZE_BILINEAR", [0, 1], [2], {"half_pixel_centers": True})], [0], [2]),
 }
 
 

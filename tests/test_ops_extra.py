@@ -153,6 +153,12 @@ FLOAT_CASES = {
 }
 
 INT8_RESIZE = {
+    "bilinear_int8_2x": lambda: resize_model("RESIZE_BILINEAR", (1, 3, 4, 5), (6, 8),
+                                             dtype="int8"),
+    "bilinear_int8_half_pixel": lambda: resize_model("RESIZE_BILINEAR", (1, 4, 5, 3), (7, 11),
+                                                     dtype="int8", half_pixel_centers=True),
+    "bilinear_int8_align_corners_down": lambda: resize_model(
+        "RESIZE_BILINEAR", (1, 9, 7, 2), (4, 3), dtype="int8", align_corners=True),
     "nearest_int8_2x": lambda: resize_model("RESIZE_NEAREST_NEIGHBOR", (1, 3, 4, 5), (6, 8),
                                             dtype="int8"),
     "nearest_int8_align_corners": lambda: resize_model(

@@ -29,7 +29,7 @@ from edge_sdk.compiler.kernels.layout import (
 from edge_sdk.compiler.kernels.lookup import lower_lookup
 from edge_sdk.compiler.kernels.pooling import lower_pool2d
 from edge_sdk.compiler.kernels.reduce import lower_mean
-from edge_sdk.compiler.kernels.resize import lower_resize_nearest
+from edge_sdk.compiler.kernels.resize import lower_resize_bilinear, lower_resize_nearest
 from edge_sdk.compiler.kernels.softmax import lower_softmax
 from edge_sdk.compiler.kernels.transpose_conv import lower_transpose_conv
 from edge_sdk.compiler.program import Program, Step
@@ -82,6 +82,7 @@ LOWERINGS: dict[str, Lowering] = {
     "PRELU": lower_prelu,
     "TRANSPOSE_CONV": lower_transpose_conv,
     "RESIZE_NEAREST_NEIGHBOR": lower_resize_nearest,
+    "RESIZE_BILINEAR": lower_resize_bilinear,
     **movement.LOWERINGS,
     "MAXIMUM": lower_maximum_minimum,
     "MINIMUM": lower_maximum_minimum,
@@ -98,7 +99,8 @@ LOWERINGS: dict[str, Lowering] = {
 INT16_OPS = frozenset({
     "ADD", "SUB", "MUL", "MAXIMUM", "MINIMUM", "CONV_2D", "DEPTHWISE_CONV_2D", "TRANSPOSE_CONV",
     "LEAKY_RELU", "RELU", "RELU6", "RELU_N1_TO_1", "QUANTIZE", "PAD", "PADV2", "STRIDED_SLICE",
-    "TRANSPOSE", "CONCATENATION", "RESIZE_NEAREST_NEIGHBOR", "RESHAPE", "SQUEEZE", "EXPAND_DIMS",
+    "TRANSPOSE", "CONCATENATION", "RESIZE_NEAREST_NEIGHBOR", "RESIZE_BILINEAR", "RESHAPE",
+    "SQUEEZE", "EXPAND_DIMS",
 })
 
 

@@ -1,4 +1,4 @@
-"""RESIZE_NEAREST_NEIGHBOR (int8, int16, float32) and RESIZE_BILINEAR (float32), NHWC.
+"""RESIZE_NEAREST_NEIGHBOR and RESIZE_BILINEAR (int8, int16, float32), NHWC.
 
 Which input rows and columns each output reads, and with what weights, depends on the shapes
 alone: we evaluate TFLite's reference formulas (``GetNearestNeighbor``,
@@ -12,9 +12,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from tvm import tirx
 
 from edge_sdk.compiler.kernels.common import constant_data, quantized_tensor, refuse
-from edge_sdk.compiler.kernels.tir import buffer_args, kernel, loop, store
+from edge_sdk.compiler.kernels.tir import buffer_args, i64, kernel, loop, scalar, store
 from edge_sdk.compiler.program import Constant, Step, TensorArg
 from edge_sdk.frontend.tflite import Graph, Operator, Tensor
 
@@ -99,10 +100,63 @@ def lower_resize_nearest(op: Operator, graph: Graph, func_name: str) -> Step:
     return _step(op, x, y, k.func, func_name, (rows, cols), "input row/column tables")
 
 
+def _cdiv(a: int, b: int) -> int:
+    """C integer division (truncates toward zero)."""
+    q = abs(a) // abs(b)
+    return q if (a >= 0) == (b > 0) else -q
+
+
+def bilinear_axis_integer(in_size: int, out_size: int, align_corners: bool, half_pixel: bool
+                          ) -> tuple[np.ndarray, ...]:
+    """``ComputeInterpolationValuesInteger`` per output position (positions in 1/1024ths):
+    lower and upper input index, and the weights ``1024 - frac`` and ``frac``."""
+    if align_corners and out_size > 1:
+        scale_10 = _cdiv((1 << 10) * (in_size - 1) + (out_size - 1) // 2, out_size - 1)
+    else:
+        scale_10 = _cdiv((1 << 10) * in_size + out_size // 2, out_size)
+    lo, hi, w_lo, w_hi = [], [], [], []
+    for v in range(out_size):
+        pos = v * scale_10 + scale_10 // 2 - (1 << 9) if half_pixel else v * scale_10
+        lower = max(_cdiv(pos, 1 << 10), 0)
+        lo.append(lower)
+        hi.append(min(_cdiv(pos + (1 << 10) - 1, 1 << 10), in_size - 1))
+        frac = pos - (1 << 10) * lower
+        w_hi.append(frac)
+        w_lo.append((1 << 10) - frac)
+    return tuple(np.array(a, np.int32) for a in (lo, hi, w_lo, w_hi))
+
+
+def _lower_resize_bilinear_integer(op: Operator, x: Tensor, y: Tensor, func_name: str) -> Step:
+    """``ResizeBilinearInteger`` (int8, int16): raw values weighted in 1/1024ths on each axis,
+    summed in 64 bits, divided by 2^20 rounding half away from zero."""
+    ac, hp = bool(op.options.get("align_corners")), bool(op.options.get("half_pixel_centers"))
+    n, ih, iw, c = x.shape
+    _, oh, ow, _ = y.shape
+    tables = [*bilinear_axis_integer(ih, oh, ac, hp), *bilinear_axis_integer(iw, ow, ac, hp)]
+    names = ("y0", "y1", "wy0", "wy1", "x0", "x1", "wx0", "wx1")
+    consts = tuple(Constant(f"l{op.index}_{nm}", t) for nm, t in zip(names, tables, strict=True))
+    with kernel(func_name) as k:
+        X, Y0, Y1, WY0, WY1, X0, X1, WX0, WX1, Y = buffer_args(
+            ("input", x.shape, x.dtype),
+            *[(nm, (oh if i < 4 else ow,), "int32") for i, nm in enumerate(names)],
+            ("output", y.shape, y.dtype))
+        total = scalar("total", "int64")
+        with loop("b", n) as b, loop("oy", oh) as oy, loop("ox", ow) as ox, loop("ch", c) as ch:
+            store(total, i64(X[b, Y0[oy], X0[ox], ch]) * i64(WY0[oy]) * i64(WX0[ox])
+                  + i64(X[b, Y1[oy], X0[ox], ch]) * i64(WY1[oy]) * i64(WX0[ox])
+                  + i64(X[b, Y0[oy], X1[ox], ch]) * i64(WY0[oy]) * i64(WX1[ox])
+                  + i64(X[b, Y1[oy], X1[ox], ch]) * i64(WY1[oy]) * i64(WX1[ox]))
+            rounding = tirx.Select(total[0] > i64(0), i64(1 << 19), i64(-(1 << 19)))
+            store(Y, tirx.Cast(y.dtype, tirx.truncdiv(total[0] + rounding, i64(1 << 20))),
+                  b, oy, ox, ch)
+    return _step(op, x, y, k.func, func_name, consts,
+                 "integer interpolation tables per row/column (1/1024ths)")
+
+
 def lower_resize_bilinear(op: Operator, graph: Graph, func_name: str) -> Step:
     x, y = _tensors(op, graph)
     if x.dtype != "float32":
-        raise refuse(op, f"{x.dtype} bilinear resize (float32 only so far)")
+        return _lower_resize_bilinear_integer(op, x, y, func_name)
     ac, hp = bool(op.options.get("align_corners")), bool(op.options.get("half_pixel_centers"))
     n, ih, iw, c = x.shape
     _, oh, ow, _ = y.shape
