@@ -230,12 +230,16 @@ def softmax_int8(op: Operator, graph: Graph, name: str) -> Step:
         total[i], softmax.headroom(total[i])), name="row_half_denominator")
     steps = [te.compute(rows, lambda i: softmax.newton_start(half_den[i]), name="row_recip0")]
 
-    def newton(prev: te.Tensor, k: int) -> te.Tensor:
-        return te.compute(rows, lambda i: softmax.newton_step(prev[i], half_den[i]),
-                          name=f"row_recip{k}")
+    def newton(prev: te.Tensor, k: int) -> list[te.Tensor]:
+        product = te.compute(rows, lambda i: softmax.newton_product(prev[i], half_den[i]),
+                             name=f"row_product{k}")
+        correction = te.compute(rows, lambda i: softmax.newton_correction(prev[i], product[i]),
+                                name=f"row_correction{k}")
+        return [product, correction, te.compute(
+            rows, lambda i: softmax.newton_update(prev[i], correction[i]), name=f"row_recip{k}")]
 
     for k in range(softmax.NEWTON_STEPS):
-        steps.append(newton(steps[-1], k + 1))
+        steps.extend(newton(steps[-1], k + 1))
     scale_q31 = te.compute(rows, lambda i: softmax.final_scale(steps[-1][i]), name="row_scale")
 
     def normalise(i, k):

@@ -130,9 +130,24 @@ def newton_start(half_den: Any) -> Any:
     return i32(1515870810) + srdhm(half_den, i32(-1010580540))
 
 
-def newton_step(r: Any, half_den: Any) -> Any:
-    """One Newton-Raphson step: ``r + r * (1 - half_den * r)`` (Q2.29)."""
-    return r + _saturating_shift_left(srdhm(r, i32(1 << 29) - srdhm(half_den, r)), 2)
+def newton_product(r: Any, half_den: Any) -> Any:
+    return srdhm(half_den, r)
+
+
+def newton_correction(r: Any, product: Any) -> Any:
+    return srdhm(r, i32(1 << 29) - product)
+
+
+def newton_update(r: Any, correction: Any) -> Any:
+    return r + _saturating_shift_left(correction, 2)
+
+
+def newton_step(r: Any, half_den: Any, bind: Bind) -> Any:
+    """One Newton-Raphson step: ``r + r * (1 - half_den * r)`` (Q2.29), its two products
+    named (TVM's simplifier takes seconds over the step written as one expression)."""
+    product = bind("half_den_times_r", newton_product(r, half_den))
+    correction = bind("correction", newton_correction(r, product))
+    return newton_update(r, correction)
 
 
 def final_scale(r: Any) -> Any:
@@ -150,7 +165,7 @@ def reciprocal(row_sum: Any, headroom_: Any, bind: Bind) -> Any:
     half_den = bind("half_denominator", half_denominator(row_sum, headroom_))
     r = bind("reciprocal", newton_start(half_den))
     for _ in range(NEWTON_STEPS):
-        r = bind("reciprocal", newton_step(r, half_den))
+        r = bind("reciprocal", newton_step(r, half_den, bind))
     return bind("scale", final_scale(r))
 
 
