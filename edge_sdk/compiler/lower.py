@@ -109,11 +109,12 @@ def supported_ops() -> list[str]:
 
 
 def _is_float_op(op: Operator, graph: Graph) -> bool:
-    """A float operator: its first activation input is float32 (QUANTIZE is the boundary)."""
+    """A float operator: one of its activation inputs is float32 (QUANTIZE is the boundary;
+    TRANSPOSE_CONV's first input is an int32 shape)."""
     if op.opcode in ("QUANTIZE", "DEQUANTIZE") or not op.inputs:
         return False
-    t = graph.tensor(op.inputs[0])
-    return t.dtype == "float32" and not t.is_constant
+    return any(graph.tensor(t).dtype == "float32" and not graph.tensor(t).is_constant
+               for t in op.inputs if t >= 0)
 
 
 def lowering_for(op: Operator, graph: Graph) -> Lowering:

@@ -177,6 +177,8 @@ def _options(op: Any, opcode: str) -> dict[str, Any]:
         return options
     if opcode == "SOFTMAX":
         return {"beta": load(tflite.SoftmaxOptions).Beta()}
+    if opcode == "DIV":
+        return {"activation": _ACTIVATIONS[load(tflite.DivOptions).FusedActivationFunction()]}
     if opcode in ("SPLIT", "SPLIT_V"):
         cls = tflite.SplitOptions if opcode == "SPLIT" else tflite.SplitVOptions
         return {"num_splits": load(cls).NumSplits()}

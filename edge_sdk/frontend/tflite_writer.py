@@ -165,6 +165,10 @@ def _options(b: flatbuffers.Builder, op: OpSpec) -> tuple[int, int]:
         tflite.TransposeConvOptionsAddStrideW(b, sw)
         tflite.TransposeConvOptionsAddFusedActivationFunction(b, act)
         return BO.TransposeConvOptions, tflite.TransposeConvOptionsEnd(b)
+    if op.opcode == "DIV":
+        tflite.DivOptionsStart(b)
+        tflite.DivOptionsAddFusedActivationFunction(b, act)
+        return BO.DivOptions, tflite.DivOptionsEnd(b)
     if op.opcode == "LEAKY_RELU":
         tflite.LeakyReluOptionsStart(b)
         tflite.LeakyReluOptionsAddAlpha(b, float(o.get("alpha", 0.2)))

@@ -29,7 +29,7 @@ from edge_sdk.compiler.kernels.tir import (
     when,
 )
 from edge_sdk.compiler.program import Constant, Step, TensorArg
-from edge_sdk.compiler.quantization import conv_geometry
+from edge_sdk.compiler.quantization import conv_geometry, same_padding
 from edge_sdk.frontend.tflite import Graph, Operator, Tensor
 
 _CLAMPS = {"NONE": (None, None), "RELU": (0.0, None), "RELU6": (0.0, 6.0),
@@ -168,6 +168,13 @@ def lower_pool(op: Operator, graph: Graph, func_name: str) -> Step:
     return _step(op, [x], y, k.func, func_name, macs=n * oh * ow * c * fh * fw)
 
 
+_BINARY = {
+    "ADD": lambda a, b: a + b, "SUB": lambda a, b: a - b, "MUL": lambda a, b: a * b,
+    "DIV": lambda a, b: a / b, "MAXIMUM": tirx.max, "MINIMUM": tirx.min,
+    "SQUARED_DIFFERENCE": lambda a, b: (a - b) * (a - b),
+}
+
+
 def lower_binary(op: Operator, graph: Graph, func_name: str) -> Step:
     from edge_sdk.compiler.kernels.elementwise import _broadcast_strides
 
@@ -184,7 +191,7 @@ def lower_binary(op: Operator, graph: Graph, func_name: str) -> Step:
         A, B, Y = bufs
         with loop_nest(out_shape) as idx:
             va, vb = A[strided_offset(idx, sa)], B[strided_offset(idx, sb)]
-            value = va + vb if op.opcode == "ADD" else va * vb
+            value = _BINARY[op.opcode](va, vb)
             store(Y, _activation(op, value), strided_offset(idx, row_major_strides(out_shape)))
     tables = {t.index: Constant(f"l{op.index}_operand{t.index}", _constant(op, t, "operand"))
               for t in consts}
@@ -199,11 +206,24 @@ def lower_unary(op: Operator, graph: Graph, func_name: str) -> Step:
     x = _float_tensor(op, graph, op.inputs[0], "input")
     y = _float_tensor(op, graph, op.outputs[0], "output")
 
-    def fn(v):
+    consts = ()
+    if op.opcode == "LEAKY_RELU":  # alpha as a one-value table: C cannot spell every float
+        consts = (Constant(f"l{op.index}_alpha",
+                           np.array([op.options.get("alpha", 0.2)], np.float32)),)
+
+    def fn(v, alpha=None):
         if op.opcode == "RELU":
             return tirx.max(v, f32(0.0))
         if op.opcode == "RELU6":
             return tirx.min(tirx.max(v, f32(0.0)), f32(6.0))
+        if op.opcode == "RELU_N1_TO_1":
+            return tirx.min(tirx.max(v, f32(-1.0)), f32(1.0))
+        if op.opcode == "LEAKY_RELU":  # reference_ops::LeakyRelu
+            return tirx.Select(v > f32(0.0), v, v * alpha)
+        if op.opcode == "ABS":
+            return tirx.call_pure_extern("float32", "fabsf", v)
+        if op.opcode == "RSQRT":
+            return f32(1.0) / tirx.call_pure_extern("float32", "sqrtf", v)
         if op.opcode == "LOGISTIC":
             return f32(1.0) / (f32(1.0) + tirx.call_pure_extern("float32", "expf", f32(0.0) - v))
         if op.opcode == "TANH":
@@ -212,10 +232,14 @@ def lower_unary(op: Operator, graph: Graph, func_name: str) -> Step:
         return v * tirx.min(tirx.max(v + f32(3.0), f32(0.0)), f32(6.0)) / f32(6.0)
 
     with kernel(func_name) as k:
-        X, Y = buffer_args(("input", (x.size,), "float32"), ("output", (y.size,), "float32"))
+        if consts:
+            X, A, Y = buffer_args(("input", (x.size,), "float32"), ("alpha", (1,), "float32"),
+                                  ("output", (y.size,), "float32"))
+        else:
+            X, Y = buffer_args(("input", (x.size,), "float32"), ("output", (y.size,), "float32"))
         with loop("i", x.size) as i:
-            store(Y, fn(X[i]), i)
-    return _step(op, [x], y, k.func, func_name, macs=x.size)
+            store(Y, fn(X[i], A[0] if consts else None), i)
+    return _step(op, [x], y, k.func, func_name, consts, macs=x.size)
 
 
 def lower_softmax(op: Operator, graph: Graph, func_name: str) -> Step:
@@ -284,8 +308,50 @@ def lower_prelu(op: Operator, graph: Graph, func_name: str) -> Step:
     return _step(op, [x], y, k.func, func_name, consts, macs=y.size)
 
 
+def lower_transpose_conv(op: Operator, graph: Graph, func_name: str) -> Step:
+    """TRANSPOSE_CONV in float, gathered per output like the integer kernel but summing in the
+    order TFLite's scatter does (input row, column, then channel, ascending), bias last, so
+    the float sums round the same."""
+    x = _float_tensor(op, graph, op.inputs[2], "input")
+    y = _float_tensor(op, graph, op.outputs[0], "output")
+    w = _constant(op, graph.tensor(op.inputs[1]), "weights")
+    n, ih, iw, ic = x.shape
+    oc, kh, kw, _ = w.shape
+    _, oh, ow, _ = y.shape
+    sy, sx = op.options["stride"]
+    if op.options["padding"] == "SAME":
+        ph, pw = same_padding(oh, kh, sy, 1)[1], same_padding(ow, kw, sx, 1)[1]
+    else:
+        ph = pw = 0
+    b_idx = op.inputs[3] if len(op.inputs) > 3 else -1
+    bias = (_constant(op, graph.tensor(b_idx), "bias").reshape(-1) if b_idx >= 0
+            else np.zeros(oc, np.float32))
+    consts = (Constant(f"l{op.index}_weights", w), Constant(f"l{op.index}_bias", bias))
+    with kernel(func_name) as k:
+        X, W, B, Y = buffer_args(("input", x.shape, "float32"), ("weights", w.shape, "float32"),
+                                 ("bias", (oc,), "float32"), ("output", y.shape, "float32"))
+        acc = scalar("acc", "float32")
+        with loop("b", n) as b, loop("oy", oh) as oy, loop("ox", ow) as ox, loop("oc", oc) as c:
+            store(acc, f32(0.0))
+            with loop("kyr", kh) as kyr, loop("kxr", kw) as kxr:
+                ky, kx = (kh - 1) - kyr, (kw - 1) - kxr  # descending taps: ascending input
+                ty, tx = oy + ph - ky, ox + pw - kx
+                iy, ix = tirx.floordiv(ty, sy), tirx.floordiv(tx, sx)
+                reaches = tirx.all(tirx.floormod(ty, sy) == 0, tirx.floormod(tx, sx) == 0,
+                                   ty >= 0, tx >= 0, in_range(iy, ih), in_range(ix, iw))
+                with when(reaches), loop("ic", ic) as ci:
+                    store(acc, acc[0] + X[b, iy, ix, ci] * W[c, ky, kx, ci])
+            store(Y, _activation(op, acc[0] + B[c]), b, oy, ox, c)
+    return _step(op, [x], y, k.func, func_name, consts, n * ih * iw * ic * kh * kw * oc)
+
+
 LOWERINGS = {
     **movement.LOWERINGS,
+    "SUB": lower_binary, "DIV": lower_binary, "MAXIMUM": lower_binary, "MINIMUM": lower_binary,
+    "SQUARED_DIFFERENCE": lower_binary,
+    "RELU_N1_TO_1": lower_unary, "LEAKY_RELU": lower_unary, "ABS": lower_unary,
+    "RSQRT": lower_unary,
+    "TRANSPOSE_CONV": lower_transpose_conv,
     "PRELU": lower_prelu,
     "RESIZE_BILINEAR": resize.lower_resize_bilinear,
     "RESIZE_NEAREST_NEIGHBOR": resize.lower_resize_nearest,
