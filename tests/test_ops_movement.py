@@ -94,3 +94,41 @@ def test_movement_matches_litert(builder, dtype):
     assert len(got) == len(want)
     for g, w in zip(got, want, strict=True):
         np.testing.assert_array_equal(g.reshape(w.shape), w)
+
+
+def arg_extreme(opcode, dtype, out_type):
+    return build_model([t("x", (2, 5, 3), dtype), const("axis", [1]), TensorSpec("y", (2, 3),
+                                                                             out_type)],
+                       [OpSpec(opcode, [0, 1], [2], {"output_type": out_type})], [0], [2])
+
+
+def reduce_extreme(opcode, dtype, keep_dims):
+    out_shape = (2, 1, 1, 3) if keep_dims else (2, 3)
+    return build_model([t("x", (2, 4, 5, 3), dtype), const("axes", [1, -2]),
+                        t("y", out_shape, dtype)],
+                       [OpSpec(opcode, [0, 1], [2], {"keep_dims": keep_dims})], [0], [2])
+
+
+EXTREMES = {
+    "arg_max_int64": lambda d: arg_extreme("ARG_MAX", d, "int64"),
+    "arg_min_int32": lambda d: arg_extreme("ARG_MIN", d, "int32"),
+    "reduce_max_keep_dims": lambda d: reduce_extreme("REDUCE_MAX", d, True),
+    "reduce_min": lambda d: reduce_extreme("REDUCE_MIN", d, False),
+}
+
+
+@pytest.mark.parametrize("dtype", ["int8", "float32"])
+@pytest.mark.parametrize("case", sorted(EXTREMES))
+def test_extremes_match_litert(case, dtype):
+    """Ties included: int8 data in a narrow range repeats values, and ARG_* must keep the
+    first index of the extreme."""
+    model = EXTREMES[case](dtype)
+    graph = parse(model, name=f"{case}_{dtype}")
+    shape = graph.tensor(graph.inputs[0]).shape
+    rng = np.random.default_rng(8)
+    x = (rng.integers(-3, 4, size=(4, *shape)).astype(np.int8) if dtype == "int8"
+         else rng.standard_normal((4, *shape)).astype(np.float32))
+    want = litert(model, [x])[0]
+    got = edge_sdk.run(graph, board="host", inputs=x).outputs
+    assert got.dtype == want.dtype
+    np.testing.assert_array_equal(got.reshape(want.shape), want)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from edge_sdk.compiler.kernels import movement
+from edge_sdk.compiler.kernels import extremes, movement
 from edge_sdk.compiler.kernels.activation import (
     lower_leaky_relu_int16,
     lower_prelu,
@@ -84,6 +84,7 @@ LOWERINGS: dict[str, Lowering] = {
     "RESIZE_NEAREST_NEIGHBOR": lower_resize_nearest,
     "RESIZE_BILINEAR": lower_resize_bilinear,
     **movement.LOWERINGS,
+    **extremes.LOWERINGS,
     "MAXIMUM": lower_maximum_minimum,
     "MINIMUM": lower_maximum_minimum,
     "SOFTMAX": lower_softmax,
@@ -177,7 +178,8 @@ def check_graph(graph: Graph) -> None:
     for i in (*graph.inputs, *graph.outputs):
         t = graph.tensor(i)
         quantized = t.dtype in ("int8", "int16")
-        if t.dtype not in ("int8", "int16", "int32", "float32") or (quantized and t.quant is None):
+        if t.dtype not in ("int8", "int16", "int32", "int64", "float32") or (
+                quantized and t.quant is None):
             raise ModelError(
                 f"model input/output '{t.name}' is {t.dtype}"
                 f"{' without quantization' if quantized else ''}: edge-sdk takes int8 and "

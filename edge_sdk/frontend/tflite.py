@@ -177,6 +177,9 @@ def _options(op: Any, opcode: str) -> dict[str, Any]:
         return options
     if opcode == "SOFTMAX":
         return {"beta": load(tflite.SoftmaxOptions).Beta()}
+    if opcode in ("ARG_MAX", "ARG_MIN"):
+        cls = tflite.ArgMaxOptions if opcode == "ARG_MAX" else tflite.ArgMinOptions
+        return {"output_type": load(cls).OutputType()}
     if opcode == "DIV":
         return {"activation": _ACTIVATIONS[load(tflite.DivOptions).FusedActivationFunction()]}
     if opcode in ("SPLIT", "SPLIT_V"):

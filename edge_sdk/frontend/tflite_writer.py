@@ -165,6 +165,15 @@ def _options(b: flatbuffers.Builder, op: OpSpec) -> tuple[int, int]:
         tflite.TransposeConvOptionsAddStrideW(b, sw)
         tflite.TransposeConvOptionsAddFusedActivationFunction(b, act)
         return BO.TransposeConvOptions, tflite.TransposeConvOptionsEnd(b)
+    if op.opcode in ("ARG_MAX", "ARG_MIN"):
+        name = "ArgMaxOptions" if op.opcode == "ARG_MAX" else "ArgMinOptions"
+        getattr(tflite, f"{name}Start")(b)
+        getattr(tflite, f"{name}AddOutputType")(b, _TYPES[o.get("output_type", "int64")])
+        return getattr(BO, name), getattr(tflite, f"{name}End")(b)
+    if op.opcode == "REDUCE_MIN":
+        tflite.ReducerOptionsStart(b)
+        tflite.ReducerOptionsAddKeepDims(b, bool(o.get("keep_dims", False)))
+        return BO.ReducerOptions, tflite.ReducerOptionsEnd(b)
     if op.opcode == "DIV":
         tflite.DivOptionsStart(b)
         tflite.DivOptionsAddFusedActivationFunction(b, act)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from tvm import tirx
 
-from edge_sdk.compiler.kernels import layout, movement, resize
+from edge_sdk.compiler.kernels import extremes, layout, movement, resize
 from edge_sdk.compiler.kernels.common import refuse
 from edge_sdk.compiler.kernels.elementwise import _broadcast_strides
 from edge_sdk.compiler.kernels.tir import (
@@ -347,6 +347,7 @@ def lower_transpose_conv(op: Operator, graph: Graph, func_name: str) -> Step:
 
 LOWERINGS = {
     **movement.LOWERINGS,
+    **extremes.LOWERINGS,
     "SUB": lower_binary, "DIV": lower_binary, "MAXIMUM": lower_binary, "MINIMUM": lower_binary,
     "SQUARED_DIFFERENCE": lower_binary,
     "RELU_N1_TO_1": lower_unary, "LEAKY_RELU": lower_unary, "ABS": lower_unary,
