@@ -1,4 +1,4 @@
-"""ARG_MAX/ARG_MIN and REDUCE_MAX/REDUCE_MIN: int8, int16 and float32.
+"""ARG_MAX/ARG_MIN and REDUCE_MAX/REDUCE_MIN: int8 and float32 (tested; int16 runs the same code).
 
 Largest and smallest values do not depend on the quantization (a positive scale keeps the
 order), so TFLite compares the raw elements and, for REDUCE_*, copies the winner: both tensors
