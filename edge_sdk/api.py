@@ -419,6 +419,10 @@ def validate(model: str | Path | Graph, board: str = "host", inputs: Inputs | No
     b = get_board(board)
     if b.gpu is not None:
         raise UsageError(f"validate runs on CPU boards; {b.name} is a GPU target")
+    if any(t.is_variable for t in graph.tensors):
+        raise UsageError("validate runs the model once per layer, which would advance the "
+                         "state this model keeps between inferences (an LSTM's); use "
+                         "`edge-sdk run --check` for it")
     compiled = compile_for(graph, b)
     program = compiled.program
     arrays = default_inputs(graph) if inputs is None else quantize_inputs(graph, inputs)

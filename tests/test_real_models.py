@@ -71,3 +71,20 @@ def test_person_detect_on_cortex_m4_matches_tflm():
     got = edge_sdk.run(graph, board="mps2-an386", inputs=x).outputs
     want = tflm_outputs(model, x)
     np.testing.assert_array_equal(got.reshape(want.shape), want)
+
+
+def test_float_lstm_matches_litert_across_inferences():
+    """TFLM's MNIST LSTM, float: UNIDIRECTIONAL_SEQUENCE_LSTM over 28 steps, then FC and
+    SOFTMAX. Its hidden and cell state are variable tensors, which TFLite carries from one
+    inference to the next: three samples in a row must agree with one LiteRT interpreter
+    invoked three times, so the state must persist in our arena too."""
+    model = real("tflm/trained_lstm.tflite")
+    graph = edge_sdk.load(model)
+    x = np.random.default_rng(6).uniform(0, 1, size=(3, 1, 28, 28)).astype(np.float32)
+    got = edge_sdk.run(graph, board="host", inputs=x).outputs
+    (want,) = reference_outputs(model, [x.reshape(3, -1)])
+    verdict = compare(got, want)
+    assert verdict["match"], verdict
+    # the state matters: the same sample gives a different answer on a second inference
+    again = edge_sdk.run(graph, board="host", inputs=np.stack([x[0], x[0]])).outputs
+    assert not np.array_equal(again[0], again[1])

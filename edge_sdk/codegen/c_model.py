@@ -177,14 +177,18 @@ def emit(program: Program, memory: MemoryPlan, external_kernels: bool = False) -
         *buffers,
         f" *   arena  [{upper}_ARENA_SIZE]  scratch for intermediates, 16-byte aligned",
     ], ["/* Run one inference. Returns 0 on success. Inputs and outputs must not overlap",
-        "   the arena. Reentrant: all state lives in the arena the caller passes. */"])
+        "   the arena. Reentrant: all state lives in the arena the caller passes. */",
+        *(["/* This model keeps state between inferences (an LSTM's hidden and cell state, as",
+           "   TFLite does) in the arena: zero the arena before the first call to start from",
+           "   a zero state, and keep it between calls. */"]
+          if any(t.is_variable for t in graph.tensors) else [])])
     params = {(io.role, io.index): io.param for io in (*program.inputs, *program.outputs)}
 
     def pointer(tensor: int) -> str:
         buf = memory.buffer_of(tensor)
         if buf.location in ("input", "output"):
             return params[buf.location, buf.io]
-        return f"l{producer[buf.root]}_out"
+        return producer[buf.root]
 
     def scratch_pointer(sc: Scratch) -> str:
         ctype = _CTYPES[sc.dtype]
@@ -192,10 +196,12 @@ def emit(program: Program, memory: MemoryPlan, external_kernels: bool = False) -
         return f"({ctype} *)(arena + {buf.offset}) /* {sc.name}, {buf.nbytes} B */"
 
     # Arena buffers are named after the layer that first writes them: l<index>_out.
-    producer: dict[int, int] = {}
+    # (a layer with several outputs: l<index>_out, l<index>_out1, ...)
+    producer: dict[int, str] = {}
     for step in program.steps:
-        for t in step.outputs:
-            producer.setdefault(memory.buffer_of(t).root, step.op_index)
+        for k, t in enumerate(step.outputs):
+            producer.setdefault(memory.buffer_of(t).root,
+                                f"l{step.op_index}_out{k if k else ''}")
     body: list[str] = []
     declared: set[int] = set()
     for position, step in enumerate(program.steps):

@@ -103,8 +103,10 @@ def plan(program: Program, scratch_in_arena: bool = True) -> MemoryPlan:
             raise ModelError(f"model outputs {outputs[0].index} and {outputs[1].index} are the "
                              "same tensor seen through a reshape: keep one of them")
         location, io_index = (mine[0].role, mine[0].index) if mine else ("arena", 0)
-        buffers.append(Buffer(r, tuple(members), graph.tensor(r).nbytes,
-                              first.get(r, 0), last.get(r, len(program.steps)), location,
+        start, end = first.get(r, 0), last.get(r, len(program.steps))
+        if any(graph.tensor(t).is_variable for t in members):
+            start, end = 0, len(program.steps)  # state: no other buffer ever shares its bytes
+        buffers.append(Buffer(r, tuple(members), graph.tensor(r).nbytes, start, end, location,
                               io=io_index))
 
     if scratch_in_arena:

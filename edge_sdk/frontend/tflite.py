@@ -63,6 +63,7 @@ class Tensor:
     dtype: str
     quant: QuantParams | None = None
     data: np.ndarray | None = field(default=None, repr=False)
+    is_variable: bool = False  # state kept across inferences (an LSTM's hidden and cell state)
 
     @property
     def short_name(self) -> str:
@@ -180,6 +181,11 @@ def _options(op: Any, opcode: str) -> dict[str, Any]:
     if opcode in ("ARG_MAX", "ARG_MIN"):
         cls = tflite.ArgMaxOptions if opcode == "ARG_MAX" else tflite.ArgMinOptions
         return {"output_type": load(cls).OutputType()}
+    if opcode == "UNIDIRECTIONAL_SEQUENCE_LSTM":
+        o = load(tflite.UnidirectionalSequenceLSTMOptions)
+        return {"activation": _ACTIVATIONS[o.FusedActivationFunction()],
+                "cell_clip": float(o.CellClip()), "proj_clip": float(o.ProjClip()),
+                "time_major": bool(o.TimeMajor())}
     if opcode == "DIV":
         return {"activation": _ACTIVATIONS[load(tflite.DivOptions).FusedActivationFunction()]}
     if opcode in ("SPLIT", "SPLIT_V"):
@@ -293,6 +299,7 @@ def parse(raw: bytes, name: str = "model", source: Path | None = None) -> Graph:
                     dtype=dtype,
                     quant=_quant(t),
                     data=_buffer_data(model, t.Buffer(), raw, dtype, shape),
+                    is_variable=bool(t.IsVariable()),
                 )
             )
         operators = []

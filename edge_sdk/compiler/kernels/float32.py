@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from tvm import tirx
 
-from edge_sdk.compiler.kernels import extremes, layout, movement, resize
+from edge_sdk.compiler.kernels import extremes, layout, lstm, movement, resize
 from edge_sdk.compiler.kernels.common import refuse
 from edge_sdk.compiler.kernels.elementwise import _broadcast_strides
 from edge_sdk.compiler.kernels.tir import (
@@ -346,6 +346,7 @@ def lower_transpose_conv(op: Operator, graph: Graph, func_name: str) -> Step:
 
 
 LOWERINGS = {
+    "UNIDIRECTIONAL_SEQUENCE_LSTM": lstm.lower_lstm,
     **movement.LOWERINGS,
     **extremes.LOWERINGS,
     "SUB": lower_binary, "DIV": lower_binary, "MAXIMUM": lower_binary, "MINIMUM": lower_binary,
