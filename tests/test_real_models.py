@@ -52,25 +52,23 @@ def tflm_outputs(model, x: np.ndarray) -> np.ndarray:
     return np.stack(outs)
 
 
-def test_person_detect_matches_tflm():
+def check_person_detect(board: str, seed: int, samples: int) -> None:
     model = real("tflm/person_detect.tflite")
     graph = edge_sdk.load(model)
     shape = graph.tensor(graph.inputs[0]).shape
-    x = np.random.default_rng(4).integers(-128, 128, size=(3, *shape), dtype=np.int8)
-    got = edge_sdk.run(graph, board="host", inputs=x).outputs
+    x = np.random.default_rng(seed).integers(-128, 128, size=(samples, *shape), dtype=np.int8)
+    got = edge_sdk.run(graph, board=board, inputs=x).outputs
     want = tflm_outputs(model, x)
     np.testing.assert_array_equal(got.reshape(want.shape), want)
+
+
+def test_person_detect_matches_tflm():
+    check_person_detect("host", seed=4, samples=3)
 
 
 @pytest.mark.slow
 def test_person_detect_on_cortex_m4_matches_tflm():
-    model = real("tflm/person_detect.tflite")
-    graph = edge_sdk.load(model)
-    shape = graph.tensor(graph.inputs[0]).shape
-    x = np.random.default_rng(5).integers(-128, 128, size=(1, *shape), dtype=np.int8)
-    got = edge_sdk.run(graph, board="mps2-an386", inputs=x).outputs
-    want = tflm_outputs(model, x)
-    np.testing.assert_array_equal(got.reshape(want.shape), want)
+    check_person_detect("mps2-an386", seed=5, samples=1)
 
 
 def test_float_lstm_matches_litert_across_inferences():

@@ -167,6 +167,19 @@ def plan_conv2d(op: Operator, graph: Graph) -> ConvPlan:
     )
 
 
+def store_requantized(Y: tirx.Buffer, acc: tirx.Buffer, multiplier, shift,
+                      act: tuple[int, int], output_zp: int, wide: bool, *index) -> None:
+    """A convolution's epilogue: requantize the accumulator per output channel, clamp, store.
+    int8: the int32 double-rounding multiply plus the output zero point; int16x8 (``wide``):
+    the int64 accumulator through TFLite's int64 multiply (zero point 0)."""
+    if wide:
+        result = multiply_by_quantized_multiplier_int64(acc[0], multiplier, shift)
+        store(Y, tirx.Cast(Y.dtype, clamp(result, *act)), *index)
+    else:
+        emit_multiply_by_quantized_multiplier(acc, multiplier, shift)
+        store(Y, tirx.Cast(Y.dtype, clamp(acc[0] + output_zp, *act)), *index)
+
+
 def lower_conv2d(op: Operator, graph: Graph, func_name: str) -> Step:
     p = plan_conv2d(op, graph)
     x, y = p.x, p.y
@@ -213,12 +226,7 @@ def lower_conv2d(op: Operator, graph: Graph, func_name: str) -> Step:
                                                  * i32(W[c, ky, kx, ci])))
             if not p.fold:
                 store(acc, acc[0] + B[c])
-            if wide:
-                result = multiply_by_quantized_multiplier_int64(acc[0], M[c], S[c])
-                store(Y, tirx.Cast(y.dtype, clamp(result, act_min, act_max)), b, oy, ox, c)
-            else:
-                emit_multiply_by_quantized_multiplier(acc, M[c], S[c])
-                store(Y, tirx.Cast("int8", clamp(acc[0] + p.output_zp, act_min, act_max)),
-                      b, oy, ox, c)
+            store_requantized(Y, acc, M[c], S[c], (act_min, act_max), p.output_zp, wide,
+                              b, oy, ox, c)
 
     return p.step(k.func, func_name)

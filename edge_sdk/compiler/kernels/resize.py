@@ -10,6 +10,8 @@ TFLite's order (bilinear).
 from __future__ import annotations
 
 import math
+import operator
+from functools import reduce
 
 import numpy as np
 from tvm import tirx
@@ -126,54 +128,38 @@ def bilinear_axis_integer(in_size: int, out_size: int, align_corners: bool, half
     return tuple(np.array(a, np.int32) for a in (lo, hi, w_lo, w_hi))
 
 
-def _lower_resize_bilinear_integer(op: Operator, x: Tensor, y: Tensor, func_name: str) -> Step:
-    """``ResizeBilinearInteger`` (int8, int16): raw values weighted in 1/1024ths on each axis,
-    summed in 64 bits, divided by 2^20 rounding half away from zero."""
+def lower_resize_bilinear(op: Operator, graph: Graph, func_name: str) -> Step:
+    """Float: TFLite's four terms, each ``value * wy * wx``, summed left to right. int8/int16
+    (``ResizeBilinearInteger``): raw values weighted in 1/1024ths on each axis, summed in 64
+    bits, divided by 2^20 rounding half away from zero."""
+    x, y = _tensors(op, graph)
+    integer = x.dtype != "float32"
+    axis = bilinear_axis_integer if integer else bilinear_axis
     ac, hp = bool(op.options.get("align_corners")), bool(op.options.get("half_pixel_centers"))
     n, ih, iw, c = x.shape
     _, oh, ow, _ = y.shape
-    tables = [*bilinear_axis_integer(ih, oh, ac, hp), *bilinear_axis_integer(iw, ow, ac, hp)]
+    tables = [*axis(ih, oh, ac, hp), *axis(iw, ow, ac, hp)]
     names = ("y0", "y1", "wy0", "wy1", "x0", "x1", "wx0", "wx1")
     consts = tuple(Constant(f"l{op.index}_{nm}", t) for nm, t in zip(names, tables, strict=True))
     with kernel(func_name) as k:
         X, Y0, Y1, WY0, WY1, X0, X1, WX0, WX1, Y = buffer_args(
             ("input", x.shape, x.dtype),
-            *[(nm, (oh if i < 4 else ow,), "int32") for i, nm in enumerate(names)],
-            ("output", y.shape, y.dtype))
-        total = scalar("total", "int64")
-        with loop("b", n) as b, loop("oy", oh) as oy, loop("ox", ow) as ox, loop("ch", c) as ch:
-            store(total, i64(X[b, Y0[oy], X0[ox], ch]) * i64(WY0[oy]) * i64(WX0[ox])
-                  + i64(X[b, Y1[oy], X0[ox], ch]) * i64(WY1[oy]) * i64(WX0[ox])
-                  + i64(X[b, Y0[oy], X1[ox], ch]) * i64(WY0[oy]) * i64(WX1[ox])
-                  + i64(X[b, Y1[oy], X1[ox], ch]) * i64(WY1[oy]) * i64(WX1[ox]))
-            rounding = tirx.Select(total[0] > i64(0), i64(1 << 19), i64(-(1 << 19)))
-            store(Y, tirx.Cast(y.dtype, tirx.truncdiv(total[0] + rounding, i64(1 << 20))),
-                  b, oy, ox, ch)
-    return _step(op, x, y, k.func, func_name, consts,
-                 "integer interpolation tables per row/column (1/1024ths)")
-
-
-def lower_resize_bilinear(op: Operator, graph: Graph, func_name: str) -> Step:
-    x, y = _tensors(op, graph)
-    if x.dtype != "float32":
-        return _lower_resize_bilinear_integer(op, x, y, func_name)
-    ac, hp = bool(op.options.get("align_corners")), bool(op.options.get("half_pixel_centers"))
-    n, ih, iw, c = x.shape
-    _, oh, ow, _ = y.shape
-    tables = [*bilinear_axis(ih, oh, ac, hp), *bilinear_axis(iw, ow, ac, hp)]
-    names = ("y0", "y1", "wy0", "wy1", "x0", "x1", "wx0", "wx1")
-    consts = tuple(Constant(f"l{op.index}_{nm}", t) for nm, t in zip(names, tables, strict=True))
-    with kernel(func_name) as k:
-        X, Y0, Y1, WY0, WY1, X0, X1, WX0, WX1, Y = buffer_args(
-            ("input", x.shape, "float32"),
             *[(nm, (oh if i < 4 else ow,), str(t.dtype))
               for i, (nm, t) in enumerate(zip(names, tables, strict=True))],
-            ("output", y.shape, "float32"))
+            ("output", y.shape, y.dtype))
+        total = scalar("total", "int64") if integer else None
         with loop("b", n) as b, loop("oy", oh) as oy, loop("ox", ow) as ox, loop("ch", c) as ch:
-            # TFLite's expression, term by term and left to right
-            value = (X[b, Y0[oy], X0[ox], ch] * WY0[oy] * WX0[ox]
-                     + X[b, Y1[oy], X0[ox], ch] * WY1[oy] * WX0[ox]
-                     + X[b, Y0[oy], X1[ox], ch] * WY0[oy] * WX1[ox]
-                     + X[b, Y1[oy], X1[ox], ch] * WY1[oy] * WX1[ox])
+            taps = [(X[b, Y0[oy], X0[ox], ch], WY0[oy], WX0[ox]),
+                    (X[b, Y1[oy], X0[ox], ch], WY1[oy], WX0[ox]),
+                    (X[b, Y0[oy], X1[ox], ch], WY0[oy], WX1[ox]),
+                    (X[b, Y1[oy], X1[ox], ch], WY1[oy], WX1[ox])]
+            if integer:
+                store(total, reduce(operator.add, [i64(v) * i64(wy) * i64(wx)
+                                                   for v, wy, wx in taps]))
+                rounding = tirx.Select(total[0] > i64(0), i64(1 << 19), i64(-(1 << 19)))
+                value = tirx.Cast(y.dtype, tirx.truncdiv(total[0] + rounding, i64(1 << 20)))
+            else:  # TFLite's expression, term by term and left to right
+                value = reduce(operator.add, [v * wy * wx for v, wy, wx in taps])
             store(Y, value, b, oy, ox, ch)
-    return _step(op, x, y, k.func, func_name, consts, "interpolation tables per row/column")
+    return _step(op, x, y, k.func, func_name, consts,
+                 "interpolation tables per row/column" + (" (1/1024ths)" if integer else ""))

@@ -26,14 +26,10 @@ from edge_sdk.compiler.kernels.common import (
     symmetric_weights,
     zero_point,
 )
-from edge_sdk.compiler.kernels.fixedpoint import (
-    emit_multiply_by_quantized_multiplier,
-    multiply_by_quantized_multiplier_int64,
-    reduced_multiplier,
-)
+from edge_sdk.compiler.kernels.conv import store_requantized
+from edge_sdk.compiler.kernels.fixedpoint import reduced_multiplier
 from edge_sdk.compiler.kernels.tir import (
     buffer_args,
-    clamp,
     i32,
     i64,
     in_range,
@@ -97,13 +93,8 @@ def lower_transpose_conv(op: Operator, graph: Graph, func_name: str) -> Step:
                 with T.If(reaches), T.Then(), loop("ic", ic) as ci:
                     store(acc, acc[0] + wrap((i32(X[b, iy, ix, ci]) + in_offset)
                                              * i32(W[c, ky, kx, ci])))
-            if wide:
-                result = multiply_by_quantized_multiplier_int64(acc[0], M[c], S[c])
-                store(Y, tirx.Cast(y.dtype, clamp(result, act_min, act_max)), b, oy, ox, c)
-            else:
-                emit_multiply_by_quantized_multiplier(acc, M[c], S[c])
-                store(Y, tirx.Cast(y.dtype, clamp(acc[0] + zero_point(y), act_min, act_max)),
-                      b, oy, ox, c)
+            store_requantized(Y, acc, M[c], S[c], (act_min, act_max), zero_point(y), wide,
+                              b, oy, ox, c)
 
     return Step(
         op_index=op.index, opcode=op.opcode, layer=y.name, kind="kernel",
