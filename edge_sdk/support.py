@@ -17,6 +17,8 @@ LIMITS = {
     "TRANSPOSE_CONV": "output-shape operand fixed at compile time",
     "SOFTMAX": "float: beta 1 only",
     "QUANTIZE": "float->int8, int8/int16/int32->int8/int16",
+    "UNIDIRECTIONAL_SEQUENCE_LSTM": "int8 with int16 cell state (TFLite's 8x8->16) and float32; "
+                                    "no peephole, projection, layer norm or CIFG",
     "DEQUANTIZE": "of a constant (float16 or int8 weights): folded at compile time",
 }
 

@@ -6,6 +6,8 @@ quantized dimension), bit for bit. The int16 layer tests are in test_int16_layer
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -86,3 +88,53 @@ def test_float_lstm_matches_litert_across_inferences():
     # the state matters: the same sample gives a different answer on a second inference
     again = edge_sdk.run(graph, board="host", inputs=np.stack([x[0], x[0]])).outputs
     assert not np.array_equal(again[0], again[1])
+
+
+def litert_tensor_sequence(model, x: np.ndarray, tensor: int) -> np.ndarray:
+    """One tensor of LiteRT's reference interpreter after each of several invocations of the
+    same interpreter (so a stateful model carries its state from one to the next)."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    it = Interpreter(model_path=str(model), experimental_preserve_all_tensors=True,
+                     experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
+    it.allocate_tensors()
+    detail = it.get_input_details()[0]
+    results = []
+    for sample in x:
+        it.set_tensor(detail["index"], sample.reshape(detail["shape"]))
+        it.invoke()
+        results.append(it.get_tensor(tensor).copy())
+    return np.stack(results)
+
+
+INT8_LSTMS = ["trained_lstm_int8", "micro_speech_lstm"]
+
+
+def check_int8_lstm(name: str, board: str, samples: int, seed: int) -> None:
+    """The int8 LSTM (int16 gates and cell state, gemmlowp fixed point) layer by itself, whose
+    int8 hidden sequence is rich (the model's softmax output mostly saturates), and the whole
+    model; over several inferences in a row, since the state carries over."""
+    model = real(f"tflm/{name}.tflite")
+    graph = edge_sdk.load(model)
+    x = np.random.default_rng(seed).integers(
+        -128, 128, size=(samples, *graph.tensor(graph.inputs[0]).shape), dtype=np.int8)
+    lstm_out = graph.operators[0].outputs[0]
+    layer = dataclasses.replace(graph, operators=graph.operators[:1], outputs=(lstm_out,))
+    got = edge_sdk.run(layer, board=board, inputs=x).outputs
+    want = litert_tensor_sequence(model, x, lstm_out)
+    assert len(np.unique(want)) > 50  # a real test of the arithmetic, not of saturation
+    np.testing.assert_array_equal(got.reshape(want.shape), want)
+    got = edge_sdk.run(graph, board=board, inputs=x).outputs
+    (want,) = reference_outputs(model, [x])
+    np.testing.assert_array_equal(got.reshape(want.shape), want)
+
+
+@pytest.mark.parametrize("name", INT8_LSTMS)
+def test_int8_lstm_matches_litert_across_inferences(name):
+    check_int8_lstm(name, "host", samples=3, seed=7)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", INT8_LSTMS)
+def test_int8_lstm_on_cortex_m4_matches_litert(name):
+    check_int8_lstm(name, "mps2-an386", samples=2, seed=8)

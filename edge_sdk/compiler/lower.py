@@ -27,6 +27,7 @@ from edge_sdk.compiler.kernels.layout import (
     lower_transpose,
 )
 from edge_sdk.compiler.kernels.lookup import lower_lookup
+from edge_sdk.compiler.kernels.lstm import lower_lstm
 from edge_sdk.compiler.kernels.pooling import lower_pool2d
 from edge_sdk.compiler.kernels.reduce import lower_mean
 from edge_sdk.compiler.kernels.resize import lower_resize_bilinear, lower_resize_nearest
@@ -88,6 +89,7 @@ LOWERINGS: dict[str, Lowering] = {
     "MAXIMUM": lower_maximum_minimum,
     "MINIMUM": lower_maximum_minimum,
     "SOFTMAX": lower_softmax,
+    "UNIDIRECTIONAL_SEQUENCE_LSTM": lower_lstm,
     "RESHAPE": lower_alias,
     "SQUEEZE": lower_alias,
     "EXPAND_DIMS": lower_alias,

@@ -88,6 +88,8 @@ class Operator:
     """One operator: ``opcode`` is the TFLite builtin name, e.g. ``"CONV_2D"``.
 
     ``inputs`` may hold ``-1`` for an optional input that is absent (e.g. no bias).
+    ``intermediates`` are tensors that only carry quantization parameters for values inside
+    the operator (an int8 LSTM's gate and hidden scales).
     """
 
     index: int
@@ -95,6 +97,7 @@ class Operator:
     inputs: tuple[int, ...]
     outputs: tuple[int, ...]
     options: dict[str, Any]
+    intermediates: tuple[int, ...] = ()
 
 
 @dataclass
@@ -312,10 +315,12 @@ def parse(raw: bytes, name: str = "model", source: Path | None = None) -> Graph:
                 opcode = f"CUSTOM:{oc.CustomCode().decode('utf-8', 'replace')}"
             ins = tuple(int(x) for x in op.InputsAsNumpy()) if op.InputsLength() else ()
             outs = tuple(int(x) for x in op.OutputsAsNumpy()) if op.OutputsLength() else ()
-            for t in (*ins, *outs):
+            mids = (tuple(int(x) for x in op.IntermediatesAsNumpy())
+                    if op.IntermediatesLength() else ())
+            for t in (*ins, *outs, *mids):
                 if t >= len(tensors):
                     raise ModelError(f"operator {i} refers to tensor {t}, which does not exist")
-            operators.append(Operator(i, opcode, ins, outs, _options(op, opcode)))
+            operators.append(Operator(i, opcode, ins, outs, _options(op, opcode), mids))
         inputs = tuple(int(x) for x in graph.InputsAsNumpy())
         outputs = tuple(int(x) for x in graph.OutputsAsNumpy())
     except ModelError as err:

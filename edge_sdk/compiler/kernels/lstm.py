@@ -7,6 +7,14 @@ does), then sigmoid (input, forget, output) or the cell activation (cell gate); 
 ``c = f * c``, ``c += i * g`` (clipped by ``cell_clip``), ``h = o * act(c)``, and ``h`` is both
 the step's output and the next step's state.
 
+The int8 form (TFLite's "8x8->16" integer LSTM, ``LstmStepInteger8x8_16``) has int8 input,
+weights and hidden state, int16 cell state (scale a power of two, ``2^cell_scale``) and int32
+biases. Each gate's two matrix products are requantized *separately* to Q3.12 int16 (the bias and
+the zero points folded into an "effective bias" per row) and added with saturation; the gates go
+through gemmlowp's int16 ``logistic``/``tanh`` (:mod:`.fixed16`); the cell update is two
+rounding shifts and a saturating add; the hidden state is ``o * tanh(c)`` requantized to the
+``effective_hidden_scale`` intermediate's scale plus its zero point.
+
 The hidden and cell state are *variable* tensors: TFLite keeps them from one inference to the
 next (and starts from zeros). The planner gives them arena bytes no other tensor ever shares, so
 they persist as long as the caller keeps the arena; a zeroed arena starts from a zero state.
@@ -14,13 +22,30 @@ they persist as long as the caller keeps the arena; a zeroed arena starts from a
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+from typing import Any
+
 import numpy as np
 from tvm import tirx
 
-from edge_sdk.compiler.kernels.common import refuse
-from edge_sdk.compiler.kernels.tir import buffer_args, f32, kernel, loop, scalar, store
+from edge_sdk.compiler import quantization
+from edge_sdk.compiler.kernels import fixed16
+from edge_sdk.compiler.kernels.common import int8_tensor, refuse, scale, zero_point
+from edge_sdk.compiler.kernels.fixedpoint import multiply_by_quantized_multiplier
+from edge_sdk.compiler.kernels.tir import (
+    buffer_args,
+    clamp,
+    f32,
+    i32,
+    kernel,
+    loop,
+    scalar,
+    store,
+)
 from edge_sdk.compiler.program import Constant, Scratch, Step, TensorArg
-from edge_sdk.frontend.tflite import Graph, Operator
+from edge_sdk.compiler.quantization import quantize_multiplier
+from edge_sdk.frontend.tflite import Graph, Operator, Tensor
 
 GATES = ("input", "forget", "cell", "output")
 
@@ -45,13 +70,14 @@ def lower_lstm(op: Operator, graph: Graph, func_name: str) -> Step:
         return len(op.inputs) > k and op.inputs[k] >= 0
 
     x = graph.tensor(op.inputs[0])
-    if x.dtype != "float32":
-        raise refuse(op, f"{x.dtype} LSTM (its int8 form, with int16 gates, is not supported "
-                         "yet; the float model compiles)")
+    if x.dtype not in ("float32", "int8"):
+        raise refuse(op, f"{x.dtype} input (int8 and float32 LSTMs are supported)")
     if any(present(k) for k in (9, 10, 11, 16, 17, 20, 21, 22, 23)):
         raise refuse(op, "peephole, projection or layer-norm weights")
     if not (present(1) and present(5)):
         raise refuse(op, "coupled input and forget gates (CIFG)")
+    if x.dtype == "int8":
+        return lower_lstm_int8(op, graph, func_name)
     h_t, c_t, y = graph.tensor(op.inputs[18]), graph.tensor(op.inputs[19]), graph.tensor(
         op.outputs[0])
     w_x = [graph.tensor(op.inputs[k]).data for k in (1, 2, 3, 4)]
@@ -124,3 +150,164 @@ def lower_lstm(op: Operator, graph: Graph, func_name: str) -> Step:
               TensorArg(c_t.index, writes=True), gates, TensorArg(y.index, writes=True)),
         macs=batch * steps * 4 * n_cell * (n_input + n_output),
         notes="float32; hidden and cell state kept in the arena between inferences")
+
+
+# --- int8 (8x8->16) -----------------------------------------------------------------------------
+
+SIGMOID_GATES = (0, 1, 3)  # input, forget, output; the cell gate (2) goes through tanh
+GATE_INTEGER_BITS = 3  # without layer norm, every gate's pre-activation is Q3.12
+
+
+@dataclass(frozen=True)
+class IntegerLstmPlan:
+    """``PopulateQuantizedLstmParams8x8_16`` without peephole, projection or layer norm."""
+
+    x: Tensor
+    h: Tensor  # the int8 output (hidden) state, a variable tensor
+    c: Tensor  # the int16 cell state, a variable tensor
+    y: Tensor
+    w_x: np.ndarray  # (4, n_cell, n_input) int8
+    w_h: np.ndarray  # (4, n_cell, n_output) int8
+    bias_x: np.ndarray  # (4, n_cell) int32: bias - input_zp * row sums
+    bias_h: np.ndarray  # (4, n_cell) int32: -state_zp * row sums
+    scale_x: tuple[tuple[int, int], ...]  # per gate (multiplier, shift) into Q3.12
+    scale_h: tuple[tuple[int, int], ...]
+    hidden: tuple[int, int]
+    hidden_zp: int
+    cell_scale: int  # log2 of the cell state's scale
+    cell_clip: int  # quantized; 0 = none
+    steps: int
+    batch: int
+    time_major: bool
+
+
+def _log2_exact(value: float) -> int | None:
+    exponent = round(math.log2(value)) if value > 0 else 0
+    return exponent if value > 0 and 2.0 ** exponent == value else None
+
+
+def plan_lstm_int8(op: Operator, graph: Graph) -> IntegerLstmPlan:
+    x = int8_tensor(op, graph, op.inputs[0], "input")
+    y = int8_tensor(op, graph, op.outputs[0], "output")
+    h = int8_tensor(op, graph, op.inputs[18], "output state")
+    c = graph.tensor(op.inputs[19])
+    if c.dtype != "int16" or c.quant is None:
+        raise refuse(op, f"cell state '{c.name}' is {c.dtype}; the integer LSTM keeps it int16")
+    cell_scale = _log2_exact(scale(c))
+    if cell_scale is None or cell_scale > -9:
+        raise refuse(op, f"cell state scale {scale(c)} (TFLite requires a power of two <= 2^-9)")
+    if len(op.intermediates) < 5:
+        raise refuse(op, "no effective_hidden_scale intermediate (re-convert the model)")
+    hidden = graph.tensor(op.intermediates[4])
+    if hidden.quant is None:
+        raise refuse(op, "an effective_hidden_scale intermediate without quantization")
+    w_x = [graph.tensor(op.inputs[k]) for k in (1, 2, 3, 4)]
+    w_h = [graph.tensor(op.inputs[k]) for k in (5, 6, 7, 8)]
+    biases = [graph.tensor(op.inputs[k]) for k in (12, 13, 14, 15)]
+    for w in (*w_x, *w_h):
+        if w.dtype != "int8" or w.quant is None or w.data is None or w.quant.per_channel:
+            raise refuse(op, f"weights '{w.name}' are not constant per-tensor int8")
+    for b in biases:
+        if b.dtype != "int32" or b.data is None:
+            raise refuse(op, f"bias '{b.name}' is not a constant int32")
+    n_cell, _ = w_x[0].shape
+    if w_h[0].shape[1] != n_cell:
+        raise refuse(op, "an output size different from the cell size")
+    # TFLite computes the effective scales in float32 (weight * input / 2^-12), then
+    # QuantizeMultiplier in double; the hidden scale in double, stored as float.
+    f32_ = quantization.f32
+    gate_scale = f32_(2.0 ** -12)
+
+    def effective(w: Tensor, activation_scale: float) -> tuple[int, int]:
+        return quantize_multiplier(f32_(f32_(f32_(scale(w)) * f32_(activation_scale)) / gate_scale))
+
+    wx = np.stack([w.data for w in w_x]).astype(np.int32)
+    wh = np.stack([w.data for w in w_h]).astype(np.int32)
+    bias = np.stack([b.data for b in biases]).astype(np.int64)
+    bias_x = bias - zero_point(x) * wx.sum(axis=2, dtype=np.int64)
+    bias_h = -zero_point(h) * wh.sum(axis=2, dtype=np.int64)
+    clip = float(op.options.get("cell_clip", 0.0))
+    cell_clip = int(min(max(f32_(clip / f32_(scale(c))), -32768.0), 32767.0)) if clip > 0 else 0
+    time_major = bool(op.options.get("time_major"))
+    return IntegerLstmPlan(
+        x=x, h=h, c=c, y=y, w_x=wx.astype(np.int8), w_h=wh.astype(np.int8),
+        bias_x=bias_x.astype(np.int32), bias_h=bias_h.astype(np.int32),
+        scale_x=tuple(effective(w, scale(x)) for w in w_x),
+        scale_h=tuple(effective(w, scale(h)) for w in w_h),
+        hidden=quantize_multiplier(f32_(2.0 ** -15 / float(f32_(scale(hidden))) * 2.0 ** -15)),
+        hidden_zp=zero_point(hidden), cell_scale=cell_scale, cell_clip=cell_clip,
+        steps=x.shape[0] if time_major else x.shape[1],
+        batch=x.shape[1] if time_major else x.shape[0], time_major=time_major)
+
+
+def lower_lstm_int8(op: Operator, graph: Graph, func_name: str) -> Step:
+    p = plan_lstm_int8(op, graph)
+    n_cell, n_input = p.w_x.shape[1], p.w_x.shape[2]
+    n_output = p.w_h.shape[2]
+    consts = (Constant(f"l{op.index}_w_x", p.w_x), Constant(f"l{op.index}_w_h", p.w_h),
+              Constant(f"l{op.index}_bias_x", p.bias_x),
+              Constant(f"l{op.index}_bias_h", p.bias_h))
+    gates = Scratch(f"l{op.index}_gates", (4, n_cell), "int16")
+    with kernel(func_name) as k:
+        X, WX, WH, BX, BH, H, C, G, Y = buffer_args(
+            ("input", p.x.shape, "int8"), ("w_x", (4, n_cell, n_input), "int8"),
+            ("w_h", (4, n_cell, n_output), "int8"), ("bias_x", (4, n_cell), "int32"),
+            ("bias_h", (4, n_cell), "int32"),
+            ("output_state", (p.batch, n_output), "int8"),
+            ("cell_state", (p.batch, n_cell), "int16"),
+            ("gates", (4, n_cell), "int16"), ("output", p.y.shape, "int8"))
+        acc = scalar("acc")
+        pre = scalar("pre_activation")
+        locals_: dict[str, tirx.Buffer] = {}
+
+        def bind(name: str, value: Any) -> Any:
+            if name not in locals_:
+                locals_[name] = scalar(name)
+            store(locals_[name], value)
+            return locals_[name][0]
+
+        ar = fixed16.TirArith(bind)
+        with loop("b", p.batch) as b, loop("t", p.steps) as t:
+            def at(buf: tirx.Buffer, col: Any) -> Any:
+                return buf[t, b, col] if p.time_major else buf[b, t, col]
+
+            for gate in range(4):
+                with loop("c", n_cell) as c:
+                    store(acc, BX[gate, c])
+                    with loop("i", n_input) as i:
+                        store(acc, acc[0] + i32(WX[gate, c, i]) * i32(at(X, i)))
+                    store(pre, clamp(multiply_by_quantized_multiplier(acc[0], *p.scale_x[gate]),
+                                     -32768, 32767))
+                    store(acc, BH[gate, c])
+                    with loop("j", n_output) as j:
+                        store(acc, acc[0] + i32(WH[gate, c, j]) * i32(H[b, j]))
+                    store(pre, clamp(multiply_by_quantized_multiplier(acc[0], *p.scale_h[gate])
+                                     + pre[0], -32768, 32767))
+                    activation = (fixed16.tanh(ar, pre[0], GATE_INTEGER_BITS) if gate == 2 else
+                                  fixed16.logistic(ar, pre[0], GATE_INTEGER_BITS))
+                    store(G, tirx.Cast("int16", activation), gate, c)
+            with loop("c", n_cell) as c:
+                # c = f * c >> 15; c += i * g >> (30 + cell_scale); both rounding, then clip
+                kept = ar.rdbp(i32(G[1, c]) * i32(C[b, c]), 15)
+                added = ar.rdbp(i32(G[0, c]) * i32(G[2, c]), 30 + p.cell_scale)
+                store(acc, clamp(ar.wrap(kept) + ar.wrap(added), -32768, 32767))
+                if p.cell_clip > 0:
+                    store(acc, clamp(acc[0], -p.cell_clip, p.cell_clip))
+                store(C, tirx.Cast("int16", acc[0]), b, c)
+                squashed = fixed16.tanh(ar, acc[0], 15 + p.cell_scale)
+                hidden = multiply_by_quantized_multiplier(i32(G[3, c]) * squashed, *p.hidden)
+                store(H, tirx.Cast("int8", clamp(hidden + i32(p.hidden_zp), -128, 127)), b, c)
+                if p.time_major:
+                    store(Y, H[b, c], t, b, c)
+                else:
+                    store(Y, H[b, c], b, t, c)
+
+    return Step(
+        op_index=op.index, opcode=op.opcode, layer=p.y.name, kind="kernel",
+        inputs=(p.x.index, p.h.index, p.c.index), outputs=(p.y.index, p.h.index, p.c.index),
+        func=k.func, func_name=func_name,
+        args=(TensorArg(p.x.index), *consts, TensorArg(p.h.index, writes=True),
+              TensorArg(p.c.index, writes=True), gates, TensorArg(p.y.index, writes=True)),
+        macs=p.batch * p.steps * 4 * n_cell * (n_input + n_output),
+        notes=f"int8 with int16 gates and cell state (Q{15 + p.cell_scale}."
+              f"{-p.cell_scale}); state kept in the arena between inferences")
