@@ -225,7 +225,7 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     result = quantize(args.model, args.calibration, method=args.method,
                       percentile=args.percentile, per_channel=args.per_channel,
                       skip_layers=skip, float_io=args.float_io,
-                      evaluation=_load_npy(args.evaluation) if args.evaluation else None)
+                      evaluation=args.evaluation)
     out = Path(args.output)
     tmp = out.with_name(f".{out.name}.tmp")
     tmp.write_bytes(result.model)
@@ -235,10 +235,15 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     e = result.report["end_to_end"]
     worst = min((layer for layer in result.report["layers"] if layer["sqnr_db"] is not None),
                 key=lambda layer: layer["sqnr_db"], default=None)
-    print(f"wrote {out} ({len(result.model)} B): top-1 agreement with float "
-          f"{e['top1_agreement']:.1%}, max output error {e['max_abs_error']:.4g} on "
-          f"{e['samples']} samples" + (f"; lowest layer SQNR {worst['sqnr_db']} dB "
-                                        f"([{worst['index']}] {worst['op']})" if worst else ""))
+    if "top1_agreement" in e:
+        summary = f"top-1 agreement with float {e['top1_agreement']:.1%}, "
+    else:
+        summary = "output SQNR " + ", ".join(
+            f"{o['output']} {o['sqnr_db']} dB" for o in e["outputs"]) + "; "
+    print(f"wrote {out} ({len(result.model)} B): {summary}max output error "
+          f"{e['max_abs_error']:.4g} on {e['samples']} samples"
+          + (f"; lowest layer SQNR {worst['sqnr_db']} dB ([{worst['index']}] {worst['op']})"
+             if worst else ""))
     return 0
 
 
@@ -468,7 +473,8 @@ def parser() -> argparse.ArgumentParser:
     q = sub.add_parser("quantize", help="float .tflite/.onnx -> full-integer INT8 .tflite")
     q.add_argument("model")
     q.add_argument("--calibration", required=True,
-                   help=".npy batch (samples on the first axis) or a directory of .npy files")
+                   help=".npy batch (samples on the first axis), a directory of .npy files, or "
+                        "for several inputs an .npz of batches keyed input_0, input_1, ...")
     q.add_argument("--method", default="minmax", choices=["minmax", "percentile", "kl"])
     q.add_argument("--percentile", type=float, default=99.99)
     q.add_argument("--per-channel", dest="per_channel", action="store_true", default=True,
@@ -476,8 +482,8 @@ def parser() -> argparse.ArgumentParser:
     q.add_argument("--per-tensor", dest="per_channel", action="store_false")
     q.add_argument("--skip-layers", help="operator indices to keep in float, e.g. 0,5")
     q.add_argument("--float-io", action="store_true", help="keep float32 input and output")
-    q.add_argument("--evaluation", help=".npy batch held out for the report (default: "
-                                        "the calibration samples)")
+    q.add_argument("--evaluation", help="data held out for the report, in --calibration's "
+                                        "forms (default: the calibration samples)")
     q.add_argument("-o", "--output", required=True)
     q.add_argument("--report", help="write the quantization report as JSON")
     q.set_defaults(func=cmd_quantize)

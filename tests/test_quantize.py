@@ -222,3 +222,75 @@ def test_cli_quantize_then_run(tmp_path, capsys):
     assert main(["quantize", str(model), "--calibration", str(tmp_path / "nope.npy"),
                  "-o", str(tmp_path / "x.tflite")]) == 6
     assert not (tmp_path / "x.tflite").exists()
+
+
+def two_input_float_model() -> bytes:
+    """Two float inputs of different ranges; ADD, a convolution, then two outputs: a max-pooled
+    branch and a PRELU branch (its slope a float constant, quantized on its own)."""
+    rng = np.random.default_rng(3)
+    tensors = [TensorSpec("a", (1, 6, 6, 3), "float32"),
+               TensorSpec("b", (1, 6, 6, 3), "float32"),
+               TensorSpec("sum", (1, 6, 6, 3), "float32"),
+               TensorSpec("w", (4, 3, 3, 3), "float32",
+                          data=rng.normal(0, 0.3, (4, 3, 3, 3)).astype(np.float32)),
+               TensorSpec("bias", (4,), "float32", data=rng.normal(0, 0.1, 4).astype(np.float32)),
+               TensorSpec("conv", (1, 6, 6, 4), "float32"),
+               TensorSpec("pooled", (1, 3, 3, 4), "float32"),
+               TensorSpec("alpha", (1, 1, 4), "float32",
+                          data=rng.uniform(0.05, 0.3, (1, 1, 4)).astype(np.float32)),
+               TensorSpec("prelu", (1, 6, 6, 4), "float32")]
+    ops = [OpSpec("ADD", [0, 1], [2]),
+           OpSpec("CONV_2D", [2, 3, 4], [5], {"padding": "SAME"}),
+           OpSpec("MAX_POOL_2D", [5], [6], {"filter": (2, 2), "stride": (2, 2)}),
+           OpSpec("PRELU", [5, 7], [8])]
+    return build_model(tensors, ops, [0, 1], [6, 8])
+
+
+def two_input_calibration(n=24, seed=0):
+    rng = np.random.default_rng(seed)
+    return {"input_0": rng.normal(0, 0.3, (n, 1, 6, 6, 3)).astype(np.float32),
+            "input_1": rng.uniform(-4, 4, (n, 1, 6, 6, 3)).astype(np.float32)}
+
+
+def test_two_inputs_two_outputs_quantize_and_compile_bit_exact():
+    result = quantize(two_input_float_model(), two_input_calibration(), progress=False)
+    e = result.report["end_to_end"]
+    assert [o["output"] for o in e["outputs"]] == ["output_0", "output_1"]
+    assert all(o["sqnr_db"] > 25 for o in e["outputs"]), e
+    assert "top1_agreement" not in e  # meaningless for several outputs
+    graph = parse(result.model)
+    assert [graph.tensor(t).dtype for t in (*graph.inputs, *graph.outputs)] == ["int8"] * 4
+    # the two inputs keep their own ranges
+    a, b = (graph.tensor(t).quant.scale[0] for t in graph.inputs)
+    assert b > 2 * a
+    x = [np.random.default_rng(5).integers(-128, 128, (3, 1, 6, 6, 3), dtype=np.int8)
+         for _ in range(2)]
+    got = edge_sdk.run(graph, board="host", inputs=x).output_list
+    from tests.test_multi_io import litert
+
+    for ours, want in zip(got, litert(result.model, x), strict=True):
+        np.testing.assert_array_equal(ours.reshape(want.shape), want)
+
+
+def test_several_inputs_need_keyed_calibration():
+    data = two_input_calibration()
+    with pytest.raises(EdgeSDKError, match=r"2 inputs.*input_0, input_1"):
+        quantize(two_input_float_model(), list(data["input_0"]), progress=False)
+    with pytest.raises(EdgeSDKError, match="no data for model input 1"):
+        quantize(two_input_float_model(), {"input_0": data["input_0"]}, progress=False)
+    with pytest.raises(EdgeSDKError, match="different numbers of samples"):
+        quantize(two_input_float_model(), {"input_0": data["input_0"],
+                                           "input_1": data["input_1"][:5]}, progress=False)
+
+
+def test_cli_quantize_npz_calibration_float_io(tmp_path, capsys):
+    model, data = tmp_path / "f.tflite", tmp_path / "calib.npz"
+    model.write_bytes(two_input_float_model())
+    np.savez(data, **two_input_calibration())
+    out = tmp_path / "q.tflite"
+    assert main(["quantize", str(model), "--calibration", str(data), "--float-io",
+                 "-o", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "output SQNR output_0" in printed and "output_1" in printed
+    graph = edge_sdk.load(out)
+    assert [graph.tensor(t).dtype for t in (*graph.inputs, *graph.outputs)] == ["float32"] * 4

@@ -41,6 +41,32 @@ def test_mediapipe_float_model_matches_litert(name):
         assert verdict["match"], verdict
 
 
+@pytest.mark.parametrize("name", [
+    "face_detection_short_range",
+    pytest.param("palm_detection_lite", marks=pytest.mark.slow),
+])
+def test_mediapipe_model_quantizes_then_compiles_bit_exact(name, tmp_path):
+    """``edge-sdk quantize`` on the float MediaPipe model (float16 weights folded first; PRELU,
+    RESIZE_BILINEAR, PAD, CONCATENATION; two outputs), then the int8 file it writes must run on
+    our host build exactly as LiteRT runs it. Calibration is random images in [-1, 1] (what
+    the models take), so the quality figure is only a sanity bound."""
+    model = real(f"mediapipe/{name}.tflite")
+    shape = edge_sdk.load(model).tensor(edge_sdk.load(model).inputs[0]).shape
+    rng = np.random.default_rng(11)
+    result = edge_sdk.quantize(model, rng.uniform(-1, 1, (12, *shape)).astype(np.float32),
+                               progress=False)
+    outputs = result.report["end_to_end"]["outputs"]
+    assert len(outputs) == 2 and all(o["sqnr_db"] > 8 for o in outputs), outputs
+    int8_model = tmp_path / f"{name}_int8.tflite"
+    int8_model.write_bytes(result.model)
+    graph = edge_sdk.load(int8_model)
+    assert {op.opcode for op in graph.operators}.isdisjoint({"DEQUANTIZE", "QUANTIZE"})
+    x = rng.integers(-128, 128, size=(2, *shape), dtype=np.int8)
+    got = edge_sdk.run(graph, board="host", inputs=x).output_list
+    for ours, want in zip(got, reference_outputs(int8_model, [x]), strict=True):
+        np.testing.assert_array_equal(ours.reshape(want.shape), want)
+
+
 def tflm_outputs(model, x: np.ndarray) -> np.ndarray:
     from tflite_micro.python.tflite_micro import runtime
 

@@ -10,15 +10,17 @@ compiler all run it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from edge_sdk.compiler.fold import fold_constants
 from edge_sdk.compiler.quantization import quantize_array
 from edge_sdk.errors import ModelError, UsageError
 from edge_sdk.frontend.tflite import Graph, parse
+from edge_sdk.model_io import input_key, input_list, output_key
 from edge_sdk.quantize.calibration import _interpreter, check_samples, choose_range, collect
 from edge_sdk.quantize.rewrite import activation_params, build_int8, fuse
 
@@ -31,8 +33,13 @@ class QuantizeResult:
     report: dict = field(repr=False)
 
 
-def load_calibration(source: str | Path) -> list[np.ndarray]:
-    """A ``.npy`` file holding a batch (first axis = samples), or a directory of ``.npy`` files."""
+Calibration = Iterable[np.ndarray] | Mapping[str, np.ndarray] | str | Path
+
+
+def load_calibration(source: str | Path) -> list[np.ndarray] | dict[str, np.ndarray]:
+    """A ``.npy`` file holding a batch (first axis = samples), a directory of ``.npy`` files (one
+    sample each), or an ``.npz`` with one batch per model input (keys ``input_0``, ``input_1``,
+    ... or the inputs' tensor names; the same sample count in each)."""
     path = Path(source)
     if path.is_dir():
         files = sorted(path.glob("*.npy"))
@@ -42,10 +49,35 @@ def load_calibration(source: str | Path) -> list[np.ndarray]:
     if not path.is_file():
         raise UsageError(f"calibration data {path} does not exist")
     try:
-        batch = np.load(path, allow_pickle=False)
+        data = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as err:
-        raise UsageError(f"cannot read {path} as .npy: {err}") from None
-    return list(batch)
+        raise UsageError(f"cannot read {path} as .npy or .npz: {err}") from None
+    if isinstance(data, np.lib.npyio.NpzFile):
+        with data:
+            return {k: data[k] for k in data.files}
+    return list(data)
+
+
+def _samples(graph: Graph, calibration: Calibration) -> list[list[np.ndarray]]:
+    """Calibration data as samples, each one array per model input (in the model's order).
+
+    One input: an iterable of samples (or a batch array). Several: a mapping of batches keyed
+    ``input_k`` or by tensor name, as an ``.npz`` holds them."""
+    if isinstance(calibration, (str, Path)):
+        calibration = load_calibration(calibration)
+    if isinstance(calibration, Mapping):
+        batches = input_list(graph, calibration)
+        counts = {len(b) for b in batches}
+        if len(counts) != 1:
+            raise UsageError("the calibration batches hold different numbers of samples "
+                             f"({', '.join(str(len(b)) for b in batches)}): give each input "
+                             "the same count")
+        return [[b[n] for b in batches] for n in range(counts.pop())]
+    if len(graph.inputs) != 1:
+        raise UsageError(f"the model has {len(graph.inputs)} inputs: give calibration data as "
+                         f"an .npz (or a mapping) with keys "
+                         f"{', '.join(input_key(i) for i in range(len(graph.inputs)))}")
+    return [[x] for x in calibration]
 
 
 def _read_model(model: str | Path | bytes) -> tuple[bytes, str, tuple[int, ...] | None]:
@@ -83,29 +115,31 @@ def _dequantize(it, index: int) -> np.ndarray:
     return (value.astype(np.float64) - zp) * scale
 
 
-def evaluate(float_model: bytes, int8_model: bytes, samples: list[np.ndarray],
+def evaluate(float_model: bytes, int8_model: bytes, samples: list[list[np.ndarray]],
              tensor_map: dict[int, int], layers: list[dict]) -> dict:
-    """Run both models on ``samples``: per-layer SQNR, top-1 agreement, max output error."""
+    """Run both models on ``samples``: per-layer SQNR; per output its SQNR and largest error,
+    and (one output) how often the top-1 class agrees."""
     f_it, q_it = _interpreter(float_model), _interpreter(int8_model)
-    f_in = f_it.get_input_details()[0]
-    f_out = f_it.get_output_details()[0]["index"]
-    q_in = q_it.get_input_details()[0]
-    q_out = q_it.get_output_details()[0]["index"]
+    f_ins, q_ins = f_it.get_input_details(), q_it.get_input_details()
+    f_outs = [d["index"] for d in f_it.get_output_details()]
+    q_outs = [d["index"] for d in q_it.get_output_details()]
     ref_layers: dict[int, list] = {layer["tensor"]: [] for layer in layers}
     got_layers: dict[int, list] = {layer["tensor"]: [] for layer in layers}
-    agree, max_err = 0, 0.0
-    for x in samples:
-        f_it.set_tensor(f_in["index"], x.astype(np.float32))
+    ref_outs: list[list[np.ndarray]] = [[] for _ in f_outs]
+    got_outs: list[list[np.ndarray]] = [[] for _ in f_outs]
+    for sample in samples:
+        for f_in, q_in, x in zip(f_ins, q_ins, sample, strict=True):
+            f_it.set_tensor(f_in["index"], x.astype(np.float32))
+            if q_in["dtype"] == np.float32:
+                q_it.set_tensor(q_in["index"], x.astype(np.float32))
+            else:
+                scale, zp = q_in["quantization"]
+                q_it.set_tensor(q_in["index"], quantize_array(x, scale, zp))
         f_it.invoke()
-        if q_in["dtype"] == np.float32:
-            q_it.set_tensor(q_in["index"], x.astype(np.float32))
-        else:
-            scale, zp = q_in["quantization"]
-            q_it.set_tensor(q_in["index"], quantize_array(x, scale, zp))
         q_it.invoke()
-        ref, got = f_it.get_tensor(f_out), _dequantize(q_it, q_out)
-        agree += int(np.argmax(ref.reshape(-1)) == np.argmax(got.reshape(-1)))
-        max_err = max(max_err, float(np.max(np.abs(ref - got))))
+        for k, (f_out, q_out) in enumerate(zip(f_outs, q_outs, strict=True)):
+            ref_outs[k].append(f_it.get_tensor(f_out).astype(np.float64))
+            got_outs[k].append(_dequantize(q_it, q_out))
         for t in ref_layers:
             ref_layers[t].append(f_it.get_tensor(t))
             got_layers[t].append(_dequantize(q_it, tensor_map[t]))
@@ -113,39 +147,64 @@ def evaluate(float_model: bytes, int8_model: bytes, samples: list[np.ndarray],
         t = layer["tensor"]
         sqnr = _sqnr(np.stack(ref_layers[t]), np.stack(got_layers[t]))
         layer["sqnr_db"] = round(sqnr, 2) if np.isfinite(sqnr) else None
-    return {"samples": len(samples), "top1_agreement": agree / len(samples),
-            "max_abs_error": max_err}
+    outputs = []
+    for k in range(len(f_outs)):
+        ref, got = np.stack(ref_outs[k]), np.stack(got_outs[k])
+        sqnr = _sqnr(ref, got)
+        outputs.append({"output": output_key(k),
+                        "sqnr_db": round(sqnr, 2) if np.isfinite(sqnr) else None,
+                        "max_abs_error": float(np.max(np.abs(ref - got)))})
+    report = {"samples": len(samples), "outputs": outputs,
+              "max_abs_error": max(o["max_abs_error"] for o in outputs)}
+    if len(f_outs) == 1:
+        ref, got = np.stack(ref_outs[0]), np.stack(got_outs[0])
+        agree = np.argmax(ref.reshape(len(samples), -1), axis=1) == np.argmax(
+            got.reshape(len(samples), -1), axis=1)
+        report["top1_agreement"] = float(np.mean(agree))
+    return report
 
 
-def quantize(model: str | Path | bytes, calibration: Iterable[np.ndarray] | str | Path,
+def quantize(model: str | Path | bytes, calibration: Calibration,
              method: str = "minmax", percentile: float = 99.99, per_channel: bool = True,
              skip_layers: Iterable[int] = (), float_io: bool = False, progress: bool = True,
-             evaluation: Iterable[np.ndarray] | None = None) -> QuantizeResult:
-    """Quantize a float model to full INT8 from calibration data (see module docstring)."""
+             evaluation: Calibration | None = None) -> QuantizeResult:
+    """Quantize a float model to full INT8 from calibration data (see module docstring).
+
+    ``calibration`` (and ``evaluation``): for a one-input model, samples (or a batch, or a
+    ``.npy``/directory path); for several inputs, batches keyed ``input_0``, ``input_1``, ...
+    (a mapping, or an ``.npz`` path)."""
     raw, name, onnx_shape = _read_model(model)
-    graph: Graph = parse(raw, name=name)
-    if len(graph.inputs) != 1 or len(graph.outputs) != 1:
-        raise ModelError("edge-sdk quantizes single-input, single-output models")
-    tin = graph.tensor(graph.inputs[0])
-    if tin.dtype != "float32":
-        raise ModelError(f"{name} takes {tin.dtype} input: it is already quantized")
-    if isinstance(calibration, (str, Path)):
-        calibration = load_calibration(calibration)
+    original: Graph = parse(raw, name=name)
+    # Constant-only work first: float16 weights behind DEQUANTIZE become float32 constants.
+    graph = fold_constants(original)
+    for t in graph.inputs:
+        if graph.tensor(t).dtype != "float32":
+            raise ModelError(f"{name} takes {graph.tensor(t).dtype} input: it is already "
+                             "quantized")
+    calibration = _samples(graph, calibration)
+    if evaluation is not None:
+        evaluation = _samples(graph, evaluation)
     if onnx_shape is not None:  # ONNX samples come NCHW; the converted model takes NHWC
         from edge_sdk.frontend.onnx import to_model_layout
 
-        calibration = [to_model_layout(np.asarray(x).reshape(onnx_shape), onnx_shape)
-                       if np.asarray(x).size == np.prod(onnx_shape) else x for x in calibration]
+        def to_nhwc(x: np.ndarray) -> np.ndarray:
+            x = np.asarray(x)
+            if x.size != np.prod(onnx_shape):
+                return x
+            return to_model_layout(x.reshape(onnx_shape), onnx_shape)
+
+        calibration = [[to_nhwc(x) for x in s] for s in calibration]
         if evaluation is not None:
-            evaluation = [to_model_layout(np.asarray(x).reshape(onnx_shape), onnx_shape)
-                          if np.asarray(x).size == np.prod(onnx_shape) else x
-                          for x in evaluation]
-    samples = check_samples(calibration, tin.shape)
+            evaluation = [[to_nhwc(x) for x in s] for s in evaluation]
+    shapes = [graph.tensor(t).shape for t in graph.inputs]
+    samples = check_samples(calibration, shapes)
     skip = set(int(i) for i in skip_layers)
     unknown = skip - {o.index for o in graph.operators}
     if unknown:
         raise UsageError(f"--skip-layers {sorted(unknown)}: the model has operators "
-                         f"0..{len(graph.operators) - 1}")
+                         f"0..{len(original.operators) - 1}"
+                         + (" (its DEQUANTIZE of constant weights are folded, not layers)"
+                            if len(graph.operators) < len(original.operators) else ""))
     ops = fuse(graph)
     tensors = sorted({t for o in ops for t in (*o.inputs, *o.outputs)
                       if t >= 0 and t < len(graph.tensors) and not graph.tensor(t).is_constant})
@@ -163,7 +222,7 @@ def quantize(model: str | Path | bytes, calibration: Iterable[np.ndarray] | str 
                        "tensor": t, "float": o.index in skip, "range_method": chosen[t][2],
                        "range": [round(p.rmin, 6), round(p.rmax, 6)],
                        "scale": p.scale, "zero_point": p.zero_point})
-    held_out = samples if evaluation is None else check_samples(evaluation, tin.shape)
+    held_out = samples if evaluation is None else check_samples(evaluation, shapes)
     end_to_end = evaluate(raw, int8_model, held_out[:200], tensor_map, layers)
     for layer in layers:
         layer.pop("tensor")

@@ -14,7 +14,7 @@ histogram over that span, from which the three methods pick a range:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,36 +47,44 @@ def _interpreter(model: bytes):
     return it
 
 
-def check_samples(samples: Iterable[np.ndarray], shape: tuple[int, ...]) -> list[np.ndarray]:
-    """Validate calibration data: right size, finite, non-empty; returns float32 samples."""
+def check_samples(samples: Iterable[Sequence[np.ndarray]], shapes: list[tuple[int, ...]]
+                  ) -> list[list[np.ndarray]]:
+    """Validate calibration data (one array per model input in each sample): right size,
+    finite, non-empty. Returns float32 samples shaped as the inputs."""
     out = []
-    for n, x in enumerate(samples):
-        x = np.asarray(x)
-        if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
-            raise UsageError(f"calibration sample {n} has dtype {x.dtype}: give numbers")
-        if x.size != int(np.prod(shape)):
-            raise UsageError(f"calibration sample {n} has {x.size} values ({list(x.shape)}); "
-                             f"the model input is {list(shape)}")
-        if not np.all(np.isfinite(x)):
-            raise UsageError(f"calibration sample {n} contains NaN or infinity: clean the data")
-        out.append(x.astype(np.float32).reshape(shape))
+    several = len(shapes) > 1
+    for n, sample in enumerate(samples):
+        arrays = []
+        for k, (x, shape) in enumerate(zip(sample, shapes, strict=True)):
+            what = f"calibration sample {n}" + (f", input {k}," if several else "")
+            x = np.asarray(x)
+            if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
+                raise UsageError(f"{what} has dtype {x.dtype}: give numbers")
+            if x.size != int(np.prod(shape)):
+                raise UsageError(f"{what} has {x.size} values ({list(x.shape)}); "
+                                 f"the model input is {list(shape)}")
+            if not np.all(np.isfinite(x)):
+                raise UsageError(f"{what} contains NaN or infinity: clean the data")
+            arrays.append(x.astype(np.float32).reshape(shape))
+        out.append(arrays)
     if not out:
         raise UsageError("the calibration set is empty: give at least one sample "
                          "(a few hundred representative inputs is typical)")
     return out
 
 
-def collect(model: bytes, samples: list[np.ndarray], tensors: list[int],
+def collect(model: bytes, samples: list[list[np.ndarray]], tensors: list[int],
             progress: bool = True) -> dict[int, TensorStats]:
     """Min/max and histograms of ``tensors`` over ``samples``."""
     from tqdm import tqdm
 
     it = _interpreter(model)
-    inp = it.get_input_details()[0]["index"]
+    inputs = [d["index"] for d in it.get_input_details()]
     stats = {t: TensorStats() for t in tensors}
 
     def run(sample):
-        it.set_tensor(inp, sample)
+        for index, x in zip(inputs, sample, strict=True):
+            it.set_tensor(index, x)
         it.invoke()
         return {t: it.get_tensor(t) for t in tensors}
 

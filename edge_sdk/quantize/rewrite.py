@@ -5,11 +5,12 @@
   ``scale = input_scale * weight_scale``.
 - Activations: asymmetric int8 from the calibrated range (always holding 0).
 - Operators whose output must share the input's parameters (pooling, reshape, pad, slice,
-  transpose) and concatenation's inputs and output are put in one group with one range.
+  transpose, resize, split...) and concatenation's (pack's, maximum's, minimum's) inputs and
+  output are put in one group with one range.
 - SOFTMAX and LOGISTIC output 1/256 with zero point -128; TANH 1/128 with zero point 0.
 - ``skip`` layers stay float, between a DEQUANTIZE and a QUANTIZE.
-- The model's input and output are int8 unless ``float_io``, which keeps them float32 with a
-  QUANTIZE/DEQUANTIZE at the edges.
+- The model's inputs and outputs are int8 unless ``float_io``, which keeps them float32 with a
+  QUANTIZE/DEQUANTIZE at each.
 """
 
 from __future__ import annotations
@@ -24,11 +25,17 @@ from edge_sdk.frontend.tflite_writer import OpSpec, TensorSpec, build_model
 from edge_sdk.quantize.calibration import asymmetric_params
 
 WEIGHTED = {"CONV_2D": 0, "DEPTHWISE_CONV_2D": 3, "FULLY_CONNECTED": 0}  # op -> channel axis
-SAME_PARAMS = {"AVERAGE_POOL_2D", "MAX_POOL_2D", "RESHAPE", "PAD", "STRIDED_SLICE", "TRANSPOSE"}
+# The output(s) share the (first) input's parameters: data movement, max pooling, resizing.
+SAME_PARAMS = {"AVERAGE_POOL_2D", "MAX_POOL_2D", "RESHAPE", "SQUEEZE", "EXPAND_DIMS", "PAD",
+               "STRIDED_SLICE", "TRANSPOSE", "RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR",
+               "DEPTH_TO_SPACE", "SPACE_TO_DEPTH", "SPLIT", "SPLIT_V", "UNPACK"}
+# Every activation input and the output share one set of parameters.
+ALL_SAME = {"CONCATENATION", "PACK", "MAXIMUM", "MINIMUM"}
 FIXED_OUTPUT = {"SOFTMAX": (1.0 / 256, -128), "LOGISTIC": (1.0 / 256, -128),
                 "TANH": (1.0 / 128, 0)}
-OWN_PARAMS = {"ADD", "MUL", "MEAN", "RELU", "RELU6", "HARD_SWISH", "CONCATENATION"}
-SUPPORTED = set(WEIGHTED) | SAME_PARAMS | set(FIXED_OUTPUT) | OWN_PARAMS
+OWN_PARAMS = {"ADD", "SUB", "MUL", "MEAN", "RELU", "RELU6", "HARD_SWISH", "PRELU", "LEAKY_RELU",
+              "ABS"}
+SUPPORTED = set(WEIGHTED) | SAME_PARAMS | ALL_SAME | set(FIXED_OUTPUT) | OWN_PARAMS
 ACTIVATION_OPS = {"RELU": "RELU", "RELU6": "RELU6"}
 
 
@@ -152,8 +159,9 @@ def activation_params(graph: Graph, ops: list[Operator], ranges: dict[int, tuple
             continue
         acts = [t for t in o.inputs if t >= 0 and not graph.tensor(t).is_constant]
         if o.opcode in SAME_PARAMS and acts:
-            groups.union(acts[0], o.outputs[0])
-        elif o.opcode == "CONCATENATION":
+            for t in o.outputs:
+                groups.union(acts[0], t)
+        elif o.opcode in ALL_SAME:
             for t in acts:
                 groups.union(o.outputs[0], t)
         elif o.opcode in FIXED_OUTPUT:
@@ -225,12 +233,12 @@ def build_int8(graph: Graph, ops: list[Operator], params: dict[int, Params], ski
         return add(TensorSpec(src.name, src.shape, str(data.dtype), data=data))
 
     out_ops: list[OpSpec] = []
-    graph_in, graph_out = graph.inputs[0], graph.outputs[0]
     if float_io:
-        fin = add(TensorSpec(graph.tensor(graph_in).name + "/float", graph.tensor(graph_in).shape,
-                             "float32"))
-        float_of[graph_in] = fin
-        out_ops.append(OpSpec("QUANTIZE", [fin], [act(graph_in)]))
+        for graph_in in graph.inputs:
+            fin = add(TensorSpec(graph.tensor(graph_in).name + "/float",
+                                 graph.tensor(graph_in).shape, "float32"))
+            float_of[graph_in] = fin
+            out_ops.append(OpSpec("QUANTIZE", [fin], [act(graph_in)]))
     for o in ops:
         if o.index in skip:
             ins = [-1 if t < 0 else (const(t) if graph.tensor(t).is_constant
@@ -282,11 +290,13 @@ def build_int8(graph: Graph, ops: list[Operator], params: dict[int, Params], ski
         if o.opcode == "RESHAPE":
             options.setdefault("new_shape", graph.tensor(o.outputs[0]).shape)
         out_ops.append(OpSpec(o.opcode, ins, [act(t) for t in o.outputs], options))
-    outputs = [act(graph_out)]
-    inputs = [float_of[graph_in]] if float_io else [act(graph_in)]
+    inputs = [float_of[t] if float_io else act(t) for t in graph.inputs]
+    outputs = [act(t) for t in graph.outputs]
     if float_io:
-        fout = add(TensorSpec(graph.tensor(graph_out).name + "/float",
-                              graph.tensor(graph_out).shape, "float32"))
-        out_ops.append(OpSpec("DEQUANTIZE", [act(graph_out)], [fout]))
-        outputs = [fout]
+        outputs = []
+        for graph_out in graph.outputs:
+            fout = add(TensorSpec(graph.tensor(graph_out).name + "/float",
+                                  graph.tensor(graph_out).shape, "float32"))
+            out_ops.append(OpSpec("DEQUANTIZE", [act(graph_out)], [fout]))
+            outputs.append(fout)
     return build_model(specs, out_ops, inputs, outputs, description="edge-sdk quantize"), index
