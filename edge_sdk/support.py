@@ -13,7 +13,9 @@ from edge_sdk.compiler.lower import INT16_OPS, LOWERINGS
 
 ALIASES = ("RESHAPE", "SQUEEZE", "EXPAND_DIMS")
 LIMITS = {
-    "MEAN": "int8: axes (1, 2) with TFLite's two-step multiplier route; other routes refused",
+    "MEAN": "any axes, rank and keep_dims",
+    "SUM": "any axes; int8/int16 as TFLite Micro computes it (LiteRT's reference reads them "
+           "as uint8)",
     "TRANSPOSE_CONV": "output-shape operand fixed at compile time",
     "SOFTMAX": "float: beta 1 only",
     "QUANTIZE": "float->int8, int8/int16/int32->int8/int16",

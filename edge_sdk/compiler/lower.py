@@ -29,7 +29,7 @@ from edge_sdk.compiler.kernels.layout import (
 from edge_sdk.compiler.kernels.lookup import lower_lookup
 from edge_sdk.compiler.kernels.lstm import lower_lstm
 from edge_sdk.compiler.kernels.pooling import lower_pool2d
-from edge_sdk.compiler.kernels.reduce import lower_mean
+from edge_sdk.compiler.kernels.reduce import lower_reduce_sum
 from edge_sdk.compiler.kernels.resize import lower_resize_bilinear, lower_resize_nearest
 from edge_sdk.compiler.kernels.softmax import lower_softmax
 from edge_sdk.compiler.kernels.transpose_conv import lower_transpose_conv
@@ -72,7 +72,8 @@ LOWERINGS: dict[str, Lowering] = {
     "CONCATENATION": lower_concatenation,
     "STRIDED_SLICE": lower_strided_slice,
     "TRANSPOSE": lower_transpose,
-    "MEAN": lower_mean,
+    "MEAN": lower_reduce_sum,
+    "SUM": lower_reduce_sum,
     "LOGISTIC": lower_lookup,
     "TANH": lower_lookup,
     "HARD_SWISH": lower_lookup,
@@ -103,7 +104,7 @@ INT16_OPS = frozenset({
     "ADD", "SUB", "MUL", "MAXIMUM", "MINIMUM", "CONV_2D", "DEPTHWISE_CONV_2D", "TRANSPOSE_CONV",
     "LEAKY_RELU", "RELU", "RELU6", "RELU_N1_TO_1", "QUANTIZE", "PAD", "PADV2", "STRIDED_SLICE",
     "TRANSPOSE", "CONCATENATION", "RESIZE_NEAREST_NEIGHBOR", "RESIZE_BILINEAR", "RESHAPE",
-    "SQUEEZE", "EXPAND_DIMS",
+    "SQUEEZE", "EXPAND_DIMS", "MEAN", "SUM",
 })
 
 

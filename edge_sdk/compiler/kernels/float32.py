@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from tvm import tirx
 
-from edge_sdk.compiler.kernels import extremes, layout, lstm, movement, resize
+from edge_sdk.compiler.kernels import extremes, layout, lstm, movement, reduce, resize
 from edge_sdk.compiler.kernels.common import refuse
 from edge_sdk.compiler.kernels.elementwise import _broadcast_strides
 from edge_sdk.compiler.kernels.tir import (
@@ -268,24 +268,6 @@ def lower_softmax(op: Operator, graph: Graph, func_name: str) -> Step:
     return _step(op, [x], y, k.func, func_name, macs=x.size)
 
 
-def lower_mean(op: Operator, graph: Graph, func_name: str) -> Step:
-    x = _float_tensor(op, graph, op.inputs[0], "input")
-    y = _float_tensor(op, graph, op.outputs[0], "output")
-    axes = sorted(int(a) % len(x.shape) for a in graph.tensor(op.inputs[1]).data.reshape(-1))
-    if len(x.shape) != 4 or axes != [1, 2]:
-        raise refuse(op, "only MEAN over axes [1, 2] of a 4-D tensor is supported")
-    n, h, w, c = x.shape
-    with kernel(func_name) as k:
-        X, Y = buffer_args(("input", x.shape, "float32"), ("output", (n, c), "float32"))
-        acc = scalar("acc", "float32")
-        with loop("b", n) as b, loop("ch", c) as ch:
-            store(acc, f32(0.0))
-            with loop("iy", h) as iy, loop("ix", w) as ix:
-                store(acc, acc[0] + X[b, iy, ix, ch])
-            store(Y, acc[0] / f32(float(h * w)), b, ch)
-    return _step(op, [x], y, k.func, func_name, macs=x.size)
-
-
 def lower_prelu(op: Operator, graph: Graph, func_name: str) -> Step:
     """``x >= 0 ? x : x * alpha``, ``alpha`` a constant broadcast over the input."""
     x = _float_tensor(op, graph, op.inputs[0], "input")
@@ -366,5 +348,6 @@ LOWERINGS = {
     "ADD": lower_binary, "MUL": lower_binary,
     "RELU": lower_unary, "RELU6": lower_unary, "LOGISTIC": lower_unary, "TANH": lower_unary,
     "HARD_SWISH": lower_unary,
-    "SOFTMAX": lower_softmax, "MEAN": lower_mean,
+    "SOFTMAX": lower_softmax, "MEAN": reduce.lower_reduce_sum,
+    "SUM": reduce.lower_reduce_sum,
 }

@@ -1,66 +1,132 @@
-"""MEAN, int8.
+"""MEAN and SUM over any axes, keep_dims or not: int8, int16x8 and float32.
 
-TFLite's reference kernel picks its route by the literal axis values, rank and ``keep_dims``.
-For a 4-D input averaged over axes (1, 2) or (2, 1) with ``keep_dims`` (global average pooling)
-it sums ``x - input_zp`` and requantizes the sum once, with the element count divided into the
-multiplier in integers (:func:`mean_multiplier`). Other reductions (other axes, negative axis
-values, no ``keep_dims``) take generic routes that we do not implement yet; they are refused
-rather than approximated.
+Integer (TFLite's ``QuantizedMeanOrSum`` as LiteRT 2.3's reference runs it for MEAN, and as TFLite
+Micro runs it for SUM): the sum of ``x - input_zp`` in int32, requantized once with
+``MultiplyByQuantizedMultiplier`` and offset by the output zero point. For SUM the multiplier is
+``input_scale / output_scale``; for MEAN the element count is divided into it in integers
+(:func:`mean_multiplier`), which is not the same as quantizing
+``input_scale / (output_scale * count)`` (measured: 519 of 25,600 outputs off by one for a
+7x7x1280 mean). Every axis set, rank and ``keep_dims`` takes this one route (measured against
+LiteRT 2.3: axes (1, 2) with and without ``keep_dims``, (2, 3) of NCHW data, negative axes, 2-D
+and 3-D inputs, equal or different quantization in and out).
+
+One exception, on purpose: LiteRT's *reference* SUM for int8 and int16 reads the tensors as uint8
+(``QuantizedMeanOrSum<uint8_t>`` on int8 data), so -1 counts as 255; its optimized kernel and
+TFLite Micro compute the intended sum. We follow TFLite Micro there (tests/test_reduce.py).
+
+float32 (``reference_ops::Mean``/``ReduceGeneric``): each output accumulates its inputs in the
+input's row-major order, from 0; MEAN then divides by the element count.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
+import numpy as np
 from tvm import tirx
 
-from edge_sdk.compiler.kernels.common import constant_data, int8_tensor, refuse, scale, zero_point
+from edge_sdk.compiler.kernels.common import (
+    constant_data,
+    quantized_tensor,
+    refuse,
+    scale,
+    zero_point,
+)
 from edge_sdk.compiler.kernels.fixedpoint import emit_multiply_by_quantized_multiplier
 from edge_sdk.compiler.kernels.tir import (
     buffer_args,
     clamp,
     i32,
     kernel,
-    loop,
+    loop_nest,
     scalar,
     store,
+    strided_offset,
 )
 from edge_sdk.compiler.program import Step, TensorArg
 from edge_sdk.compiler.quantization import quantize_multiplier
-from edge_sdk.frontend.tflite import Graph, Operator
+from edge_sdk.frontend.tflite import Graph, Operator, Tensor
+
+RANGES = {"int8": (-128, 127), "int16": (-32768, 32767)}
 
 
 def mean_multiplier(input_scale: float, output_scale: float, count: int) -> tuple[int, int]:
-    """``reference_integer_ops::Mean``'s multiplier: ``input_scale / output_scale`` quantized,
-    then divided by the element count in integers, keeping up to 32 more bits of precision:
-    ``m' = (m << r) / count`` and ``shift' = shift - r`` with ``r = min(floor(log2(count)), 32,
-    31 + shift)``. Quantizing ``input_scale / (output_scale * count)`` directly rounds the
-    multiplier differently (measured: 519 of 25,600 outputs off by one for a 7x7x1280 mean)."""
+    """``input_scale / output_scale`` quantized, then divided by the element count in integers,
+    keeping up to 32 more bits of precision: ``m' = (m << r) / count`` and ``shift' = shift -
+    r`` with ``r = min(floor(log2(count)), 32, 31 + shift)``."""
     m, s = quantize_multiplier(input_scale / output_scale)
     r = max(min(count.bit_length() - 1, 32, 31 + s), 0)
     return (m << r) // count, s - r
 
 
-def lower_mean(op: Operator, graph: Graph, func_name: str) -> Step:
-    x = int8_tensor(op, graph, op.inputs[0], "input")
-    y = int8_tensor(op, graph, op.outputs[0], "output")
-    # The literal values, as TFLite compares them: (-3, -2) takes another route there.
-    axes = sorted(int(a) for a in constant_data(op, graph.tensor(op.inputs[1]), "axis").ravel())
-    if len(x.shape) != 4 or axes != [1, 2] or not op.options.get("keep_dims"):
-        raise refuse(op, "only MEAN over axes [1, 2] of a 4-D tensor with keep_dims is supported")
-    n, h, w, c = x.shape
-    m, s = mean_multiplier(scale(x), scale(y), h * w)
+def reduced_axes(op: Operator, graph: Graph, x: Tensor) -> list[int]:
+    rank = len(x.shape)
+    values = constant_data(op, graph.tensor(op.inputs[1]), "axis").reshape(-1)
+    axes = []
+    for a in (int(v) for v in values):
+        if not -rank <= a < rank:
+            raise refuse(op, f"axis {a} is out of range for a rank-{rank} input")
+        axes.append(a % rank)
+    return sorted(set(axes))
+
+
+def lower_reduce_sum(op: Operator, graph: Graph, func_name: str) -> Step:
+    """MEAN or SUM (``op.opcode``) of an int8, int16 or float32 tensor."""
+    x = graph.tensor(op.inputs[0])
+    y = graph.tensor(op.outputs[0])
+    if x.dtype == "float32":
+        if y.dtype != "float32":
+            raise refuse(op, f"float32 input with {y.dtype} output")
+    else:
+        x = quantized_tensor(op, graph, op.inputs[0], "input")
+        y = quantized_tensor(op, graph, op.outputs[0], "output")
+        if x.dtype != y.dtype:
+            raise refuse(op, f"{x.dtype} input with {y.dtype} output")
+    axes = reduced_axes(op, graph, x)
+    kept = [a for a in range(len(x.shape)) if a not in axes]
+    count = int(np.prod([x.shape[a] for a in axes], dtype=np.int64))
+    strides = [int(np.prod(x.shape[a + 1:], dtype=np.int64)) for a in range(len(x.shape))]
+    out_shape = tuple(x.shape[a] for a in kept) or (1,)
+    if int(np.prod(out_shape)) != y.size:
+        raise refuse(op, f"output shape {list(y.shape)} does not match the reduction")
+    is_mean = op.opcode == "MEAN"
+    dtype = x.dtype
 
     with kernel(func_name) as k:
-        X, Y = buffer_args(("input", x.shape, "int8"), ("output", (n, c), "int8"))
-        acc = scalar("acc")
-        with loop("b", n) as b, loop("ch", c) as ch:
-            store(acc, i32(0))
-            with loop("iy", h) as iy, loop("ix", w) as ix:
-                store(acc, acc[0] + i32(X[b, iy, ix, ch]) - zero_point(x))
-            emit_multiply_by_quantized_multiplier(acc, m, s)
-            store(Y, tirx.Cast("int8", clamp(acc[0] + zero_point(y), -128, 127)), b, ch)
+        X, Y = buffer_args(("input", (x.size,), dtype), ("output", (y.size,), dtype))
+        acc = scalar("acc", "float32" if dtype == "float32" else "int32")
+        with loop_nest(out_shape, "o") as outer:
+            base = strided_offset(outer, [strides[a] for a in kept]) if kept else i32(0)
+            out_index = strided_offset(outer, [int(np.prod(out_shape[i + 1:]))
+                                               for i in range(len(out_shape))])
+            store(acc, tirx.const(0, acc.dtype))
+            with loop_nest(tuple(x.shape[a] for a in axes) or (1,), "r") as inner:
+                at = base + (strided_offset(inner, [strides[a] for a in axes]) if axes else 0)
+                if dtype == "float32":
+                    store(acc, acc[0] + X[at])
+                else:
+                    store(acc, acc[0] + i32(X[at]) - i32(zero_point(x)))
+            store(Y, _finish(acc, op, x, y, count, is_mean), out_index)
 
     return Step(
         op_index=op.index, opcode=op.opcode, layer=y.name, kind="kernel",
         inputs=(x.index,), outputs=(y.index,), func=k.func, func_name=func_name,
         args=(TensorArg(x.index), TensorArg(y.index, writes=True)), macs=x.size,
+        notes=f"axes {axes} ({count} elements each)",
     )
+
+
+def _finish(acc: tirx.Buffer, op: Operator, x: Tensor, y: Tensor, count: int,
+            is_mean: bool) -> Any:
+    """The output value from the sum in ``acc``: requantized (integers) or divided (float)."""
+    if x.dtype == "float32":
+        if not is_mean:
+            return acc[0]
+        if count > 1 << 24:
+            raise refuse(op, f"a mean over {count} elements (more than float32 counts exactly)")
+        return acc[0] / tirx.Cast("float32", i32(count))
+    m, s = (mean_multiplier(scale(x), scale(y), count) if is_mean
+            else quantize_multiplier(scale(x) / scale(y)))
+    emit_multiply_by_quantized_multiplier(acc, m, s)
+    lo, hi = RANGES[x.dtype]
+    return tirx.Cast(x.dtype, clamp(acc[0] + i32(zero_point(y)), lo, hi))
