@@ -21,6 +21,7 @@ LIMITS = {
     "QUANTIZE": "float->int8, int8/int16/int32->int8/int16",
     "UNIDIRECTIONAL_SEQUENCE_LSTM": "int8 with int16 cell state (TFLite's 8x8->16) and float32; "
                                     "no peephole, projection, layer norm or CIFG",
+    "BATCH_MATMUL": "adj_x/adj_y, broadcast batch dimensions, either operand constant",
     "DEQUANTIZE": "of a constant (float16 or int8 weights): folded at compile time",
 }
 

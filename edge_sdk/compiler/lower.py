@@ -15,6 +15,7 @@ from edge_sdk.compiler.kernels.activation import (
     lower_prelu,
     lower_rescale,
 )
+from edge_sdk.compiler.kernels.batch_matmul import lower_batch_matmul
 from edge_sdk.compiler.kernels.boundary import lower_dequantize, lower_quantize_float
 from edge_sdk.compiler.kernels.common import refuse
 from edge_sdk.compiler.kernels.conv import lower_conv2d
@@ -74,6 +75,7 @@ LOWERINGS: dict[str, Lowering] = {
     "TRANSPOSE": lower_transpose,
     "MEAN": lower_reduce_sum,
     "SUM": lower_reduce_sum,
+    "BATCH_MATMUL": lower_batch_matmul,
     "LOGISTIC": lower_lookup,
     "TANH": lower_lookup,
     "HARD_SWISH": lower_lookup,
@@ -104,7 +106,7 @@ INT16_OPS = frozenset({
     "ADD", "SUB", "MUL", "MAXIMUM", "MINIMUM", "CONV_2D", "DEPTHWISE_CONV_2D", "TRANSPOSE_CONV",
     "LEAKY_RELU", "RELU", "RELU6", "RELU_N1_TO_1", "QUANTIZE", "PAD", "PADV2", "STRIDED_SLICE",
     "TRANSPOSE", "CONCATENATION", "RESIZE_NEAREST_NEIGHBOR", "RESIZE_BILINEAR", "RESHAPE",
-    "SQUEEZE", "EXPAND_DIMS", "MEAN", "SUM",
+    "SQUEEZE", "EXPAND_DIMS", "MEAN", "SUM", "BATCH_MATMUL",
 })
 
 

@@ -224,6 +224,10 @@ def _options(op: Any, opcode: str) -> dict[str, Any]:
         }
     if opcode == "LEAKY_RELU":
         return {"alpha": load(tflite.LeakyReluOptions).Alpha()}
+    if opcode == "BATCH_MATMUL":
+        o = load(tflite.BatchMatMulOptions)
+        return {"adj_x": bool(o.AdjX()), "adj_y": bool(o.AdjY()),
+                "asymmetric_quantize_inputs": bool(o.AsymmetricQuantizeInputs())}
     if opcode == "CONCATENATION":
         o = load(tflite.ConcatenationOptions)
         return {"axis": o.Axis(), "activation": _ACTIVATIONS[o.FusedActivationFunction()]}

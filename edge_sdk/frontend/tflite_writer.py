@@ -111,6 +111,11 @@ def _options(b: flatbuffers.Builder, op: OpSpec) -> tuple[int, int]:
         tflite.ConcatenationOptionsAddAxis(b, int(o["axis"]))
         tflite.ConcatenationOptionsAddFusedActivationFunction(b, act)
         return BO.ConcatenationOptions, tflite.ConcatenationOptionsEnd(b)
+    if op.opcode == "BATCH_MATMUL":
+        tflite.BatchMatMulOptionsStart(b)
+        tflite.BatchMatMulOptionsAddAdjX(b, bool(o.get("adj_x", False)))
+        tflite.BatchMatMulOptionsAddAdjY(b, bool(o.get("adj_y", False)))
+        return BO.BatchMatMulOptions, tflite.BatchMatMulOptionsEnd(b)
     if op.opcode == "MEAN":
         tflite.ReducerOptionsStart(b)
         tflite.ReducerOptionsAddKeepDims(b, bool(o.get("keep_dims", False)))

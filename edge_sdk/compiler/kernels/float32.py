@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from tvm import tirx
 
-from edge_sdk.compiler.kernels import extremes, layout, lstm, movement, reduce, resize
+from edge_sdk.compiler.kernels import batch_matmul, extremes, layout, lstm, movement, reduce, resize
 from edge_sdk.compiler.kernels.common import refuse
 from edge_sdk.compiler.kernels.elementwise import _broadcast_strides
 from edge_sdk.compiler.kernels.tir import (
@@ -349,5 +349,5 @@ LOWERINGS = {
     "RELU": lower_unary, "RELU6": lower_unary, "LOGISTIC": lower_unary, "TANH": lower_unary,
     "HARD_SWISH": lower_unary,
     "SOFTMAX": lower_softmax, "MEAN": reduce.lower_reduce_sum,
-    "SUM": reduce.lower_reduce_sum,
+    "SUM": reduce.lower_reduce_sum, "BATCH_MATMUL": batch_matmul.lower_batch_matmul,
 }
