@@ -83,6 +83,8 @@ LOWERINGS: dict[str, Lowering] = {
         lower_leaky_relu_int16 if g.tensor(op.inputs[0]).dtype == "int16" else lower_lookup
     )(op, g, name),
     "ABS": lower_lookup,
+    "GELU": lower_lookup,
+    "ELU": lower_lookup,
     "PRELU": lower_prelu,
     "TRANSPOSE_CONV": lower_transpose_conv,
     "RESIZE_NEAREST_NEIGHBOR": lower_resize_nearest,

@@ -111,6 +111,10 @@ def _options(b: flatbuffers.Builder, op: OpSpec) -> tuple[int, int]:
         tflite.ConcatenationOptionsAddAxis(b, int(o["axis"]))
         tflite.ConcatenationOptionsAddFusedActivationFunction(b, act)
         return BO.ConcatenationOptions, tflite.ConcatenationOptionsEnd(b)
+    if op.opcode == "GELU":
+        tflite.GeluOptionsStart(b)
+        tflite.GeluOptionsAddApproximate(b, bool(o.get("approximate", False)))
+        return BO.GeluOptions, tflite.GeluOptionsEnd(b)
     if op.opcode == "BATCH_MATMUL":
         tflite.BatchMatMulOptionsStart(b)
         tflite.BatchMatMulOptionsAddAdjX(b, bool(o.get("adj_x", False)))

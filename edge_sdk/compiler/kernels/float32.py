@@ -8,6 +8,8 @@ results agree with LiteRT to rounding (on the MLPerf Tiny float models: exactly)
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from tvm import tirx
 
@@ -202,16 +204,22 @@ def lower_binary(op: Operator, graph: Graph, func_name: str) -> Step:
                 macs=y.size, notes="float32")
 
 
+def _unary_params(op: Operator) -> list[float]:
+    """Float constants of a unary operator, passed in a table (C cannot spell every float)."""
+    if op.opcode == "LEAKY_RELU":
+        return [op.options.get("alpha", 0.2)]
+    if op.opcode == "GELU":  # reference_ops::Gelu's constants, rounded to float32
+        return [math.sqrt(2 / math.pi), 0.044715, -math.sqrt(0.5)]
+    return []
+
+
 def lower_unary(op: Operator, graph: Graph, func_name: str) -> Step:
     x = _float_tensor(op, graph, op.inputs[0], "input")
     y = _float_tensor(op, graph, op.outputs[0], "output")
+    params = _unary_params(op)
+    consts = (Constant(f"l{op.index}_params", np.array(params, np.float32)),) if params else ()
 
-    consts = ()
-    if op.opcode == "LEAKY_RELU":  # alpha as a one-value table: C cannot spell every float
-        consts = (Constant(f"l{op.index}_alpha",
-                           np.array([op.options.get("alpha", 0.2)], np.float32)),)
-
-    def fn(v, alpha=None):
+    def fn(v, p):
         if op.opcode == "RELU":
             return tirx.max(v, f32(0.0))
         if op.opcode == "RELU6":
@@ -219,7 +227,7 @@ def lower_unary(op: Operator, graph: Graph, func_name: str) -> Step:
         if op.opcode == "RELU_N1_TO_1":
             return tirx.min(tirx.max(v, f32(-1.0)), f32(1.0))
         if op.opcode == "LEAKY_RELU":  # reference_ops::LeakyRelu
-            return tirx.Select(v > f32(0.0), v, v * alpha)
+            return tirx.Select(v > f32(0.0), v, v * p[0])
         if op.opcode == "ABS":
             return tirx.call_pure_extern("float32", "fabsf", v)
         if op.opcode == "RSQRT":
@@ -228,17 +236,28 @@ def lower_unary(op: Operator, graph: Graph, func_name: str) -> Step:
             return f32(1.0) / (f32(1.0) + tirx.call_pure_extern("float32", "expf", f32(0.0) - v))
         if op.opcode == "TANH":
             return tirx.call_pure_extern("float32", "tanhf", v)
+        if op.opcode == "ELU":  # x < 0 ? expm1(x) : x
+            return tirx.Select(v < f32(0.0), tirx.call_pure_extern("float32", "expm1f", v), v)
+        if op.opcode == "GELU":
+            if op.options.get("approximate"):  # 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
+                inner = p[0] * (v + p[1] * v * v * v)
+                return v / f32(2.0) * (f32(1.0) + tirx.call_pure_extern("float32", "tanhf",
+                                                                         inner))
+            # 0.5 x erfc(-x / sqrt(2))
+            return v / f32(2.0) * tirx.call_pure_extern("float32", "erfcf", v * p[2])
         # HARD_SWISH: x * relu6(x + 3) / 6
         return v * tirx.min(tirx.max(v + f32(3.0), f32(0.0)), f32(6.0)) / f32(6.0)
 
     with kernel(func_name) as k:
         if consts:
-            X, A, Y = buffer_args(("input", (x.size,), "float32"), ("alpha", (1,), "float32"),
+            X, P, Y = buffer_args(("input", (x.size,), "float32"),
+                                  ("params", (len(params),), "float32"),
                                   ("output", (y.size,), "float32"))
         else:
             X, Y = buffer_args(("input", (x.size,), "float32"), ("output", (y.size,), "float32"))
+            P = None
         with loop("i", x.size) as i:
-            store(Y, fn(X[i], A[0] if consts else None), i)
+            store(Y, fn(X[i], P), i)
     return _step(op, [x], y, k.func, func_name, consts, macs=x.size)
 
 
@@ -334,7 +353,7 @@ LOWERINGS = {
     "SUB": lower_binary, "DIV": lower_binary, "MAXIMUM": lower_binary, "MINIMUM": lower_binary,
     "SQUARED_DIFFERENCE": lower_binary,
     "RELU_N1_TO_1": lower_unary, "LEAKY_RELU": lower_unary, "ABS": lower_unary,
-    "RSQRT": lower_unary,
+    "RSQRT": lower_unary, "ELU": lower_unary, "GELU": lower_unary,
     "TRANSPOSE_CONV": lower_transpose_conv,
     "PRELU": lower_prelu,
     "RESIZE_BILINEAR": resize.lower_resize_bilinear,

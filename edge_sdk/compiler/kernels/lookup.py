@@ -1,11 +1,15 @@
-"""LOGISTIC, TANH, HARD_SWISH, LEAKY_RELU and ABS, int8, as 256-entry lookup tables.
+"""LOGISTIC, TANH, HARD_SWISH, LEAKY_RELU, ABS, GELU and ELU, int8, as 256-entry lookup tables.
 
-The tables are TFLite's reference integer arithmetic evaluated for every int8 input at compile
-time (:mod:`edge_sdk.compiler.gemmlowp`); the kernel is ``y[i] = table[x[i] + 128]``: one load
-per element, whatever the arithmetic costs.
+The tables are TFLite's own arithmetic evaluated for every int8 input at compile time: the
+reference integer arithmetic for the first five (:mod:`edge_sdk.compiler.gemmlowp`), and for
+GELU and ELU the float function TFLite itself tabulates in ``Prepare`` (``LUTPopulate``:
+dequantize, transform, round, requantize, all in float32). The kernel is
+``y[i] = table[x[i] + 128]``: one load per element, whatever the arithmetic costs.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -47,6 +51,32 @@ def abs_table(x_scale: float, x_zp: int, y_scale: float, y_zp: int) -> list[int]
     return table
 
 
+def _gelu(x: np.float32, approximate: bool) -> np.float32:
+    """The float GELU TFLite tabulates (``reference_ops::Gelu``'s formulas, float32)."""
+    half = np.float32(0.5)
+    if approximate:
+        inner = np.float32(math.sqrt(2 / math.pi)) * (x + np.float32(0.044715) * x * x * x)
+        return half * x * (np.float32(1.0) + np.float32(math.tanh(float(inner))))
+    return half * x * np.float32(math.erfc(float(x * np.float32(-math.sqrt(0.5)))))
+
+
+def _elu(x: np.float32) -> np.float32:
+    return np.float32(math.expm1(float(x))) if x < 0 else x
+
+
+def float_function_table(transform, x_scale: float, x_zp: int, y_scale: float, y_zp: int
+                         ) -> list[int]:
+    """``LUTPopulate`` for int8: ``round(f(scale * (q - zp)) / out_scale) + out_zp``, float32."""
+    inverse = np.float32(1.0) / np.float32(y_scale)
+    table = []
+    for q in range(-128, 128):
+        dequantized = np.float32(x_scale) * np.float32(q - x_zp)
+        rescaled = np.float32(transform(dequantized)) * inverse
+        rounded = math.floor(abs(float(rescaled)) + 0.5) * (1 if rescaled >= 0 else -1)
+        table.append(min(max(int(rounded) + y_zp, -128), 127))
+    return table
+
+
 def lower_lookup(op: Operator, graph: Graph, func_name: str) -> Step:
     x = int8_tensor(op, graph, op.inputs[0], "input")
     y = int8_tensor(op, graph, op.outputs[0], "output")
@@ -63,6 +93,11 @@ def lower_lookup(op: Operator, graph: Graph, func_name: str) -> Step:
         values = leaky_relu_table(op, scale(x), zero_point(x), scale(y), zero_point(y))
     elif op.opcode == "ABS":
         values = abs_table(scale(x), zero_point(x), scale(y), zero_point(y))
+    elif op.opcode in ("GELU", "ELU"):
+        approximate = bool(op.options.get("approximate"))
+        transform = _elu if op.opcode == "ELU" else (lambda v: _gelu(v, approximate))
+        values = float_function_table(transform, scale(x), zero_point(x), scale(y),
+                                      zero_point(y))
     else:
         values = gemmlowp.hard_swish_table(scale(x), zero_point(x), scale(y), zero_point(y))
     table = Constant(f"l{op.index}_table", np.array(values, dtype=np.int8))
