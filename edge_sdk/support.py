@@ -22,6 +22,8 @@ LIMITS = {
     "UNIDIRECTIONAL_SEQUENCE_LSTM": "int8 with int16 cell state (TFLite's 8x8->16) and float32; "
                                     "no peephole, projection, layer norm or CIFG",
     "BATCH_MATMUL": "adj_x/adj_y, broadcast batch dimensions, either operand constant",
+    "L2_NORMALIZATION": "last axis; int8 output at TFLite's fixed 1/128, zero point 0",
+    "LOG_SOFTMAX": "float32 only",
     "DEQUANTIZE": "of a constant (float16 or int8 weights): folded at compile time",
 }
 

@@ -29,6 +29,7 @@ from edge_sdk.compiler.kernels.layout import (
 )
 from edge_sdk.compiler.kernels.lookup import lower_lookup
 from edge_sdk.compiler.kernels.lstm import lower_lstm
+from edge_sdk.compiler.kernels.normalize import lower_l2_normalization
 from edge_sdk.compiler.kernels.pooling import lower_pool2d
 from edge_sdk.compiler.kernels.reduce import lower_reduce_sum
 from edge_sdk.compiler.kernels.resize import lower_resize_bilinear, lower_resize_nearest
@@ -76,6 +77,7 @@ LOWERINGS: dict[str, Lowering] = {
     "MEAN": lower_reduce_sum,
     "SUM": lower_reduce_sum,
     "BATCH_MATMUL": lower_batch_matmul,
+    "L2_NORMALIZATION": lower_l2_normalization,
     "LOGISTIC": lower_lookup,
     "TANH": lower_lookup,
     "HARD_SWISH": lower_lookup,

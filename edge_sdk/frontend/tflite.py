@@ -224,6 +224,8 @@ def _options(op: Any, opcode: str) -> dict[str, Any]:
         }
     if opcode == "LEAKY_RELU":
         return {"alpha": load(tflite.LeakyReluOptions).Alpha()}
+    if opcode == "L2_NORMALIZATION":
+        return {"activation": _ACTIVATIONS[load(tflite.L2NormOptions).FusedActivationFunction()]}
     if opcode == "GELU":
         return {"approximate": bool(load(tflite.GeluOptions).Approximate())}
     if opcode == "BATCH_MATMUL":

@@ -13,7 +13,16 @@ import math
 import numpy as np
 from tvm import tirx
 
-from edge_sdk.compiler.kernels import batch_matmul, extremes, layout, lstm, movement, reduce, resize
+from edge_sdk.compiler.kernels import (
+    batch_matmul,
+    extremes,
+    layout,
+    lstm,
+    movement,
+    normalize,
+    reduce,
+    resize,
+)
 from edge_sdk.compiler.kernels.common import refuse
 from edge_sdk.compiler.kernels.elementwise import _broadcast_strides
 from edge_sdk.compiler.kernels.tir import (
@@ -369,4 +378,6 @@ LOWERINGS = {
     "HARD_SWISH": lower_unary,
     "SOFTMAX": lower_softmax, "MEAN": reduce.lower_reduce_sum,
     "SUM": reduce.lower_reduce_sum, "BATCH_MATMUL": batch_matmul.lower_batch_matmul,
+    "L2_NORMALIZATION": normalize.lower_l2_normalization,
+    "LOG_SOFTMAX": normalize.lower_log_softmax,
 }
