@@ -149,10 +149,12 @@ def _exp_on_interval(ar: Arith, a: Any) -> Any:
     x = ar.bind("exp_x", ar.wrap(a + c(ar, 1 << 12)))
     x2 = ar.bind("exp_x2", ar.srdhm(x, x))
     x3 = ar.bind("exp_x3", ar.srdhm(x2, x))
-    x4_over_4 = ar.bind("exp_x4_4", ar.rdbp(ar.srdhm(x2, x2), 2))
-    poly = ar.bind("exp_poly", ar.rdbp(
-        ar.wrap(ar.srdhm(ar.wrap(x4_over_4 + x3), one_third) + x2), 1))
-    total = constant_term + ar.srdhm(constant_term, ar.wrap(x + poly))
+    x4 = ar.bind("exp_x4", ar.srdhm(x2, x2))
+    x4_over_4 = ar.bind("exp_x4_4", ar.rdbp(x4, 2))
+    partial = ar.bind("exp_partial", ar.wrap(x4_over_4 + x3))
+    partial = ar.bind("exp_partial", ar.wrap(ar.srdhm(partial, one_third) + x2))
+    poly = ar.bind("exp_poly", ar.rdbp(partial, 1))
+    total = ar.bind("exp_total", constant_term + ar.srdhm(constant_term, ar.wrap(x + poly)))
     # AddSaturatingIf16Bit
     return ar.sel(ar.gt(total, c(ar, 32767)), c(ar, 32767), total)
 
@@ -217,6 +219,22 @@ def tanh(ar: Arith, a: Any, integer_bits: int) -> Any:
     x = _newton_half_reciprocal(ar, e)
     t = ar.bind("tanh", _sat_shift_left(ar, ar.wrap(x - c(ar, 1 << 13)), 2))
     return ar.sel(ar.eq(a, c(ar, 0)), c(ar, 0), ar.sel(negative, ar.wrap(c(ar, 0) - t), t))
+
+
+def local_names() -> list[str]:
+    """The names :class:`TirArith` binds while building ``logistic`` and ``tanh``: a kernel
+    declares these scalars once, at function scope, before any loop uses them."""
+    names: list[str] = []
+
+    def record(name: str, value: Any) -> Any:
+        if name not in names:
+            names.append(name)
+        return value
+
+    ar = TirArith(record)
+    logistic(ar, i32(0), 3)
+    tanh(ar, i32(0), 6)
+    return names
 
 
 def logistic_py(raw: int, integer_bits: int = 3) -> int:

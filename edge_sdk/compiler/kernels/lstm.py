@@ -32,7 +32,7 @@ from tvm import tirx
 from edge_sdk.compiler import quantization
 from edge_sdk.compiler.kernels import fixed16
 from edge_sdk.compiler.kernels.common import int8_tensor, refuse, scale, zero_point
-from edge_sdk.compiler.kernels.fixedpoint import multiply_by_quantized_multiplier
+from edge_sdk.compiler.kernels.fixedpoint import emit_multiply_by_quantized_multiplier
 from edge_sdk.compiler.kernels.tir import (
     buffer_args,
     clamp,
@@ -154,7 +154,6 @@ def lower_lstm(op: Operator, graph: Graph, func_name: str) -> Step:
 
 # --- int8 (8x8->16) -----------------------------------------------------------------------------
 
-SIGMOID_GATES = (0, 1, 3)  # input, forget, output; the cell gate (2) goes through tanh
 GATE_INTEGER_BITS = 3  # without layer norm, every gate's pre-activation is Q3.12
 
 
@@ -240,63 +239,81 @@ def plan_lstm_int8(op: Operator, graph: Graph) -> IntegerLstmPlan:
         batch=x.shape[1] if time_major else x.shape[0], time_major=time_major)
 
 
+# The kernel keeps the gates in this order, so the three sigmoid gates are one contiguous run.
+KERNEL_ORDER = (0, 1, 3, 2)  # input, forget, output, cell (TFLite's gate indices)
+
+
 def lower_lstm_int8(op: Operator, graph: Graph, func_name: str) -> Step:
     p = plan_lstm_int8(op, graph)
     n_cell, n_input = p.w_x.shape[1], p.w_x.shape[2]
     n_output = p.w_h.shape[2]
-    consts = (Constant(f"l{op.index}_w_x", p.w_x), Constant(f"l{op.index}_w_h", p.w_h),
-              Constant(f"l{op.index}_bias_x", p.bias_x),
-              Constant(f"l{op.index}_bias_h", p.bias_h))
+    order = list(KERNEL_ORDER)
+
+    def requant_table(name: str, scales: tuple[tuple[int, int], ...]) -> Constant:
+        return Constant(f"l{op.index}_{name}",
+                        np.array([scales[g] for g in order], np.int32).reshape(4, 2))
+
+    consts = (Constant(f"l{op.index}_w_x", p.w_x[order]),
+              Constant(f"l{op.index}_w_h", p.w_h[order]),
+              Constant(f"l{op.index}_bias_x", p.bias_x[order]),
+              Constant(f"l{op.index}_bias_h", p.bias_h[order]),
+              requant_table("requant_x", p.scale_x), requant_table("requant_h", p.scale_h))
     gates = Scratch(f"l{op.index}_gates", (4, n_cell), "int16")
     with kernel(func_name) as k:
-        X, WX, WH, BX, BH, H, C, G, Y = buffer_args(
+        X, WX, WH, BX, BH, QX, QH, H, C, G, Y = buffer_args(
             ("input", p.x.shape, "int8"), ("w_x", (4, n_cell, n_input), "int8"),
             ("w_h", (4, n_cell, n_output), "int8"), ("bias_x", (4, n_cell), "int32"),
-            ("bias_h", (4, n_cell), "int32"),
+            ("bias_h", (4, n_cell), "int32"), ("requant_x", (4, 2), "int32"),
+            ("requant_h", (4, 2), "int32"),
             ("output_state", (p.batch, n_output), "int8"),
             ("cell_state", (p.batch, n_cell), "int16"),
             ("gates", (4, n_cell), "int16"), ("output", p.y.shape, "int8"))
         acc = scalar("acc")
         pre = scalar("pre_activation")
-        locals_: dict[str, tirx.Buffer] = {}
+        cell, hidden = scalar("cell"), scalar("hidden")
 
         def bind(name: str, value: Any) -> Any:
-            if name not in locals_:
-                locals_[name] = scalar(name)
-            store(locals_[name], value)
-            return locals_[name][0]
+            local = scalar(name)  # one scalar per value, declared where it is used
+            store(local, value)
+            return local[0]
 
         ar = fixed16.TirArith(bind)
         with loop("b", p.batch) as b, loop("t", p.steps) as t:
             def at(buf: tirx.Buffer, col: Any) -> Any:
                 return buf[t, b, col] if p.time_major else buf[b, t, col]
 
-            for gate in range(4):
-                with loop("c", n_cell) as c:
-                    store(acc, BX[gate, c])
-                    with loop("i", n_input) as i:
-                        store(acc, acc[0] + i32(WX[gate, c, i]) * i32(at(X, i)))
-                    store(pre, clamp(multiply_by_quantized_multiplier(acc[0], *p.scale_x[gate]),
-                                     -32768, 32767))
-                    store(acc, BH[gate, c])
-                    with loop("j", n_output) as j:
-                        store(acc, acc[0] + i32(WH[gate, c, j]) * i32(H[b, j]))
-                    store(pre, clamp(multiply_by_quantized_multiplier(acc[0], *p.scale_h[gate])
-                                     + pre[0], -32768, 32767))
-                    activation = (fixed16.tanh(ar, pre[0], GATE_INTEGER_BITS) if gate == 2 else
-                                  fixed16.logistic(ar, pre[0], GATE_INTEGER_BITS))
-                    store(G, tirx.Cast("int16", activation), gate, c)
+            # Pre-activations in Q3.12: each matrix product requantized on its own, then added.
+            with loop("gate", 4) as gate, loop("c", n_cell) as c:
+                store(acc, BX[gate, c])
+                with loop("i", n_input) as i:
+                    store(acc, acc[0] + i32(WX[gate, c, i]) * i32(at(X, i)))
+                emit_multiply_by_quantized_multiplier(acc, QX[gate, 0], QX[gate, 1])
+                store(pre, clamp(acc[0], -32768, 32767))
+                store(acc, BH[gate, c])
+                with loop("j", n_output) as j:
+                    store(acc, acc[0] + i32(WH[gate, c, j]) * i32(H[b, j]))
+                emit_multiply_by_quantized_multiplier(acc, QH[gate, 0], QH[gate, 1])
+                store(G, tirx.Cast("int16", clamp(acc[0] + pre[0], -32768, 32767)), gate, c)
+            with loop("gate", 3) as gate, loop("c", n_cell) as c:  # input, forget, output
+                store(G, tirx.Cast("int16", fixed16.logistic(ar, i32(G[gate, c]),
+                                                             GATE_INTEGER_BITS)), gate, c)
+            with loop("c", n_cell) as c:  # the cell gate
+                store(G, tirx.Cast("int16", fixed16.tanh(ar, i32(G[3, c]), GATE_INTEGER_BITS)),
+                      3, c)
             with loop("c", n_cell) as c:
-                # c = f * c >> 15; c += i * g >> (30 + cell_scale); both rounding, then clip
+                # c = f * c >> 15; c += i * g >> (30 + cell_scale); both rounding, then clip.
+                # The cell and hidden values get scalars of their own: TVM's C printer reuses a
+                # temporary for a repeated load of one scalar even across a store to it.
                 kept = ar.rdbp(i32(G[1, c]) * i32(C[b, c]), 15)
-                added = ar.rdbp(i32(G[0, c]) * i32(G[2, c]), 30 + p.cell_scale)
-                store(acc, clamp(ar.wrap(kept) + ar.wrap(added), -32768, 32767))
+                added = ar.rdbp(i32(G[0, c]) * i32(G[3, c]), 30 + p.cell_scale)
+                store(cell, clamp(ar.wrap(kept) + ar.wrap(added), -32768, 32767))
                 if p.cell_clip > 0:
-                    store(acc, clamp(acc[0], -p.cell_clip, p.cell_clip))
-                store(C, tirx.Cast("int16", acc[0]), b, c)
-                squashed = fixed16.tanh(ar, acc[0], 15 + p.cell_scale)
-                hidden = multiply_by_quantized_multiplier(i32(G[3, c]) * squashed, *p.hidden)
-                store(H, tirx.Cast("int8", clamp(hidden + i32(p.hidden_zp), -128, 127)), b, c)
+                    store(cell, clamp(cell[0], -p.cell_clip, p.cell_clip))
+                store(C, tirx.Cast("int16", cell[0]), b, c)
+                squashed = fixed16.tanh(ar, cell[0], 15 + p.cell_scale)
+                store(hidden, i32(G[2, c]) * squashed)
+                emit_multiply_by_quantized_multiplier(hidden, *p.hidden)
+                store(H, tirx.Cast("int8", clamp(hidden[0] + i32(p.hidden_zp), -128, 127)), b, c)
                 if p.time_major:
                     store(Y, H[b, c], t, b, c)
                 else:

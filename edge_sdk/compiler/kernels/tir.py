@@ -114,6 +114,9 @@ def select(cond: Any, a: Any, b: Any) -> Any:
 
 
 def clamp(x: Any, lo: int, hi: int) -> Any:
+    """``min(max(x, lo), hi)``. TVM's C printer names ``x`` in a temporary and reuses that
+    temporary for the same printed expression later in the block, even after a store changed
+    the buffer it loads: do not clamp the same bare scalar load twice around a store to it."""
     return tirx.max(tirx.min(x, i32(hi)), i32(lo))
 
 
