@@ -13,7 +13,7 @@ import edge_sdk
 from edge_sdk.compiler import compile_graph
 from edge_sdk.compiler.targets import TARGETS
 from edge_sdk.frontend.tflite import parse
-from tests.conftest import random_inputs, reference, shared_model
+from tests.conftest import ROOT, random_inputs, reference, shared_model
 from tests.test_ops_more import CASES as MORE_CASES
 from tests.test_ops_more import float_io_model
 
@@ -120,3 +120,51 @@ int main(void) {
     got_b = np.frombuffer(out[12:], np.int8)
     np.testing.assert_array_equal(got_a, reference(kws, xa).reshape(-1))
     np.testing.assert_array_equal(got_b, reference(ad01, xb).reshape(-1))
+
+
+def reused_temporaries(code: str) -> list[str]:
+    """Temporaries TVM's C printer introduced (``v_...``, e.g. for min/max operands) that are
+    read again after a store to a buffer their value loaded: the printer caches a temporary by
+    the printed expression within a block, so a kernel that clamps the same scalar load twice
+    around a store to it silently reads the stale value."""
+    lines = code.splitlines()
+    found = []
+    for n, line in enumerate(lines):
+        m = re.match(r"\s*\w+ (v_\w*) = (.+);$", line)
+        if not m:
+            continue
+        var, loaded = m.group(1), set(re.findall(r"(\w+)\[", m.group(2)))
+        stored = False
+        for later in lines[n + 1:]:
+            if later.startswith("}"):
+                break
+            if stored and re.search(rf"\b{var}\b", later):
+                found.append(f"{var} = {m.group(2)[:60]} read after a store: {later.strip()}")
+                break
+            if any(re.match(rf"\s*{b}\[[^=]*\] = ", later) for b in loaded):
+                stored = True
+    return found
+
+
+def test_the_scan_catches_a_reused_temporary():
+    stale = ("static void k(int32_t* acc_ptr) {\n  int32_t v__1 = acc_ptr[0];\n"
+             "  acc_ptr[0] = (v__1) < (7) ? (v__1) : (7);\n  acc_ptr[0] = 3;\n"
+             "  int32_t v__2 = (v__1) < (9) ? (v__1) : (9);\n}\n")
+    assert len(reused_temporaries(stale)) == 1
+
+
+@pytest.mark.parametrize("board", ["host", "mps2-an386", "mps3-an547"])
+def test_no_temporary_is_read_stale(board):
+    """The generated C of models whose kernels clamp and requantize scalars in place (the int8
+    LSTM's cell and hidden state, softmax, the MLPerf layers) never reads a stale temporary."""
+    from edge_sdk.api import compile_for
+    from edge_sdk.codegen.tvm_c import generate_kernels
+    from edge_sdk.project.boards import get_board
+
+    models = [ROOT.parent / "shared" / "models" / "real" / "tflm" / "trained_lstm_int8.tflite",
+              shared_model("ad01_int8"), shared_model("kws_ref_model")]
+    for model in models:
+        if not model.exists():
+            pytest.skip(f"{model} is absent")
+        program = compile_for(edge_sdk.load(model), get_board(board)).program
+        assert reused_temporaries(generate_kernels(program).code) == [], model.name
