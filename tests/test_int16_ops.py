@@ -43,7 +43,37 @@ def two_inputs(opcode, shape_b, out_shape, options=None, scales=(0.001, 0.002, 0
     return build_model(tensors, [OpSpec(opcode, [0, 1], [2], options or {})], [0, 1], [2])
 
 
+def fully_connected(per_channel: bool, activation: str, bias_dtype: str = "int64") -> bytes:
+    units, depth = 7, 24
+    scales = list(RNG.uniform(0.002, 0.02, size=units)) if per_channel else [0.01]
+    w = TensorSpec("w", (units, depth), "int8", tuple(scales), (0,) * len(scales), 0,
+                   RNG.integers(-127, 128, size=(units, depth), dtype=np.int8))
+    b = TensorSpec("b", (units,), bias_dtype, tuple(0.001 * s for s in scales),
+                   (0,) * len(scales), 0,
+                   RNG.integers(-200000, 200000, size=(units,)).astype(bias_dtype))
+    tensors = [a16("x", (3, depth), 0.001), w, b, a16("y", (3, units), 0.004)]
+    return build_model(tensors, [OpSpec("FULLY_CONNECTED", [0, 1, 2], [3],
+                                        {"activation": activation})], [0], [3])
+
+
+def pool(opcode, padding, filter_=(3, 3), stride=(2, 2), activation="NONE"):
+    if padding == "SAME":
+        out = (-(-7 // stride[0]), -(-8 // stride[1]))
+    else:
+        out = ((7 - filter_[0]) // stride[0] + 1, (8 - filter_[1]) // stride[1] + 1)
+    tensors = [a16("x", (1, 7, 8, 3), 0.001), a16("y", (1, *out, 3), 0.001)]
+    return build_model(tensors, [OpSpec(opcode, [0], [1], {
+        "padding": padding, "filter": filter_, "stride": stride, "activation": activation})],
+        [0], [1])
+
+
 CASES = {
+    "fully_connected_per_tensor": lambda: fully_connected(False, "NONE"),
+    "fully_connected_per_channel_relu": lambda: fully_connected(True, "RELU"),
+    "average_pool_same": lambda: pool("AVERAGE_POOL_2D", "SAME"),
+    "average_pool_valid_relu6": lambda: pool("AVERAGE_POOL_2D", "VALID", activation="RELU6"),
+    "max_pool_same": lambda: pool("MAX_POOL_2D", "SAME"),
+    "max_pool_valid": lambda: pool("MAX_POOL_2D", "VALID", (2, 2)),
     "depthwise_multiplier2_same": depthwise,
     "mul_broadcast": lambda: two_inputs("MUL", (1, 1, 1, 3), (1, 4, 4, 3)),
     "concatenation": lambda: two_inputs("CONCATENATION", (1, 4, 4, 3), (1, 4, 4, 6),
@@ -77,3 +107,20 @@ def test_int16_op_bit_exact(case):
     want = litert(model, xs)[0]
     got = edge_sdk.run(graph, board="host", inputs=xs).output_list[0]
     np.testing.assert_array_equal(got.reshape(want.shape), want)
+
+
+def test_int16_fully_connected_with_int32_bias_matches_tflm():
+    """TFLite allows an int32 bias on an int16x8 FULLY_CONNECTED; LiteRT's reference kernel reads
+    it as int64 (its outputs are then garbage), TFLite Micro reads it right: our oracle here."""
+    from tflite_micro.python.tflite_micro import runtime
+
+    model = fully_connected(True, "NONE", "int32")
+    x = np.random.default_rng(3).integers(-32768, 32768, size=(3, 3, 24), dtype=np.int16)
+    it = runtime.Interpreter.from_bytes(model)
+    want = []
+    for sample in x:
+        it.set_input(sample, 0)
+        it.invoke()
+        want.append(it.get_output(0).copy())
+    got = edge_sdk.run(parse(model), board="host", inputs=x).outputs
+    np.testing.assert_array_equal(got.reshape(np.shape(want)), np.stack(want))

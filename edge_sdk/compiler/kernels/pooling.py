@@ -1,4 +1,5 @@
-"""AVERAGE_POOL_2D and MAX_POOL_2D, int8 (``reference_integer_ops::AveragePool``/``MaxPool``).
+"""AVERAGE_POOL_2D and MAX_POOL_2D, int8 and int16x8 (``reference_integer_ops::AveragePool``/
+``MaxPool``; the int16 kernels are the same arithmetic on wider values).
 
 Pooling does not requantize: TFLite requires the same scale and zero point on input and output.
 The average divides by the number of taps inside the image (padding excluded) and rounds half
@@ -11,7 +12,7 @@ from dataclasses import dataclass
 
 from tvm import tirx
 
-from edge_sdk.compiler.kernels.common import int8_tensor, refuse, scale, zero_point
+from edge_sdk.compiler.kernels.common import quantized_tensor, refuse, scale, zero_point
 from edge_sdk.compiler.kernels.tir import (
     buffer_args,
     clamp,
@@ -52,8 +53,10 @@ class PoolPlan:
 
 
 def plan_pool2d(op: Operator, graph: Graph) -> PoolPlan:
-    x = int8_tensor(op, graph, op.inputs[0], "input")
-    y = int8_tensor(op, graph, op.outputs[0], "output")
+    x = quantized_tensor(op, graph, op.inputs[0], "input")
+    y = quantized_tensor(op, graph, op.outputs[0], "output")
+    if x.dtype != y.dtype:
+        raise refuse(op, f"{x.dtype} input with {y.dtype} output")
     if scale(x) != scale(y) or zero_point(x) != zero_point(y):
         raise refuse(op, "input and output quantization differ")
     if len(x.shape) != 4:
@@ -66,7 +69,8 @@ def plan_pool2d(op: Operator, graph: Graph) -> PoolPlan:
         raise refuse(op, f"output shape {y.shape} does not match computed {(n, oh, ow, c)}")
     return PoolPlan(op=op, x=x, y=y, is_avg=op.opcode == "AVERAGE_POOL_2D", filter=(fh, fw),
                     stride=tuple(stride), pad=tuple(pad),
-                    act=activation_range(op.options["activation"], scale(y), zero_point(y)))
+                    act=activation_range(op.options["activation"], scale(y), zero_point(y),
+                                         y.dtype))
 
 
 def lower_pool2d(op: Operator, graph: Graph, func_name: str) -> Step:
@@ -77,10 +81,12 @@ def lower_pool2d(op: Operator, graph: Graph, func_name: str) -> Step:
     (fh, fw), stride, (ph, pw) = p.filter, p.stride, p.pad
     act_min, act_max = p.act
 
+    dtype = x.dtype
+    lowest = -128 if dtype == "int8" else -32768
     with kernel(func_name) as k:
         X, Y = buffer_args(
-            ("input", x.shape, "int8"),
-            ("output", y.shape, "int8"),
+            ("input", x.shape, dtype),
+            ("output", y.shape, dtype),
         )
         acc = scalar("acc")
         count = scalar("count") if is_avg else None
@@ -90,7 +96,7 @@ def lower_pool2d(op: Operator, graph: Graph, func_name: str) -> Step:
             # The window clipped to the image, as in the reference kernel.
             fy0, fy1 = tirx.max(i32(0), -y0), tirx.min(i32(fh), ih - y0)
             fx0, fx1 = tirx.max(i32(0), -x0), tirx.min(i32(fw), iw - x0)
-            store(acc, i32(0) if is_avg else i32(-128))
+            store(acc, i32(0) if is_avg else i32(lowest))
             if count is not None:
                 store(count, i32(0))
             with loop("fy", fh) as fy, loop("fx", fw) as fx:
@@ -107,6 +113,6 @@ def lower_pool2d(op: Operator, graph: Graph, func_name: str) -> Step:
                 store(acc, select(acc[0] > 0,
                                   tirx.truncdiv(acc[0] + half, count[0]),
                                   tirx.truncdiv(acc[0] - half, count[0])))
-            store(Y, tirx.Cast("int8", clamp(acc[0], act_min, act_max)), b, oy, ox, ch)
+            store(Y, tirx.Cast(dtype, clamp(acc[0], act_min, act_max)), b, oy, ox, ch)
 
     return p.step(k.func, func_name)
