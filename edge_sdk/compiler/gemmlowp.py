@@ -243,3 +243,30 @@ def hard_swish_table(input_scale: float, input_zp: int, output_scale: float,
         out = rdbp(preshift, -out_exp) + output_zp
         table.append(min(max(out, -128), 127))
     return table
+
+
+def inv_sqrt_multiplier_exp(value: int, reverse_shift: int = -1) -> tuple[int, int]:
+    """``GetInvSqrtQuantizedMultiplierExp``: (multiplier, shift) for ``1 / sqrt(value)``,
+    ``value`` an int32 >= 0 (0 and 1 give (INT32_MAX, 0)). Normalises ``value`` into
+    [2^27, 2^29) by pairs of bits, runs five Newton-Raphson steps ``x = 1.5 x - (v / 2) x^3``
+    in Q3.28 from ``x = 1``, and scales by sqrt(2) / 2."""
+    if value <= 1:
+        return INT32_MAX, 0
+    shift = 11
+    while value >= 1 << 29:
+        value //= 4
+        shift += 1
+    leading_zeros = 32 - value.bit_length()
+    pairs = (leading_zeros - 1) // 2 - 1
+    shift -= pairs
+    value <<= 2 * pairs
+    half_input = rdbp(value >> 1, 1)
+    x = 1 << 28
+    for _ in range(5):
+        x3 = srmbpot(srdhm(srdhm(x, x), x), 6)
+        x = srmbpot(_wrap32(srdhm((1 << 28) + (1 << 27), x) - srdhm(half_input, x3)), 3)
+    x = srdhm(x, 1518500250)
+    if shift < 0:
+        x = _wrap32(x << -shift)
+        shift = 0
+    return x, shift * reverse_shift

@@ -19,7 +19,12 @@ from edge_sdk.compiler.kernels.batch_matmul import lower_batch_matmul
 from edge_sdk.compiler.kernels.boundary import lower_dequantize, lower_quantize_float
 from edge_sdk.compiler.kernels.common import refuse
 from edge_sdk.compiler.kernels.conv import lower_conv2d
-from edge_sdk.compiler.kernels.elementwise import lower_add, lower_maximum_minimum, lower_mul
+from edge_sdk.compiler.kernels.elementwise import (
+    lower_add,
+    lower_maximum_minimum,
+    lower_mul,
+    lower_squared_difference,
+)
 from edge_sdk.compiler.kernels.fully_connected import lower_fully_connected
 from edge_sdk.compiler.kernels.layout import (
     lower_concatenation,
@@ -86,6 +91,8 @@ LOWERINGS: dict[str, Lowering] = {
     )(op, g, name),
     "ABS": lower_lookup,
     "GELU": lower_lookup,
+    "RSQRT": lower_lookup,
+    "SQUARED_DIFFERENCE": lower_squared_difference,
     "ELU": lower_lookup,
     "PRELU": lower_prelu,
     "TRANSPOSE_CONV": lower_transpose_conv,

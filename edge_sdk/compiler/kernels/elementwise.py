@@ -1,5 +1,5 @@
-"""ADD, SUB, MUL, MAXIMUM and MINIMUM, int8 (``reference_integer_ops::Add``/``Mul``, their
-broadcast forms, and ``MaximumMinimumBroadcastSlow``).
+"""ADD, SUB, MUL, MAXIMUM, MINIMUM and SQUARED_DIFFERENCE, int8 (``reference_integer_ops::Add``/
+``Mul``, their broadcast forms, ``MaximumMinimumBroadcastSlow``, SQUARED_DIFFERENCE's own).
 
 ``Prepare`` rescales both inputs to a common ``2 * max(scale1, scale2)`` with 20 bits of headroom
 (``left_shift = 20``), adds, and rescales to the output, each step with TFLite's fixed-point
@@ -71,8 +71,8 @@ def binary_operands(op: Operator, graph: Graph, constants: bool = False
 def _broadcast_binary(op: Operator, graph: Graph, func_name: str, body) -> Step:
     """Shared ADD/MUL skeleton: two int8 (or int16) inputs broadcast to the output shape."""
     a, b, y, out_shape, a_strides, b_strides = binary_operands(op, graph)
-    act_min, act_max = activation_range(op.options["activation"], scale(y), zero_point(y),
-                                        y.dtype)
+    act_min, act_max = activation_range(op.options.get("activation", "NONE"), scale(y),
+                                        zero_point(y), y.dtype)
 
     with kernel(func_name) as k:
         A, B, Y = buffer_args(
@@ -138,6 +138,34 @@ def lower_mul(op: Operator, graph: Graph, func_name: str) -> Step:
         m, s = quantize_multiplier(f32(f32(scale(a) * scale(b)) / scale(y)))
         store(va, va[0] * vb[0])
         emit_multiply_by_quantized_multiplier(va, m, s)
+
+    return _broadcast_binary(op, graph, func_name, body)
+
+
+SQUARED_DIFFERENCE_LEFT_SHIFT = 7  # 255^2 * 2^14 still fits int32
+
+
+def lower_squared_difference(op: Operator, graph: Graph, func_name: str) -> Step:
+    """SQUARED_DIFFERENCE, int8 (``EvalQuantizedSquaredDifference``): both inputs rescaled to
+    ``2 * max(scale1, scale2)`` with 7 bits of headroom, the difference squared in int32, then
+    one requantization to the output (multipliers formed in double, as ``Prepare``)."""
+    if graph.tensor(op.outputs[0]).dtype != "int8":
+        raise refuse(op, f"{graph.tensor(op.outputs[0]).dtype} (int8 and float32 are supported)")
+    shift = SQUARED_DIFFERENCE_LEFT_SHIFT
+
+    def body(va, vb, a, b, y) -> None:
+        twice_max = 2.0 * float(max(f32(scale(a)), f32(scale(b))))
+        m1, s1 = quantize_multiplier(scale(a) / twice_max)
+        m2, s2 = quantize_multiplier(scale(b) / twice_max)
+        mo, so = quantize_multiplier(twice_max * twice_max / float(f32((1 << 2 * shift)
+                                                                      * f32(scale(y)))))
+        store(va, va[0] * (1 << shift))
+        store(vb, vb[0] * (1 << shift))
+        emit_multiply_by_quantized_multiplier(va, m1, s1)
+        emit_multiply_by_quantized_multiplier(vb, m2, s2)
+        store(va, va[0] - vb[0])
+        store(va, va[0] * va[0])
+        emit_multiply_by_quantized_multiplier(va, mo, so)
 
     return _broadcast_binary(op, graph, func_name, body)
 

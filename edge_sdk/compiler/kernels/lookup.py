@@ -1,4 +1,4 @@
-"""LOGISTIC, TANH, HARD_SWISH, LEAKY_RELU, ABS, GELU and ELU, int8, as 256-entry lookup tables.
+"""LOGISTIC, TANH, HARD_SWISH, LEAKY_RELU, ABS, RSQRT, GELU and ELU, int8, as 256-entry tables.
 
 The tables are TFLite's own arithmetic evaluated for every int8 input at compile time: the
 reference integer arithmetic for the first five (:mod:`edge_sdk.compiler.gemmlowp`), and for
@@ -77,6 +77,23 @@ def float_function_table(transform, x_scale: float, x_zp: int, y_scale: float, y
     return table
 
 
+def rsqrt_table(x_scale: float, x_zp: int, y_scale: float, y_zp: int) -> list[int]:
+    """``RsqrtEvalQuantized``: ``1 / sqrt(x - zp)`` from the integer inverse square root, scaled
+    by ``1 / (sqrt(input_scale) * output_scale)`` (float32 product, as ``Prepare``); zero gives
+    the largest output. TFLite refuses negative inputs at run time; we give them 127 too."""
+    m, s = quantize_multiplier(1.0 / float(np.sqrt(np.float32(x_scale)) * np.float32(y_scale)))
+    table = []
+    for q in range(-128, 128):
+        v = q - x_zp
+        if v <= 0:
+            table.append(127)
+            continue
+        inv, inv_shift = gemmlowp.inv_sqrt_multiplier_exp(v)
+        data = gemmlowp.mbqm(1, inv, inv_shift + 20)
+        table.append(min(max(gemmlowp.mbqm(data, m, s - 20) + y_zp, -128), 127))
+    return table
+
+
 def lower_lookup(op: Operator, graph: Graph, func_name: str) -> Step:
     x = int8_tensor(op, graph, op.inputs[0], "input")
     y = int8_tensor(op, graph, op.outputs[0], "output")
@@ -93,6 +110,8 @@ def lower_lookup(op: Operator, graph: Graph, func_name: str) -> Step:
         values = leaky_relu_table(op, scale(x), zero_point(x), scale(y), zero_point(y))
     elif op.opcode == "ABS":
         values = abs_table(scale(x), zero_point(x), scale(y), zero_point(y))
+    elif op.opcode == "RSQRT":
+        values = rsqrt_table(scale(x), zero_point(x), scale(y), zero_point(y))
     elif op.opcode in ("GELU", "ELU"):
         approximate = bool(op.options.get("approximate"))
         transform = _elu if op.opcode == "ELU" else (lambda v: _gelu(v, approximate))
