@@ -14,8 +14,11 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -365,6 +368,27 @@ def packed_batch(graph: Graph, inputs: Inputs | None) -> np.ndarray:
     return pack(graph, default_inputs(graph) if inputs is None else quantize_inputs(graph, inputs))
 
 
+@contextmanager
+def board_session(compiled: CompiledModel, b: Board, input_bytes: int,
+                  workdir: str | Path | None = None, **features: bool
+                  ) -> Iterator[tuple[Any, BuildResult]]:
+    """Generate the firmware project (in ``workdir``, or a temporary directory), build it,
+    start the board and check it runs this model; yields the open device and the build.
+
+    ``features`` are the firmware's optional builds (``profile``, ``trace``). A ``workdir`` is
+    reused only if it is one of ours (it holds ``edge_project.json``): never a user's files."""
+    with tempfile.TemporaryDirectory(prefix="edge-sdk-") as scratch:
+        project = Path(workdir) if workdir else Path(scratch) / "project"
+        ours = workdir is not None and (project / "edge_project.json").exists()
+        generate_project(compiled, b, project, force=ours, demo=False, **features)
+        build = build_project(project, b, compiled.name)
+        with open_board(b, build.executable) as dev:
+            info = dev.info()
+            if (info.model, info.input_size) != (compiled.name, input_bytes):
+                raise DeviceError(f"the board runs model '{info.model}', not '{compiled.name}'")
+            yield dev, build
+
+
 def run(model: str | Path | Graph, board: str = "host", inputs: np.ndarray | None = None,
         workdir: str | Path | None = None, isa: str | None = None,
         profile: bool = False, prefer: str = "memory") -> RunResult:
@@ -376,24 +400,16 @@ def run(model: str | Path | Graph, board: str = "host", inputs: np.ndarray | Non
     b = get_board(board)
     compiled = compile_for(graph, b, isa, prefer)
     batch = packed_batch(graph, inputs)
-    with tempfile.TemporaryDirectory(prefix="edge-sdk-") as scratch:
-        project = Path(workdir) if workdir else Path(scratch) / "project"
-        # Re-use a work directory only if it is one of ours: never delete a user's files.
-        ours = workdir is not None and (project / "edge_project.json").exists()
-        generate_project(compiled, b, project, force=ours, demo=False, profile=profile)
-        build = build_project(project, b, compiled.name)
-        rows, ticks, marks = [], [], []
-        with open_board(b, build.executable) as dev:
-            info = dev.info()
-            if (info.model, info.input_size) != (compiled.name, batch[0].nbytes):
-                raise DeviceError(f"the board runs model '{info.model}', not '{compiled.name}'")
-            for x in batch:
-                dev.write_input(x.tobytes())
-                res = dev.run()
-                ticks.append(res.ticks)
-                if profile:
-                    marks.append(dev.profile())
-                rows.append(dev.read_output(outputs_bytes(graph)))
+    rows, ticks, marks = [], [], []
+    with board_session(compiled, b, batch[0].nbytes, workdir, profile=profile) as (dev, build):
+        info = dev.info()
+        for x in batch:
+            dev.write_input(x.tobytes())
+            res = dev.run()
+            ticks.append(res.ticks)
+            if profile:
+                marks.append(dev.profile())
+            rows.append(dev.read_output(outputs_bytes(graph)))
     rep = report(compiled, b, build)
     rep["timer"] = timing(info.timer_kind, info.timer_hz, ticks, emulated=b.emulator is not None)
     if profile:
@@ -429,25 +445,17 @@ def validate(model: str | Path | Graph, board: str = "host", inputs: Inputs | No
     batch = pack(graph, arrays)
     steps = list(program.steps)
     ours: list[list[np.ndarray]] = [[] for _ in steps]
-    with tempfile.TemporaryDirectory(prefix="edge-sdk-") as scratch:
-        project = Path(workdir) if workdir else Path(scratch) / "project"
-        ours_dir = workdir is not None and (project / "edge_project.json").exists()
-        generate_project(compiled, b, project, force=ours_dir, demo=False, trace=True)
-        build = build_project(project, b, compiled.name)
-        with open_board(b, build.executable) as dev:
-            info = dev.info()
-            if (info.model, info.input_size) != (compiled.name, batch[0].nbytes):
-                raise DeviceError(f"the board runs model '{info.model}', not '{compiled.name}'")
-            for x in batch:
-                dev.write_input(x.tobytes())
-                for k, step in enumerate(steps):
-                    t = graph.tensor(step.outputs[0])
-                    size = dev.run_to(k)
-                    if size != t.nbytes:
-                        raise DeviceError(f"the board returned {size} bytes for layer {k} "
-                                          f"({step.opcode}), expected {t.nbytes}: is its "
-                                          "firmware built with EDGE_TRACE (make TRACE=1)?")
-                    ours[k].append(np.frombuffer(dev.read_trace(size), np.dtype(t.dtype)))
+    with board_session(compiled, b, batch[0].nbytes, workdir, trace=True) as (dev, _):
+        for x in batch:
+            dev.write_input(x.tobytes())
+            for k, step in enumerate(steps):
+                t = graph.tensor(step.outputs[0])
+                size = dev.run_to(k)
+                if size != t.nbytes:
+                    raise DeviceError(f"the board returned {size} bytes for layer {k} "
+                                      f"({step.opcode}), expected {t.nbytes}: is its "
+                                      "firmware built with EDGE_TRACE (make TRACE=1)?")
+                ours[k].append(np.frombuffer(dev.read_trace(size), np.dtype(t.dtype)))
     theirs = reference_tensors(graph.source, arrays, [s.outputs[0] for s in steps])
     layers = [{"step": k, "index": s.op_index, "op": s.opcode,
                "name": graph.tensor(s.outputs[0]).short_name} for k, s in enumerate(steps)]
