@@ -39,6 +39,7 @@ from edge_sdk.compiler.kernels.pooling import lower_pool2d
 from edge_sdk.compiler.kernels.reduce import lower_reduce_sum
 from edge_sdk.compiler.kernels.resize import lower_resize_bilinear, lower_resize_nearest
 from edge_sdk.compiler.kernels.softmax import lower_softmax
+from edge_sdk.compiler.kernels.svdf import lower_svdf
 from edge_sdk.compiler.kernels.transpose_conv import lower_transpose_conv
 from edge_sdk.compiler.program import Program, Step
 from edge_sdk.errors import ModelError, UnsupportedOpError
@@ -104,6 +105,7 @@ LOWERINGS: dict[str, Lowering] = {
     "MINIMUM": lower_maximum_minimum,
     "SOFTMAX": lower_softmax,
     "UNIDIRECTIONAL_SEQUENCE_LSTM": lower_lstm,
+    "SVDF": lower_svdf,
     "RESHAPE": lower_alias,
     "SQUEEZE": lower_alias,
     "EXPAND_DIMS": lower_alias,

@@ -226,6 +226,10 @@ def _options(op: Any, opcode: str) -> dict[str, Any]:
         return {"alpha": load(tflite.LeakyReluOptions).Alpha()}
     if opcode == "L2_NORMALIZATION":
         return {"activation": _ACTIVATIONS[load(tflite.L2NormOptions).FusedActivationFunction()]}
+    if opcode == "SVDF":
+        o = load(tflite.SVDFOptions)
+        return {"rank": o.Rank(), "activation": _ACTIVATIONS[o.FusedActivationFunction()],
+                "asymmetric_quantize_inputs": bool(o.AsymmetricQuantizeInputs())}
     if opcode == "GELU":
         return {"approximate": bool(load(tflite.GeluOptions).Approximate())}
     if opcode == "BATCH_MATMUL":

@@ -27,6 +27,7 @@ class TensorSpec:
     zero_point: tuple[int, ...] | None = None
     axis: int = 0
     data: np.ndarray | None = None
+    variable: bool = False  # state kept across inferences (an LSTM's or SVDF's)
 
 
 @dataclass
@@ -111,6 +112,11 @@ def _options(b: flatbuffers.Builder, op: OpSpec) -> tuple[int, int]:
         tflite.ConcatenationOptionsAddAxis(b, int(o["axis"]))
         tflite.ConcatenationOptionsAddFusedActivationFunction(b, act)
         return BO.ConcatenationOptions, tflite.ConcatenationOptionsEnd(b)
+    if op.opcode == "SVDF":
+        tflite.SVDFOptionsStart(b)
+        tflite.SVDFOptionsAddRank(b, int(o.get("rank", 1)))
+        tflite.SVDFOptionsAddFusedActivationFunction(b, act)
+        return BO.SVDFOptions, tflite.SVDFOptionsEnd(b)
     if op.opcode == "GELU":
         tflite.GeluOptionsStart(b)
         tflite.GeluOptionsAddApproximate(b, bool(o.get("approximate", False)))
@@ -258,6 +264,8 @@ def build_model(tensors: list[TensorSpec], ops: list[OpSpec], inputs: list[int],
         tflite.TensorAddType(b, _TYPES[t.dtype])
         tflite.TensorAddBuffer(b, buf)
         tflite.TensorAddName(b, name)
+        if t.variable:
+            tflite.TensorAddIsVariable(b, True)
         if quant is not None:
             tflite.TensorAddQuantization(b, quant)
         tensor_offsets.append(tflite.TensorEnd(b))

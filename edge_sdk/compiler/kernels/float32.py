@@ -22,6 +22,7 @@ from edge_sdk.compiler.kernels import (
     normalize,
     reduce,
     resize,
+    svdf,
 )
 from edge_sdk.compiler.kernels.common import refuse
 from edge_sdk.compiler.kernels.elementwise import _broadcast_strides
@@ -379,5 +380,5 @@ LOWERINGS = {
     "SOFTMAX": lower_softmax, "MEAN": reduce.lower_reduce_sum,
     "SUM": reduce.lower_reduce_sum, "BATCH_MATMUL": batch_matmul.lower_batch_matmul,
     "L2_NORMALIZATION": normalize.lower_l2_normalization,
-    "LOG_SOFTMAX": normalize.lower_log_softmax,
+    "LOG_SOFTMAX": normalize.lower_log_softmax, "SVDF": svdf.lower_svdf,
 }
