@@ -23,7 +23,7 @@ LIMITS = {
                                     "no peephole, projection, layer norm or CIFG",
     "BATCH_MATMUL": "adj_x/adj_y, broadcast batch dimensions, either operand constant",
     "L2_NORMALIZATION": "last axis; int8 output at TFLite's fixed 1/128, zero point 0",
-    "LOG_SOFTMAX": "float32 only",
+    "LOG_SOFTMAX": "int8 output at TFLite's fixed 16/256, zero point 127",
     "SVDF": "state kept in the arena between inferences; int8: int16 state and time weights",
     "DEQUANTIZE": "of a constant (float16 or int8 weights): folded at compile time",
 }

@@ -1,4 +1,4 @@
-"""L2_NORMALIZATION (int8, float32) and LOG_SOFTMAX (float32) against LiteRT's reference kernels.
+"""L2_NORMALIZATION and LOG_SOFTMAX (int8, float32) against LiteRT's reference kernels.
 
 The int8 rows are drawn at many magnitudes (and include all-zero-point rows, and rows whose sum
 of squares passes 2^29), so the per-row integer inverse square root meets many inputs."""
@@ -60,3 +60,16 @@ def test_float(opcode):
     want = reference(m, x)
     got = edge_sdk.run(parse(m), board="host", inputs=x).outputs
     np.testing.assert_allclose(got.reshape(want.shape), want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(("in_scale", "zp", "depth"), [(0.1, 3, 10), (0.05, -20, 100),
+                                                         (0.5, 0, 7), (0.02, 10, 1000),
+                                                         (0.004, -128, 64)])
+def test_int8_log_softmax(in_scale, zp, depth):
+    m = model("LOG_SOFTMAX", (4, depth), "int8", (in_scale, zp), (16 / 256, 127))
+    x = np.random.default_rng(depth).integers(-128, 128, (3, 4, depth)).astype(np.int8)
+    x[0, 0] = 5  # a constant row: every difference 0
+    want = reference(m, x)
+    got = edge_sdk.run(parse(m), board="host", inputs=x).outputs
+    assert len(np.unique(want)) > 5
+    np.testing.assert_array_equal(got.reshape(want.shape), want)

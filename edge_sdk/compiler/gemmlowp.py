@@ -270,3 +270,52 @@ def inv_sqrt_multiplier_exp(value: int, reverse_shift: int = -1) -> tuple[int, i
         x = _wrap32(x << -shift)
         shift = 0
     return x, shift * reverse_shift
+
+
+def _sat_add32(a: int, b: int) -> int:
+    return min(max(a + b, INT32_MIN), INT32_MAX)
+
+
+def _rounding_half_sum32(a: int, b: int) -> int:
+    total = a + b
+    return _tdiv(total + (1 if total >= 0 else -1), 2)
+
+
+def _clz32(x: int) -> int:
+    return 32 - (x & 0xFFFFFFFF).bit_length()
+
+
+LOG_2, SQRT_SQRT_HALF, SQRT_HALF = 1488522236, 1805811301, 1518500250
+ALPHA_N, ALPHA_D, ALPHA_I, ALPHA_F = 117049297, 127690142, 1057819769, 638450708
+
+
+def log_x_for_x_greater_than_or_equal_to_1(z: int, output_bits: int, input_bits: int) -> int:
+    """TFLite's ``log_x_for_x_greater_than_or_equal_to_1_impl``: log of a positive
+    ``FixedPoint<int32, input_bits>`` value, as ``FixedPoint<int32, output_bits>`` raw.
+
+    The input's power of two is found from its leading zeros (twice: as is, and premultiplied by
+    sqrt(1/2), keeping the better-centred one), the mantissa ``r`` goes through a rational
+    approximation around 2^-1/4 with one Newton-Raphson reciprocal."""
+    accum_bits = output_bits + 1
+    shifted_quarter = rdbp(1 << 29, accum_bits)  # Rescale<accum_bits>(1/4)
+    hp1 = _clz32(z)
+    r_a_raw = srmbpot(srdhm(srmbpot(z, hp1 - 1), SQRT_HALF), 1)
+    z_a_pow_2_adj = _sat_add32(srmbpot(input_bits - hp1, 31 - accum_bits), shifted_quarter)
+    z_b = srdhm(z, SQRT_HALF)
+    z_b_headroom = _clz32(z_b) - 1
+    r_b_raw = srmbpot(z, z_b_headroom)
+    z_b_pow_2_adj = max(min(srmbpot(input_bits - z_b_headroom, 31 - accum_bits)
+                            - shifted_quarter, INT32_MAX), INT32_MIN)
+    r = min(r_a_raw, r_b_raw)
+    z_pow_2_adj = max(z_a_pow_2_adj, z_b_pow_2_adj)
+    p = _rounding_half_sum32(r, SQRT_SQRT_HALF)
+    q = _wrap32(r - SQRT_SQRT_HALF)
+    q = _wrap32(q + q)
+    common_sq = srdhm(q, q)
+    num = _wrap32(srdhm(q, r) + srdhm(srdhm(q, common_sq), ALPHA_N))
+    denom_minus_one = _wrap32(srdhm(p, _wrap32(_wrap32(ALPHA_I + q) + srdhm(ALPHA_D, common_sq)))
+                              + srdhm(ALPHA_F, q))
+    recip_denom = one_over_one_plus_x_for_x_in_0_1(denom_minus_one)
+    num_scaled = srmbpot(num, -accum_bits)
+    total = _wrap32(srdhm(z_pow_2_adj, LOG_2) + srdhm(num_scaled, recip_denom))
+    return srmbpot(total, accum_bits - output_bits)

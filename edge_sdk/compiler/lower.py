@@ -32,6 +32,7 @@ from edge_sdk.compiler.kernels.layout import (
     lower_strided_slice,
     lower_transpose,
 )
+from edge_sdk.compiler.kernels.log_softmax import lower_log_softmax
 from edge_sdk.compiler.kernels.lookup import lower_lookup
 from edge_sdk.compiler.kernels.lstm import lower_lstm
 from edge_sdk.compiler.kernels.normalize import lower_l2_normalization
@@ -84,6 +85,7 @@ LOWERINGS: dict[str, Lowering] = {
     "SUM": lower_reduce_sum,
     "BATCH_MATMUL": lower_batch_matmul,
     "L2_NORMALIZATION": lower_l2_normalization,
+    "LOG_SOFTMAX": lower_log_softmax,
     "LOGISTIC": lower_lookup,
     "TANH": lower_lookup,
     "HARD_SWISH": lower_lookup,

@@ -17,6 +17,7 @@ from edge_sdk.compiler.kernels import (
     batch_matmul,
     extremes,
     layout,
+    log_softmax,
     lstm,
     movement,
     normalize,
@@ -380,5 +381,5 @@ LOWERINGS = {
     "SOFTMAX": lower_softmax, "MEAN": reduce.lower_reduce_sum,
     "SUM": reduce.lower_reduce_sum, "BATCH_MATMUL": batch_matmul.lower_batch_matmul,
     "L2_NORMALIZATION": normalize.lower_l2_normalization,
-    "LOG_SOFTMAX": normalize.lower_log_softmax, "SVDF": svdf.lower_svdf,
+    "LOG_SOFTMAX": log_softmax.lower_log_softmax, "SVDF": svdf.lower_svdf,
 }

@@ -1,5 +1,4 @@
-"""Row-wise normalizations over the last axis: L2_NORMALIZATION (int8, float32) and
-LOG_SOFTMAX (float32).
+"""L2_NORMALIZATION over the last axis, int8 and float32.
 
 L2_NORMALIZATION, int8 (``reference_integer_ops::L2Normalization``): per row, the sum of squares
 of ``x - zp`` in int32, then ``GetInvSqrtQuantizedMultiplierExp`` turns it into a multiplier and
@@ -9,8 +8,7 @@ Newton-Raphson steps of ``x = 1.5 x - (s / 2) x^3`` in Q3.28, times sqrt(2) / 2)
 scale 1/128, zero point 0. The per-row part runs once per row on the device, in integers; leading
 zeros are counted with compares (TVM's C codegen has no ``clz``).
 
-float32 (``reference_ops``): L2 divides by ``max(sqrt(sum of squares), 1e-6)``; LOG_SOFTMAX is
-``x - max - log(sum(exp(x - max)))``.
+float32 (``reference_ops``): divides by ``max(sqrt(sum of squares), 1e-6)``.
 """
 
 from __future__ import annotations
@@ -159,31 +157,5 @@ def _l2_float(op: Operator, x, y, outer: int, depth: int, func_name: str) -> Ste
         op_index=op.index, opcode=op.opcode, layer=y.name, kind="kernel",
         inputs=(x.index,), outputs=(y.index,), func=k.func, func_name=func_name,
         args=(TensorArg(x.index), eps, TensorArg(y.index, writes=True)), macs=2 * x.size,
-        notes="float32",
-    )
-
-
-def lower_log_softmax(op: Operator, graph: Graph, func_name: str) -> Step:
-    x, y, outer, depth = _rows(op, graph)
-    if x.dtype != "float32" or y.dtype != "float32":
-        raise refuse(op, f"{x.dtype} LOG_SOFTMAX (float32 is supported; int8 is not yet)")
-    with kernel(func_name) as k:
-        X, Y = buffer_args(("input", (outer, depth), "float32"),
-                           ("output", (outer, depth), "float32"))
-        mx, total = scalar("max_val", "float32"), scalar("sum", "float32")
-        with loop("row", outer) as r:
-            store(mx, X[r, 0])
-            with loop("c", depth) as c:
-                store(mx, tirx.max(mx[0], X[r, c]))
-            store(total, f32(0.0))
-            with loop("c", depth) as c:
-                store(total, total[0] + tirx.call_pure_extern("float32", "expf", X[r, c] - mx[0]))
-            store(total, tirx.call_pure_extern("float32", "logf", total[0]))
-            with loop("c", depth) as c:
-                store(Y, X[r, c] - mx[0] - total[0], r, c)
-    return Step(
-        op_index=op.index, opcode=op.opcode, layer=y.name, kind="kernel",
-        inputs=(x.index,), outputs=(y.index,), func=k.func, func_name=func_name,
-        args=(TensorArg(x.index), TensorArg(y.index, writes=True)), macs=3 * x.size,
         notes="float32",
     )
