@@ -23,6 +23,8 @@ _DTYPES = ("int8", "int16", "float32")
 def _check(op: Operator, x: Tensor) -> None:
     if x.dtype not in _DTYPES:
         raise refuse(op, f"{x.dtype} input")
+    if x.dtype == "int16" and op.opcode in ("ARG_MAX", "ARG_MIN"):
+        raise refuse(op, "int16 input (TFLite has no int16 kernel for it either)")
     if x.dtype != "float32" and (x.quant is None or x.quant.per_channel):
         raise refuse(op, f"input '{x.name}' is not per-tensor quantized")
 

@@ -43,6 +43,12 @@ def _same(op: Operator, tensors: list[Tensor]) -> None:
             raise refuse(op, f"'{t.name}' and '{first.name}' are quantized differently")
     if first.dtype not in ("int8", "int16", "int32", "float32"):
         raise refuse(op, f"{first.dtype} tensors")
+    if first.dtype == "int16" and op.opcode in NO_INT16:
+        raise refuse(op, "int16 tensors (TFLite has no int16 kernel for it either)")
+
+
+# TFLite (LiteRT 2.3, measured) runs these on int8, int32 and float32 but not on int16.
+NO_INT16 = frozenset({"DEPTH_TO_SPACE", "SPACE_TO_DEPTH"})
 
 
 def _axis(op: Operator, graph: Graph, index: int, rank: int) -> int:
