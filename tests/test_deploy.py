@@ -157,3 +157,31 @@ def test_rpi5_uses_dot_product_instructions_and_stays_exact(sshd, tmp_path):
     result = deploy(sshd, path, "rpi5", tmp_path, inputs=x,
                     run_prefix=["qemu-aarch64-static", "-cpu", "max"])
     np.testing.assert_array_equal(result.outputs.reshape(2, 1, 12), reference(path, x))
+
+
+@pytest.mark.slow
+def test_new_operators_on_aarch64(sshd, tmp_path):
+    """The operators added for real models go through TVM's LLVM backend too: the int8 LSTM
+    (gemmlowp int16 fixed point) bit-exact, and a float chain of GELU, BATCH_MATMUL,
+    L2_NORMALIZATION and LOG_SOFTMAX (libm calls: erfcf, sqrtf, expf, logf) within 1e-5."""
+    from edge_sdk.frontend.tflite import parse
+    from edge_sdk.frontend.tflite_writer import OpSpec, TensorSpec, build_model
+    from tests.test_real_models import real
+
+    lstm = real("tflm/trained_lstm_int8.tflite")
+    x = np.random.default_rng(3).integers(-128, 128, (2, 1, 28, 28), dtype=np.int8)
+    result = deploy(sshd, edge_sdk.load(lstm), "rpi4", tmp_path, inputs=x)
+    np.testing.assert_array_equal(result.outputs.reshape(-1), reference(lstm, x).reshape(-1))
+
+    w = np.random.default_rng(0).normal(0, 1, (16, 8)).astype(np.float32)
+    tensors = [TensorSpec("x", (1, 6, 16), "float32"), TensorSpec("g", (1, 6, 16), "float32"),
+               TensorSpec("w", (16, 8), "float32", data=w), TensorSpec("m", (1, 6, 8), "float32"),
+               TensorSpec("l", (1, 6, 8), "float32"), TensorSpec("y", (1, 6, 8), "float32")]
+    ops = [OpSpec("GELU", [0], [1]), OpSpec("BATCH_MATMUL", [1, 2], [3]),
+           OpSpec("L2_NORMALIZATION", [3], [4]), OpSpec("LOG_SOFTMAX", [4], [5])]
+    model = build_model(tensors, ops, [0], [5])
+    xf = np.random.default_rng(1).normal(0, 2, (2, 1, 6, 16)).astype(np.float32)
+    result = deploy(sshd, parse(model), "rpi4", tmp_path, inputs=xf)
+    expected = reference(model, xf)
+    np.testing.assert_allclose(result.outputs.reshape(expected.shape), expected, rtol=1e-5,
+                               atol=1e-6)
