@@ -21,6 +21,7 @@ from edge_sdk.compiler.kernels.common import refuse
 from edge_sdk.compiler.kernels.conv import lower_conv2d
 from edge_sdk.compiler.kernels.elementwise import (
     lower_add,
+    lower_div,
     lower_maximum_minimum,
     lower_mul,
     lower_squared_difference,
@@ -96,6 +97,7 @@ LOWERINGS: dict[str, Lowering] = {
     "GELU": lower_lookup,
     "RSQRT": lower_lookup,
     "SQUARED_DIFFERENCE": lower_squared_difference,
+    "DIV": lower_div,
     "ELU": lower_lookup,
     "PRELU": lower_prelu,
     "TRANSPOSE_CONV": lower_transpose_conv,

@@ -12,8 +12,13 @@ from __future__ import annotations
 import numpy as np
 from tvm import tirx
 
+from edge_sdk.compiler import gemmlowp
 from edge_sdk.compiler.kernels.common import quantized_tensor, refuse, scale, zero_point
-from edge_sdk.compiler.kernels.fixedpoint import emit_multiply_by_quantized_multiplier
+from edge_sdk.compiler.kernels.fixedpoint import (
+    emit_multiply_by_quantized_multiplier,
+    rounding_divide_by_pot,
+    saturating_rounding_doubling_high_mul,
+)
 from edge_sdk.compiler.kernels.tir import (
     buffer_args,
     clamp,
@@ -22,6 +27,7 @@ from edge_sdk.compiler.kernels.tir import (
     loop_nest,
     row_major_strides,
     scalar,
+    select,
     store,
     strided_offset,
 )
@@ -68,30 +74,34 @@ def binary_operands(op: Operator, graph: Graph, constants: bool = False
     return a, b, y, out_shape, a_strides, b_strides
 
 
-def _broadcast_binary(op: Operator, graph: Graph, func_name: str, body) -> Step:
-    """Shared ADD/MUL skeleton: two int8 (or int16) inputs broadcast to the output shape."""
+def _broadcast_binary(op: Operator, graph: Graph, func_name: str, body,
+                      tables: tuple[Constant, ...] = ()) -> Step:
+    """Shared ADD/MUL skeleton: two int8 (or int16) inputs broadcast to the output shape.
+    ``body(va, vb, a, b, y, *table_buffers)`` turns the zero-point-free inputs in ``va``/``vb``
+    into the output value (before its zero point) in ``va``."""
     a, b, y, out_shape, a_strides, b_strides = binary_operands(op, graph)
     act_min, act_max = activation_range(op.options.get("activation", "NONE"), scale(y),
                                         zero_point(y), y.dtype)
 
     with kernel(func_name) as k:
-        A, B, Y = buffer_args(
+        A, B, *T, Y = buffer_args(
             ("input1", (a.size,), a.dtype),
             ("input2", (b.size,), b.dtype),
+            *[(t.name.split("_", 1)[-1], (t.array.size,), t.dtype) for t in tables],
             ("output", (y.size,), y.dtype),
         )
         va, vb = scalar("a"), scalar("b")
         with loop_nest(out_shape) as idx:
             store(va, i32(A[strided_offset(idx, a_strides)]) - zero_point(a))
             store(vb, i32(B[strided_offset(idx, b_strides)]) - zero_point(b))
-            body(va, vb, a, b, y)
+            body(va, vb, a, b, y, *T)
             store(va, clamp(va[0] + zero_point(y), act_min, act_max))
             store(Y, tirx.Cast(y.dtype, va[0]), strided_offset(idx, row_major_strides(out_shape)))
 
     return Step(
         op_index=op.index, opcode=op.opcode, layer=y.name, kind="kernel",
         inputs=(a.index, b.index), outputs=(y.index,), func=k.func, func_name=func_name,
-        args=(TensorArg(a.index), TensorArg(b.index), TensorArg(y.index, writes=True)),
+        args=(TensorArg(a.index), TensorArg(b.index), *tables, TensorArg(y.index, writes=True)),
         macs=y.size,
     )
 
@@ -168,6 +178,68 @@ def lower_squared_difference(op: Operator, graph: Graph, func_name: str) -> Step
         emit_multiply_by_quantized_multiplier(va, mo, so)
 
     return _broadcast_binary(op, graph, func_name, body)
+
+
+def _leading_sign_bits(v: int) -> int:
+    """``CountLeadingSignBits`` of an int32."""
+    if v >= 0:
+        return 32 - v.bit_length() - 1
+    return 32 - (2 * -v - 1).bit_length() if v != -(2**31) else 0
+
+
+def division_tables(op: Operator, a_zp: int, b_zp: int) -> tuple[Constant, ...]:
+    """Per raw int8 value: the divisor's ``GetReciprocal`` (multiplier, bits over unit) of its
+    magnitude, and a dividend's leading sign bits as is and negated (a negative divisor flips
+    both signs)."""
+    inverse, over_unit, lsb_pos, lsb_neg = [], [], [], []
+    for q in range(-128, 128):
+        d = abs(q - b_zp)
+        if d == 0:  # TFLite leaves division by zero undefined; we return the zero point
+            inverse.append(0)
+            over_unit.append(0)
+        else:
+            headroom_plus_one = 32 - d.bit_length()
+            shifted = ((d << headroom_plus_one) - (1 << 31)) & 0xFFFFFFFF
+            shifted = shifted - (1 << 32) if shifted >= 1 << 31 else shifted
+            inverse.append(gemmlowp.one_over_one_plus_x_for_x_in_0_1(shifted))
+            over_unit.append(31 - headroom_plus_one)
+        lsb_pos.append(_leading_sign_bits(q - a_zp))
+        lsb_neg.append(_leading_sign_bits(a_zp - q))
+    prefix = f"l{op.index}"
+    return (Constant(f"{prefix}_inverse", np.array(inverse, np.int32)),
+            Constant(f"{prefix}_over_unit", np.array(over_unit, np.int32)),
+            Constant(f"{prefix}_sign_bits", np.array(lsb_pos, np.int32)),
+            Constant(f"{prefix}_sign_bits_negated", np.array(lsb_neg, np.int32)))
+
+
+def lower_div(op: Operator, graph: Graph, func_name: str) -> Step:
+    """DIV, int8 (``reference_ops::DivElementwise``): per element, the divisor's fixed-point
+    reciprocal (``GetReciprocal``; tabulated per int8 value at compile time), the dividend
+    shifted up by its leading sign bits and multiplied by it, then one rounding shift folded
+    with the output multiplier ``input1_scale / (input2_scale * output_scale)`` (float32).
+    Division by zero, which TFLite leaves undefined, gives the output zero point."""
+    if graph.tensor(op.outputs[0]).dtype != "int8":
+        raise refuse(op, f"{graph.tensor(op.outputs[0]).dtype} (int8 and float32 are supported)")
+    tables = division_tables(op, zero_point(graph.tensor(op.inputs[0])),
+                             zero_point(graph.tensor(op.inputs[1])))
+
+    def body(va, vb, a, b, y, inverse, over_unit, sign_bits, sign_bits_negated) -> None:
+        m, s = quantize_multiplier(f32(scale(a) / f32(scale(b) * scale(y))))
+        headroom, divisor = scalar("headroom"), scalar("divisor")
+        store(divisor, vb[0] + i32(zero_point(b) + 128))  # table index of the raw divisor
+        raw_a = va[0] + i32(zero_point(a) + 128)
+        store(headroom, select(vb[0] < i32(0), sign_bits_negated[raw_a], sign_bits[raw_a]))
+        store(va, select(vb[0] < i32(0), i32(0) - va[0], va[0]) << headroom[0])
+        store(va, saturating_rounding_doubling_high_mul(va[0], inverse[divisor[0]]))
+        store(va, saturating_rounding_doubling_high_mul(va[0], i32(m)))
+        # A right shift of 32 or more (a dividend of a few steps over a large divisor) is
+        # undefined in TFLite's C++ (x86 gives +-saturation); the exact quotient is below half a
+        # step there, so the result is the zero point.
+        store(headroom, over_unit[divisor[0]] + headroom[0] - i32(s))
+        store(va, select(headroom[0] > i32(31), i32(0),
+                         rounding_divide_by_pot(va[0], tirx.min(headroom[0], i32(31)))))
+
+    return _broadcast_binary(op, graph, func_name, body, tables)
 
 
 def lower_maximum_minimum(op: Operator, graph: Graph, func_name: str) -> Step:
