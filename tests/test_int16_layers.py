@@ -43,3 +43,13 @@ def test_int16_layer_matches_tflm_golden(model):
     graph = edge_sdk.load(model)
     result = edge_sdk.run(graph, board="host", inputs=inputs)
     np.testing.assert_array_equal(result.output_list[0].reshape(-1), golden)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not MODELS, reason="../shared/models/real is not beside the checkout")
+@pytest.mark.parametrize("model", MODELS, ids=lambda p: p.stem)
+def test_int16_layer_on_cortex_m4_matches_tflm_golden(model):
+    """The same layers built into firmware for the Cortex-M4 board (QEMU mps2-an386)."""
+    inputs, golden = case(model)
+    result = edge_sdk.run(edge_sdk.load(model), board="mps2-an386", inputs=inputs)
+    np.testing.assert_array_equal(result.output_list[0].reshape(-1), golden)
