@@ -67,6 +67,31 @@ def test_mediapipe_model_quantizes_then_compiles_bit_exact(name, tmp_path):
         np.testing.assert_array_equal(ours.reshape(want.shape), want)
 
 
+@pytest.mark.slow
+def test_mediapipe_face_detection_on_cortex_m4_matches_litert():
+    """BlazeFace in float on the Cortex-M4 board (single-precision FPU, QEMU mps2-an386): 1.6 MB
+    of arena and I/O, which the board's 4 MB of RAM holds."""
+    model = real("mediapipe/face_detection_short_range.tflite")
+    graph = edge_sdk.load(model)
+    x = np.random.default_rng(3).uniform(-1, 1, size=(1, *graph.tensor(graph.inputs[0]).shape))
+    x = x.astype(np.float32)
+    result = edge_sdk.run(graph, board="mps2-an386", inputs=x)
+    for got, want in zip(result.output_list, reference_outputs(model, [x.reshape(1, -1)]),
+                         strict=True):
+        verdict = compare(got, want)
+        assert verdict["match"], verdict
+
+
+@pytest.mark.slow
+def test_float_lstm_on_cortex_m4_matches_litert():
+    model = real("tflm/trained_lstm.tflite")
+    x = np.random.default_rng(6).uniform(0, 1, size=(2, 1, 28, 28)).astype(np.float32)
+    got = edge_sdk.run(edge_sdk.load(model), board="mps2-an386", inputs=x).outputs
+    (want,) = reference_outputs(model, [x.reshape(2, -1)])
+    verdict = compare(got, want)
+    assert verdict["match"], verdict
+
+
 def tflm_outputs(model, x: np.ndarray) -> np.ndarray:
     from tflite_micro.python.tflite_micro import runtime
 
