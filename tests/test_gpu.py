@@ -77,6 +77,13 @@ def test_vww_int8_bit_exact_on_pocl(tmp_path):
 
 
 @needs_pocl
+@pytest.mark.slow
+def test_resnet_int8_bit_exact_on_pocl(tmp_path):
+    """ResNet's residual ADDs join differently quantized branches."""
+    check_bit_exact_on_pocl("pretrainedResnet_quant", tmp_path, n=2)
+
+
+@needs_pocl
 def test_float_model_on_pocl_matches_litert(tmp_path):
     path = shared_model("ad01_fp32")
     graph = edge_sdk.load(path)
@@ -176,3 +183,29 @@ def test_deploy_over_ssh_to_an_opencl_board(tmp_path):
     np.testing.assert_array_equal(result.outputs.reshape(expected.shape), expected)
     assert result.report["gpu"]["device_code"] == "opencl-c"
     assert result.report["latency"]["p50_ns"] > 0
+
+
+@needs_pocl
+def test_two_inputs_two_outputs_and_add_of_different_scales_on_pocl(tmp_path):
+    """Several inputs and outputs through the GPU bundle (packed as on every board), and ADD of
+    two tensors quantized differently, broadcast: that ADD used to keep TVM busy for minutes."""
+    from edge_sdk.frontend.tflite_writer import OpSpec, build_model
+    from edge_sdk.model_io import outputs_bytes, pack, unpack
+    from tests.test_multi_io import litert, sample_inputs
+    from tests.test_ops import act
+
+    tensors = [act("image", (1, 4, 4, 3), 0.05, 3), act("bias_row", (1, 1, 4, 3), 0.13, -20),
+               act("sum", (1, 4, 4, 3), 0.11, -4), act("pooled", (1, 1, 1, 3), 0.11, -4)]
+    ops = [OpSpec("ADD", [0, 1], [2], {"activation": "RELU"}),
+           OpSpec("AVERAGE_POOL_2D", [2], [3], {"filter": (4, 4), "stride": (1, 1)})]
+    model = tmp_path / "two_in_two_out.tflite"
+    model.write_bytes(build_model(tensors, ops, [0, 1], [3, 2]))
+    graph = edge_sdk.load(model)
+    runner, _ = build_native(model, MALI, tmp_path)
+    xs = sample_inputs(3)
+    proc, out = run_runner(runner, pack(graph, xs), np.uint8, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    n = outputs_bytes(graph)
+    got = unpack(graph, [out[i * n:(i + 1) * n].tobytes() for i in range(3)])
+    for ours, want in zip(got, litert(model.read_bytes(), xs), strict=True):
+        np.testing.assert_array_equal(ours.reshape(want.shape), want)

@@ -18,6 +18,7 @@ from collections.abc import Callable
 import numpy as np
 from tvm import te, tirx
 
+from edge_sdk.compiler import gemmlowp
 from edge_sdk.compiler.kernels import softmax
 from edge_sdk.compiler.kernels.common import int8_tensor, refuse, scale, zero_point
 from edge_sdk.compiler.kernels.conv import plan_conv2d
@@ -188,20 +189,27 @@ def add_int8(op: Operator, graph: Graph, name: str) -> Step:
     lo, hi = activation_range(op.options["activation"], scale(y), zero_point(y))
     A = te.placeholder((a.size,), "int8", name="input1")
     Bt = te.placeholder((b.size,), "int8", name="input2")
+    # Each input's rescaling to the common scale depends on its int8 value alone: two 256-entry
+    # tables made at compile time leave one fixed-point multiply per element. (Written as one
+    # expression, the three nested multiplies repeat their operands so often that TVM's
+    # simplifier and dlight ran for minutes, in effect forever, when the input scales differ.)
+    tables = tuple(Constant(f"l{op.index}_{which}_rescaled", np.array(
+        [gemmlowp.mbqm((q - zero_point(t)) * (1 << LEFT_SHIFT), m, s) for q in range(-128, 128)],
+        np.int32)) for which, t, (m, s) in (("input1", a, (m1, s1)), ("input2", b, (m2, s2))))
+    TA = te.placeholder((256,), "int32", name="input1_rescaled")
+    TB = te.placeholder((256,), "int32", name="input2_rescaled")
 
     def body(*idx):
-        va = (A[off_a(idx)].astype("int32") - zero_point(a)) * (1 << LEFT_SHIFT)
-        vb = (Bt[off_b(idx)].astype("int32") - zero_point(b)) * (1 << LEFT_SHIFT)
-        v = (multiply_by_quantized_multiplier(va, m1, s1)
-             + multiply_by_quantized_multiplier(vb, m2, s2))
+        v = (TA[A[off_a(idx)].astype("int32") + 128] + TB[Bt[off_b(idx)].astype("int32") + 128])
         v = multiply_by_quantized_multiplier(v, mo, so)
         return clamp(v + zero_point(y), lo, hi).astype("int8")
 
     Y = te.compute(out_shape, body, name="output")
     return Step(op_index=op.index, opcode=op.opcode, layer=y.name, kind="kernel",
-                inputs=(a.index, b.index), outputs=(y.index,), func=_func([A, Bt, Y], name),
-                func_name=name, args=(TensorArg(a.index), TensorArg(b.index),
-                                      TensorArg(y.index, writes=True)), macs=y.size)
+                inputs=(a.index, b.index), outputs=(y.index,),
+                func=_func([A, Bt, TA, TB, Y], name), func_name=name,
+                args=(TensorArg(a.index), TensorArg(b.index), *tables,
+                      TensorArg(y.index, writes=True)), macs=y.size)
 
 
 def softmax_int8(op: Operator, graph: Graph, name: str) -> Step:
