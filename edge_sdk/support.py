@@ -12,6 +12,7 @@ from edge_sdk.compiler.kernels import float32
 from edge_sdk.compiler.lower import INT16_OPS, LOWERINGS
 
 ALIASES = ("RESHAPE", "SQUEEZE", "EXPAND_DIMS")
+FOLDED = ("DENSIFY",)  # constant-only: done at compile time, on every target
 LIMITS = {
     "MEAN": "any axes, rank and keep_dims",
     "SUM": "any axes; int8/int16 as TFLite Micro computes it (LiteRT's reference reads them "
@@ -25,20 +26,21 @@ LIMITS = {
     "L2_NORMALIZATION": "last axis; int8 output at TFLite's fixed 1/128, zero point 0",
     "LOG_SOFTMAX": "int8 output at TFLite's fixed 16/256, zero point 127",
     "SVDF": "state kept in the arena between inferences; int8: int16 state and time weights",
+    "DENSIFY": "of sparse weights (CSR, block-sparse): expanded when the model is loaded",
     "DEQUANTIZE": "of a constant (float16 or int8 weights): folded at compile time",
 }
 
 
 def operator_rows() -> list[tuple[str, ...]]:
-    ops = sorted({*LOWERINGS, *float32.LOWERINGS, *gpu.INT8, *gpu.FLOAT32, *ALIASES})
+    ops = sorted({*LOWERINGS, *float32.LOWERINGS, *gpu.INT8, *gpu.FLOAT32, *ALIASES, *FOLDED})
 
     def mark(ok: bool) -> str:
         return "yes" if ok else "-"
 
     rows = []
     for op in ops:
-        alias = op in ALIASES
-        rows.append((op, mark(op in LOWERINGS), mark(op in INT16_OPS),
+        alias = op in ALIASES or op in FOLDED
+        rows.append((op, mark(op in LOWERINGS or op in FOLDED), mark(op in INT16_OPS),
                      mark(op in float32.LOWERINGS or alias),
                      mark(op in gpu.INT8 or alias), mark(op in gpu.FLOAT32 or alias),
                      LIMITS.get(op, "")))

@@ -4,7 +4,9 @@ Converters store weights compactly and let the runtime expand them: MediaPipe's 
 their weights in float16, each followed by a DEQUANTIZE to float32 (TFLite runs those once, at
 ``Prepare``). We do the same before lowering: a DEQUANTIZE of a constant becomes a float32
 constant and the operator disappears, so no kernel, no arena buffer and no float16 support is
-needed. ``fold_constants`` returns a new graph; the caller's is left as it was.
+needed. Sparse weights are the same story: the frontend expands them when it loads the model, and
+their DENSIFY disappears here. ``fold_constants`` returns a new graph; the caller's is left as it
+was.
 """
 
 from __future__ import annotations
@@ -43,6 +45,13 @@ def fold_constants(graph: Graph) -> Graph:
     tensors = list(graph.tensors)
     kept: list[Operator] = []
     for op in graph.operators:
+        if (op.opcode == "DENSIFY" and len(op.inputs) == 1 and op.outputs[0] not in graph.outputs
+                and graph.tensor(op.inputs[0]).data is not None):
+            # The frontend already expanded the sparse constant (edge_sdk.frontend.sparsity).
+            src, out = graph.tensor(op.inputs[0]), tensors[op.outputs[0]]
+            tensors[out.index] = dataclasses.replace(
+                out, data=src.data.reshape(out.shape), quant=out.quant or src.quant)
+            continue
         if op.opcode == "DEQUANTIZE" and len(op.inputs) == 1 and op.outputs[0] not in graph.outputs:
             value = _dequantized(graph.tensor(op.inputs[0]))
             if value is not None:

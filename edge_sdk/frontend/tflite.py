@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from edge_sdk.errors import ModelError
+from edge_sdk.frontend.sparsity import densify, read_sparsity
 
 # TensorType enum of the TFLite schema -> numpy dtype name.
 _TENSOR_TYPES: dict[int, str] = {
@@ -274,6 +275,8 @@ def _buffer_data(model: Any, buf_index: int, raw: bytes, dtype: str, shape: tupl
     else:
         return None
     arr = np.frombuffer(data, dtype=np.dtype(dtype))
+    if shape == (-1,):  # a sparse tensor's stored values: any count
+        return arr.copy()
     expected = int(np.prod(shape, dtype=np.int64)) if shape else 1
     if arr.size != expected:
         raise ModelError(f"constant buffer holds {arr.size} values, shape {shape} needs {expected}")
@@ -306,6 +309,15 @@ def parse(raw: bytes, name: str = "model", source: Path | None = None) -> Graph:
                 raise ModelError(f"tensor {i} has unsupported element type {ttype}")
             dtype = _TENSOR_TYPES[ttype]
             shape = tuple(int(d) for d in t.ShapeAsNumpy()) if t.ShapeLength() else ()
+            sparsity = read_sparsity(t)
+            if sparsity is not None:  # stored non-zeros: expand to the dense constant now
+                values = _buffer_data(model, t.Buffer(), raw, dtype, (-1,))
+                if values is None:
+                    raise ModelError(f"sparse tensor {i} has no values")
+                tensors.append(Tensor(index=i, name=t.Name().decode("utf-8", "replace")
+                                      if t.Name() else f"tensor_{i}", shape=shape, dtype=dtype,
+                                      quant=_quant(t), data=densify(values, shape, sparsity)))
+                continue
             tensors.append(
                 Tensor(
                     index=i,

@@ -28,6 +28,7 @@ class TensorSpec:
     axis: int = 0
     data: np.ndarray | None = None
     variable: bool = False  # state kept across inferences (an LSTM's or SVDF's)
+    sparsity: Any = None  # edge_sdk.frontend.sparsity.Sparsity: ``data`` holds the non-zeros
 
 
 @dataclass
@@ -209,6 +210,47 @@ def _options(b: flatbuffers.Builder, op: OpSpec) -> tuple[int, int]:
     return 0, 0
 
 
+def _int32_vector_table(b, values) -> int:
+    import tflite
+
+    vec = _vector_i32(b, list(values))
+    tflite.Int32VectorStart(b)
+    tflite.Int32VectorAddValues(b, vec)
+    return tflite.Int32VectorEnd(b)
+
+
+def _sparsity(b, sp) -> int:
+    """``SparsityParameters`` (CSR segments and indices as Int32Vector unions)."""
+    import tflite
+
+    dims = []
+    for m in sp.dims:
+        seg = idx = None
+        if m.format:
+            seg, idx = _int32_vector_table(b, m.segments), _int32_vector_table(b, m.indices)
+        tflite.DimensionMetadataStart(b)
+        tflite.DimensionMetadataAddFormat(b, m.format)
+        tflite.DimensionMetadataAddDenseSize(b, m.dense_size)
+        if m.format:
+            tflite.DimensionMetadataAddArraySegmentsType(b, tflite.SparseIndexVector.Int32Vector)
+            tflite.DimensionMetadataAddArraySegments(b, seg)
+            tflite.DimensionMetadataAddArrayIndicesType(b, tflite.SparseIndexVector.Int32Vector)
+            tflite.DimensionMetadataAddArrayIndices(b, idx)
+        dims.append(tflite.DimensionMetadataEnd(b))
+    b.StartVector(4, len(dims), 4)
+    for d in reversed(dims):
+        b.PrependUOffsetTRelative(d)
+    dim_vec = b.EndVector()
+    order = _vector_i32(b, list(sp.traversal_order))
+    block = _vector_i32(b, list(sp.block_map)) if sp.block_map else None
+    tflite.SparsityParametersStart(b)
+    tflite.SparsityParametersAddTraversalOrder(b, order)
+    if block is not None:
+        tflite.SparsityParametersAddBlockMap(b, block)
+    tflite.SparsityParametersAddDimMetadata(b, dim_vec)
+    return tflite.SparsityParametersEnd(b)
+
+
 def build_model(tensors: list[TensorSpec], ops: list[OpSpec], inputs: list[int],
                 outputs: list[int], description: str = "edge-sdk") -> bytes:
     """Serialize one subgraph into ``.tflite`` bytes (schema version 3)."""
@@ -259,6 +301,7 @@ def build_model(tensors: list[TensorSpec], ops: list[OpSpec], inputs: list[int],
             tflite.QuantizationParametersAddZeroPoint(b, zp_vec)
             tflite.QuantizationParametersAddQuantizedDimension(b, t.axis)
             quant = tflite.QuantizationParametersEnd(b)
+        sparsity = _sparsity(b, t.sparsity) if t.sparsity is not None else None
         tflite.TensorStart(b)
         tflite.TensorAddShape(b, shape)
         tflite.TensorAddType(b, _TYPES[t.dtype])
@@ -266,6 +309,8 @@ def build_model(tensors: list[TensorSpec], ops: list[OpSpec], inputs: list[int],
         tflite.TensorAddName(b, name)
         if t.variable:
             tflite.TensorAddIsVariable(b, True)
+        if sparsity is not None:
+            tflite.TensorAddSparsity(b, sparsity)
         if quant is not None:
             tflite.TensorAddQuantization(b, quant)
         tensor_offsets.append(tflite.TensorEnd(b))
