@@ -124,3 +124,11 @@ def test_int16_fully_connected_with_int32_bias_matches_tflm():
         want.append(it.get_output(0).copy())
     got = edge_sdk.run(parse(model), board="host", inputs=x).outputs
     np.testing.assert_array_equal(got.reshape(np.shape(want)), np.stack(want))
+
+
+def test_int16_squared_difference_is_refused_by_name():
+    """LiteRT 2.3 has no int16 SQUARED_DIFFERENCE ("only supports FLOAT32 and INT32"): neither
+    do we, and we say so before any work."""
+    model = two_inputs("SQUARED_DIFFERENCE", (1, 4, 4, 3), (1, 4, 4, 3))
+    with pytest.raises(edge_sdk.EdgeSDKError, match="SQUARED_DIFFERENCE.*int16"):
+        edge_sdk.compile(parse(model))

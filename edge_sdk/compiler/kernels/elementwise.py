@@ -159,8 +159,8 @@ def lower_squared_difference(op: Operator, graph: Graph, func_name: str) -> Step
     """SQUARED_DIFFERENCE, int8 (``EvalQuantizedSquaredDifference``): both inputs rescaled to
     ``2 * max(scale1, scale2)`` with 7 bits of headroom, the difference squared in int32, then
     one requantization to the output (multipliers formed in double, as ``Prepare``)."""
-    if graph.tensor(op.outputs[0]).dtype != "int8":
-        raise refuse(op, f"{graph.tensor(op.outputs[0]).dtype} (int8 and float32 are supported)")
+    if graph.tensor(op.outputs[0]).dtype == "int16":
+        raise refuse(op, "int16 tensors (TFLite has no int16 kernel for it either)")
     shift = SQUARED_DIFFERENCE_LEFT_SHIFT
 
     def body(va, vb, a, b, y) -> None:
