@@ -130,5 +130,5 @@ def test_int16_squared_difference_is_refused_by_name():
     """LiteRT 2.3 has no int16 SQUARED_DIFFERENCE ("only supports FLOAT32 and INT32"): neither
     do we, and we say so before any work."""
     model = two_inputs("SQUARED_DIFFERENCE", (1, 4, 4, 3), (1, 4, 4, 3))
-    with pytest.raises(edge_sdk.EdgeSDKError, match="SQUARED_DIFFERENCE.*int16"):
+    with pytest.raises(edge_sdk.EdgeSDKError, match=r"SQUARED_DIFFERENCE.*int16"):
         edge_sdk.compile(parse(model))
