@@ -132,3 +132,16 @@ def test_int16_squared_difference_is_refused_by_name():
     model = two_inputs("SQUARED_DIFFERENCE", (1, 4, 4, 3), (1, 4, 4, 3))
     with pytest.raises(edge_sdk.EdgeSDKError, match=r"SQUARED_DIFFERENCE.*int16"):
         edge_sdk.compile(parse(model))
+
+
+@pytest.mark.parametrize(("in_scale", "depth"), [(0.001, 10), (0.0003, 100), (0.002, 7),
+                                                 (0.0001, 1000)])
+def test_int16_softmax(in_scale, depth):
+    tensors = [a16("x", (4, depth), in_scale), a16("y", (4, depth), 1 / 32768)]
+    model = build_model(tensors, [OpSpec("SOFTMAX", [0], [1], {"beta": 1.0})], [0], [1])
+    x = np.random.default_rng(depth).integers(-32768, 32768, (2, 4, depth), dtype=np.int16)
+    x[0, 0] = 123  # a constant row
+    want = litert(model, [x])[0]
+    got = edge_sdk.run(parse(model), board="host", inputs=x).outputs
+    assert len(np.unique(want)) > 5
+    np.testing.assert_array_equal(got.reshape(want.shape), want)

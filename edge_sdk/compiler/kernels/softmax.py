@@ -223,6 +223,10 @@ def plan_softmax(op: Operator, graph: Graph) -> SoftmaxPlan:
 
 
 def lower_softmax(op: Operator, graph: Graph, func_name: str) -> Step:
+    if graph.tensor(op.inputs[0]).dtype == "int16":
+        from edge_sdk.compiler.kernels.softmax_int16 import lower_softmax_int16
+
+        return lower_softmax_int16(op, graph, func_name)
     p = plan_softmax(op, graph)
     outer, depth, n = p.outer, p.depth, p.table_size
     with kernel(func_name) as k:
