@@ -145,3 +145,14 @@ def test_int16_softmax(in_scale, depth):
     got = edge_sdk.run(parse(model), board="host", inputs=x).outputs
     assert len(np.unique(want)) > 5
     np.testing.assert_array_equal(got.reshape(want.shape), want)
+
+
+@pytest.mark.parametrize("out_scale", [0.001, 0.0004])
+def test_int16_abs(out_scale):
+    model = build_model([a16("x", (1, 4, 4, 3), 0.001), a16("y", (1, 4, 4, 3), out_scale)],
+                        [OpSpec("ABS", [0], [1])], [0], [1])
+    x = np.random.default_rng(2).integers(-32768, 32768, (3, 1, 4, 4, 3), dtype=np.int16)
+    x[0, 0, 0, 0, 0] = -32768  # |-32768| does not fit int16
+    want = litert(model, [x])[0]
+    got = edge_sdk.run(parse(model), board="host", inputs=x).outputs
+    np.testing.assert_array_equal(got.reshape(want.shape), want)

@@ -12,10 +12,18 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from tvm import tirx
 
 from edge_sdk.compiler import gemmlowp
-from edge_sdk.compiler.kernels.common import int8_tensor, refuse, scale, zero_point
-from edge_sdk.compiler.kernels.tir import buffer_args, i32, kernel, loop, store
+from edge_sdk.compiler.kernels.common import (
+    int8_tensor,
+    quantized_tensor,
+    refuse,
+    scale,
+    zero_point,
+)
+from edge_sdk.compiler.kernels.fixedpoint import emit_multiply_by_quantized_multiplier
+from edge_sdk.compiler.kernels.tir import buffer_args, clamp, i32, kernel, loop, scalar, store
 from edge_sdk.compiler.program import Constant, Step, TensorArg
 from edge_sdk.compiler.quantization import f32, quantize_multiplier
 from edge_sdk.frontend.tflite import Graph, Operator
@@ -94,7 +102,35 @@ def rsqrt_table(x_scale: float, x_zp: int, y_scale: float, y_zp: int) -> list[in
     return table
 
 
+def lower_abs_int16(op: Operator, graph: Graph, func_name: str) -> Step:
+    """ABS, int16x8: ``|x|`` (zero points 0), rescaled when the scales differ, as
+    :func:`abs_table` computes for int8; 65536 inputs are too many for a table, so the kernel
+    does the arithmetic."""
+    x = quantized_tensor(op, graph, op.inputs[0], "input")
+    y = quantized_tensor(op, graph, op.outputs[0], "output")
+    if (x.dtype, y.dtype) != ("int16", "int16") or x.size != y.size:
+        raise refuse(op, "int16 input needs an int16 output of the same size")
+    m, s = quantize_multiplier(f32(f32(scale(x)) / f32(scale(y))))
+    rescale = f32(scale(x)) != f32(scale(y))
+    with kernel(func_name) as k:
+        X, Y = buffer_args(("input", (x.size,), "int16"), ("output", (y.size,), "int16"))
+        v = scalar("value")
+        with loop("i", x.size) as i:
+            store(v, tirx.abs(i32(X[i])))
+            if rescale:
+                emit_multiply_by_quantized_multiplier(v, m, s)
+            store(Y, tirx.Cast("int16", clamp(v[0], -32768, 32767)), i)
+    return Step(
+        op_index=op.index, opcode=op.opcode, layer=y.name, kind="kernel",
+        inputs=(x.index,), outputs=(y.index,), func=k.func, func_name=func_name,
+        args=(TensorArg(x.index), TensorArg(y.index, writes=True)), macs=x.size,
+        notes="int16x8",
+    )
+
+
 def lower_lookup(op: Operator, graph: Graph, func_name: str) -> Step:
+    if op.opcode == "ABS" and graph.tensor(op.inputs[0]).dtype == "int16":
+        return lower_abs_int16(op, graph, func_name)
     x = int8_tensor(op, graph, op.inputs[0], "input")
     y = int8_tensor(op, graph, op.outputs[0], "output")
     if x.size != y.size:
