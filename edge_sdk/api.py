@@ -435,10 +435,9 @@ def validate(model: str | Path | Graph, board: str = "host", inputs: Inputs | No
     b = get_board(board)
     if b.gpu is not None:
         raise UsageError(f"validate runs on CPU boards; {b.name} is a GPU target")
-    if any(t.is_variable for t in graph.tensors):
-        raise UsageError("validate runs the model once per layer, which would advance the "
-                         "state this model keeps between inferences (an LSTM's); use "
-                         "`edge-sdk run --check` for it")
+    # A model with state (an LSTM's) runs once per layer here: each run starts from a zeroed
+    # arena (the protocol's RESET), and LiteRT's interpreter from zeroed variables, per sample.
+    stateful = any(t.is_variable for t in graph.tensors)
     compiled = compile_for(graph, b)
     program = compiled.program
     arrays = default_inputs(graph) if inputs is None else quantize_inputs(graph, inputs)
@@ -450,13 +449,16 @@ def validate(model: str | Path | Graph, board: str = "host", inputs: Inputs | No
             dev.write_input(x.tobytes())
             for k, step in enumerate(steps):
                 t = graph.tensor(step.outputs[0])
+                if stateful:
+                    dev.reset()
                 size = dev.run_to(k)
                 if size != t.nbytes:
                     raise DeviceError(f"the board returned {size} bytes for layer {k} "
                                       f"({step.opcode}), expected {t.nbytes}: is its "
                                       "firmware built with EDGE_TRACE (make TRACE=1)?")
                 ours[k].append(np.frombuffer(dev.read_trace(size), np.dtype(t.dtype)))
-    theirs = reference_tensors(graph.source, arrays, [s.outputs[0] for s in steps])
+    theirs = reference_tensors(graph.source, arrays, [s.outputs[0] for s in steps],
+                               fresh_state=stateful)
     layers = [{"step": k, "index": s.op_index, "op": s.opcode,
                "name": graph.tensor(s.outputs[0]).short_name} for k, s in enumerate(steps)]
     rep = layer_report(layers, [np.stack(o) for o in ours], theirs)

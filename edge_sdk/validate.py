@@ -86,10 +86,11 @@ def check_run(graph: Graph, inputs: list[np.ndarray], outputs: list[np.ndarray])
     return result
 
 
-def reference_tensors(model: Path, inputs: list[np.ndarray], tensors: list[int]
-                      ) -> list[np.ndarray]:
+def reference_tensors(model: Path, inputs: list[np.ndarray], tensors: list[int],
+                      fresh_state: bool = False) -> list[np.ndarray]:
     """LiteRT's value of each of ``tensors`` (``(batch, *shape)``), every intermediate kept
-    (``experimental_preserve_all_tensors``), for ``inputs`` as in :func:`reference_outputs`."""
+    (``experimental_preserve_all_tensors``), for ``inputs`` as in :func:`reference_outputs`.
+    ``fresh_state``: each sample starts from zeroed variable tensors (an LSTM's state)."""
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
     try:
@@ -102,6 +103,8 @@ def reference_tensors(model: Path, inputs: list[np.ndarray], tensors: list[int]
                          "your own reference instead (`edge-sdk run --output`)") from None
     values: list[list[np.ndarray]] = [[] for _ in tensors]
     for sample in range(len(inputs[0])):
+        if fresh_state:
+            it.reset_all_variables()
         for detail, x in zip(it.get_input_details(), inputs, strict=True):
             it.set_tensor(detail["index"], x[sample].reshape(detail["shape"]).astype(
                 detail["dtype"]))

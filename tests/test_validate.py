@@ -32,8 +32,8 @@ def test_first_differing_layer_is_named_and_exits_7(tmp_path, capsys, monkeypatc
 
     real = validate.reference_tensors
 
-    def perturbed(model, inputs, tensors):
-        values = real(model, inputs, tensors)
+    def perturbed(model, inputs, tensors, **kw):
+        values = real(model, inputs, tensors, **kw)
         return [v if k < 4 else (v.astype(np.int16) + 1).clip(-128, 127).astype(v.dtype)
                 for k, v in enumerate(values)]
 
@@ -60,3 +60,19 @@ def test_every_layer_matches_on_cortex_m4():
     rep = api.validate(shared_model("kws_ref_model"), board="mps2-an386")
     assert rep["match"], rep["first_divergence"]
     assert len(rep["layers"]) == 13
+
+
+def test_a_stateful_model_is_validated_layer_by_layer():
+    """An int8 LSTM keeps state between inferences: validate zeroes the board's arena (the
+    protocol's RESET) before each partial run, and LiteRT's variables before each sample, so
+    every layer of every sample starts from the same zero state on both sides."""
+    import numpy as np
+
+    from tests.test_real_models import real
+
+    model = real("tflm/trained_lstm_int8.tflite")
+    x = np.random.default_rng(4).integers(-128, 128, (2, 1, 28, 28), dtype=np.int8)
+    rep = api.validate(model, board="host", inputs=x)
+    assert rep["first_divergence"] is None, rep
+    assert rep["layers"][0]["op"] == "UNIDIRECTIONAL_SEQUENCE_LSTM"
+    assert all(row["match"] for row in rep["layers"]) and rep["samples"] == 2

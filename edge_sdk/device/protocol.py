@@ -19,7 +19,7 @@ RESPONSE_START = 0x5A
 MAX_PAYLOAD = 1024
 
 (CMD_INFO, CMD_WRITE_INPUT, CMD_RUN, CMD_READ_OUTPUT, CMD_PING, CMD_EXIT, CMD_PROFILE,
- CMD_RUN_TO, CMD_READ_TRACE) = range(1, 10)
+ CMD_RUN_TO, CMD_READ_TRACE, CMD_RESET) = range(1, 11)
 STATUS_OK, STATUS_BAD_CRC, STATUS_BAD_COMMAND, STATUS_BAD_ARGUMENT, STATUS_RUN_FAILED = range(5)
 TIMER_KINDS = {0: "none", 1: "cycles", 2: "systick", 3: "nanoseconds"}
 
@@ -151,6 +151,10 @@ class Client:
             n = min(MAX_PAYLOAD, size - off)
             out += self.request(CMD_READ_TRACE, struct.pack("<IH", off, n))
         return bytes(out)
+
+    def reset(self) -> None:
+        """Zero the board's arena: a model with state (an LSTM's) starts from zeros again."""
+        self.request(CMD_RESET)
 
     def exit(self) -> None:
         self.request(CMD_EXIT)

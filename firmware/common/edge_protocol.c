@@ -180,6 +180,10 @@ void edge_protocol_serve(const edge_port_t *port, const edge_model_t *model) {
         respond(port, cmd, EDGE_STATUS_OK, reply, (uint16_t)(4u + 4u * profile_count));
         break;
       }
+      case EDGE_CMD_RESET:
+        memset(model->arena, 0, model->arena_size);
+        respond(port, cmd, EDGE_STATUS_OK, 0, 0);
+        break;
       case EDGE_CMD_PING:
         respond(port, cmd, EDGE_STATUS_OK, payload, (uint16_t)len);
         break;

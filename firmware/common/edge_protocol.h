@@ -32,6 +32,7 @@ enum edge_command {
                                   its output for READ_TRACE (firmware built with EDGE_TRACE;
                                   else, or if the layer does not exist, bytes is 0) */
   EDGE_CMD_READ_TRACE = 0x09,  /* offset u32 | length u16 -> bytes of that layer's output */
+  EDGE_CMD_RESET = 0x0A,       /* zero the arena: a stateful model (LSTM, SVDF) starts over */
 };
 
 /* Layers whose end the firmware records (the reply must fit EDGE_MAX_PAYLOAD). */
