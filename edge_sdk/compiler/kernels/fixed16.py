@@ -11,7 +11,8 @@ The algorithm is written once against a small arithmetic interface, :class:`Arit
 :class:`PyArith` evaluates it on Python ints (the compile-time model the tests check against
 gemmlowp's semantics), :class:`TirArith` builds TIR expressions for the kernel, binding each
 named intermediate to a local scalar (TVM's simplifier takes very long over one deep
-expression). Both hold values as int32 carrying int16 numbers; ``wrap`` is the int16 cast.
+expression; each ``bind`` makes a scalar of its own, declared where the value is computed).
+Both hold values as int32 carrying int16 numbers; ``wrap`` is the int16 cast.
 """
 
 from __future__ import annotations
@@ -219,22 +220,6 @@ def tanh(ar: Arith, a: Any, integer_bits: int) -> Any:
     x = _newton_half_reciprocal(ar, e)
     t = ar.bind("tanh", _sat_shift_left(ar, ar.wrap(x - c(ar, 1 << 13)), 2))
     return ar.sel(ar.eq(a, c(ar, 0)), c(ar, 0), ar.sel(negative, ar.wrap(c(ar, 0) - t), t))
-
-
-def local_names() -> list[str]:
-    """The names :class:`TirArith` binds while building ``logistic`` and ``tanh``: a kernel
-    declares these scalars once, at function scope, before any loop uses them."""
-    names: list[str] = []
-
-    def record(name: str, value: Any) -> Any:
-        if name not in names:
-            names.append(name)
-        return value
-
-    ar = TirArith(record)
-    logistic(ar, i32(0), 3)
-    tanh(ar, i32(0), 6)
-    return names
 
 
 def logistic_py(raw: int, integer_bits: int = 3) -> int:
