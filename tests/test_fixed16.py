@@ -21,7 +21,7 @@ import pytest
 import tvm
 
 from edge_sdk.compiler.kernels import fixed16
-from edge_sdk.compiler.kernels.tir import buffer_args, i32, kernel, loop, scalar, store
+from edge_sdk.compiler.kernels.tir import binder, buffer_args, i32, kernel, loop, store
 
 SAMPLES = json.loads((Path(__file__).parent / "data" / "gemmlowp_int16_samples.json").read_text())
 FUNCTIONS = [("logistic", 3)] + [("tanh", bits) for bits in (0, 3, 4, 5, 6)]
@@ -43,15 +43,7 @@ def c_function(name: str, bits: int, tmp: Path):
     func_name = f"{name}_q{bits}"
     with kernel(func_name) as k:
         x, y = buffer_args(("x", (65536,), "int16"), ("y", (65536,), "int16"))
-        locals_: dict = {}
-
-        def bind(label, value):
-            if label not in locals_:
-                locals_[label] = scalar(label)
-            store(locals_[label], value)
-            return locals_[label][0]
-
-        ar = fixed16.TirArith(bind)
+        ar = fixed16.TirArith(binder())
         with loop("i", 65536) as i:
             fn = fixed16.logistic if name == "logistic" else fixed16.tanh
             store(y, tvm.tirx.Cast("int16", fn(ar, i32(x[i]), bits)), i)

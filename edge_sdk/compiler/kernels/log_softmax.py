@@ -36,6 +36,7 @@ from edge_sdk.compiler.kernels.softmax import (
     softmax_scaling,
 )
 from edge_sdk.compiler.kernels.tir import (
+    binder,
     buffer_args,
     clamp,
     f32,
@@ -144,13 +145,7 @@ def lower_log_softmax(op: Operator, graph: Graph, func_name: str) -> Step:
                                    ("exp", (256,), "int32"), ("output", (outer, depth), "int8"))
         row_max, total, diff = scalar("row_max"), scalar("sum_of_exps"), scalar("diff")
         adjusted = scalar("adjusted_diff_min")
-        locals_: dict[str, tirx.Buffer] = {}
-
-        def bind(name: str, value: Any) -> Any:
-            if name not in locals_:
-                locals_[name] = scalar(name)
-            store(locals_[name], value)
-            return locals_[name][0]
+        bind = binder()
 
         with loop("row", outer) as r:
             store(row_max, i32(-128))

@@ -34,6 +34,7 @@ from edge_sdk.compiler.kernels import fixed16
 from edge_sdk.compiler.kernels.common import int8_tensor, refuse, scale, zero_point
 from edge_sdk.compiler.kernels.fixedpoint import emit_multiply_by_quantized_multiplier
 from edge_sdk.compiler.kernels.tir import (
+    binder,
     buffer_args,
     clamp,
     f32,
@@ -272,12 +273,7 @@ def lower_lstm_int8(op: Operator, graph: Graph, func_name: str) -> Step:
         pre = scalar("pre_activation")
         cell, hidden = scalar("cell"), scalar("hidden")
 
-        def bind(name: str, value: Any) -> Any:
-            local = scalar(name)  # one scalar per value, declared where it is used
-            store(local, value)
-            return local[0]
-
-        ar = fixed16.TirArith(bind)
+        ar = fixed16.TirArith(binder(fresh=True))
         with loop("b", p.batch) as b, loop("t", p.steps) as t:
             def at(buf: tirx.Buffer, col: Any) -> Any:
                 return buf[t, b, col] if p.time_major else buf[b, t, col]

@@ -24,6 +24,7 @@ from edge_sdk.compiler.kernels.fixedpoint import (
     saturating_rounding_doubling_high_mul,
 )
 from edge_sdk.compiler.kernels.tir import (
+    binder,
     buffer_args,
     clamp,
     f32,
@@ -111,13 +112,7 @@ def lower_l2_normalization(op: Operator, graph: Graph, func_name: str) -> Step:
     with kernel(func_name) as k:
         X, Y = buffer_args(("input", (outer, depth), "int8"), ("output", (outer, depth), "int8"))
         acc = scalar("sum_of_squares")
-        locals_: dict[str, tirx.Buffer] = {}
-
-        def bind(name: str, value: Any) -> Any:
-            if name not in locals_:
-                locals_[name] = scalar(name)
-            store(locals_[name], value)
-            return locals_[name][0]
+        bind = binder()
 
         with loop("row", outer) as r:
             store(acc, i32(0))

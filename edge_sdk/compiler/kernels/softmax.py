@@ -37,6 +37,7 @@ from edge_sdk.compiler import gemmlowp
 from edge_sdk.compiler.kernels.common import int8_tensor, refuse, scale, zero_point
 from edge_sdk.compiler.kernels.fixedpoint import saturating_rounding_doubling_high_mul as srdhm
 from edge_sdk.compiler.kernels.tir import (
+    binder,
     buffer_args,
     i32,
     i64,
@@ -238,13 +239,7 @@ def lower_softmax(op: Operator, graph: Graph, func_name: str) -> Step:
         row_max = scalar("row_max")
         row_sum = scalar("row_sum")
         diff = scalar("diff")
-        locals_: dict[str, tirx.Buffer] = {}
-
-        def bind(name: str, value: Any) -> Any:
-            if name not in locals_:
-                locals_[name] = scalar(name)
-            store(locals_[name], value)
-            return locals_[name][0]
+        bind = binder()
 
         with loop("i", outer) as i:
             store(row_max, i32(-128))

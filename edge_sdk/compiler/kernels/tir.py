@@ -56,6 +56,23 @@ def scalar(name: str, dtype: str = "int32") -> tirx.Buffer:
     return buf
 
 
+def binder(fresh: bool = False):
+    """``bind(name, value)``: store ``value`` in a local scalar called ``name`` and return its
+    load, so a long fixed-point computation is a chain of named steps (TVM's simplifier takes
+    very long over one deep expression). By default a name is one scalar, reused; ``fresh``
+    gives every call a scalar of its own, declared where it is first stored (for values
+    computed in several loops of one kernel)."""
+    scalars: dict[str, tirx.Buffer] = {}
+
+    def bind(name: str, value: Any) -> Any:
+        if fresh or name not in scalars:
+            scalars[name] = scalar(name)
+        store(scalars[name], value)
+        return scalars[name][0]
+
+    return bind
+
+
 def local_array(name: str, size: int, dtype: str = "int32") -> tirx.Buffer:
     """A local array a micro-kernel fills through a pointer (``int32_t name[size]`` in C).
 
