@@ -113,3 +113,21 @@ def multiply_by_quantized_multiplier_int64(acc: Any, reduced: Any, shift: Any) -
     total = i64(15) - i64(shift)
     rounding = tirx.shift_left(i64(1), total - i64(1))
     return i32(tirx.shift_right(i64(acc) * i64(reduced) + rounding, total))
+
+
+def saturating_shift_left(x: Any, exponent: int) -> Any:
+    """``SaturatingRoundingMultiplyByPOT<exponent>`` for an int32 and exponent > 0."""
+    threshold = (1 << (31 - exponent)) - 1
+    return select(x > i32(threshold), i32(2**31 - 1),
+                  select(x < i32(-threshold), i32(-(2**31)), x << i32(exponent)))
+
+
+def leading_zeros(v: Any, lowest: int = 0, highest: int = 31) -> Any:
+    """Leading zeros of an int32 known to lie in [2^lowest, 2^highest), counted with compares
+    (TVM's C codegen has no ``clz`` and the GPU languages spell it differently): ``32 - highest``
+    plus one for each power of two in 2^(lowest+1)..2^(highest-1) above ``v``."""
+    count = i32(32 - highest)
+    for k in range(lowest + 1, highest):
+        count = count + select(v < i32(1 << k), i32(1), i32(0))
+    return count
+

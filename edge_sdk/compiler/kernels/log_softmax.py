@@ -25,11 +25,12 @@ from edge_sdk.compiler import gemmlowp
 from edge_sdk.compiler.kernels.common import int8_tensor, refuse, scale, zero_point
 from edge_sdk.compiler.kernels.fixedpoint import (
     emit_multiply_by_quantized_multiplier,
+    leading_zeros,
     rounding_divide_by_pot,
+    saturating_shift_left,
 )
 from edge_sdk.compiler.kernels.fixedpoint import saturating_rounding_doubling_high_mul as srdhm
 from edge_sdk.compiler.kernels.softmax import (
-    _saturating_shift_left,
     final_scale,
     newton_start,
     newton_step,
@@ -69,14 +70,6 @@ def log_softmax_tables(input_scale: float) -> tuple[np.ndarray, np.ndarray, int,
     return (np.array(scaled, np.int32), np.array(exps, np.int32), diff_min, *reverse)
 
 
-def _leading_zeros(v: Any, lowest: int) -> Any:
-    """Leading zeros of a positive int32 known to be >= 2^lowest, counted with compares."""
-    count = i32(1)
-    for bit in range(lowest + 1, 31):
-        count = count + select(v < i32(1 << bit), i32(1), i32(0))
-    return count
-
-
 def _shift_left_saturating(x: Any, exponent: Any) -> Any:
     """``SaturatingRoundingMultiplyByPOTParam`` for a run-time exponent >= 0 (x >= 0)."""
     threshold = (i64(1) << (i64(31) - i64(exponent))) - i64(1)
@@ -87,12 +80,12 @@ def log_of_sum(z: Any, bind) -> Any:
     """``log_x_for_x_greater_than_or_equal_to_1<5>`` of a Q12.19 sum in [2^19, 2^31): Q5.26."""
     g = gemmlowp
     quarter = g.rdbp(1 << 29, LOG_ACCUM_BITS)
-    hp1 = bind("log_headroom", _leading_zeros(z, 19))
-    r_a = bind("log_r_a", _saturating_shift_left(srdhm(z << (hp1 - i32(1)), i32(g.SQRT_HALF)), 1))
+    hp1 = bind("log_headroom", leading_zeros(z, 19))
+    r_a = bind("log_r_a", saturating_shift_left(srdhm(z << (hp1 - i32(1)), i32(g.SQRT_HALF)), 1))
     pow_a = bind("log_pow_a", ((i32(ACCUM_BITS) - hp1) << i32(31 - LOG_ACCUM_BITS))
                  + i32(quarter))
     z_b = bind("log_z_b", srdhm(z, i32(g.SQRT_HALF)))
-    b_headroom = bind("log_headroom_b", _leading_zeros(z_b, 18) - i32(1))
+    b_headroom = bind("log_headroom_b", leading_zeros(z_b, 18) - i32(1))
     r_b = bind("log_r_b", _shift_left_saturating(z, b_headroom))
     pow_b = bind("log_pow_b", ((i32(ACCUM_BITS) - b_headroom) << i32(31 - LOG_ACCUM_BITS))
                  - i32(quarter))
@@ -118,7 +111,7 @@ def log_of_sum(z: Any, bind) -> Any:
     recip = bind("log_recip", final_scale(x))
     num_scaled = bind("log_num_scaled", rounding_divide_by_pot(num, LOG_ACCUM_BITS))
     value = bind("log_value", srdhm(power, i32(g.LOG_2)) + srdhm(num_scaled, recip))
-    return bind("log_sum", _saturating_shift_left(value, LOG_ACCUM_BITS - SCALED_DIFF_BITS))
+    return bind("log_sum", saturating_shift_left(value, LOG_ACCUM_BITS - SCALED_DIFF_BITS))
 
 
 def lower_log_softmax(op: Operator, graph: Graph, func_name: str) -> Step:

@@ -20,8 +20,10 @@ from tvm import tirx
 
 from edge_sdk.compiler.kernels.common import int8_tensor, refuse, scale, zero_point
 from edge_sdk.compiler.kernels.fixedpoint import (
+    leading_zeros,
     multiply_by_quantized_multiplier,
     saturating_rounding_doubling_high_mul,
+    saturating_shift_left,
 )
 from edge_sdk.compiler.kernels.tir import (
     binder,
@@ -50,28 +52,14 @@ def _rows(op: Operator, graph: Graph) -> tuple[Any, Any, int, int]:
     return x, y, x.size // depth, depth
 
 
-def _sat_shift_left(x: Any, exponent: int) -> Any:
-    """``SaturatingRoundingMultiplyByPOT<exponent>`` (exponent > 0), int32."""
-    threshold = (1 << (31 - exponent)) - 1
-    return select(x > i32(threshold), i32(2**31 - 1),
-                  select(x < i32(-threshold), i32(-(2**31)), x << i32(exponent)))
-
-
-def _leading_zeros(v: Any) -> Any:
-    """Leading zeros of a positive int32 below 2^29 (so at least 3), by compares."""
-    count = i32(3)
-    for bit in range(1, 29):
-        count = count + select(v < i32(1 << bit), i32(1), i32(0))
-    return count
-
-
 def inv_sqrt_multiplier(total: Any, bind) -> tuple[Any, Any]:
     """``GetInvSqrtQuantizedMultiplierExp(total, reverse_shift=-1)``: (multiplier, shift) with
     ``1 / sqrt(total) ~ multiplier * 2^(shift - 31)``; totals 0 and 1 give (INT32_MAX, 0)."""
     big = total >= i32(1 << 29)
     value = bind("norm_value", select(big, tirx.truncdiv(total, i32(4)), total))
     shift = bind("norm_shift", select(big, i32(12), i32(11)))
-    pairs = bind("norm_pairs", tirx.truncdiv(_leading_zeros(value) - i32(1), i32(2)) - i32(1))
+    zeros = leading_zeros(value, highest=29)
+    pairs = bind("norm_pairs", tirx.truncdiv(zeros - i32(1), i32(2)) - i32(1))
     shift = bind("norm_shift", shift - pairs)
     value = bind("norm_value", value << (pairs * i32(2)))
     half_input = bind("half_input", _rounding_half(value >> i32(1)))
@@ -79,10 +67,10 @@ def inv_sqrt_multiplier(total: Any, bind) -> tuple[Any, Any]:
     x = bind("newton_x", i32(1 << 28))  # 1.0 in Q3.28
     for _ in range(5):  # each product named: TVM's simplifier is slow on deep expressions
         x2 = bind("newton_x2", srdhm(x, x))
-        x3 = bind("newton_x3", _sat_shift_left(bind("newton_x3", srdhm(x2, x)), 6))
+        x3 = bind("newton_x3", saturating_shift_left(bind("newton_x3", srdhm(x2, x)), 6))
         a = bind("newton_a", srdhm(i32((1 << 28) + (1 << 27)), x))
         b = bind("newton_b", srdhm(half_input, x3))
-        x = bind("newton_x", _sat_shift_left(bind("newton_diff", a - b), 3))
+        x = bind("newton_x", saturating_shift_left(bind("newton_diff", a - b), 3))
     x = bind("newton_x", srdhm(x, i32(1518500250)))  # times sqrt(2) / 2
     negative = shift < i32(0)
     multiplier = bind("inv_sqrt", select(negative, x << (i32(0) - shift), x))

@@ -35,6 +35,7 @@ from tvm import tirx
 
 from edge_sdk.compiler import gemmlowp
 from edge_sdk.compiler.kernels.common import int8_tensor, refuse, scale, zero_point
+from edge_sdk.compiler.kernels.fixedpoint import leading_zeros, saturating_shift_left
 from edge_sdk.compiler.kernels.fixedpoint import saturating_rounding_doubling_high_mul as srdhm
 from edge_sdk.compiler.kernels.tir import (
     binder,
@@ -44,7 +45,6 @@ from edge_sdk.compiler.kernels.tir import (
     kernel,
     loop,
     scalar,
-    select,
     store,
     when,
 )
@@ -93,13 +93,6 @@ def exp_table(input_scale: float, beta: float) -> np.ndarray:
 Bind = Callable[[str, Any], Any]
 
 
-def _saturating_shift_left(x: Any, exponent: int) -> Any:
-    """``SaturatingRoundingMultiplyByPOT<exponent>`` for exponent > 0."""
-    threshold = (1 << (31 - exponent)) - 1
-    return select(x > i32(threshold), i32(2**31 - 1),
-                  select(x < i32(-threshold), i32(-(2**31)), x << i32(exponent)))
-
-
 def rescaled_exp(e: Any) -> Any:
     """``Rescale<12>`` of a Q0.31 exp (>= 0): round half up by 2^12, without overflow."""
     return (e >> i32(12)) + ((e >> i32(11)) & i32(1))
@@ -110,10 +103,7 @@ def headroom(row_sum: Any) -> Any:
     alone contributes 2^19): one plus the powers of two in 2^20..2^30 above it. Counted with
     compares because TVM's C codegen has no ``clz`` and the GPU languages spell it differently;
     it runs once per row."""
-    count = i32(1)
-    for k in range(20, 31):
-        count = count + select(row_sum < i32(1 << k), i32(1), i32(0))
-    return count
+    return leading_zeros(row_sum, lowest=19)
 
 
 def bits_over_unit(headroom_: Any) -> Any:
@@ -140,7 +130,7 @@ def newton_correction(r: Any, product: Any) -> Any:
 
 
 def newton_update(r: Any, correction: Any) -> Any:
-    return r + _saturating_shift_left(correction, 2)
+    return r + saturating_shift_left(correction, 2)
 
 
 def newton_step(r: Any, half_den: Any, bind: Bind) -> Any:
@@ -153,7 +143,7 @@ def newton_step(r: Any, half_den: Any, bind: Bind) -> Any:
 
 def final_scale(r: Any) -> Any:
     """``1 / (1 + x)`` in Q0.31 from the Q2.29 reciprocal of half of it."""
-    return _saturating_shift_left(r, 1)
+    return saturating_shift_left(r, 1)
 
 
 NEWTON_STEPS = 3

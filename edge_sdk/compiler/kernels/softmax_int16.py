@@ -18,7 +18,10 @@ import numpy as np
 from tvm import tirx
 
 from edge_sdk.compiler.kernels.common import quantized_tensor, refuse, scale
-from edge_sdk.compiler.kernels.fixedpoint import emit_multiply_by_quantized_multiplier
+from edge_sdk.compiler.kernels.fixedpoint import (
+    emit_multiply_by_quantized_multiplier,
+    leading_zeros,
+)
 from edge_sdk.compiler.kernels.tir import (
     buffer_args,
     clamp,
@@ -27,7 +30,6 @@ from edge_sdk.compiler.kernels.tir import (
     kernel,
     loop,
     scalar,
-    select,
     store,
 )
 from edge_sdk.compiler.program import Constant, Step, TensorArg
@@ -70,14 +72,6 @@ def _lookup(v: Any, lut: tirx.Buffer) -> Any:
     return _wrap16(base + ((slope * tirx.bitwise_and(v, i32(0x7F)) + i32(64)) >> i32(7)))
 
 
-def _leading_zeros(v: Any) -> Any:
-    """Leading zeros of a positive int32 at least 2^14, counted with compares."""
-    count = i32(1)
-    for bit in range(15, 31):
-        count = count + select(v < i32(1 << bit), i32(1), i32(0))
-    return count
-
-
 def lower_softmax_int16(op: Operator, graph: Graph, func_name: str) -> Step:
     x = quantized_tensor(op, graph, op.inputs[0], "input")
     y = quantized_tensor(op, graph, op.outputs[0], "output")
@@ -112,7 +106,7 @@ def lower_softmax_int16(op: Operator, graph: Graph, func_name: str) -> Step:
                 store(diff, clamp(diff[0] + i32(32767), -32768, 32767))
                 store(Y, tirx.Cast("int16", _lookup(diff[0], EXP)), r, c)
                 store(total, total[0] + i32(Y[r, c]))
-            store(headroom, _leading_zeros(total[0]))
+            store(headroom, leading_zeros(total[0], lowest=14))
             shifted = i32(((i64(total[0]) << i64(headroom[0] - i32(1))) + i64(1 << 13))
                           >> i64(14))
             store(recip, clamp(shifted - i32((1 << 15) + (1 << 16)), -32768, 32767))
