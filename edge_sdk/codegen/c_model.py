@@ -21,7 +21,8 @@ from edge_sdk.compiler.program import Constant, ModelIO, Program, Scratch, Tenso
 from edge_sdk.frontend.tflite import Tensor
 
 _CTYPES = {"int8": "int8_t", "int16": "int16_t", "int32": "int32_t", "int64": "int64_t",
-           "float32": "float", "float64": "double", "uint8": "uint8_t"}
+           "float32": "float", "float64": "double", "uint8": "uint8_t",
+           "uint16": "uint16_t"}
 
 
 @dataclass(frozen=True)

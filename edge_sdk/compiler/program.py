@@ -156,4 +156,11 @@ class Program:
 
     @property
     def constants(self) -> list[Constant]:
-        return [c for s in self.steps for c in s.constants]
+        """Every step's constants, once each: steps may share one by name (e.g. the int16
+        sigmoid knots), and a shared name must hold the same array."""
+        seen: dict[str, Constant] = {}
+        for c in (c for s in self.steps for c in s.constants):
+            first = seen.setdefault(c.name, c)
+            if first is not c and not np.array_equal(first.array, c.array):
+                raise ValueError(f"two different constants are both named {c.name!r}")
+        return list(seen.values())

@@ -23,6 +23,7 @@ from edge_sdk.compiler.kernels.common import (
     zero_point,
 )
 from edge_sdk.compiler.kernels.fixedpoint import emit_multiply_by_quantized_multiplier
+from edge_sdk.compiler.kernels.sigmoid16 import lower_sigmoid16
 from edge_sdk.compiler.kernels.tir import buffer_args, clamp, i32, kernel, loop, scalar, store
 from edge_sdk.compiler.program import Constant, Step, TensorArg
 from edge_sdk.compiler.quantization import f32, quantize_multiplier
@@ -129,8 +130,11 @@ def lower_abs_int16(op: Operator, graph: Graph, func_name: str) -> Step:
 
 
 def lower_lookup(op: Operator, graph: Graph, func_name: str) -> Step:
-    if op.opcode == "ABS" and graph.tensor(op.inputs[0]).dtype == "int16":
-        return lower_abs_int16(op, graph, func_name)
+    if graph.tensor(op.inputs[0]).dtype == "int16":
+        if op.opcode == "ABS":
+            return lower_abs_int16(op, graph, func_name)
+        if op.opcode in ("LOGISTIC", "TANH"):
+            return lower_sigmoid16(op, graph, func_name)
     x = int8_tensor(op, graph, op.inputs[0], "input")
     y = int8_tensor(op, graph, op.outputs[0], "output")
     if x.size != y.size:
