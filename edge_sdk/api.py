@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import subprocess
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,7 +22,7 @@ import numpy as np
 
 from edge_sdk.compiler import CompiledModel, compile_graph
 from edge_sdk.device.launch import open_board
-from edge_sdk.errors import DeviceError, ToolchainError, UsageError
+from edge_sdk.errors import DeviceError, UsageError
 from edge_sdk.frontend.tflite import Graph
 from edge_sdk.frontend.tflite import load as load_tflite
 from edge_sdk.model_io import (
@@ -245,20 +243,14 @@ def deploy(model: Graph | str | Path, board: str, host: str, inputs: np.ndarray 
     """
     import shlex as _shlex
 
+    from edge_sdk.device import linux
     from edge_sdk.device.ssh import SshHost
-    from edge_sdk.project.build import require_tool
 
     graph = model if isinstance(model, Graph) else load(model)
     b = get_board(board)
     if b.linux is None:
         raise UsageError(f"{b.name} is not a Linux board: use `edge-sdk run` or `edge-sdk flash`")
-    cross = b.linux["cross"] + "gcc"
-    require_tool("make")
-    if shutil.which(cross) is None:
-        pkg = {"aarch64": "gcc-aarch64-linux-gnu", "armv7": "gcc-arm-linux-gnueabihf"}.get(
-            b.linux["arch"], "gcc")
-        raise ToolchainError(f"{cross} not found: install it with apt-get install {pkg} "
-                             "(or ./setup.sh)")
+    linux.require_cross_compiler(b)
     compiled = compile_for(graph, b)
     batch = packed_batch(graph, inputs)
     ssh = SshHost(host, port=port, identity=Path(identity) if identity else None,
@@ -272,17 +264,7 @@ def deploy(model: Graph | str | Path, board: str, host: str, inputs: np.ndarray 
     remote = f"{remote_dir.rstrip('/')}/{compiled.name}"
     with tempfile.TemporaryDirectory(prefix="edge-sdk-") as scratch:
         work = Path(scratch)
-        project = generate_project(compiled, b, work / "project", demo=False)
-        proc = subprocess.run(["make", "-C", str(project)], capture_output=True, text=True)
-        if proc.returncode:
-            lines = (proc.stderr + proc.stdout).strip().splitlines() or ["(no output)"]
-            raise ToolchainError(f"cross-building for {b.name} failed: "
-                                 + next((ln for ln in lines if "error" in ln), lines[-1]))
-        bundle = work / "bundle"
-        bundle.mkdir()
-        shutil.copy2(project / "build" / "runner", bundle / "runner")
-        (bundle / "model.json").write_text(json.dumps(
-            {"model": compiled.name, "board": b.name, "llvm_target": b.llvm_target}, indent=2))
+        bundle = linux.build_bundle(compiled, b, work)
         ssh.install_bundle(bundle, remote)
         (work / "input.bin").write_bytes(batch.tobytes())
         ssh.put(work / "input.bin", f"{remote}/input.bin")
@@ -290,21 +272,43 @@ def deploy(model: Graph | str | Path, board: str, host: str, inputs: np.ndarray 
                           f"{remote}/output.bin", str(int(bench))], what="the model")
         ssh.get(f"{remote}/output.bin", work / "output.bin")
         raw = (work / "output.bin").read_bytes()
-    try:
-        stats = json.loads(stdout.strip().splitlines()[-1])
-    except (ValueError, IndexError):
-        raise DeviceError(f"the runner on {host} printed no result: {stdout[-200:]!r}") from None
-    size = outputs_bytes(graph)
-    if len(raw) != size * len(batch):
-        raise DeviceError(f"the runner on {host} wrote {len(raw)} output bytes, expected "
-                          f"{size * len(batch)}: is the bundle for this model?")
-    outputs = unpack(graph, [raw[i * size:(i + 1) * size] for i in range(len(batch))])
+    rows, stats = linux.read_results(stdout, raw, outputs_bytes(graph), len(batch), host)
     rep = report(compiled, b)
     rep.update({"host": host, "remote_dir": remote, "run_prefix": _shlex.join(run_prefix or []),
-                "latency": {k: stats[k] for k in ("bench_runs", "p50_ns", "p90_ns", "p99_ns",
-                                                  "mean_ns")},
+                "latency": {k: stats[k] for k in linux.RUNNER_STATS},
                 "peak_rss_kb": stats["peak_rss_kb"]})
-    return RunResult(outputs, rep)
+    return RunResult(unpack(graph, rows), rep)
+
+
+def run_linux_here(graph: Graph, b: Board, inputs: Inputs | None, bench: int = 10,
+                   workdir: str | Path | None = None) -> RunResult:
+    """``run`` for a Linux board: build its bundle and run it on this machine (natively, or
+    under the board's qemu-user emulator), exactly as ``deploy`` runs it on the board. The
+    latency is the runner's median over ``bench`` extra runs of the first input (wall clock;
+    meaningless under emulation, and the report says so)."""
+    import shlex as _shlex
+
+    from edge_sdk.device import linux
+
+    prefix = linux.local_prefix(b)
+    compiled = compile_for(graph, b)
+    batch = packed_batch(graph, inputs)
+    with tempfile.TemporaryDirectory(prefix="edge-sdk-") as scratch:
+        work = Path(workdir) if workdir else Path(scratch)
+        ours = workdir is not None and (work / "project" / "edge_project.json").exists()
+        bundle = linux.build_bundle(compiled, b, work, force=ours)
+        (work / "input.bin").write_bytes(batch.tobytes())
+        stdout = linux.run_here(bundle, prefix, work / "input.bin", work / "output.bin", bench)
+        raw = (work / "output.bin").read_bytes()
+    rows, stats = linux.read_results(stdout, raw, outputs_bytes(graph), len(batch),
+                                     "this machine")
+    rep = report(compiled, b)
+    rep.update({"host": "local", "run_prefix": _shlex.join(prefix),
+                "latency": {k: stats[k] for k in linux.RUNNER_STATS},
+                "peak_rss_kb": stats["peak_rss_kb"],
+                "timer": {"kind": "wall clock", "latency_ns": stats["p50_ns"],
+                          "emulated": bool(prefix)}})
+    return RunResult(unpack(graph, rows), rep)
 
 
 def monitor(port: str, seconds: float | None = None, baudrate: int = 115200, out=None) -> None:
@@ -398,6 +402,11 @@ def run(model: str | Path | Graph, board: str = "host", inputs: np.ndarray | Non
     firmware with per-layer timing and put each layer's figure in ``report["layers"]``."""
     graph = model if isinstance(model, Graph) else load(model)
     b = get_board(board)
+    if b.linux is not None:
+        if profile:
+            raise UsageError(f"--profile times layers on microcontroller boards; for {b.name} "
+                             "the runner reports whole-model latency (use --bench)")
+        return run_linux_here(graph, b, inputs, workdir=workdir)
     compiled = compile_for(graph, b, isa, prefer)
     batch = packed_batch(graph, inputs)
     rows, ticks, marks = [], [], []

@@ -113,8 +113,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         "ns", timer.get("latency_ns", timer.get("ticks")))
     print(f"{graph.name} on {args.board}: output {out.reshape(-1)[:16].tolist()}"
           f"{' ...' if out.size > 16 else ''}")
-    print(f"arena {result.report['arena_bytes']} B, model flash {result.report['flash_bytes']} B, "
-          f"{measure[0]} per inference {measure[1]}")
+    rep = result.report
+    size = (f"model flash {rep['flash_bytes']} B" if "flash_bytes" in rep
+            else f"weights {rep['weights_bytes']} B")
+    emulated = " (emulated: not the board's speed)" if timer.get("emulated") else ""
+    print(f"arena {rep['arena_bytes']} B, {size}, {measure[0]} per inference {measure[1]}"
+          f"{emulated}")
     if args.profile:
         print_profile(result.report)
     if args.check:
