@@ -56,8 +56,10 @@ def isa_for(board: Board) -> str:
     """The microcontroller kernel set for ``board``'s core: Helium kernels where it has MVE,
     DSP kernels where it has the DSP extension, portable C elsewhere (and for Linux/GPU
     boards, which have their own)."""
-    if board.linux is not None or board.gpu is not None:
+    if board.gpu is not None:
         return "generic"
+    if board.linux is not None:
+        return "cpu"
     target = board.target
     return "mve" if target.mve else "dsp" if target.dsp else "generic"
 
@@ -143,7 +145,7 @@ def write_compiled(compiled: CompiledModel, out_dir: str | Path, board: str = "h
         compiled = compile_for(compiled.program.graph, b)
     check_fits(compiled, b)
     if b.linux is not None and b.gpu is None and not compiled.sources.external_kernels:
-        compiled = compile_graph(compiled.program.graph, external_kernels=True)
+        compiled = compile_graph(compiled.program.graph, external_kernels=True, isa="cpu")
     with atomic_directory(Path(out_dir), force=force, marker="report.json") as tmp:
         write_model_sources(compiled, tmp)
         if compiled.gpu is not None:  # the device code, readable: what the board will load

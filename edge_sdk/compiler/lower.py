@@ -215,7 +215,8 @@ def check_graph(graph: Graph) -> None:
 # Kernel sets by instruction set: ``generic`` is portable C (any core, and the LLVM backend);
 # ``dsp`` uses the Armv7E-M/Armv8-M DSP extension for the MAC-heavy layers; ``mve`` uses Helium
 # (Armv8.1-M), falling back to the DSP kernels, then the portable ones, shape by shape.
-ISAS = ("generic", "dsp", "mve")
+# ``cpu`` is for Linux CPUs through LLVM: vector-friendly layouts (:mod:`.kernels.cpu`).
+ISAS = ("generic", "dsp", "mve", "cpu")
 
 SpecialLowering = Callable[..., Step | None]
 
@@ -224,6 +225,11 @@ def _special_lowerings(isa: str) -> dict[str, list[SpecialLowering]]:
     """For each MAC-heavy opcode, the SIMD kernels to try in order (each may return None)."""
     if isa == "generic":
         return {}
+    if isa == "cpu":
+        from edge_sdk.compiler.kernels import cpu
+
+        return {"CONV_2D": [cpu.lower_conv2d_cpu], "DEPTHWISE_CONV_2D": [cpu.lower_conv2d_cpu],
+                "FULLY_CONNECTED": [cpu.lower_fully_connected_cpu]}
     from edge_sdk.compiler.kernels import dsp, mve
 
     chains: dict[str, list[SpecialLowering]] = {

@@ -57,7 +57,12 @@ class Board:
     @property
     def llvm_target(self) -> dict:
         assert self.linux is not None
-        target = {"kind": "llvm", "mtriple": self.linux["triple"], "mcpu": self.linux["mcpu"],
+        mcpu = self.linux["mcpu"]
+        if mcpu == "native":  # this machine's own CPU, as -mcpu=native (a benchmark stand-in)
+            from tvm.target import codegen
+
+            mcpu = codegen.llvm_get_system_cpu()
+        target = {"kind": "llvm", "mtriple": self.linux["triple"], "mcpu": mcpu,
                   "mattr": list(self.linux.get("mattr", []))}
         if self.linux["triple"].endswith("gnueabihf"):
             target["mfloat-abi"] = "hard"  # match arm-linux-gnueabihf-gcc's calling convention

@@ -89,6 +89,7 @@ def local_array(name: str, size: int, dtype: str = "int32") -> tirx.Buffer:
 
 @contextmanager
 def loop(name: str, extent: int, start: int = 0) -> Iterator[tirx.Var]:
+    """A serial loop over ``[start, extent)``: ``extent`` is where it ends, not a count."""
     with T.serial(start, int(extent)) as var:
         IRBuilder.name(name, var)
         yield var

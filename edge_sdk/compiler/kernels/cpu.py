@@ -1,0 +1,288 @@
+"""CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED, int8, for Linux CPUs (``isa="cpu"``).
+
+Same integers as the portable kernels (:mod:`.conv`, :mod:`.fully_connected`), laid out for a
+vector unit and TVM's LLVM backend (NEON on the Pi boards, AVX2 on the x86-64 stand-in):
+
+- **Output channels are the vector lanes.** Weights are repacked at compile time into blocks of
+  ``LANES`` output channels (``[block][tap][in channel][lane]``, zero-padded), so the inner step
+  is one broadcast input value times one contiguous row of weights, added to ``LANES`` int32
+  accumulators. A regular convolution computes ``PIXELS`` neighbouring output pixels at once, so
+  each row of weights loaded serves four pixels. Depthwise convolutions put channels in the
+  lanes too: one input row of channels times one row of weights per tap.
+- **No bounds tests in the loops.** A convolution that reads padding (or a depthwise one whose
+  channels are not a whole number of blocks) first copies its input into a scratch buffer with
+  the padding filled with the input zero point; the input offset is folded into the bias
+  (``sum((x - zp) w) = sum(x w) - zp sum(w)``), so the inner loop is a plain multiply-add.
+- The accumulators stay in registers (the vector loops have constant indices after unrolling);
+  the epilogue requantizes each channel exactly as TFLite does, scalar, and stores the lanes
+  that are real channels.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from tvm import tirx
+from tvm.script.ir_builder import tirx as T
+
+from edge_sdk.compiler.kernels.conv import ConvPlan, plan_conv2d
+from edge_sdk.compiler.kernels.fixedpoint import (
+    emit_multiply_by_quantized_multiplier,
+    emit_multiply_by_quantized_multiplier_single_rounding,
+)
+from edge_sdk.compiler.kernels.fully_connected import plan_fully_connected
+from edge_sdk.compiler.kernels.tir import (
+    buffer_args,
+    clamp,
+    i32,
+    kernel,
+    loop,
+    scalar,
+    store,
+    when,
+)
+from edge_sdk.compiler.program import Constant, Scratch, Step, TensorArg
+from edge_sdk.frontend.tflite import Graph, Operator
+
+PIXELS = 4  # output pixels per regular-convolution tile
+
+
+def lanes_for(channels: int) -> int:
+    """16 int32 lanes (two AVX2 or four NEON registers) unless the channels fit 8 better."""
+    return 16 if channels % 16 == 0 or channels > 24 else 8
+
+
+def _blocks(n: int, lanes: int) -> int:
+    return -(-n // lanes)
+
+
+def folded_bias(p: ConvPlan) -> np.ndarray:
+    """The plan's bias with the input offset folded in (plans fold it only where they
+    read no padding; the padded scratch here makes folding right for every convolution)."""
+    if p.fold:
+        return p.bias.array.astype(np.int32)
+    w = p.weights.array.astype(np.int64)
+    taps = w.reshape(w.shape[0], -1).sum(axis=1)
+    return (p.bias.array.astype(np.int64) - p.input_zp * taps).astype(np.int32)
+
+
+def _padded(values: np.ndarray, size: int) -> np.ndarray:
+    out = np.zeros(size, values.dtype)
+    out[: values.size] = values
+    return out
+
+
+def _vector(extent: int):
+    return T.vectorized(0, extent)
+
+
+class _Source:
+    """Where a convolution reads its input: the input itself, or a zero-point-padded copy in
+    scratch (``rows x cols x channels`` per batch, taps starting at row/column 0)."""
+
+    def __init__(self, p: ConvPlan, channels: int) -> None:
+        n, ih, iw, ic = p.x.shape
+        _, oh, ow, _ = p.y.shape
+        (kh, kw), (sy, sx), (dy, dx) = p.kernel, p.stride, p.dilation
+        self.rows = (oh - 1) * sy + (kh - 1) * dy + 1
+        self.cols = (ow - 1) * sx + (kw - 1) * dx + 1
+        self.channels = channels
+        self.offset = p.pad
+        reads_padding = any(p.pad) or self.rows > ih or self.cols > iw
+        self.copy = reads_padding or channels != ic
+        self.scratch = (Scratch(f"l{p.op.index}_padded_input",
+                                (n * self.rows * self.cols * channels,), "int8")
+                        if self.copy else None)
+
+    def fill(self, X: tirx.Buffer, P: tirx.Buffer, p: ConvPlan) -> None:
+        """Copy the input into the scratch, zero points where a tap falls outside it."""
+        n, ih, iw, ic = p.x.shape
+        ph, pw = self.offset
+        with loop("b", n) as b, loop("r", self.rows) as r, loop("c", self.cols) as c:
+            iy, ix = r - ph, c - pw
+            base = ((b * self.rows + r) * self.cols + c) * self.channels
+            inside = tirx.all(iy >= 0, iy < ih, ix >= 0, ix < iw)
+            with loop("ch", self.channels) as ch:
+                value = tirx.if_then_else(tirx.all(inside, ch < ic),
+                                          X[b, iy, ix, tirx.min(ch, ic - 1)],
+                                          tirx.const(p.input_zp, "int8"))
+                store(P, value, base + ch)
+
+
+def lower_conv2d_cpu(op: Operator, graph: Graph, func_name: str,
+                     scratch: bool = True) -> Step | None:
+    p = plan_conv2d(op, graph)
+    if p.x.dtype != "int8" or (p.depthwise and p.mult != 1):
+        return None
+    return _depthwise(p, func_name) if p.depthwise else _conv(p, func_name)
+
+
+def _requantize_store(Y, acc, value, p, index, channel, flat) -> None:
+    store(value, acc[index])
+    emit_multiply_by_quantized_multiplier(value, p[0][channel], p[1][channel])
+    store(Y, tirx.Cast("int8", clamp(value[0] + p[2], *p[3])), flat)
+
+
+def _conv(p: ConvPlan, func_name: str) -> Step:
+    n, ih, iw, ic = p.x.shape
+    _, oh, ow, oc = p.y.shape
+    (kh, kw), (sy, sx), (dy, dx) = p.kernel, p.stride, p.dilation
+    lanes = lanes_for(oc)
+    blocks = _blocks(oc, lanes)
+    w = np.zeros((blocks * lanes, kh, kw, ic), np.int8)
+    w[:oc] = p.weights.array
+    packed = np.ascontiguousarray(w.reshape(blocks, lanes, kh, kw, ic).transpose(0, 2, 3, 4, 1))
+    prefix = f"l{p.op.index}"
+    weights = Constant(f"{prefix}_weights_packed", packed.reshape(-1))
+    bias = Constant(f"{prefix}_bias_folded", _padded(folded_bias(p), blocks * lanes))
+    src = _Source(p, ic)
+    rows, cols = (src.rows, src.cols) if src.copy else (ih, iw)
+
+    with kernel(func_name) as k:
+        specs = [("input", p.x.shape, "int8"), ("weights", packed.shape, "int8"),
+                 ("bias", (blocks * lanes,), "int32"), ("multiplier", (oc,), "int32"),
+                 ("shift", (oc,), "int32")]
+        if src.copy:
+            specs.append(("padded", (n * rows * cols * ic,), "int8"))
+        X, W, B, M, S, *pad, Y = buffer_args(*specs, ("output", (n * oh * ow * oc,), "int8"))
+        if src.copy:
+            src.fill(X, pad[0], p)
+            source = pad[0]
+
+            def read(b, y, x, c):
+                return source[((b * rows + y) * cols + x) * ic + c]
+        else:
+            def read(b, y, x, c):
+                return X[b, y, x, c]
+        acc = T.alloc_buffer((PIXELS * lanes,), "int32")
+        value = scalar("value")
+        rq = (M, S, p.output_zp, p.act)
+
+        def tile(b, oy, ox0, count):
+            with loop("block", blocks) as nb:
+                for r in range(count):
+                    with _vector(lanes) as v:
+                        store(acc, B[nb * lanes + v], r * lanes + v)
+                with loop("ky", kh) as ky, loop("kx", kw) as kx, loop("ic", ic) as ci:
+                    for r in range(count):
+                        xv = i32(read(b, oy * sy + ky * dy, (ox0 + r) * sx + kx * dx, ci))
+                        with _vector(lanes) as v:
+                            store(acc, acc[r * lanes + v]
+                                  + xv * i32(W[nb, ky, kx, ci, v]), r * lanes + v)
+                for r in range(count):
+                    with loop("lane", lanes) as v, when(nb * lanes + v < oc):
+                        c = nb * lanes + v
+                        _requantize_store(Y, acc, value, rq, r * lanes + v, c,
+                                          ((b * oh + oy) * ow + ox0 + r) * oc + c)
+
+        full = ow // PIXELS
+        with loop("b", n) as b, loop("oy", oh) as oy:
+            if full:
+                with loop("oxt", full) as t:
+                    tile(b, oy, t * PIXELS, PIXELS)
+            if ow % PIXELS:
+                with loop("oxr", ow, full * PIXELS) as ox:
+                    tile(b, oy, ox, 1)
+
+    consts = (weights, bias, p.multiplier, p.shift, *((src.scratch,) if src.copy else ()))
+    return p.step(k.func, func_name, notes=f"cpu: {lanes} channels x {PIXELS} pixels per tile"
+                        + (", padded copy" if src.copy else ""), constants=consts)
+
+
+def _depthwise(p: ConvPlan, func_name: str) -> Step:
+    n, ih, iw, ic = p.x.shape
+    _, oh, ow, oc = p.y.shape
+    (kh, kw), (sy, sx), (dy, dx) = p.kernel, p.stride, p.dilation
+    lanes = lanes_for(ic)
+    blocks = _blocks(ic, lanes)
+    channels = blocks * lanes
+    w = np.zeros((kh, kw, channels), np.int8)
+    w[:, :, :oc] = p.weights.array.reshape(kh, kw, oc)
+    prefix = f"l{p.op.index}"
+    weights = Constant(f"{prefix}_weights_padded", w.reshape(-1))
+    bias = Constant(f"{prefix}_bias_folded", _padded(folded_bias(p), channels))
+    src = _Source(p, channels)
+    rows, cols = (src.rows, src.cols) if src.copy else (ih, iw)
+
+    with kernel(func_name) as k:
+        specs = [("input", p.x.shape, "int8"), ("weights", (kh, kw, channels), "int8"),
+                 ("bias", (channels,), "int32"), ("multiplier", (oc,), "int32"),
+                 ("shift", (oc,), "int32")]
+        if src.copy:
+            specs.append(("padded", (n * rows * cols * channels,), "int8"))
+        X, W, B, M, S, *pad, Y = buffer_args(*specs, ("output", (n * oh * ow * oc,), "int8"))
+        if src.copy:
+            src.fill(X, pad[0], p)
+            source = pad[0]
+
+            def read(b, y, x, c):
+                return source[((b * rows + y) * cols + x) * channels + c]
+        else:
+            def read(b, y, x, c):
+                return X[b, y, x, c]
+        acc = T.alloc_buffer((lanes,), "int32")
+        value = scalar("value")
+        rq = (M, S, p.output_zp, p.act)
+        with loop("b", n) as b, loop("oy", oh) as oy, loop("ox", ow) as ox, \
+                loop("block", blocks) as nb:
+            with _vector(lanes) as v:
+                store(acc, B[nb * lanes + v], v)
+            for ky in range(kh):
+                for kx in range(kw):
+                    with _vector(lanes) as v:
+                        c = nb * lanes + v
+                        xv = i32(read(b, oy * sy + ky * dy, ox * sx + kx * dx, c))
+                        store(acc, acc[v] + xv * i32(W[ky, kx, c]), v)
+            with loop("lane", lanes) as v, when(nb * lanes + v < oc):
+                c = nb * lanes + v
+                _requantize_store(Y, acc, value, rq, v, c, ((b * oh + oy) * ow + ox) * oc + c)
+
+    consts = (weights, bias, p.multiplier, p.shift, *((src.scratch,) if src.copy else ()))
+    return p.step(k.func, func_name, notes=f"cpu: {lanes} channels per vector"
+                  + (", padded copy" if src.copy else ""), constants=consts)
+
+
+def lower_fully_connected_cpu(op: Operator, graph: Graph, func_name: str,
+                              scratch: bool = True) -> Step | None:
+    if graph.tensor(op.inputs[0]).dtype != "int8":
+        return None
+    p = plan_fully_connected(op, graph)
+    batches, units, depth = p.batches, p.units, p.depth
+    lanes = lanes_for(units)
+    blocks = _blocks(units, lanes)
+    w = np.zeros((blocks * lanes, depth), np.int8)
+    w[:units] = p.weights.array
+    packed = np.ascontiguousarray(w.reshape(blocks, lanes, depth).transpose(0, 2, 1))
+    prefix = f"l{p.op.index}"
+    weights = Constant(f"{prefix}_weights_packed", packed.reshape(-1))
+    bias = Constant(f"{prefix}_bias_padded", _padded(p.bias.array, blocks * lanes))
+    with kernel(func_name) as k:
+        specs = [("input", (batches, depth), "int8"), ("weights", packed.shape, "int8"),
+                 ("bias", (blocks * lanes,), "int32")]
+        if p.tables:
+            specs += [("multiplier", (units,), "int32"), ("shift", (units,), "int32")]
+        X, W, B, *tables, Y = buffer_args(*specs, ("output", (batches, units), "int8"))
+        acc = T.alloc_buffer((lanes,), "int32")
+        value = scalar("value")
+        with loop("b", batches) as b, loop("block", blocks) as nb:
+            with _vector(lanes) as v:
+                store(acc, B[nb * lanes + v], v)
+            with loop("d", depth) as d:
+                xv = i32(X[b, d])
+                with _vector(lanes) as v:
+                    store(acc, acc[v] + xv * i32(W[nb, d, v]), v)
+            with loop("lane", lanes) as v, when(nb * lanes + v < units):
+                o = nb * lanes + v
+                store(value, acc[v])
+                if tables:
+                    emit_multiply_by_quantized_multiplier_single_rounding(
+                        value, tables[0][o], tables[1][o])
+                else:
+                    emit_multiply_by_quantized_multiplier_single_rounding(
+                        value, p.multiplier, p.shift)
+                store(Y, tirx.Cast("int8", clamp(value[0] + p.output_zp, *p.act)), b, o)
+    return Step(
+        op_index=op.index, opcode=op.opcode, layer=p.y.name, kind="kernel",
+        inputs=(p.x.index,), outputs=(p.y.index,), func=k.func, func_name=func_name,
+        args=(TensorArg(p.x.index), weights, bias, *(p.tables or ()),
+              TensorArg(p.y.index, writes=True)),
+        macs=batches * units * depth, notes=f"cpu: {lanes} units per vector")
