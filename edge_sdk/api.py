@@ -59,9 +59,24 @@ def isa_for(board: Board) -> str:
     if board.gpu is not None:
         return "generic"
     if board.linux is not None:
-        return "cpu"
+        return cpu_isa(board.llvm_target)
     target = board.target
     return "mve" if target.mve else "dsp" if target.dsp else "generic"
+
+
+def cpu_isa(llvm_target: dict) -> str:
+    """The Linux kernel set for a CPU: its dot-product step where LLVM says the CPU has one
+    (AVX2 ``vpmaddwd``, Arm ``sdot``), plain vector arithmetic otherwise."""
+    import tvm
+    from tvm.target import codegen
+
+    target = tvm.target.Target(llvm_target)
+    arch = llvm_target["mtriple"].split("-")[0]
+    if arch == "x86_64" and codegen.llvm_cpu_has_features(["avx2"], target):
+        return "cpu-avx2"
+    if arch == "aarch64" and codegen.llvm_cpu_has_features(["dotprod"], target):
+        return "cpu-dotprod"
+    return "cpu"
 
 
 def compile_for(model: Graph | str | Path, board: Board, isa: str | None = None,
@@ -145,7 +160,8 @@ def write_compiled(compiled: CompiledModel, out_dir: str | Path, board: str = "h
         compiled = compile_for(compiled.program.graph, b)
     check_fits(compiled, b)
     if b.linux is not None and b.gpu is None and not compiled.sources.external_kernels:
-        compiled = compile_graph(compiled.program.graph, external_kernels=True, isa="cpu")
+        compiled = compile_graph(compiled.program.graph, external_kernels=True,
+                                 isa=cpu_isa(b.llvm_target))
     with atomic_directory(Path(out_dir), force=force, marker="report.json") as tmp:
         write_model_sources(compiled, tmp)
         if compiled.gpu is not None:  # the device code, readable: what the board will load

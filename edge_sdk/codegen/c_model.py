@@ -165,7 +165,7 @@ def emit(program: Program, memory: MemoryPlan, external_kernels: bool = False) -
     name = program.name
     upper = name.upper()
     graph = program.graph
-    kernels = generate_kernels(program)
+    kernels = generate_kernels(program, declarations_only=external_kernels)
     signature = signature_of(program)
     buffers = []
     for io in (*program.inputs, *program.outputs):

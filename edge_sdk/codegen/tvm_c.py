@@ -47,7 +47,25 @@ def _split_params(signature: str) -> list[tuple[str, str]]:
     return pairs
 
 
-def generate_kernels(program: Program) -> KernelSource:
+_C_POINTEE = {"int8": "int8_t", "int16": "int16_t", "int32": "int32_t", "int64": "int64_t",
+              "uint8": "uint8_t", "uint16": "uint16_t", "float32": "float"}
+
+
+def _declaration(step: Step) -> str:
+    """The kernel's C signature from its PrimFunc's typed pointer parameters, without printing
+    its body: kernels that LLVM compiles may use LLVM intrinsics, which TVM's C printer cannot
+    write."""
+    params = [(f"{_C_POINTEE[str(v.ty.element_type.dtype)]}*", v.name)
+              for v in step.func.params]
+    readonly = _readonly_params(step, [name for _, name in params])
+    signature = ", ".join(f"{'const ' if name in readonly else ''}{ctype} {name}"
+                          for ctype, name in params)
+    return f"static void {step.func_name}({signature}) {{"
+
+
+def generate_kernels(program: Program, declarations_only: bool = False) -> KernelSource:
+    """The C definitions of the model's distinct kernels (``declarations_only``: just their
+    signatures, for kernels compiled by LLVM)."""
     unique: list[Step] = []
     function_of_step: dict[int, str] = {}
     for step in program.steps:
@@ -62,6 +80,9 @@ def generate_kernels(program: Program) -> KernelSource:
             function_of_step[step.op_index] = step.func_name
     if not unique:
         return KernelSource("", function_of_step, 0)
+    if declarations_only:
+        return KernelSource("\n".join(_declaration(s) for s in unique), function_of_step,
+                            len(unique))
 
     mod = tvm.IRModule({s.func_name: s.func for s in unique})
     if len(unique) == 1:

@@ -8,6 +8,7 @@ any work is done, naming the operator and its index.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 from edge_sdk.compiler.kernels import extremes, movement
 from edge_sdk.compiler.kernels.activation import (
@@ -215,8 +216,9 @@ def check_graph(graph: Graph) -> None:
 # Kernel sets by instruction set: ``generic`` is portable C (any core, and the LLVM backend);
 # ``dsp`` uses the Armv7E-M/Armv8-M DSP extension for the MAC-heavy layers; ``mve`` uses Helium
 # (Armv8.1-M), falling back to the DSP kernels, then the portable ones, shape by shape.
-# ``cpu`` is for Linux CPUs through LLVM: vector-friendly layouts (:mod:`.kernels.cpu`).
-ISAS = ("generic", "dsp", "mve", "cpu")
+# ``cpu`` is for Linux CPUs through LLVM: vector-friendly layouts (:mod:`.kernels.cpu`), with
+# ``cpu-avx2`` (x86 ``vpmaddwd``) and ``cpu-dotprod`` (Arm ``sdot``) dot-product steps.
+ISAS = ("generic", "dsp", "mve", "cpu", "cpu-avx2", "cpu-dotprod")
 
 SpecialLowering = Callable[..., Step | None]
 
@@ -225,11 +227,12 @@ def _special_lowerings(isa: str) -> dict[str, list[SpecialLowering]]:
     """For each MAC-heavy opcode, the SIMD kernels to try in order (each may return None)."""
     if isa == "generic":
         return {}
-    if isa == "cpu":
+    if isa.startswith("cpu"):
         from edge_sdk.compiler.kernels import cpu
 
-        return {"CONV_2D": [cpu.lower_conv2d_cpu], "DEPTHWISE_CONV_2D": [cpu.lower_conv2d_cpu],
-                "FULLY_CONNECTED": [cpu.lower_fully_connected_cpu]}
+        conv = partial(cpu.lower_conv2d_cpu, isa=isa)
+        return {"CONV_2D": [conv], "DEPTHWISE_CONV_2D": [conv],
+                "FULLY_CONNECTED": [partial(cpu.lower_fully_connected_cpu, isa=isa)]}
     from edge_sdk.compiler.kernels import dsp, mve
 
     chains: dict[str, list[SpecialLowering]] = {

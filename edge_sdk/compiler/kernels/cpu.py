@@ -20,6 +20,8 @@ vector unit and TVM's LLVM backend (NEON on the Pi boards, AVX2 on the x86-64 st
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from tvm import tirx
 from tvm.script.ir_builder import tirx as T
@@ -76,21 +78,24 @@ def _vector(extent: int):
 
 
 class _Source:
-    """Where a convolution reads its input: the input itself, or a zero-point-padded copy in
-    scratch (``rows x cols x channels`` per batch, taps starting at row/column 0)."""
+    """Where a convolution reads its input: the input itself, or a copy in scratch
+    (``rows x cols x channels`` per batch, taps starting at row/column 0) with zero points
+    where a tap falls in the padding, channels padded to ``channels``, widened to ``dtype``."""
 
-    def __init__(self, p: ConvPlan, channels: int) -> None:
+    def __init__(self, p: ConvPlan, channels: int, dtype: str = "int8",
+                 always: bool = False) -> None:
         n, ih, iw, ic = p.x.shape
         _, oh, ow, _ = p.y.shape
         (kh, kw), (sy, sx), (dy, dx) = p.kernel, p.stride, p.dilation
         self.rows = (oh - 1) * sy + (kh - 1) * dy + 1
         self.cols = (ow - 1) * sx + (kw - 1) * dx + 1
         self.channels = channels
+        self.dtype = dtype
         self.offset = p.pad
         reads_padding = any(p.pad) or self.rows > ih or self.cols > iw
-        self.copy = reads_padding or channels != ic
+        self.copy = always or reads_padding or channels != ic
         self.scratch = (Scratch(f"l{p.op.index}_padded_input",
-                                (n * self.rows * self.cols * channels,), "int8")
+                                (n * self.rows * self.cols * channels,), dtype)
                         if self.copy else None)
 
     def fill(self, X: tirx.Buffer, P: tirx.Buffer, p: ConvPlan) -> None:
@@ -105,15 +110,58 @@ class _Source:
                 value = tirx.if_then_else(tirx.all(inside, ch < ic),
                                           X[b, iy, ix, tirx.min(ch, ic - 1)],
                                           tirx.const(p.input_zp, "int8"))
-                store(P, value, base + ch)
+                store(P, tirx.Cast(self.dtype, value), base + ch)
 
 
-def lower_conv2d_cpu(op: Operator, graph: Graph, func_name: str,
-                     scratch: bool = True) -> Step | None:
+@dataclass(frozen=True)
+class DotStep:
+    """How a vector unit multiplies ``group`` input channels by a row of weights and adds the
+    products into int32 lanes: one channel at a time (any target: LLVM widens and multiplies),
+    pairs of int16 (x86 AVX2 ``vpmaddwd``) or quads of int8 (Arm ``sdot``). Exact either way:
+    the products and their sums are the same integers in every form."""
+
+    name: str
+    group: int             # input channels per step
+    dtype: str             # element type of the packed weights and the input copy
+    intrinsic: str | None  # LLVM intrinsic of one step, None for plain vector arithmetic
+    width: int             # int32 lanes one intrinsic call produces
+
+    def update(self, acc: tirx.Buffer, at: int, lanes: int, W: tirx.Buffer, wbase,
+               word) -> None:
+        """``acc[at : at + lanes] += x-group . W[wbase ...]``: ``word`` is the input group as
+        one int32 (two int16 or four int8) for the intrinsic forms, one value otherwise."""
+        if self.intrinsic is None:
+            with _vector(lanes) as v:
+                store(acc, acc[at + v] + i32(word) * i32(W[wbase + v]), at + v)
+            return
+        per_word = 4 // np.dtype(self.dtype).itemsize
+        elems = self.width * per_word
+        xs = tirx.reinterpret(f"{self.dtype}x{elems}", tirx.Broadcast(word, self.width))
+        for h in range(lanes // self.width):
+            part = tirx.Ramp(at + h * self.width, 1, self.width)
+            ws = W[tirx.Ramp(wbase + h * elems, 1, elems)]
+            if self.name == "sdot":
+                total = tirx.call_llvm_pure_intrin(f"int32x{self.width}", self.intrinsic,
+                                                   acc[part], ws, xs)
+            else:
+                total = acc[part] + tirx.call_llvm_pure_intrin(f"int32x{self.width}",
+                                                               self.intrinsic, xs, ws)
+            T.buffer_store(acc, total, [part])
+
+
+DOT_STEPS = {
+    "cpu": DotStep("scalar", 1, "int8", None, 1),
+    "cpu-avx2": DotStep("vpmaddwd", 2, "int16", "llvm.x86.avx2.pmadd.wd", 8),
+    "cpu-dotprod": DotStep("sdot", 4, "int8", "llvm.aarch64.neon.sdot", 4),
+}
+
+
+def lower_conv2d_cpu(op: Operator, graph: Graph, func_name: str, scratch: bool = True,
+                     isa: str = "cpu") -> Step | None:
     p = plan_conv2d(op, graph)
     if p.x.dtype != "int8" or (p.depthwise and p.mult != 1):
         return None
-    return _depthwise(p, func_name) if p.depthwise else _conv(p, func_name)
+    return _depthwise(p, func_name) if p.depthwise else _conv(p, func_name, DOT_STEPS[isa])
 
 
 def _requantize_store(Y, acc, value, p, index, channel, flat) -> None:
@@ -122,34 +170,41 @@ def _requantize_store(Y, acc, value, p, index, channel, flat) -> None:
     store(Y, tirx.Cast("int8", clamp(value[0] + p[2], *p[3])), flat)
 
 
-def _conv(p: ConvPlan, func_name: str) -> Step:
+def _conv(p: ConvPlan, func_name: str, dot: DotStep) -> Step:
     n, ih, iw, ic = p.x.shape
     _, oh, ow, oc = p.y.shape
     (kh, kw), (sy, sx), (dy, dx) = p.kernel, p.stride, p.dilation
     lanes = lanes_for(oc)
     blocks = _blocks(oc, lanes)
-    w = np.zeros((blocks * lanes, kh, kw, ic), np.int8)
-    w[:oc] = p.weights.array
-    packed = np.ascontiguousarray(w.reshape(blocks, lanes, kh, kw, ic).transpose(0, 2, 3, 4, 1))
+    g = dot.group
+    groups = _blocks(ic, g)
+    # [block][ky][kx][channel group][lane][channel in group]
+    w = np.zeros((blocks * lanes, kh, kw, groups * g), np.int64)
+    w[:oc, :, :, :ic] = p.weights.array
+    packed = np.ascontiguousarray(
+        w.reshape(blocks, lanes, kh, kw, groups, g).transpose(0, 2, 3, 4, 1, 5)
+    ).astype(dot.dtype).reshape(-1)
     prefix = f"l{p.op.index}"
-    weights = Constant(f"{prefix}_weights_packed", packed.reshape(-1))
+    weights = Constant(f"{prefix}_weights_packed", packed)
     bias = Constant(f"{prefix}_bias_folded", _padded(folded_bias(p), blocks * lanes))
-    src = _Source(p, ic)
-    rows, cols = (src.rows, src.cols) if src.copy else (ih, iw)
+    src = _Source(p, groups * g, dot.dtype, always=g > 1)
+    rows, cols, chans = (src.rows, src.cols, src.channels) if src.copy else (ih, iw, ic)
 
     with kernel(func_name) as k:
-        specs = [("input", p.x.shape, "int8"), ("weights", packed.shape, "int8"),
+        specs = [("input", p.x.shape, "int8"), ("weights", packed.shape, dot.dtype),
                  ("bias", (blocks * lanes,), "int32"), ("multiplier", (oc,), "int32"),
                  ("shift", (oc,), "int32")]
         if src.copy:
-            specs.append(("padded", (n * rows * cols * ic,), "int8"))
+            specs.append(("padded", (n * rows * cols * chans,), dot.dtype))
         X, W, B, M, S, *pad, Y = buffer_args(*specs, ("output", (n * oh * ow * oc,), "int8"))
         if src.copy:
             src.fill(X, pad[0], p)
-            source = pad[0]
+            # The copy seen as int32 words: one word is one group of input channels.
+            source = (T.decl_buffer((n * rows * cols * groups,), "int32", data=pad[0].data)
+                      if g > 1 else pad[0])
 
             def read(b, y, x, c):
-                return source[((b * rows + y) * cols + x) * ic + c]
+                return source[((b * rows + y) * cols + x) * groups + c]
         else:
             def read(b, y, x, c):
                 return X[b, y, x, c]
@@ -162,12 +217,11 @@ def _conv(p: ConvPlan, func_name: str) -> Step:
                 for r in range(count):
                     with _vector(lanes) as v:
                         store(acc, B[nb * lanes + v], r * lanes + v)
-                with loop("ky", kh) as ky, loop("kx", kw) as kx, loop("ic", ic) as ci:
+                with loop("ky", kh) as ky, loop("kx", kw) as kx, loop("group", groups) as cg:
+                    wbase = (((nb * kh + ky) * kw + kx) * groups + cg) * lanes * g
                     for r in range(count):
-                        xv = i32(read(b, oy * sy + ky * dy, (ox0 + r) * sx + kx * dx, ci))
-                        with _vector(lanes) as v:
-                            store(acc, acc[r * lanes + v]
-                                  + xv * i32(W[nb, ky, kx, ci, v]), r * lanes + v)
+                        word = read(b, oy * sy + ky * dy, (ox0 + r) * sx + kx * dx, cg)
+                        dot.update(acc, r * lanes, lanes, W, wbase, word)
                 for r in range(count):
                     with loop("lane", lanes) as v, when(nb * lanes + v < oc):
                         c = nb * lanes + v
@@ -184,7 +238,8 @@ def _conv(p: ConvPlan, func_name: str) -> Step:
                     tile(b, oy, ox, 1)
 
     consts = (weights, bias, p.multiplier, p.shift, *((src.scratch,) if src.copy else ()))
-    return p.step(k.func, func_name, notes=f"cpu: {lanes} channels x {PIXELS} pixels per tile"
+    return p.step(k.func, func_name,
+                  notes=f"cpu ({dot.name}): {lanes} channels x {PIXELS} pixels per tile"
                         + (", padded copy" if src.copy else ""), constants=consts)
 
 
@@ -242,7 +297,7 @@ def _depthwise(p: ConvPlan, func_name: str) -> Step:
 
 
 def lower_fully_connected_cpu(op: Operator, graph: Graph, func_name: str,
-                              scratch: bool = True) -> Step | None:
+                              scratch: bool = True, isa: str = "cpu") -> Step | None:
     if graph.tensor(op.inputs[0]).dtype != "int8":
         return None
     p = plan_fully_connected(op, graph)
