@@ -228,11 +228,16 @@ def _special_lowerings(isa: str) -> dict[str, list[SpecialLowering]]:
     if isa == "generic":
         return {}
     if isa.startswith("cpu"):
-        from edge_sdk.compiler.kernels import cpu
+        from edge_sdk.compiler.kernels import cpu, cpu_float
 
         conv = partial(cpu.lower_conv2d_cpu, isa=isa)
+        float_conv = partial(cpu_float.lower_conv_float_cpu, isa=isa)
         return {"CONV_2D": [conv], "DEPTHWISE_CONV_2D": [conv],
-                "FULLY_CONNECTED": [partial(cpu.lower_fully_connected_cpu, isa=isa)]}
+                "FULLY_CONNECTED": [partial(cpu.lower_fully_connected_cpu, isa=isa)],
+                # float32 layers (keys "float32:<opcode>")
+                "float32:CONV_2D": [float_conv], "float32:DEPTHWISE_CONV_2D": [float_conv],
+                "float32:FULLY_CONNECTED": [
+                    partial(cpu_float.lower_fully_connected_float_cpu, isa=isa)]}
     from edge_sdk.compiler.kernels import dsp, mve
 
     chains: dict[str, list[SpecialLowering]] = {
@@ -270,8 +275,9 @@ def _lower_op(op: Operator, graph: Graph, special: dict[str, list[SpecialLowerin
     name = f"{graph.name}_l{op.index}_{op.opcode.lower()}"
     # The SIMD kernels are int8 only: int16x8 layers take the portable kernels.
     int8 = all(graph.tensor(t).dtype == "int8" for t in (op.inputs[0], op.outputs[0]))
-    if op.opcode in special and not portable and not _is_float_op(op, graph) and int8:
-        for lowering in special[op.opcode]:
+    key = f"float32:{op.opcode}" if _is_float_op(op, graph) else op.opcode if int8 else None
+    if key in special and not portable:
+        for lowering in special[key]:
             step = lowering(op, graph, name, scratch=scratch)
             if step is not None:
                 return step

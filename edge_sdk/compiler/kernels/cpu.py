@@ -46,6 +46,7 @@ from edge_sdk.compiler.program import Constant, Scratch, Step, TensorArg
 from edge_sdk.frontend.tflite import Graph, Operator
 
 PIXELS = 4  # output pixels per regular-convolution tile
+FC_BLOCKS = 4  # blocks of output units per fully-connected tile
 
 
 def lanes_for(channels: int) -> int:
@@ -126,6 +127,20 @@ class DotStep:
     intrinsic: str | None  # LLVM intrinsic of one step, None for plain vector arithmetic
     width: int             # int32 lanes one intrinsic call produces
 
+    def word(self, values: list) -> tirx.PrimExpr:
+        """``group`` int8 values as the one int32 :meth:`update` takes: two int16 halves
+        (``vpmaddwd``) or four bytes (``sdot``), first value lowest, as memory holds them."""
+        if self.group == 1:
+            return values[0]
+        bits = 32 // self.group
+        mask = (1 << bits) - 1
+        word = tirx.bitwise_and(i32(values[0]), i32(mask))
+        for k, v in enumerate(values[1:], start=1):
+            part = i32(v) << i32(bits * k) if k == self.group - 1 else (
+                tirx.bitwise_and(i32(v), i32(mask)) << i32(bits * k))
+            word = tirx.bitwise_or(word, part)
+        return word
+
     def update(self, acc: tirx.Buffer, at: int, lanes: int, W: tirx.Buffer, wbase,
                word) -> None:
         """``acc[at : at + lanes] += x-group . W[wbase ...]``: ``word`` is the input group as
@@ -187,7 +202,7 @@ def _conv(p: ConvPlan, func_name: str, dot: DotStep) -> Step:
     prefix = f"l{p.op.index}"
     weights = Constant(f"{prefix}_weights_packed", packed)
     bias = Constant(f"{prefix}_bias_folded", _padded(folded_bias(p), blocks * lanes))
-    src = _Source(p, groups * g, dot.dtype, always=g > 1)
+    src = _Source(p, groups * g, dot.dtype, always=dot.dtype != "int8")
     rows, cols, chans = (src.rows, src.cols, src.channels) if src.copy else (ih, iw, ic)
 
     with kernel(func_name) as k:
@@ -199,15 +214,14 @@ def _conv(p: ConvPlan, func_name: str, dot: DotStep) -> Step:
         X, W, B, M, S, *pad, Y = buffer_args(*specs, ("output", (n * oh * ow * oc,), "int8"))
         if src.copy:
             src.fill(X, pad[0], p)
-            # The copy seen as int32 words: one word is one group of input channels.
-            source = (T.decl_buffer((n * rows * cols * groups,), "int32", data=pad[0].data)
-                      if g > 1 else pad[0])
+        # The input (or its copy) seen as int32 words: one word is one group of channels.
+        data = pad[0] if src.copy else X
+        source = (T.decl_buffer((n * rows * cols * groups,), "int32", data=data.data)
+                  if g > 1 else T.decl_buffer((n * rows * cols * chans,), data.dtype,
+                                              data=data.data))
 
-            def read(b, y, x, c):
-                return source[((b * rows + y) * cols + x) * groups + c]
-        else:
-            def read(b, y, x, c):
-                return X[b, y, x, c]
+        def read(b, y, x, c):
+            return source[((b * rows + y) * cols + x) * groups + c]
         acc = T.alloc_buffer((PIXELS * lanes,), "int32")
         value = scalar("value")
         rq = (M, S, p.output_zp, p.act)
@@ -301,43 +315,64 @@ def lower_fully_connected_cpu(op: Operator, graph: Graph, func_name: str,
     if graph.tensor(op.inputs[0]).dtype != "int8":
         return None
     p = plan_fully_connected(op, graph)
+    dot = DOT_STEPS[isa]
     batches, units, depth = p.batches, p.units, p.depth
     lanes = lanes_for(units)
     blocks = _blocks(units, lanes)
-    w = np.zeros((blocks * lanes, depth), np.int8)
-    w[:units] = p.weights.array
-    packed = np.ascontiguousarray(w.reshape(blocks, lanes, depth).transpose(0, 2, 1))
+    g = dot.group
+    groups = _blocks(depth, g)
+    w = np.zeros((blocks * lanes, groups * g), np.int64)
+    w[:units, :depth] = p.weights.array
+    # [block][depth group][lane][value in group]
+    packed = np.ascontiguousarray(
+        w.reshape(blocks, lanes, groups, g).transpose(0, 2, 1, 3)).astype(dot.dtype).reshape(-1)
     prefix = f"l{p.op.index}"
-    weights = Constant(f"{prefix}_weights_packed", packed.reshape(-1))
+    weights = Constant(f"{prefix}_weights_packed", packed)
     bias = Constant(f"{prefix}_bias_padded", _padded(p.bias.array, blocks * lanes))
     with kernel(func_name) as k:
-        specs = [("input", (batches, depth), "int8"), ("weights", packed.shape, "int8"),
+        specs = [("input", (batches, depth), "int8"), ("weights", packed.shape, dot.dtype),
                  ("bias", (blocks * lanes,), "int32")]
         if p.tables:
             specs += [("multiplier", (units,), "int32"), ("shift", (units,), "int32")]
         X, W, B, *tables, Y = buffer_args(*specs, ("output", (batches, units), "int8"))
-        acc = T.alloc_buffer((lanes,), "int32")
+        acc = T.alloc_buffer((FC_BLOCKS * lanes,), "int32")
         value = scalar("value")
-        with loop("b", batches) as b, loop("block", blocks) as nb:
-            with _vector(lanes) as v:
-                store(acc, B[nb * lanes + v], v)
-            with loop("d", depth) as d:
-                xv = i32(X[b, d])
+
+        def tile(b, nb0, count):
+            """Blocks ``nb0 .. nb0 + count`` together: each input group is built once for
+            all of them."""
+            for j in range(count):
                 with _vector(lanes) as v:
-                    store(acc, acc[v] + xv * i32(W[nb, d, v]), v)
-            with loop("lane", lanes) as v, when(nb * lanes + v < units):
-                o = nb * lanes + v
-                store(value, acc[v])
-                if tables:
-                    emit_multiply_by_quantized_multiplier_single_rounding(
-                        value, tables[0][o], tables[1][o])
-                else:
-                    emit_multiply_by_quantized_multiplier_single_rounding(
-                        value, p.multiplier, p.shift)
-                store(Y, tirx.Cast("int8", clamp(value[0] + p.output_zp, *p.act)), b, o)
+                    store(acc, B[(nb0 + j) * lanes + v], j * lanes + v)
+            with loop("group", groups) as cg:
+                # Past the depth the packed weights are zero: any in-bounds value will do.
+                word = dot.word([X[b, tirx.min(cg * g + j, depth - 1)] for j in range(g)])
+                for j in range(count):
+                    dot.update(acc, j * lanes, lanes, W,
+                               ((nb0 + j) * groups + cg) * lanes * g, word)
+            for j in range(count):
+                with loop("lane", lanes) as v, when((nb0 + j) * lanes + v < units):
+                    o = (nb0 + j) * lanes + v
+                    store(value, acc[j * lanes + v])
+                    if tables:
+                        emit_multiply_by_quantized_multiplier_single_rounding(
+                            value, tables[0][o], tables[1][o])
+                    else:
+                        emit_multiply_by_quantized_multiplier_single_rounding(
+                            value, p.multiplier, p.shift)
+                    store(Y, tirx.Cast("int8", clamp(value[0] + p.output_zp, *p.act)), b, o)
+
+        full = blocks // FC_BLOCKS
+        with loop("b", batches) as b:
+            if full:
+                with loop("tile", full) as t:
+                    tile(b, t * FC_BLOCKS, FC_BLOCKS)
+            if blocks % FC_BLOCKS:
+                with loop("block", blocks, full * FC_BLOCKS) as nb:
+                    tile(b, nb, 1)
     return Step(
         op_index=op.index, opcode=op.opcode, layer=p.y.name, kind="kernel",
         inputs=(p.x.index,), outputs=(p.y.index,), func=k.func, func_name=func_name,
         args=(TensorArg(p.x.index), weights, bias, *(p.tables or ()),
               TensorArg(p.y.index, writes=True)),
-        macs=batches * units * depth, notes=f"cpu: {lanes} units per vector")
+        macs=batches * units * depth, notes=f"cpu ({dot.name}): {lanes} units per vector")
