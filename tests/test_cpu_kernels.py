@@ -1,0 +1,155 @@
+"""The Linux CPU kernel sets (``cpu``, ``cpu-avx2``, ``cpu-dotprod``): int8 bit-exact to LiteRT,
+float32 within 1e-5, on awkward one-operator shapes.
+
+Fast set: each case built for ``linux-x86_64`` and run natively (this machine's kernel set:
+``cpu-avx2`` where it has AVX2). Slow set: the same cases for ``rpi5`` (Arm ``sdot``) and
+``linux-armv7`` (plain vectors) under qemu-user. The cases are the Cortex-M SIMD kernels'
+(tests/test_simd_kernels.py) plus shapes that hit these kernels' own edges: tiles of four pixels
+with and without a remainder, partial lane blocks, odd channel counts (pairs and quads padded),
+fully-connected tiles of four blocks with a tail.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import edge_sdk
+from edge_sdk.api import compile_for, cpu_isa
+from edge_sdk.frontend.tflite import parse
+from edge_sdk.frontend.tflite_writer import OpSpec, TensorSpec, build_model
+from edge_sdk.project.boards import get_board
+from tests.conftest import random_inputs, reference, shared_model
+from tests.test_ops import conv_model, fc_model
+from tests.test_simd_kernels import CASES as SIMD_CASES
+
+RNG = np.random.default_rng(11)
+
+INT8 = {name: build for name, (build, *_) in SIMD_CASES.items()
+        if not name.startswith(("add", "sub"))}
+INT8.update({
+    "conv1x1_ic3_oc40_w9": lambda: conv_model((1, 2, 9, 3), 40, (1, 1), (1, 1), "VALID",
+                                              in_q=(0.03, -120)),
+    "conv3x3_same_ic33_oc17_w8": lambda: conv_model((1, 5, 8, 33), 17, (3, 3), (1, 1), "SAME"),
+    "conv3x3_valid_s2_ic5_oc24_batch2": lambda: conv_model((2, 9, 11, 5), 24, (3, 3), (2, 2),
+                                                           "VALID", "RELU"),
+    "fc_d33_u70_batch2_per_channel": lambda: fc_model(2, 33, 70, per_channel=True),
+    "fc_d256_u128": lambda: fc_model(1, 256, 128, "RELU"),
+    "depthwise3x3_same_c40": lambda: conv_model((1, 6, 7, 40), 40, (3, 3), (1, 1), "SAME",
+                                                depthwise=True),
+})
+
+
+def f32_tensor(name, shape, data=None):
+    return TensorSpec(name, shape, "float32", data=data)
+
+
+def float_conv(in_shape, oc, k, stride, padding, depthwise=False, act="NONE"):
+    from edge_sdk.compiler.quantization import conv_geometry
+
+    n, h, w, c = in_shape
+    (oh, ow), _ = conv_geometry(padding, (h, w), k, stride, (1, 1))
+    channels = c if depthwise else oc
+    wshape = (1, *k, channels) if depthwise else (channels, *k, c)
+    opts = {"padding": padding, "stride": stride, "dilation": (1, 1), "activation": act}
+    if depthwise:
+        opts["depth_multiplier"] = 1
+    tensors = [f32_tensor("x", in_shape),
+               f32_tensor("w", wshape, RNG.normal(size=wshape).astype(np.float32)),
+               f32_tensor("b", (channels,), RNG.normal(size=channels).astype(np.float32)),
+               f32_tensor("y", (n, oh, ow, channels))]
+    return build_model(tensors, [OpSpec("DEPTHWISE_CONV_2D" if depthwise else "CONV_2D",
+                                        [0, 1, 2], [3], opts)], [0], [3])
+
+
+def float_fc(batch, depth, units):
+    tensors = [f32_tensor("x", (batch, depth)),
+               f32_tensor("w", (units, depth), RNG.normal(size=(units, depth)).astype(np.float32)),
+               f32_tensor("b", (units,), RNG.normal(size=units).astype(np.float32)),
+               f32_tensor("y", (batch, units))]
+    return build_model(tensors, [OpSpec("FULLY_CONNECTED", [0, 1, 2], [3],
+                                        {"activation": "RELU6"})], [0], [3])
+
+
+FLOAT = {
+    "conv3x3_same_ic5_oc20_w7": lambda: float_conv((1, 6, 7, 5), 20, (3, 3), (1, 1), "SAME"),
+    "conv1x1_ic16_oc8_w8_relu": lambda: float_conv((1, 3, 8, 16), 8, (1, 1), (1, 1), "VALID",
+                                                   act="RELU"),
+    "depthwise3x3_s2_c12": lambda: float_conv((1, 9, 9, 12), 12, (3, 3), (2, 2), "SAME", True),
+    "fc_d70_u90_batch3": lambda: float_fc(3, 70, 90),
+}
+
+
+def check_int8(case: str, board: str) -> list[str]:
+    model = INT8[case]()
+    graph = parse(model, name=case)
+    x = random_inputs(graph.tensor(graph.inputs[0]).shape, 3, seed=len(case))
+    result = edge_sdk.run(graph, board=board, inputs=x)
+    want = reference(model, x)
+    np.testing.assert_array_equal(result.outputs.reshape(want.shape), want)
+    return [layer.get("variant", "") for layer in result.report["layers"]]
+
+
+def expected_note(board: str, case: str) -> str:
+    isa = cpu_isa(get_board(board).llvm_target)
+    if "depthwise" in case and "multiplier" not in case:
+        return "cpu: "
+    if "multiplier" in case:
+        return ""  # depth multiplier 2: the portable kernel
+    return {"cpu": "cpu (scalar)", "cpu-avx2": "cpu (vpmaddwd)", "cpu-dotprod": "cpu (sdot)"}[isa]
+
+
+@pytest.mark.parametrize("case", sorted(INT8))
+def test_int8_cpu_kernel_on_this_machine(case):
+    notes = check_int8(case, "linux-x86_64")
+    assert notes[0].startswith(expected_note("linux-x86_64", case))
+
+
+@pytest.mark.parametrize("case", sorted(FLOAT))
+def test_float_cpu_kernel_within_1e5_of_litert(case):
+    """LLVM fuses multiply-adds where the CPU has FMA, so these differ from LiteRT's reference
+    in the last bits (the portable C kernels, built without contraction, match it exactly)."""
+    model = FLOAT[case]()
+    graph = parse(model, name=case)
+    shape = graph.tensor(graph.inputs[0]).shape
+    x = RNG.uniform(-2, 2, size=(2, *shape)).astype(np.float32)
+    result = edge_sdk.run(graph, board="linux-x86_64", inputs=x)
+    assert result.report["layers"][0]["variant"].startswith("float32 cpu")
+    want = reference(model, x)
+    np.testing.assert_allclose(result.outputs.reshape(want.shape), want, rtol=1e-5, atol=1e-5)
+
+
+def test_each_board_gets_its_cpu_kernel_set():
+    assert cpu_isa(get_board("rpi5").llvm_target) == "cpu-dotprod"
+    assert cpu_isa(get_board("rpi4").llvm_target) == "cpu"
+    assert cpu_isa(get_board("linux-armv7").llvm_target) == "cpu"
+
+
+def test_rpi5_kernels_use_sdot(tmp_path):
+    objdump = shutil.which("aarch64-linux-gnu-objdump")
+    if objdump is None:
+        pytest.skip("aarch64-linux-gnu-objdump is not installed (./setup.sh installs it)")
+    from edge_sdk.codegen.llvm import build_kernel_object
+
+    board = get_board("rpi5")
+    compiled = compile_for(edge_sdk.load(shared_model("kws_ref_model")), board)
+    obj = build_kernel_object(compiled.program, compiled.sources.function_of_step,
+                              board.llvm_target, Path(tmp_path) / "kernels.o")
+    text = subprocess.run([objdump, "-d", str(obj)], capture_output=True, text=True,
+                          check=True).stdout
+    assert text.count("\tsdot\t") >= 4
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("board", ["rpi5", "linux-armv7"])
+@pytest.mark.parametrize("case", sorted(INT8))
+def test_int8_cpu_kernel_under_qemu_user(board, case):
+    emulator = get_board(board).linux["emulator"]
+    if shutil.which(emulator) is None:
+        pytest.skip(f"{emulator} is not installed (./setup.sh installs it)")
+    notes = check_int8(case, board)
+    assert notes[0].startswith(expected_note(board, case))
