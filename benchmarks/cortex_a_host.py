@@ -1,15 +1,19 @@
 #!/usr/bin/env python3
 """The Linux (Cortex-A) path vs LiteRT on this machine, as the stand-in for a Raspberry Pi.
 
-    python3 benchmarks/cortex_a_host.py [--runs 200]
+    python3 benchmarks/cortex_a_host.py [--runs 200] [--before]
 
-Ours: each MLPerf Tiny int8 model compiled exactly as for a Pi (kernels through TVM's LLVM
-backend, the linux template's runner), but for x86-64 (board linux-x86_64); latency is the
-runner's own p50 over N runs. LiteRT: ai-edge-litert, one thread, its default resolver (XNNPACK),
+Ours: each model compiled exactly as for a Pi (kernels through TVM's LLVM backend, the linux
+template's runner), for this machine's own CPU (board linux-x86_64: -mcpu native, and the kernel
+set its LLVM target selects: cpu-avx2 on an AVX2 machine); latency is the runner's own p50 over N
+runs, one thread. ``--before`` adds the portable loop nests (isa generic) the Linux path used
+before the CPU kernel sets. LiteRT: ai-edge-litert, one thread, its default resolver (XNNPACK),
 `invoke()` timed over N runs; BUILTIN_REF beside it (the reference kernels we match bit for
-bit). vww_96_float is the MobileNet-class float model; kws_ref_model_float32 is a hybrid model
-(int8 weights in float layers), which edge-sdk refuses. Prints a table; writes
-benchmarks/results/cortex_a_host.json.
+bit). The int8 outputs of ours are checked against BUILTIN_REF on the benchmark input (a column
+says so); float ones within 1e-5. Models: the MLPerf Tiny ones from ../shared, and a
+MobileNetV2-1.0-224 int8 that benchmarks/mobilenet_v2.py builds (random weights).
+kws_ref_model_float32 is a hybrid model (int8 weights in float layers), which edge-sdk refuses.
+Prints a table; writes benchmarks/results/cortex_a_host.json.
 """
 
 from __future__ import annotations
@@ -54,43 +58,83 @@ def litert_p50_ms(path: Path, runs: int, reference: bool) -> float:
     return float(np.median(times)) / 1e6
 
 
-def ours_p50_ms(path: Path, runs: int) -> float:
+def ours_p50_ms(path: Path, runs: int, isa: str | None = None) -> tuple[float, bool]:
+    """The runner's p50 (ms) and whether its outputs match LiteRT's reference kernels."""
+    board = get_board("linux-x86_64")
     graph = edge_sdk.load(path)
-    compiled = compile_graph(graph, external_kernels=True)
+    compiled = compile_graph(graph, external_kernels=True,
+                             isa=isa or edge_sdk.api.cpu_isa(board.llvm_target))
+    x = edge_sdk.api.packed_batch(graph, None)
     with tempfile.TemporaryDirectory() as tmp:
-        project = generate_project(compiled, get_board("linux-x86_64"), Path(tmp) / "p",
-                                   demo=False)
+        project = generate_project(compiled, board, Path(tmp) / "p", demo=False)
         subprocess.run(["make", "-C", str(project)], check=True, capture_output=True)
-        (Path(tmp) / "in.bin").write_bytes(edge_sdk.api.default_input(graph).tobytes())
+        (Path(tmp) / "in.bin").write_bytes(x.tobytes())
         out = subprocess.run([str(project / "build" / "runner"), str(Path(tmp) / "in.bin"),
                               str(Path(tmp) / "out.bin"), str(runs)], check=True,
                              capture_output=True, text=True).stdout
-    return json.loads(out)["p50_ns"] / 1e6
+        raw = (Path(tmp) / "out.bin").read_bytes()
+    want = litert_reference_output(path, graph)
+    got = np.frombuffer(raw, want.dtype).reshape(want.shape)
+    ok = (np.array_equal(got, want) if want.dtype != np.float32
+          else bool(np.allclose(got, want, rtol=1e-5, atol=1e-5)))
+    return json.loads(out.strip().splitlines()[-1])["p50_ns"] / 1e6, ok
+
+
+def litert_reference_output(path: Path, graph) -> np.ndarray:
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    it = Interpreter(model_path=str(path),
+                     experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
+    it.allocate_tensors()
+    d = it.get_input_details()[0]
+    x = edge_sdk.api.default_input(graph)
+    it.set_tensor(d["index"], np.asarray(x).reshape(d["shape"]).astype(d["dtype"]))
+    it.invoke()
+    return it.get_tensor(it.get_output_details()[0]["index"])
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=200)
+    ap.add_argument("--before", action="store_true",
+                    help="also time the portable loop nests (isa generic)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "cortex_a_host.json"))
     args = ap.parse_args()
+    from benchmarks.mobilenet_v2 import build as mobilenet_v2
+
     rows = []
-    for name in INT8 + FLOAT:
-        path = MODELS / f"{name}.tflite"
-        row = {"model": name, "litert_xnnpack_ms": litert_p50_ms(path, args.runs, False),
-               "litert_reference_ms": litert_p50_ms(path, min(args.runs, 20), True),
-               "ours_ms": None if name == "kws_ref_model_float32" else ours_p50_ms(path, args.runs)}
-        if row["ours_ms"]:
-            row["ours_vs_xnnpack"] = round(row["ours_ms"] / row["litert_xnnpack_ms"], 2)
-        rows.append(row)
-    print(f"{'model (p50, 1 thread)':<26}{'ours ms':>9}{'XNNPACK ms':>12}{'ratio':>7}"
-          f"{'LiteRT ref ms':>15}")
+    with tempfile.TemporaryDirectory() as tmp:
+        mbv2 = Path(tmp) / "mobilenet_v2_224_int8.tflite"
+        mbv2.write_bytes(mobilenet_v2())
+        paths = [MODELS / f"{name}.tflite" for name in INT8 + FLOAT] + [mbv2]
+        for path in paths:
+            name = path.stem
+            runs = args.runs if "mobilenet" not in name else max(10, args.runs // 10)
+            row = {"model": name, "runs": runs,
+                   "litert_xnnpack_ms": litert_p50_ms(path, runs, False),
+                   "litert_reference_ms": litert_p50_ms(path, min(runs, 20), True)}
+            if name != "kws_ref_model_float32":
+                row["ours_ms"], row["matches_reference"] = ours_p50_ms(path, runs)
+                row["ours_vs_xnnpack"] = round(row["ours_ms"] / row["litert_xnnpack_ms"], 2)
+                if args.before:
+                    row["before_ms"], _ = ours_p50_ms(path, runs, "generic")
+            rows.append(row)
+            print(f"  {name}: done", file=sys.stderr, flush=True)
+    isa = edge_sdk.api.cpu_isa(get_board("linux-x86_64").llvm_target)
+    print(f"{'model (p50, 1 thread)':<30}{'before ms':>10}{'ours ms':>9}{'XNNPACK ms':>12}"
+          f"{'ratio':>7}{'exact':>7}{'LiteRT ref ms':>15}")
     for r in rows:
-        ours = f"{r['ours_ms']:.3f}" if r["ours_ms"] else "hybrid"
-        print(f"{r['model']:<26}{ours:>9}{r['litert_xnnpack_ms']:>12.3f}"
-              f"{r.get('ours_vs_xnnpack', ''):>7}{r['litert_reference_ms']:>15.3f}")
+        ours = f"{r['ours_ms']:.3f}" if "ours_ms" in r else "hybrid"
+        before = f"{r['before_ms']:.3f}" if "before_ms" in r else "-"
+        exact = {True: "yes", False: "NO"}.get(r.get("matches_reference"), "-")
+        print(f"{r['model']:<30}{before:>10}{ours:>9}{r['litert_xnnpack_ms']:>12.3f}"
+              f"{r.get('ours_vs_xnnpack', ''):>7}{exact:>7}{r['litert_reference_ms']:>15.3f}")
+    print(f"ours: board linux-x86_64, kernel set {isa}; exact: int8 bit-exact to LiteRT's "
+          "reference kernels, float within 1e-5")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"runs": args.runs, "results": rows}, indent=2) + "\n")
+    out.write_text(json.dumps({"runs": args.runs, "kernel_set": isa, "results": rows},
+                              indent=2) + "\n")
     print(f"\nwrote {out}")
     return 0
 

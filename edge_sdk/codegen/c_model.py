@@ -46,12 +46,16 @@ def _literal(value: object, dtype: str) -> str:
 
 
 def _array(c: Constant, prefix: str) -> str:
-    ctype = _CTYPES[c.dtype]
+    dtype = c.dtype
+    ctype = _CTYPES[dtype]
     flat = c.array.reshape(-1)
-    per_line = 6 if c.dtype.startswith("float") else 16
-    lines = []
-    for i in range(0, flat.size, per_line):
-        lines.append("  " + ", ".join(_literal(v, c.dtype) for v in flat[i : i + per_line]) + ",")
+    per_line = 6 if dtype.startswith("float") else 16
+    # Integers print as Python ints in bulk (a MobileNetV2 has 3.5 M weights); floats need
+    # their shortest round-tripping text, one by one.
+    texts = ([str(v) for v in flat.tolist()] if not dtype.startswith("float")
+             else [_literal(v, dtype) for v in flat])
+    lines = ["  " + ", ".join(texts[i : i + per_line]) + ","
+             for i in range(0, len(texts), per_line)]
     shape = "x".join(str(d) for d in c.array.shape)
     return (
         f"/* {c.name}: {c.dtype} [{shape}] */\n"

@@ -103,15 +103,20 @@ class _Source:
         """Copy the input into the scratch, zero points where a tap falls outside it."""
         n, ih, iw, ic = p.x.shape
         ph, pw = self.offset
+        zp = tirx.const(p.input_zp, self.dtype)
         with loop("b", n) as b, loop("r", self.rows) as r, loop("c", self.cols) as c:
             iy, ix = r - ph, c - pw
             base = ((b * self.rows + r) * self.cols + c) * self.channels
-            inside = tirx.all(iy >= 0, iy < ih, ix >= 0, ix < iw)
-            with loop("ch", self.channels) as ch:
-                value = tirx.if_then_else(tirx.all(inside, ch < ic),
-                                          X[b, iy, ix, tirx.min(ch, ic - 1)],
-                                          tirx.const(p.input_zp, "int8"))
-                store(P, tirx.Cast(self.dtype, value), base + ch)
+            # Whole pixels at a time, so each branch is a plain (vectorizable) copy or fill.
+            with T.If(tirx.all(iy >= 0, iy < ih, ix >= 0, ix < iw)):
+                with T.Then():
+                    with loop("ch", ic) as ch:
+                        store(P, tirx.Cast(self.dtype, X[b, iy, ix, ch]), base + ch)
+                    if self.channels > ic:
+                        with loop("pad", self.channels, ic) as ch:
+                            store(P, zp, base + ch)
+                with T.Else(), loop("ch", self.channels) as ch:
+                    store(P, zp, base + ch)
 
 
 @dataclass(frozen=True)
