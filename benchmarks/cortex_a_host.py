@@ -41,11 +41,11 @@ INT8 = ["kws_ref_model", "vww_96_int8", "pretrainedResnet_quant", "ad01_int8"]
 FLOAT = ["kws_ref_model_float32", "vww_96_float", "pretrainedResnet", "ad01_fp32"]
 
 
-def litert_p50_ms(path: Path, runs: int, reference: bool) -> float:
+def litert_p50_ms(path: Path, runs: int, reference: bool, threads: int = 1) -> float:
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
     kw = {"experimental_op_resolver_type": OpResolverType.BUILTIN_REF} if reference else {}
-    it = Interpreter(model_path=str(path), num_threads=1, **kw)
+    it = Interpreter(model_path=str(path), num_threads=threads, **kw)
     it.allocate_tensors()
     d = it.get_input_details()[0]
     it.set_tensor(d["index"], np.zeros(d["shape"], d["dtype"]))
@@ -58,7 +58,8 @@ def litert_p50_ms(path: Path, runs: int, reference: bool) -> float:
     return float(np.median(times)) / 1e6
 
 
-def ours_p50_ms(path: Path, runs: int, isa: str | None = None) -> tuple[float, bool]:
+def ours_p50_ms(path: Path, runs: int, isa: str | None = None, threads: int = 1
+                ) -> tuple[float, bool]:
     """The runner's p50 (ms) and whether its outputs match LiteRT's reference kernels."""
     board = get_board("linux-x86_64")
     graph = edge_sdk.load(path)
@@ -70,7 +71,7 @@ def ours_p50_ms(path: Path, runs: int, isa: str | None = None) -> tuple[float, b
         subprocess.run(["make", "-C", str(project)], check=True, capture_output=True)
         (Path(tmp) / "in.bin").write_bytes(x.tobytes())
         out = subprocess.run([str(project / "build" / "runner"), str(Path(tmp) / "in.bin"),
-                              str(Path(tmp) / "out.bin"), str(runs)], check=True,
+                              str(Path(tmp) / "out.bin"), str(runs), str(threads)], check=True,
                              capture_output=True, text=True).stdout
         raw = (Path(tmp) / "out.bin").read_bytes()
     want = litert_reference_output(path, graph)
@@ -98,6 +99,9 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=200)
     ap.add_argument("--before", action="store_true",
                     help="also time the portable loop nests (isa generic)")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="threads for ours and for LiteRT (default 1)")
+    ap.add_argument("--models", help="comma-separated model names (default: all)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "cortex_a_host.json"))
     args = ap.parse_args()
     from benchmarks.mobilenet_v2 import build as mobilenet_v2
@@ -107,21 +111,25 @@ def main() -> int:
         mbv2 = Path(tmp) / "mobilenet_v2_224_int8.tflite"
         mbv2.write_bytes(mobilenet_v2())
         paths = [MODELS / f"{name}.tflite" for name in INT8 + FLOAT] + [mbv2]
+        if args.models:
+            paths = [p for p in paths if p.stem in args.models.split(",")]
         for path in paths:
             name = path.stem
             runs = args.runs if "mobilenet" not in name else max(10, args.runs // 10)
             row = {"model": name, "runs": runs,
-                   "litert_xnnpack_ms": litert_p50_ms(path, runs, False),
+                   "litert_xnnpack_ms": litert_p50_ms(path, runs, False, args.threads),
                    "litert_reference_ms": litert_p50_ms(path, min(runs, 20), True)}
             if name != "kws_ref_model_float32":
-                row["ours_ms"], row["matches_reference"] = ours_p50_ms(path, runs)
+                row["ours_ms"], row["matches_reference"] = ours_p50_ms(path, runs,
+                                                                       threads=args.threads)
                 row["ours_vs_xnnpack"] = round(row["ours_ms"] / row["litert_xnnpack_ms"], 2)
                 if args.before:
                     row["before_ms"], _ = ours_p50_ms(path, runs, "generic")
             rows.append(row)
             print(f"  {name}: done", file=sys.stderr, flush=True)
     isa = edge_sdk.api.cpu_isa(get_board("linux-x86_64").llvm_target)
-    print(f"{'model (p50, 1 thread)':<30}{'before ms':>10}{'ours ms':>9}{'XNNPACK ms':>12}"
+    title = f"model (p50, {args.threads} thr)"
+    print(f"{title:<30}{'before ms':>10}{'ours ms':>9}{'XNNPACK ms':>12}"
           f"{'ratio':>7}{'exact':>7}{'LiteRT ref ms':>15}")
     for r in rows:
         ours = f"{r['ours_ms']:.3f}" if "ours_ms" in r else "hybrid"
@@ -133,7 +141,8 @@ def main() -> int:
           "reference kernels, float within 1e-5")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"runs": args.runs, "kernel_set": isa, "results": rows},
+    out.write_text(json.dumps({"runs": args.runs, "threads": args.threads, "kernel_set": isa,
+                               "results": rows},
                               indent=2) + "\n")
     print(f"\nwrote {out}")
     return 0

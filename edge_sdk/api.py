@@ -250,14 +250,16 @@ def run_remote(port: str, inputs: np.ndarray, model: Graph | str | Path | None =
 
 
 def deploy(model: Graph | str | Path, board: str, host: str, inputs: np.ndarray | None = None,
-           bench: int = 0, identity: str | Path | None = None, port: int | None = None,
+           bench: int = 0, threads: int = 0, identity: str | Path | None = None,
+           port: int | None = None,
            remote_dir: str = "edge-sdk", accept_new_host_key: bool = False,
            known_hosts: str | Path | None = None, run_prefix: list[str] | None = None,
            ) -> RunResult:
     """Cross-build for a Linux board, copy the bundle over SSH, run it there, fetch results.
 
     ``run_prefix`` goes before the program on the board (e.g. ``["qemu-aarch64-static"]`` to
-    emulate); without it the board's architecture is checked first.
+    emulate); without it the board's architecture is checked first. ``threads``: how many
+    threads share each layer's rows on the board (0: one per CPU it has).
     """
     import shlex as _shlex
 
@@ -287,19 +289,20 @@ def deploy(model: Graph | str | Path, board: str, host: str, inputs: np.ndarray 
         (work / "input.bin").write_bytes(batch.tobytes())
         ssh.put(work / "input.bin", f"{remote}/input.bin")
         stdout = ssh.run([*(run_prefix or []), f"{remote}/runner", f"{remote}/input.bin",
-                          f"{remote}/output.bin", str(int(bench))], what="the model")
+                          f"{remote}/output.bin", str(int(bench)), str(int(threads))],
+                         what="the model")
         ssh.get(f"{remote}/output.bin", work / "output.bin")
         raw = (work / "output.bin").read_bytes()
     rows, stats = linux.read_results(stdout, raw, outputs_bytes(graph), len(batch), host)
     rep = report(compiled, b)
     rep.update({"host": host, "remote_dir": remote, "run_prefix": _shlex.join(run_prefix or []),
                 "latency": {k: stats[k] for k in linux.RUNNER_STATS},
-                "peak_rss_kb": stats["peak_rss_kb"]})
+                "threads": stats.get("threads", 1), "peak_rss_kb": stats["peak_rss_kb"]})
     return RunResult(unpack(graph, rows), rep)
 
 
 def run_linux_here(graph: Graph, b: Board, inputs: Inputs | None, bench: int = 10,
-                   workdir: str | Path | None = None) -> RunResult:
+                   workdir: str | Path | None = None, threads: int = 0) -> RunResult:
     """``run`` for a Linux board: build its bundle and run it on this machine (natively, or
     under the board's qemu-user emulator), exactly as ``deploy`` runs it on the board. The
     latency is the runner's median over ``bench`` extra runs of the first input (wall clock;
@@ -316,14 +319,15 @@ def run_linux_here(graph: Graph, b: Board, inputs: Inputs | None, bench: int = 1
         ours = workdir is not None and (work / "project" / "edge_project.json").exists()
         bundle = linux.build_bundle(compiled, b, work, force=ours)
         (work / "input.bin").write_bytes(batch.tobytes())
-        stdout = linux.run_here(bundle, prefix, work / "input.bin", work / "output.bin", bench)
+        stdout = linux.run_here(bundle, prefix, work / "input.bin", work / "output.bin", bench,
+                                threads)
         raw = (work / "output.bin").read_bytes()
     rows, stats = linux.read_results(stdout, raw, outputs_bytes(graph), len(batch),
                                      "this machine")
     rep = report(compiled, b)
     rep.update({"host": "local", "run_prefix": _shlex.join(prefix),
                 "latency": {k: stats[k] for k in linux.RUNNER_STATS},
-                "peak_rss_kb": stats["peak_rss_kb"],
+                "threads": stats.get("threads", 1), "peak_rss_kb": stats["peak_rss_kb"],
                 "timer": {"kind": "wall clock", "latency_ns": stats["p50_ns"],
                           "emulated": bool(prefix)}})
     return RunResult(unpack(graph, rows), rep)
@@ -413,18 +417,19 @@ def board_session(compiled: CompiledModel, b: Board, input_bytes: int,
 
 def run(model: str | Path | Graph, board: str = "host", inputs: np.ndarray | None = None,
         workdir: str | Path | None = None, isa: str | None = None,
-        profile: bool = False, prefer: str = "memory") -> RunResult:
+        profile: bool = False, prefer: str = "memory", threads: int = 0) -> RunResult:
     """Compile, generate the firmware project, build it, start the board, run every input.
 
     ``isa`` overrides the board's kernel set (see :func:`compile_for`). ``profile``: build the
-    firmware with per-layer timing and put each layer's figure in ``report["layers"]``."""
+    firmware with per-layer timing and put each layer's figure in ``report["layers"]``.
+    ``threads`` (Linux boards): threads sharing each layer's rows, 0 for one per CPU."""
     graph = model if isinstance(model, Graph) else load(model)
     b = get_board(board)
     if b.linux is not None:
         if profile:
             raise UsageError(f"--profile times layers on microcontroller boards; for {b.name} "
                              "the runner reports whole-model latency (use --bench)")
-        return run_linux_here(graph, b, inputs, workdir=workdir)
+        return run_linux_here(graph, b, inputs, workdir=workdir, threads=threads)
     compiled = compile_for(graph, b, isa, prefer)
     batch = packed_batch(graph, inputs)
     rows, ticks, marks = [], [], []

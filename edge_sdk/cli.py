@@ -101,7 +101,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     _check_output_path(args, graph)
     x = _load_inputs(args.input) if args.input else None
     result = api.run(graph, board=args.board, inputs=x, workdir=args.workdir,
-                     profile=args.profile, prefer=args.prefer)
+                     profile=args.profile, prefer=args.prefer, threads=args.threads)
     if args.check:  # into the report first, so --report keeps the verdict
         from edge_sdk.validate import check_run
 
@@ -256,13 +256,15 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     _check_output_path(args, graph)
     x = _load_inputs(args.input) if args.input else None
     result = api.deploy(graph, args.board, args.host, inputs=x, bench=args.bench,
+                        threads=args.threads,
                         identity=args.identity, port=args.port, remote_dir=args.remote_dir,
                         accept_new_host_key=args.accept_new_host_key,
                         known_hosts=args.known_hosts,
                         run_prefix=shlex.split(args.run_prefix) if args.run_prefix else None)
     _save_results(args, graph, x, result)
     lat = result.report["latency"]
-    line = f"{graph.name} on {args.host} ({args.board}): {len(result.output_list[0])} inference(s)"
+    line = (f"{graph.name} on {args.host} ({args.board}): {len(result.output_list[0])} "
+            f"inference(s), {result.report['threads']} thread(s)")
     if lat["bench_runs"]:
         line += (f"; latency over {lat['bench_runs']} runs p50 {lat['p50_ns'] / 1e6:.3f} ms, "
                  f"p90 {lat['p90_ns'] / 1e6:.3f} ms, p99 {lat['p99_ns'] / 1e6:.3f} ms")
@@ -385,9 +387,21 @@ def cmd_boards(args: argparse.Namespace) -> int:
     return 0
 
 
+def _threads(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 64:
+        raise argparse.ArgumentTypeError("--threads takes 0 (one per CPU) to 64")
+    return value
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="edge-sdk", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
+
+    def threads_option(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--threads", type=_threads, default=0,
+                        help="Linux boards: threads sharing each layer's rows (default 0: one "
+                             "per CPU of the machine that runs it)")
 
     def prefer_option(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--prefer", choices=("memory", "speed"), default="memory",
@@ -430,6 +444,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--output", help=".npy (one output) or .npz (keys output_0, output_1, ...)")
     r.add_argument("--report", help="write report.json")
     r.add_argument("--workdir", help="keep the generated firmware project here")
+    threads_option(r)
     prefer_option(r)
     r.set_defaults(func=cmd_run)
 
@@ -503,6 +518,7 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--output", help=".npy (one output) or .npz (keys output_0, output_1, ...)")
     d.add_argument("--report", help="write report.json (latency percentiles, peak memory)")
     d.add_argument("--bench", type=int, default=0, help="time this many runs")
+    threads_option(d)
     d.add_argument("--remote-dir", default="edge-sdk", help="on the board (default ~/edge-sdk)")
     d.add_argument("--accept-new-host-key", action="store_true",
                    help="trust an unknown host key on first use (a changed key is refused)")

@@ -33,7 +33,7 @@ class KernelSource:
 def _readonly_params(step: Step, params: list[str]) -> set[str]:
     """Parameter names the kernel only reads: constants and input tensors (not scratch)."""
     out = set()
-    for name, arg in zip(params, step.args, strict=True):
+    for name, arg in zip(params, step.args, strict=False):  # row-range ints come last
         if isinstance(arg, Constant) or (isinstance(arg, TensorArg) and not arg.writes):
             out.add(name)
     return out
@@ -51,11 +51,20 @@ _C_POINTEE = {"int8": "int8_t", "int16": "int16_t", "int32": "int32_t", "int64":
               "uint8": "uint8_t", "uint16": "uint16_t", "float32": "float"}
 
 
+def pointer_types(step: Step) -> list[str]:
+    """The C types of the kernel's pointer parameters, ``const`` where it only reads them."""
+    params = [(f"{_C_POINTEE[str(v.ty.element_type.dtype)]} *", v.name)
+              for v in step.func.params if hasattr(v.ty, "element_type")]
+    readonly = _readonly_params(step, [name for _, name in params])
+    return [f"{'const ' if name in readonly else ''}{ctype}" for ctype, name in params]
+
+
 def _declaration(step: Step) -> str:
     """The kernel's C signature from its PrimFunc's typed pointer parameters, without printing
     its body: kernels that LLVM compiles may use LLVM intrinsics, which TVM's C printer cannot
     write."""
     params = [(f"{_C_POINTEE[str(v.ty.element_type.dtype)]}*", v.name)
+              if hasattr(v.ty, "element_type") else (_C_POINTEE[str(v.ty.dtype)], v.name)
               for v in step.func.params]
     readonly = _readonly_params(step, [name for _, name in params])
     signature = ", ".join(f"{'const ' if name in readonly else ''}{ctype} {name}"

@@ -83,6 +83,9 @@ class Step:
     args: tuple[KernelArg, ...] = ()
     macs: int = 0
     notes: str = ""
+    # Kernels that split their work over threads take (phase, begin, end) after ``args`` and
+    # run phase k over rows [begin, end) of ``row_phases[k]``; phases run one after another.
+    row_phases: tuple[int, ...] = ()
 
     @property
     def constants(self) -> list[Constant]:

@@ -85,9 +85,10 @@ def _has_cuda() -> bool:
 
 
 def run_here(bundle: Path, prefix: list[str], input_bin: Path, output_bin: Path,
-             bench: int) -> str:
+             bench: int, threads: int = 0) -> str:
     """Run the bundle's runner on this machine; returns its stdout."""
-    argv = [*prefix, str(bundle / "runner"), str(input_bin), str(output_bin), str(int(bench))]
+    argv = [*prefix, str(bundle / "runner"), str(input_bin), str(output_bin), str(int(bench)),
+            str(int(threads))]
     try:
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=3600)
     except subprocess.TimeoutExpired:

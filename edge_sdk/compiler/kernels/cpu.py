@@ -20,7 +20,9 @@ vector unit and TVM's LLVM backend (NEON on the Pi boards, AVX2 on the x86-64 st
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 
 import numpy as np
 from tvm import tirx
@@ -91,6 +93,7 @@ class _Source:
         self.rows = (oh - 1) * sy + (kh - 1) * dy + 1
         self.cols = (ow - 1) * sx + (kw - 1) * dx + 1
         self.channels = channels
+        self.batches = n
         self.dtype = dtype
         self.offset = p.pad
         reads_padding = any(p.pad) or self.rows > ih or self.cols > iw
@@ -99,12 +102,18 @@ class _Source:
                                 (n * self.rows * self.cols * channels,), dtype)
                         if self.copy else None)
 
-    def fill(self, X: tirx.Buffer, P: tirx.Buffer, p: ConvPlan) -> None:
-        """Copy the input into the scratch, zero points where a tap falls outside it."""
-        n, ih, iw, ic = p.x.shape
+    @property
+    def total_rows(self) -> int:
+        return self.batches * self.rows
+
+    def fill(self, X: tirx.Buffer, P: tirx.Buffer, p: ConvPlan, begin, end) -> None:
+        """Copy rows ``[begin, end)`` (over all batches) of the input into the scratch, zero
+        points where a tap falls outside it."""
+        _, ih, iw, ic = p.x.shape
         ph, pw = self.offset
         zp = tirx.const(p.input_zp, self.dtype)
-        with loop("b", n) as b, loop("r", self.rows) as r, loop("c", self.cols) as c:
+        with loop("row", end, begin) as t, loop("c", self.cols) as c:
+            b, r = tirx.floordiv(t, self.rows), tirx.floormod(t, self.rows)
             iy, ix = r - ph, c - pw
             base = ((b * self.rows + r) * self.cols + c) * self.channels
             # Whole pixels at a time, so each branch is a plain (vectorizable) copy or fill.
@@ -176,6 +185,20 @@ DOT_STEPS = {
 }
 
 
+@contextmanager
+def _phases(src: _Source, phase, begin, end, X, pad, p: ConvPlan) -> Iterator[None]:
+    """Phase 0 fills the padded copy (when there is one), the last phase computes; the body
+    of the ``with`` is the computing phase, over output rows ``[begin, end)``."""
+    if not src.copy:
+        yield
+        return
+    with T.If(phase == 0):
+        with T.Then():
+            src.fill(X, pad[0], p, begin, end)
+        with T.Else():
+            yield
+
+
 def lower_conv2d_cpu(op: Operator, graph: Graph, func_name: str, scratch: bool = True,
                      isa: str = "cpu") -> Step | None:
     p = plan_conv2d(op, graph)
@@ -216,9 +239,9 @@ def _conv(p: ConvPlan, func_name: str, dot: DotStep) -> Step:
                  ("shift", (oc,), "int32")]
         if src.copy:
             specs.append(("padded", (n * rows * cols * chans,), dot.dtype))
-        X, W, B, M, S, *pad, Y = buffer_args(*specs, ("output", (n * oh * ow * oc,), "int8"))
-        if src.copy:
-            src.fill(X, pad[0], p)
+        X, W, B, M, S, *pad, Y, phase, begin, end = buffer_args(
+            *specs, ("output", (n * oh * ow * oc,), "int8"), rows=True)
+        compute = _phases(src, phase, begin, end, X, pad, p)
         # The input (or its copy) seen as int32 words: one word is one group of channels.
         data = pad[0] if src.copy else X
         source = (T.decl_buffer((n * rows * cols * groups,), "int32", data=data.data)
@@ -248,18 +271,20 @@ def _conv(p: ConvPlan, func_name: str, dot: DotStep) -> Step:
                                           ((b * oh + oy) * ow + ox0 + r) * oc + c)
 
         full = ow // PIXELS
-        with loop("b", n) as b, loop("oy", oh) as oy:
+        with compute, loop("row", end, begin) as t:
+            b, oy = tirx.floordiv(t, oh), tirx.floormod(t, oh)
             if full:
-                with loop("oxt", full) as t:
-                    tile(b, oy, t * PIXELS, PIXELS)
+                with loop("oxt", full) as tx:
+                    tile(b, oy, tx * PIXELS, PIXELS)
             if ow % PIXELS:
                 with loop("oxr", ow, full * PIXELS) as ox:
                     tile(b, oy, ox, 1)
 
     consts = (weights, bias, p.multiplier, p.shift, *((src.scratch,) if src.copy else ()))
-    return p.step(k.func, func_name,
+    step = p.step(k.func, func_name,
                   notes=f"cpu ({dot.name}): {lanes} channels x {PIXELS} pixels per tile"
                         + (", padded copy" if src.copy else ""), constants=consts)
+    return replace(step, row_phases=(*((src.total_rows,) if src.copy else ()), n * oh))
 
 
 def _depthwise(p: ConvPlan, func_name: str) -> Step:
@@ -283,9 +308,10 @@ def _depthwise(p: ConvPlan, func_name: str) -> Step:
                  ("shift", (oc,), "int32")]
         if src.copy:
             specs.append(("padded", (n * rows * cols * channels,), "int8"))
-        X, W, B, M, S, *pad, Y = buffer_args(*specs, ("output", (n * oh * ow * oc,), "int8"))
+        X, W, B, M, S, *pad, Y, phase, begin, end = buffer_args(
+            *specs, ("output", (n * oh * ow * oc,), "int8"), rows=True)
+        compute = _phases(src, phase, begin, end, X, pad, p)
         if src.copy:
-            src.fill(X, pad[0], p)
             source = pad[0]
 
             def read(b, y, x, c):
@@ -296,8 +322,9 @@ def _depthwise(p: ConvPlan, func_name: str) -> Step:
         acc = T.alloc_buffer((lanes,), "int32")
         value = scalar("value")
         rq = (M, S, p.output_zp, p.act)
-        with loop("b", n) as b, loop("oy", oh) as oy, loop("ox", ow) as ox, \
+        with compute, loop("row", end, begin) as t, loop("ox", ow) as ox, \
                 loop("block", blocks) as nb:
+            b, oy = tirx.floordiv(t, oh), tirx.floormod(t, oh)
             with _vector(lanes) as v:
                 store(acc, B[nb * lanes + v], v)
             for ky in range(kh):
@@ -311,8 +338,9 @@ def _depthwise(p: ConvPlan, func_name: str) -> Step:
                 _requantize_store(Y, acc, value, rq, v, c, ((b * oh + oy) * ow + ox) * oc + c)
 
     consts = (weights, bias, p.multiplier, p.shift, *((src.scratch,) if src.copy else ()))
-    return p.step(k.func, func_name, notes=f"cpu: {lanes} channels per vector"
+    step = p.step(k.func, func_name, notes=f"cpu: {lanes} channels per vector"
                   + (", padded copy" if src.copy else ""), constants=consts)
+    return replace(step, row_phases=(*((src.total_rows,) if src.copy else ()), n * oh))
 
 
 def lower_fully_connected_cpu(op: Operator, graph: Graph, func_name: str,

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import numpy as np
 from tvm import tirx
 from tvm.script.ir_builder import IRBuilder
 from tvm.script.ir_builder import tirx as T
@@ -37,16 +38,26 @@ def kernel(name: str) -> Iterator[KernelFunc]:
 ArgSpec = tuple[str, tuple[int, ...], str]
 
 
-def buffer_args(*specs: ArgSpec) -> list[tirx.Buffer]:
+def row_range_args() -> tuple[tirx.Var, tirx.Var, tirx.Var]:
+    """``phase, begin, end``: the int32 parameters of a kernel whose rows are split over
+    threads (see ``Step.row_phases``); declare them right after :func:`buffer_args`'s
+    handles, i.e. pass ``rows=True`` there."""
+    return tuple(T.arg(name, T.int32()) for name in ("phase", "row_begin", "row_end"))
+
+
+def buffer_args(*specs: ArgSpec, rows: bool = False) -> list[tirx.Buffer]:
     """Declare pointer arguments ``(name, shape, dtype)`` and view each as a shaped buffer.
+    With ``rows``, the three int32 row-range parameters follow the pointers and are returned
+    last (``phase, begin, end``).
 
     All arguments must exist before the first ``decl_buffer`` frame opens, hence one call.
     """
     handles = [T.arg(name, T.handle(dtype)) for name, _, dtype in specs]
+    ranges = list(row_range_args()) if rows else []
     return [
         T.decl_buffer(tuple(int(d) for d in shape) or (1,), dtype, data=handle)
         for handle, (_, shape, dtype) in zip(handles, specs, strict=True)
-    ]
+    ] + ranges
 
 
 def scalar(name: str, dtype: str = "int32") -> tirx.Buffer:
@@ -90,7 +101,7 @@ def local_array(name: str, size: int, dtype: str = "int32") -> tirx.Buffer:
 @contextmanager
 def loop(name: str, extent: int, start: int = 0) -> Iterator[tirx.Var]:
     """A serial loop over ``[start, extent)``: ``extent`` is where it ends, not a count."""
-    with T.serial(start, int(extent)) as var:
+    with T.serial(start, int(extent) if isinstance(extent, int | np.integer) else extent) as var:
         IRBuilder.name(name, var)
         yield var
 

@@ -1,10 +1,11 @@
 /* runner.c: run an edge-sdk model on a Linux board, no Python and no TVM needed.
  *
- *   ./runner INPUT.bin OUTPUT.bin [BENCH_RUNS]
+ *   ./runner INPUT.bin OUTPUT.bin [BENCH_RUNS [THREADS]]
  *
  * INPUT.bin holds one or more inputs back to back (the model's input type, raw bytes);
  * OUTPUT.bin receives the outputs in the same order. With BENCH_RUNS, the first input is run
- * that many more times and latency percentiles are measured. One JSON line goes to stdout. */
+ * that many more times and latency percentiles are measured. THREADS (default 0: one per
+ * online CPU) is how many threads share each layer's rows. One JSON line goes to stdout. */
 #define _POSIX_C_SOURCE 199309L
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 #include <time.h>
 
 #include "edge_model_config.h"
+#include "edge_threads.h"
 
 static uint8_t input[EDGE_MODEL_INPUT_BYTES] __attribute__((aligned(16)));
 static uint8_t output[EDGE_MODEL_OUTPUT_BYTES] __attribute__((aligned(16)));
@@ -41,6 +43,7 @@ int main(int argc, char **argv) {
     return 2;
   }
   long bench = argc > 3 ? strtol(argv[3], NULL, 10) : 0;
+  int threads = edge_threads_start(argc > 4 ? (int)strtol(argv[4], NULL, 10) : 0);
   unsigned samples = 0;
   uint8_t first[EDGE_MODEL_INPUT_BYTES];
   while (fread(input, 1, sizeof input, in) == sizeof input) {
@@ -74,12 +77,14 @@ int main(int argc, char **argv) {
     p99 = t[(size_t)(bench * 99 / 100)];
     free(t);
   }
+  edge_threads_stop();
   struct rusage usage;
   getrusage(RUSAGE_SELF, &usage);
-  printf("{\"model\": \"%s\", \"samples\": %u, \"bench_runs\": %ld, \"p50_ns\": %llu, "
-         "\"p90_ns\": %llu, \"p99_ns\": %llu, \"mean_ns\": %llu, \"peak_rss_kb\": %ld}\n",
-         EDGE_MODEL_NAME, samples, bench, (unsigned long long)p50, (unsigned long long)p90,
-         (unsigned long long)p99, (unsigned long long)(bench > 0 ? total / (uint64_t)bench : 0),
-         usage.ru_maxrss);
+  printf("{\"model\": \"%s\", \"samples\": %u, \"bench_runs\": %ld, \"threads\": %d, "
+         "\"p50_ns\": %llu, \"p90_ns\": %llu, \"p99_ns\": %llu, \"mean_ns\": %llu, "
+         "\"peak_rss_kb\": %ld}\n",
+         EDGE_MODEL_NAME, samples, bench, threads, (unsigned long long)p50,
+         (unsigned long long)p90, (unsigned long long)p99,
+         (unsigned long long)(bench > 0 ? total / (uint64_t)bench : 0), usage.ru_maxrss);
   return 0;
 }
