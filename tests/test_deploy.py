@@ -154,9 +154,10 @@ def test_rpi5_uses_dot_product_instructions_and_stays_exact(sshd, tmp_path):
                          capture_output=True, text=True, check=True).stdout
     assert " sdot " in asm or "\tsdot\t" in asm
     x = random_inputs((1, 49, 10, 1), 2, seed=13)
-    result = deploy(sshd, path, "rpi5", tmp_path, inputs=x,
+    result = deploy(sshd, path, "rpi5", tmp_path, inputs=x, threads=2,
                     run_prefix=["qemu-aarch64-static", "-cpu", "max"])
     np.testing.assert_array_equal(result.outputs.reshape(2, 1, 12), reference(path, x))
+    assert result.report["threads"] == 2  # the layers' rows shared by two threads
 
 
 @pytest.mark.slow

@@ -53,3 +53,22 @@ def test_cli_run_on_linux_x86_64_checks_against_litert(capsys, tmp_path):
     printed = capsys.readouterr().out
     assert "bit-exact against LiteRT" in printed and "ns per inference" in printed
     assert np.load(out).size == 640
+
+
+@pytest.mark.parametrize("threads", [2, 3])
+def test_rows_split_over_threads_stay_bit_exact(threads):
+    """Every layer's rows shared by 2 or 3 threads (3 on a 2-core machine oversubscribes: the
+    pool must still hand out every row exactly once)."""
+    path = shared_model("pretrainedResnet_quant")
+    graph = edge_sdk.load(path)
+    x = random_inputs(graph.tensor(graph.inputs[0]).shape, 2, seed=6)
+    result = edge_sdk.run(graph, board="linux-x86_64", inputs=x, threads=threads)
+    assert result.report["threads"] == threads
+    np.testing.assert_array_equal(result.outputs, reference(path, x))
+
+
+def test_threads_option_is_checked(capsys):
+    with pytest.raises(SystemExit):
+        main(["run", str(shared_model("ad01_int8")), "--board", "linux-x86_64",
+              "--threads", "65"])
+    assert "0 (one per CPU) to 64" in capsys.readouterr().err
