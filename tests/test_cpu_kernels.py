@@ -41,7 +41,18 @@ INT8.update({
     "fc_d256_u128": lambda: fc_model(1, 256, 128, "RELU"),
     "depthwise3x3_same_c40": lambda: conv_model((1, 6, 7, 40), 40, (3, 3), (1, 1), "SAME",
                                                 depthwise=True),
+    # whole blocks and a small accumulator bound: requantized as vectors, in double precision,
+    # with a left shift (tiny output scale)
+    "conv1x1_oc16_left_shift_vector": lambda: conv_model((1, 4, 5, 8), 16, (1, 1), (1, 1),
+                                                         "VALID", out_q=(0.0001, 3)),
+    "depthwise3x3_c32_vector": lambda: conv_model((1, 5, 6, 32), 32, (3, 3), (2, 2), "SAME",
+                                                  depthwise=True, in_q=(0.05, -128)),
+    # depth 1024: |accumulator| may pass 2^22, so the integer requantization stays
+    "conv1x1_ic1024_oc16_scalar": lambda: conv_model((1, 2, 3, 1024), 16, (1, 1), (1, 1),
+                                                     "VALID"),
 })
+VECTOR_REQUANT = {"conv1x1_oc16_left_shift_vector": True, "depthwise3x3_c32_vector": True,
+                  "conv1x1_ic1024_oc16_scalar": False}
 
 
 def f32_tensor(name, shape, data=None):
@@ -107,6 +118,8 @@ def expected_note(board: str, case: str) -> str:
 def test_int8_cpu_kernel_on_this_machine(case):
     notes = check_int8(case, "linux-x86_64")
     assert notes[0].startswith(expected_note("linux-x86_64", case))
+    if case in VECTOR_REQUANT:
+        assert ("vector requantization" in notes[0]) == VECTOR_REQUANT[case]
 
 
 @pytest.mark.parametrize("case", sorted(FLOAT))

@@ -30,8 +30,10 @@ from tvm.script.ir_builder import tirx as T
 
 from edge_sdk.compiler.kernels.conv import ConvPlan, plan_conv2d
 from edge_sdk.compiler.kernels.fixedpoint import (
+    F64_EXACT_LIMIT,
     emit_multiply_by_quantized_multiplier,
     emit_multiply_by_quantized_multiplier_single_rounding,
+    multiply_by_quantized_multiplier_f64,
 )
 from edge_sdk.compiler.kernels.fully_connected import plan_fully_connected
 from edge_sdk.compiler.kernels.tir import (
@@ -213,6 +215,34 @@ def _requantize_store(Y, acc, value, p, index, channel, flat) -> None:
     store(Y, tirx.Cast("int8", clamp(value[0] + p[2], *p[3])), flat)
 
 
+def accumulator_bound(p: ConvPlan, bias: np.ndarray) -> int:
+    """The largest ``|accumulator| * 2^left_shift`` any output channel can reach: its folded
+    bias plus 128 times the sum of its weights' magnitudes (inputs lie in [-128, 127])."""
+    w = np.abs(p.weights.array.astype(np.int64))
+    per_channel = (w.reshape(-1, w.shape[-1]).sum(axis=0) if p.depthwise
+                   else w.reshape(w.shape[0], -1).sum(axis=1))
+    shifts = np.maximum(p.shift.array.astype(np.int64), 0)
+    bound = (np.abs(bias[: per_channel.size].astype(np.int64)) + 128 * per_channel) << shifts
+    return int(bound.max())
+
+
+def _epilogue(Y, acc, at: int, lanes: int, nb, channels: int, rq, first_out, value,
+              vector: bool) -> None:
+    """Requantize ``acc[at : at + lanes]`` (output channels ``nb * lanes ...``) and store them
+    at ``Y[first_out + lane]``. ``vector``: every lane is a real channel and the accumulator
+    bound allows the double-precision product, so the whole block is one vector expression."""
+    M, S, zp, act = rq
+    if vector:
+        with _vector(lanes) as v:
+            c = nb * lanes + v
+            scaled = multiply_by_quantized_multiplier_f64(acc[at + v], M[c], S[c])
+            store(Y, tirx.Cast("int8", clamp(scaled + zp, *act)), first_out + c)
+        return
+    with loop("lane", lanes) as v, when(nb * lanes + v < channels):
+        c = nb * lanes + v
+        _requantize_store(Y, acc, value, rq, at + v, c, first_out + c)
+
+
 def _conv(p: ConvPlan, func_name: str, dot: DotStep) -> Step:
     n, ih, iw, ic = p.x.shape
     _, oh, ow, oc = p.y.shape
@@ -230,6 +260,7 @@ def _conv(p: ConvPlan, func_name: str, dot: DotStep) -> Step:
     prefix = f"l{p.op.index}"
     weights = Constant(f"{prefix}_weights_packed", packed)
     bias = Constant(f"{prefix}_bias_folded", _padded(folded_bias(p), blocks * lanes))
+    vector = oc % lanes == 0 and accumulator_bound(p, bias.array) <= F64_EXACT_LIMIT
     src = _Source(p, groups * g, dot.dtype, always=dot.dtype != "int8")
     rows, cols, chans = (src.rows, src.cols, src.channels) if src.copy else (ih, iw, ic)
 
@@ -265,10 +296,8 @@ def _conv(p: ConvPlan, func_name: str, dot: DotStep) -> Step:
                         word = read(b, oy * sy + ky * dy, (ox0 + r) * sx + kx * dx, cg)
                         dot.update(acc, r * lanes, lanes, W, wbase, word)
                 for r in range(count):
-                    with loop("lane", lanes) as v, when(nb * lanes + v < oc):
-                        c = nb * lanes + v
-                        _requantize_store(Y, acc, value, rq, r * lanes + v, c,
-                                          ((b * oh + oy) * ow + ox0 + r) * oc + c)
+                    _epilogue(Y, acc, r * lanes, lanes, nb, oc, rq,
+                              ((b * oh + oy) * ow + ox0 + r) * oc, value, vector)
 
         full = ow // PIXELS
         with compute, loop("row", end, begin) as t:
@@ -283,7 +312,8 @@ def _conv(p: ConvPlan, func_name: str, dot: DotStep) -> Step:
     consts = (weights, bias, p.multiplier, p.shift, *((src.scratch,) if src.copy else ()))
     step = p.step(k.func, func_name,
                   notes=f"cpu ({dot.name}): {lanes} channels x {PIXELS} pixels per tile"
-                        + (", padded copy" if src.copy else ""), constants=consts)
+                        + (", padded copy" if src.copy else "")
+                        + (", vector requantization" if vector else ""), constants=consts)
     return replace(step, row_phases=(*((src.total_rows,) if src.copy else ()), n * oh))
 
 
@@ -299,6 +329,7 @@ def _depthwise(p: ConvPlan, func_name: str) -> Step:
     prefix = f"l{p.op.index}"
     weights = Constant(f"{prefix}_weights_padded", w.reshape(-1))
     bias = Constant(f"{prefix}_bias_folded", _padded(folded_bias(p), channels))
+    vector = oc % lanes == 0 and accumulator_bound(p, bias.array) <= F64_EXACT_LIMIT
     src = _Source(p, channels)
     rows, cols = (src.rows, src.cols) if src.copy else (ih, iw)
 
@@ -333,13 +364,13 @@ def _depthwise(p: ConvPlan, func_name: str) -> Step:
                         c = nb * lanes + v
                         xv = i32(read(b, oy * sy + ky * dy, ox * sx + kx * dx, c))
                         store(acc, acc[v] + xv * i32(W[ky, kx, c]), v)
-            with loop("lane", lanes) as v, when(nb * lanes + v < oc):
-                c = nb * lanes + v
-                _requantize_store(Y, acc, value, rq, v, c, ((b * oh + oy) * ow + ox) * oc + c)
+            _epilogue(Y, acc, 0, lanes, nb, oc, rq, ((b * oh + oy) * ow + ox) * oc, value,
+                      vector)
 
     consts = (weights, bias, p.multiplier, p.shift, *((src.scratch,) if src.copy else ()))
     step = p.step(k.func, func_name, notes=f"cpu: {lanes} channels per vector"
-                  + (", padded copy" if src.copy else ""), constants=consts)
+                  + (", padded copy" if src.copy else "")
+                  + (", vector requantization" if vector else ""), constants=consts)
     return replace(step, row_phases=(*((src.total_rows,) if src.copy else ()), n * oh))
 
 

@@ -57,6 +57,28 @@ def emit_multiply_by_quantized_multiplier(acc: tirx.Buffer, multiplier: Any, shi
     store(acc, rounding_divide_by_pot(acc[at], right), at)
 
 
+# |x * multiplier + nudge| below 2^53 is exact in a double: |x| up to this, for any multiplier.
+F64_EXACT_LIMIT = (2**53 - 2**30) // 2**31
+
+
+def multiply_by_quantized_multiplier_f64(x: Any, multiplier: Any, shift: Any) -> Any:
+    """The double-rounding ``MultiplyByQuantizedMultiplier`` with the 64-bit product formed in
+    double precision, for vector units without a cheap 64-bit integer multiply (AVX2, NEON).
+
+    Bit-exact **only** when ``|x * 2^max(shift, 0)| <= F64_EXACT_LIMIT``: then the product plus
+    the nudge is below 2^53, a double holds it exactly, dividing by 2^31 is exact, and the
+    conversion to int32 truncates toward zero as the integer division does. The caller proves
+    the bound at compile time (from the bias and the weights)."""
+    left = tirx.max(shift, i32(0))
+    right = tirx.max(i32(0) - shift, i32(0))
+    scaled = x * (i32(1) << left)
+    nudge = select(scaled >= i32(0), tirx.const(2.0**30, "float64"),
+                   tirx.const(1.0 - 2.0**30, "float64"))
+    product = tirx.Cast("float64", scaled) * tirx.Cast("float64", multiplier) + nudge
+    high = tirx.Cast("int32", product / tirx.const(2.0**31, "float64"))
+    return rounding_divide_by_pot(high, right)
+
+
 def emit_multiply_by_quantized_multiplier_single_rounding(
     acc: tirx.Buffer, multiplier: Any, shift: Any, at: int = 0
 ) -> None:
