@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from edge_sdk.compiler import CompiledModel, compile_graph
+from edge_sdk.compiler.kernels.schedule import Tuning
 from edge_sdk.device.launch import open_board
 from edge_sdk.errors import DeviceError, UsageError
 from edge_sdk.frontend.tflite import Graph
@@ -80,18 +82,24 @@ def cpu_isa(llvm_target: dict) -> str:
 
 
 def compile_for(model: Graph | str | Path, board: Board, isa: str | None = None,
-                prefer: str = "memory") -> CompiledModel:
+                prefer: str = "memory", tuning: str | Path | Tuning | None = None
+                ) -> CompiledModel:
     """Compile for ``board``: its GPU if it has one, kernels for TVM's LLVM backend on Linux
     boards, plain C otherwise. ``isa`` overrides the kernel set (e.g. ``"dsp"`` on the host,
     where the micro-kernels fall back to plain C: how tests check them quickly). ``prefer``:
     ``"memory"`` keeps the arena at what the tensors need; ``"speed"`` lets kernels add
-    scratch (im2col) to it."""
+    scratch (im2col) to it. ``tuning``: a file from `edge-sdk tune` (Linux boards)."""
     graph = model if isinstance(model, Graph) else load(model)
+    if tuning is not None and not isinstance(tuning, Tuning):
+        tuning = Tuning.load(tuning)
+    if tuning is not None and board.linux is None:
+        raise UsageError(f"--tuning is for Linux boards' CPU kernels; {board.name} has none "
+                         "to tune")
     if board.gpu is not None:
         return compile_graph(graph, gpu=board.gpu_target)
     return compile_graph(graph, external_kernels=board.linux is not None,
                          isa=isa or isa_for(board), flash_budget=weights_budget(board),
-                         prefer=prefer)
+                         prefer=prefer, tuning=tuning)
 
 
 # Flash kept free for code (firmware, kernels, libc) when choosing kernels by weight size.
@@ -181,13 +189,15 @@ def write_compiled(compiled: CompiledModel, out_dir: str | Path, board: str = "h
 
 def generate(model: Graph | str | Path, board: str, out_dir: str | Path,
              template: str | None = None, force: bool = False,
-             sample: np.ndarray | None = None, prefer: str = "memory") -> Path:
+             sample: np.ndarray | None = None, prefer: str = "memory",
+             tuning: str | Path | None = None) -> Path:
     """``edge-sdk generate``: a self-contained firmware project for ``board``."""
     graph = model if isinstance(model, Graph) else load(model)
     b = get_board(board)
     if sample is not None:
         sample = packed_batch(graph, sample)[0]
-    return generate_project(compile_for(graph, b, prefer=prefer), b, Path(out_dir),
+    return generate_project(compile_for(graph, b, prefer=prefer, tuning=tuning), b,
+                            Path(out_dir),
                             template=template,
                             force=force, sample=sample)
 
@@ -254,7 +264,7 @@ def deploy(model: Graph | str | Path, board: str, host: str, inputs: np.ndarray 
            port: int | None = None,
            remote_dir: str = "edge-sdk", accept_new_host_key: bool = False,
            known_hosts: str | Path | None = None, run_prefix: list[str] | None = None,
-           ) -> RunResult:
+           tuning: str | Path | None = None) -> RunResult:
     """Cross-build for a Linux board, copy the bundle over SSH, run it there, fetch results.
 
     ``run_prefix`` goes before the program on the board (e.g. ``["qemu-aarch64-static"]`` to
@@ -271,7 +281,7 @@ def deploy(model: Graph | str | Path, board: str, host: str, inputs: np.ndarray 
     if b.linux is None:
         raise UsageError(f"{b.name} is not a Linux board: use `edge-sdk run` or `edge-sdk flash`")
     linux.require_cross_compiler(b)
-    compiled = compile_for(graph, b)
+    compiled = compile_for(graph, b, tuning=tuning)
     batch = packed_batch(graph, inputs)
     ssh = SshHost(host, port=port, identity=Path(identity) if identity else None,
                   known_hosts=Path(known_hosts) if known_hosts else None,
@@ -302,7 +312,8 @@ def deploy(model: Graph | str | Path, board: str, host: str, inputs: np.ndarray 
 
 
 def run_linux_here(graph: Graph, b: Board, inputs: Inputs | None, bench: int = 10,
-                   workdir: str | Path | None = None, threads: int = 0) -> RunResult:
+                   workdir: str | Path | None = None, threads: int = 0,
+                   tuning: str | Path | None = None) -> RunResult:
     """``run`` for a Linux board: build its bundle and run it on this machine (natively, or
     under the board's qemu-user emulator), exactly as ``deploy`` runs it on the board. The
     latency is the runner's median over ``bench`` extra runs of the first input (wall clock;
@@ -312,7 +323,7 @@ def run_linux_here(graph: Graph, b: Board, inputs: Inputs | None, bench: int = 1
     from edge_sdk.device import linux
 
     prefix = linux.local_prefix(b)
-    compiled = compile_for(graph, b)
+    compiled = compile_for(graph, b, tuning=tuning)
     batch = packed_batch(graph, inputs)
     with tempfile.TemporaryDirectory(prefix="edge-sdk-") as scratch:
         work = Path(workdir) if workdir else Path(scratch)
@@ -331,6 +342,52 @@ def run_linux_here(graph: Graph, b: Board, inputs: Inputs | None, bench: int = 1
                 "timer": {"kind": "wall clock", "latency_ns": stats["p50_ns"],
                           "emulated": bool(prefix)}})
     return RunResult(unpack(graph, rows), rep)
+
+
+def tune(model: Graph | str | Path, board: str, output: str | Path, host: str | None = None,
+         trials: int | None = None, runs: int = 20, identity: str | Path | None = None,
+         port: int | None = None, known_hosts: str | Path | None = None,
+         accept_new_host_key: bool = False, run_prefix: list[str] | None = None,
+         remote_dir: str = "edge-sdk-tune", progress: bool = False) -> Tuning:
+    """``edge-sdk tune``: time each layer's candidate schedules on ``board`` (over SSH with
+    ``host``, else on this machine as ``run`` would) and write the fastest to ``output``
+    (resumable: layers already there are kept). See :mod:`edge_sdk.tune`."""
+    from edge_sdk import tune as tuner
+    from edge_sdk.device import linux
+    from edge_sdk.device.ssh import SshHost
+
+    graph = model if isinstance(model, Graph) else load(model)
+    b = get_board(board)
+    if b.linux is None or b.gpu is not None:
+        raise UsageError(f"tune is for Linux boards' CPU kernels; {b.name} has none to tune "
+                         "(microcontroller kernels are chosen by the compiler)")
+    linux.require_cross_compiler(b)
+    if host:
+        ssh = SshHost(host, port=port, identity=Path(identity) if identity else None,
+                      known_hosts=Path(known_hosts) if known_hosts else None,
+                      accept_new_host_key=accept_new_host_key)
+        target = tuner.Target(b, ssh, run_prefix)
+    else:
+        target = tuner.Target(b, None, run_prefix if run_prefix else linux.local_prefix(b))
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=0, unit="layer", desc="tuning", file=sys.stderr)
+
+    def report_progress(done: int, total: int, what: str) -> None:
+        if bar is not None:
+            bar.total = total
+            bar.n = done
+            bar.set_postfix_str(what)
+            bar.refresh()
+
+    try:
+        return tuner.tune(graph, b, cpu_isa(b.llvm_target), Path(output), target, trials, runs,
+                          remote_dir, report_progress)
+    finally:
+        if bar is not None:
+            bar.close()
 
 
 def monitor(port: str, seconds: float | None = None, baudrate: int = 115200, out=None) -> None:
@@ -417,7 +474,8 @@ def board_session(compiled: CompiledModel, b: Board, input_bytes: int,
 
 def run(model: str | Path | Graph, board: str = "host", inputs: np.ndarray | None = None,
         workdir: str | Path | None = None, isa: str | None = None,
-        profile: bool = False, prefer: str = "memory", threads: int = 0) -> RunResult:
+        profile: bool = False, prefer: str = "memory", threads: int = 0,
+        tuning: str | Path | None = None) -> RunResult:
     """Compile, generate the firmware project, build it, start the board, run every input.
 
     ``isa`` overrides the board's kernel set (see :func:`compile_for`). ``profile``: build the
@@ -429,8 +487,9 @@ def run(model: str | Path | Graph, board: str = "host", inputs: np.ndarray | Non
         if profile:
             raise UsageError(f"--profile times layers on microcontroller boards; for {b.name} "
                              "the runner reports whole-model latency (use --bench)")
-        return run_linux_here(graph, b, inputs, workdir=workdir, threads=threads)
-    compiled = compile_for(graph, b, isa, prefer)
+        return run_linux_here(graph, b, inputs, workdir=workdir, threads=threads,
+                              tuning=tuning)
+    compiled = compile_for(graph, b, isa, prefer, tuning)
     batch = packed_batch(graph, inputs)
     rows, ticks, marks = [], [], []
     with board_session(compiled, b, batch[0].nbytes, workdir, profile=profile) as (dev, build):

@@ -82,7 +82,7 @@ def _save_results(args: argparse.Namespace, graph, x, result) -> np.ndarray:
 
 def cmd_compile(args: argparse.Namespace) -> int:
     board = api.get_board(args.board)
-    compiled = api.compile_for(args.model, board, prefer=args.prefer)
+    compiled = api.compile_for(args.model, board, prefer=args.prefer, tuning=args.tuning)
     out = api.write_compiled(compiled, args.output, board=args.board, force=args.force)
     if compiled.gpu is not None:
         rules = sorted(set(compiled.gpu.schedules.values()))
@@ -101,7 +101,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     _check_output_path(args, graph)
     x = _load_inputs(args.input) if args.input else None
     result = api.run(graph, board=args.board, inputs=x, workdir=args.workdir,
-                     profile=args.profile, prefer=args.prefer, threads=args.threads)
+                     profile=args.profile, prefer=args.prefer, threads=args.threads,
+                     tuning=args.tuning)
     if args.check:  # into the report first, so --report keeps the verdict
         from edge_sdk.validate import check_run
 
@@ -161,7 +162,8 @@ def print_profile(rep: dict) -> None:
 def cmd_generate(args: argparse.Namespace) -> int:
     sample = _load_inputs(args.sample) if args.sample else None
     out = api.generate(args.model, args.board, args.output, template=args.template,
-                       force=args.force, sample=sample, prefer=args.prefer)
+                       force=args.force, sample=sample, prefer=args.prefer,
+                       tuning=args.tuning)
     meta = json.loads((out / "edge_project.json").read_text())
     print(f"{meta['model']} -> {out} ({meta['template']} project for {meta['board']}); "
           f"see {out}/README* for build and flash steps")
@@ -260,7 +262,8 @@ def cmd_deploy(args: argparse.Namespace) -> int:
                         identity=args.identity, port=args.port, remote_dir=args.remote_dir,
                         accept_new_host_key=args.accept_new_host_key,
                         known_hosts=args.known_hosts,
-                        run_prefix=shlex.split(args.run_prefix) if args.run_prefix else None)
+                        run_prefix=shlex.split(args.run_prefix) if args.run_prefix else None,
+                        tuning=args.tuning)
     _save_results(args, graph, x, result)
     lat = result.report["latency"]
     line = (f"{graph.name} on {args.host} ({args.board}): {len(result.output_list[0])} "
@@ -269,6 +272,20 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         line += (f"; latency over {lat['bench_runs']} runs p50 {lat['p50_ns'] / 1e6:.3f} ms, "
                  f"p90 {lat['p90_ns'] / 1e6:.3f} ms, p99 {lat['p99_ns'] / 1e6:.3f} ms")
     print(line + f"; peak memory {result.report['peak_rss_kb']} KB")
+    return 0
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    tuning = api.tune(args.model, args.board, args.output, host=args.host, trials=args.trials,
+                      runs=args.runs, identity=args.identity, port=args.port,
+                      known_hosts=args.known_hosts,
+                      accept_new_host_key=args.accept_new_host_key,
+                      run_prefix=shlex.split(args.run_prefix) if args.run_prefix else None,
+                      progress=sys.stderr.isatty())
+    gains = [r["default_ns"] / max(r["best_ns"], 1) for r in tuning.records.values()]
+    print(f"{len(tuning.records)} layer(s) tuned for {tuning.board} ({tuning.isa}) -> "
+          f"{args.output}; fastest vs default schedule: up to "
+          f"{max(gains, default=1.0):.2f}x on a layer")
     return 0
 
 
@@ -398,6 +415,10 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="edge-sdk", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
 
+    def tuning_option(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--tuning", help="Linux boards: schedules from `edge-sdk tune` "
+                                         "(default: the built-in ones)")
+
     def threads_option(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--threads", type=_threads, default=0,
                         help="Linux boards: threads sharing each layer's rows (default 0: one "
@@ -414,7 +435,26 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("-o", "--output", required=True, help="output directory")
     c.add_argument("--force", action="store_true", help="replace an existing output directory")
     prefer_option(c)
+    tuning_option(c)
     c.set_defaults(func=cmd_compile)
+
+    t = sub.add_parser("tune", help="time each layer's kernel schedules on a Linux board "
+                                    "and keep the fastest (for --tuning)")
+    t.add_argument("model")
+    t.add_argument("--board", required=True, help="a Linux board: rpi4, rpi5, linux-x86_64...")
+    t.add_argument("--host", help="user@address: measure on the board over SSH (default: "
+                                  "this machine, natively or under the board's emulator)")
+    t.add_argument("--identity", help="SSH private key")
+    t.add_argument("--port", type=int, help="SSH port")
+    t.add_argument("--known-hosts", help="known_hosts file (default: ssh's)")
+    t.add_argument("--accept-new-host-key", action="store_true")
+    t.add_argument("--run-prefix", help="command before the benchmark, e.g. "
+                                        "'qemu-aarch64-static'")
+    t.add_argument("--trials", type=int, help="candidate schedules per layer (default: all)")
+    t.add_argument("--runs", type=int, default=20, help="timed runs per candidate")
+    t.add_argument("-o", "--output", required=True,
+                   help="tuning file (JSON); an existing one is resumed")
+    t.set_defaults(func=cmd_tune)
 
     o = sub.add_parser("ops", help="the operators and data types each target runs (Markdown)")
     o.set_defaults(func=cmd_ops)
@@ -445,6 +485,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--report", help="write report.json")
     r.add_argument("--workdir", help="keep the generated firmware project here")
     threads_option(r)
+    tuning_option(r)
     prefer_option(r)
     r.set_defaults(func=cmd_run)
 
@@ -458,6 +499,7 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--sample", help=".npy/.npz input the firmware runs at boot (default: a "
                                     "pattern)")
     prefer_option(g)
+    tuning_option(g)
     g.set_defaults(func=cmd_generate)
 
     bl = sub.add_parser("build", help="build a generated project")
@@ -519,6 +561,7 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--report", help="write report.json (latency percentiles, peak memory)")
     d.add_argument("--bench", type=int, default=0, help="time this many runs")
     threads_option(d)
+    tuning_option(d)
     d.add_argument("--remote-dir", default="edge-sdk", help="on the board (default ~/edge-sdk)")
     d.add_argument("--accept-new-host-key", action="store_true",
                    help="trust an unknown host key on first use (a changed key is refused)")

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from edge_sdk.codegen.c_model import CSources, emit
 from edge_sdk.compiler.fold import fold_constants
+from edge_sdk.compiler.kernels.schedule import Tuning
 from edge_sdk.compiler.lower import lower, supported_ops
 from edge_sdk.compiler.planner import MemoryPlan, plan
 from edge_sdk.compiler.program import Program, packed_bytes
@@ -68,13 +69,17 @@ class CompiledModel:
 
 def compile_graph(graph: Graph, external_kernels: bool = False,
                   gpu: GpuTarget | None = None, isa: str = "generic",
-                  flash_budget: int | None = None, prefer: str = "memory") -> CompiledModel:
+                  flash_budget: int | None = None, prefer: str = "memory",
+                  tuning: Tuning | None = None) -> CompiledModel:
     """Lower, plan and print ``graph``. ``external_kernels``: kernels are declared only, for an
     object file from TVM's LLVM backend (Cortex-A). ``gpu``: kernels for that GPU instead.
     ``isa``: the microcontroller kernel set (``generic``, ``dsp`` or ``mve``). ``flash_budget``:
     bytes the weights may take; SIMD kernels whose widened weights would exceed it give way to
     the portable kernels, largest saving first. ``prefer``: ``"memory"`` (the arena never grows
-    for kernel scratch) or ``"speed"`` (every kernel may take its scratch)."""
+    for kernel scratch) or ``"speed"`` (every kernel may take its scratch). ``tuning``: the
+    schedules `edge-sdk tune` measured for the Linux CPU kernels (``isa`` ``cpu*``); the Linux
+    kernels always take their scratch (a padded input copy), as memory is not what limits
+    a Linux board."""
     if prefer not in PREFERENCES:
         raise UsageError(f"prefer must be one of {', '.join(PREFERENCES)}, not '{prefer}'")
     graph = fold_constants(graph)
@@ -85,10 +90,10 @@ def compile_graph(graph: Graph, external_kernels: bool = False,
         program, code = lower_gpu(graph, gpu)
         memory = plan(program, scratch_in_arena=False)
         return CompiledModel(program, memory, emit_gpu(program, memory, code), code)
-    grow = prefer == "speed"
+    grow = prefer == "speed" or isa.startswith("cpu")
     cache: dict = {}  # lowered steps, shared by every choice tried below
-    program, memory = lower_within_arena(graph, isa, grow=grow, cache=cache)
-    if flash_budget is not None and isa != "generic":
+    program, memory = lower_within_arena(graph, isa, grow=grow, cache=cache, tuning=tuning)
+    if flash_budget is not None and isa in ("dsp", "mve"):
         portable = _portable_within_flash(graph, program, flash_budget, cache)
         if portable:
             program, memory = lower_within_arena(graph, isa, portable, grow=grow, cache=cache)
@@ -120,8 +125,8 @@ def _portable_within_flash(graph: Graph, program: Program, budget: int,
 
 
 def lower_within_arena(graph: Graph, isa: str, portable: frozenset[int] = frozenset(),
-                       grow: bool = False, cache: dict | None = None
-                       ) -> tuple[Program, MemoryPlan]:
+                       grow: bool = False, cache: dict | None = None,
+                       tuning: Tuning | None = None) -> tuple[Program, MemoryPlan]:
     """Lower and plan so that kernel scratch never makes the arena larger.
 
     A kernel with scratch (an im2col buffer) is the faster choice, but only where the buffer
@@ -129,7 +134,7 @@ def lower_within_arena(graph: Graph, isa: str, portable: frozenset[int] = frozen
     again with a kernel that needs none. The arena is then exactly what the intermediates need.
     """
     cache = {} if cache is None else cache
-    program = lower(graph, isa, portable=portable, cache=cache)
+    program = lower(graph, isa, portable=portable, cache=cache, tuning=tuning)
     memory = plan(program)
     floor = plan(program, scratch_in_arena=False).arena_bytes
     if grow or memory.arena_bytes <= floor:
@@ -139,13 +144,13 @@ def lower_within_arena(graph: Graph, isa: str, portable: frozenset[int] = frozen
                      key=lambda s: -sum(sc.nbytes for sc in s.scratch))
     for step in by_size:  # drop the largest scratch first until the arena is back to the floor
         no_scratch.add(step.op_index)
-        program = lower(graph, isa, frozenset(no_scratch), portable, cache)
+        program = lower(graph, isa, frozenset(no_scratch), portable, cache, tuning)
         memory = plan(program)
         if memory.arena_bytes <= floor:
             break
     # Keep scratch where dropping it did not help (it was not on the peak).
     for index in sorted(no_scratch):
-        trial = lower(graph, isa, frozenset(no_scratch - {index}), portable, cache)
+        trial = lower(graph, isa, frozenset(no_scratch - {index}), portable, cache, tuning)
         trial_memory = plan(trial)
         if trial_memory.arena_bytes <= floor:
             no_scratch.discard(index)

@@ -41,6 +41,7 @@ from edge_sdk.compiler.kernels.normalize import lower_l2_normalization
 from edge_sdk.compiler.kernels.pooling import lower_pool2d
 from edge_sdk.compiler.kernels.reduce import lower_reduce_sum
 from edge_sdk.compiler.kernels.resize import lower_resize_bilinear, lower_resize_nearest
+from edge_sdk.compiler.kernels.schedule import Tuning
 from edge_sdk.compiler.kernels.softmax import lower_softmax
 from edge_sdk.compiler.kernels.svdf import lower_svdf
 from edge_sdk.compiler.kernels.transpose_conv import lower_transpose_conv
@@ -223,21 +224,23 @@ ISAS = ("generic", "dsp", "mve", "cpu", "cpu-avx2", "cpu-dotprod")
 SpecialLowering = Callable[..., Step | None]
 
 
-def _special_lowerings(isa: str) -> dict[str, list[SpecialLowering]]:
+def _special_lowerings(isa: str, tuning: Tuning | None = None
+                       ) -> dict[str, list[SpecialLowering]]:
     """For each MAC-heavy opcode, the SIMD kernels to try in order (each may return None)."""
     if isa == "generic":
         return {}
     if isa.startswith("cpu"):
         from edge_sdk.compiler.kernels import cpu, cpu_float
 
-        conv = partial(cpu.lower_conv2d_cpu, isa=isa)
-        float_conv = partial(cpu_float.lower_conv_float_cpu, isa=isa)
+        conv = partial(cpu.lower_conv2d_cpu, isa=isa, tuning=tuning)
+        float_conv = partial(cpu_float.lower_conv_float_cpu, isa=isa, tuning=tuning)
         return {"CONV_2D": [conv], "DEPTHWISE_CONV_2D": [conv],
-                "FULLY_CONNECTED": [partial(cpu.lower_fully_connected_cpu, isa=isa)],
+                "FULLY_CONNECTED": [partial(cpu.lower_fully_connected_cpu, isa=isa,
+                                            tuning=tuning)],
                 # float32 layers (keys "float32:<opcode>")
                 "float32:CONV_2D": [float_conv], "float32:DEPTHWISE_CONV_2D": [float_conv],
                 "float32:FULLY_CONNECTED": [
-                    partial(cpu_float.lower_fully_connected_float_cpu, isa=isa)]}
+                    partial(cpu_float.lower_fully_connected_float_cpu, isa=isa, tuning=tuning)]}
     from edge_sdk.compiler.kernels import dsp, mve
 
     chains: dict[str, list[SpecialLowering]] = {
@@ -253,13 +256,14 @@ def _special_lowerings(isa: str) -> dict[str, list[SpecialLowering]]:
 
 def lower(graph: Graph, isa: str = "generic", no_scratch: frozenset[int] = frozenset(),
           portable: frozenset[int] = frozenset(),
-          cache: dict[tuple[int, bool, bool], Step] | None = None) -> Program:
+          cache: dict[tuple[int, bool, bool], Step] | None = None,
+          tuning: Tuning | None = None) -> Program:
     """Lower every operator; with ``isa="dsp"``/``"mve"`` the SIMD kernels take the layers they
     fit and the portable kernels the rest. Operators in ``no_scratch`` get kernels that need no
     scratch buffer, those in ``portable`` the portable kernels (int8 weights: less flash).
     ``cache`` keeps lowered steps between calls that try other choices for a few operators."""
     check_graph(graph)
-    special = _special_lowerings(isa)
+    special = _special_lowerings(isa, tuning)
     cache = {} if cache is None else cache
     steps = []
     for op in graph.operators:

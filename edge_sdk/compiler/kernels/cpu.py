@@ -6,7 +6,7 @@ vector unit and TVM's LLVM backend (NEON on the Pi boards, AVX2 on the x86-64 st
 - **Output channels are the vector lanes.** Weights are repacked at compile time into blocks of
   ``LANES`` output channels (``[block][tap][in channel][lane]``, zero-padded), so the inner step
   is one broadcast input value times one contiguous row of weights, added to ``LANES`` int32
-  accumulators. A regular convolution computes ``PIXELS`` neighbouring output pixels at once, so
+  accumulators. A regular convolution computes a tile of neighbouring output pixels at once, so
   each row of weights loaded serves four pixels. Depthwise convolutions put channels in the
   lanes too: one input row of channels times one row of weights per tap.
 - **No bounds tests in the loops.** A convolution that reads padding (or a depthwise one whose
@@ -36,6 +36,7 @@ from edge_sdk.compiler.kernels.fixedpoint import (
     multiply_by_quantized_multiplier_f64,
 )
 from edge_sdk.compiler.kernels.fully_connected import plan_fully_connected
+from edge_sdk.compiler.kernels.schedule import Schedule, Tuning, default_schedule, layer_key
 from edge_sdk.compiler.kernels.tir import (
     buffer_args,
     clamp,
@@ -49,13 +50,15 @@ from edge_sdk.compiler.kernels.tir import (
 from edge_sdk.compiler.program import Constant, Scratch, Step, TensorArg
 from edge_sdk.frontend.tflite import Graph, Operator
 
-PIXELS = 4  # output pixels per regular-convolution tile
-FC_BLOCKS = 4  # blocks of output units per fully-connected tile
 
-
-def lanes_for(channels: int) -> int:
-    """16 int32 lanes (two AVX2 or four NEON registers) unless the channels fit 8 better."""
-    return 16 if channels % 16 == 0 or channels > 24 else 8
+def schedule_for(op: Operator, graph: Graph, isa: str, channels: int, width: int,
+                 tuning: Tuning | None) -> Schedule:
+    """The tuned schedule of this layer where ``tuning`` has one (and it fits this kernel
+    set), else the default."""
+    tuned = tuning.schedule(layer_key(op, graph, isa)) if tuning else None
+    if tuned is not None and tuned.lanes % width == 0:
+        return tuned
+    return default_schedule(op.opcode, channels)
 
 
 def _blocks(n: int, lanes: int) -> int:
@@ -202,11 +205,15 @@ def _phases(src: _Source, phase, begin, end, X, pad, p: ConvPlan) -> Iterator[No
 
 
 def lower_conv2d_cpu(op: Operator, graph: Graph, func_name: str, scratch: bool = True,
-                     isa: str = "cpu") -> Step | None:
+                     isa: str = "cpu", tuning: Tuning | None = None) -> Step | None:
     p = plan_conv2d(op, graph)
     if p.x.dtype != "int8" or (p.depthwise and p.mult != 1):
         return None
-    return _depthwise(p, func_name) if p.depthwise else _conv(p, func_name, DOT_STEPS[isa])
+    if p.depthwise:
+        return _depthwise(p, func_name, schedule_for(op, graph, isa, p.y.shape[3], 1, tuning))
+    dot = DOT_STEPS[isa]
+    return _conv(p, func_name, dot, schedule_for(op, graph, isa, p.y.shape[3], dot.width,
+                                                 tuning))
 
 
 def _requantize_store(Y, acc, value, p, index, channel, flat) -> None:
@@ -243,11 +250,11 @@ def _epilogue(Y, acc, at: int, lanes: int, nb, channels: int, rq, first_out, val
         _requantize_store(Y, acc, value, rq, at + v, c, first_out + c)
 
 
-def _conv(p: ConvPlan, func_name: str, dot: DotStep) -> Step:
+def _conv(p: ConvPlan, func_name: str, dot: DotStep, sched: Schedule) -> Step:
     n, ih, iw, ic = p.x.shape
     _, oh, ow, oc = p.y.shape
     (kh, kw), (sy, sx), (dy, dx) = p.kernel, p.stride, p.dilation
-    lanes = lanes_for(oc)
+    lanes, pixels = sched.lanes, sched.pixels
     blocks = _blocks(oc, lanes)
     g = dot.group
     groups = _blocks(ic, g)
@@ -281,7 +288,7 @@ def _conv(p: ConvPlan, func_name: str, dot: DotStep) -> Step:
 
         def read(b, y, x, c):
             return source[((b * rows + y) * cols + x) * groups + c]
-        acc = T.alloc_buffer((PIXELS * lanes,), "int32")
+        acc = T.alloc_buffer((pixels * lanes,), "int32")
         value = scalar("value")
         rq = (M, S, p.output_zp, p.act)
 
@@ -299,29 +306,29 @@ def _conv(p: ConvPlan, func_name: str, dot: DotStep) -> Step:
                     _epilogue(Y, acc, r * lanes, lanes, nb, oc, rq,
                               ((b * oh + oy) * ow + ox0 + r) * oc, value, vector)
 
-        full = ow // PIXELS
+        full = ow // pixels
         with compute, loop("row", end, begin) as t:
             b, oy = tirx.floordiv(t, oh), tirx.floormod(t, oh)
             if full:
                 with loop("oxt", full) as tx:
-                    tile(b, oy, tx * PIXELS, PIXELS)
-            if ow % PIXELS:
-                with loop("oxr", ow, full * PIXELS) as ox:
+                    tile(b, oy, tx * pixels, pixels)
+            if ow % pixels:
+                with loop("oxr", ow, full * pixels) as ox:
                     tile(b, oy, ox, 1)
 
     consts = (weights, bias, p.multiplier, p.shift, *((src.scratch,) if src.copy else ()))
     step = p.step(k.func, func_name,
-                  notes=f"cpu ({dot.name}): {lanes} channels x {PIXELS} pixels per tile"
+                  notes=f"cpu ({dot.name}): {lanes} channels x {pixels} pixels per tile"
                         + (", padded copy" if src.copy else "")
                         + (", vector requantization" if vector else ""), constants=consts)
     return replace(step, row_phases=(*((src.total_rows,) if src.copy else ()), n * oh))
 
 
-def _depthwise(p: ConvPlan, func_name: str) -> Step:
+def _depthwise(p: ConvPlan, func_name: str, sched: Schedule) -> Step:
     n, ih, iw, ic = p.x.shape
     _, oh, ow, oc = p.y.shape
     (kh, kw), (sy, sx), (dy, dx) = p.kernel, p.stride, p.dilation
-    lanes = lanes_for(ic)
+    lanes = sched.lanes
     blocks = _blocks(ic, lanes)
     channels = blocks * lanes
     w = np.zeros((kh, kw, channels), np.int8)
@@ -375,13 +382,15 @@ def _depthwise(p: ConvPlan, func_name: str) -> Step:
 
 
 def lower_fully_connected_cpu(op: Operator, graph: Graph, func_name: str,
-                              scratch: bool = True, isa: str = "cpu") -> Step | None:
+                              scratch: bool = True, isa: str = "cpu",
+                              tuning: Tuning | None = None) -> Step | None:
     if graph.tensor(op.inputs[0]).dtype != "int8":
         return None
     p = plan_fully_connected(op, graph)
     dot = DOT_STEPS[isa]
     batches, units, depth = p.batches, p.units, p.depth
-    lanes = lanes_for(units)
+    sched = schedule_for(op, graph, isa, units, dot.width, tuning)
+    lanes, tile_blocks = sched.lanes, sched.blocks
     blocks = _blocks(units, lanes)
     g = dot.group
     groups = _blocks(depth, g)
@@ -399,7 +408,7 @@ def lower_fully_connected_cpu(op: Operator, graph: Graph, func_name: str,
         if p.tables:
             specs += [("multiplier", (units,), "int32"), ("shift", (units,), "int32")]
         X, W, B, *tables, Y = buffer_args(*specs, ("output", (batches, units), "int8"))
-        acc = T.alloc_buffer((FC_BLOCKS * lanes,), "int32")
+        acc = T.alloc_buffer((tile_blocks * lanes,), "int32")
         value = scalar("value")
 
         def tile(b, nb0, count):
@@ -426,17 +435,18 @@ def lower_fully_connected_cpu(op: Operator, graph: Graph, func_name: str,
                             value, p.multiplier, p.shift)
                     store(Y, tirx.Cast("int8", clamp(value[0] + p.output_zp, *p.act)), b, o)
 
-        full = blocks // FC_BLOCKS
+        full = blocks // tile_blocks
         with loop("b", batches) as b:
             if full:
                 with loop("tile", full) as t:
-                    tile(b, t * FC_BLOCKS, FC_BLOCKS)
-            if blocks % FC_BLOCKS:
-                with loop("block", blocks, full * FC_BLOCKS) as nb:
+                    tile(b, t * tile_blocks, tile_blocks)
+            if blocks % tile_blocks:
+                with loop("block", blocks, full * tile_blocks) as nb:
                     tile(b, nb, 1)
     return Step(
         op_index=op.index, opcode=op.opcode, layer=p.y.name, kind="kernel",
         inputs=(p.x.index,), outputs=(p.y.index,), func=k.func, func_name=func_name,
         args=(TensorArg(p.x.index), weights, bias, *(p.tables or ()),
               TensorArg(p.y.index, writes=True)),
-        macs=batches * units * depth, notes=f"cpu ({dot.name}): {lanes} units per vector")
+        macs=batches * units * depth,
+        notes=f"cpu ({dot.name}): {lanes} units per vector, {tile_blocks} blocks per tile")

@@ -1,7 +1,7 @@
 """CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED, float32, for Linux CPUs (``isa="cpu*"``).
 
 The layouts of :mod:`.cpu` with float lanes: output channels in the vector lanes, weights
-repacked at compile time into zero-padded blocks, ``PIXELS`` output pixels per regular
+repacked at compile time into zero-padded blocks, a tile of output pixels per regular
 convolution tile, inputs that need padding copied once into scratch with zeros around them (so
 no bounds tests in the loops). Each output is the same sum as the portable float kernel's, in
 the same order over taps and channels, from zero, with the bias added last. LLVM does not
@@ -20,8 +20,9 @@ from tvm import tirx
 from tvm.script.ir_builder import tirx as T
 
 from edge_sdk.compiler.kernels.common import refuse
-from edge_sdk.compiler.kernels.cpu import FC_BLOCKS, PIXELS, lanes_for
+from edge_sdk.compiler.kernels.cpu import schedule_for
 from edge_sdk.compiler.kernels.float32 import _activation, _constant, _float_tensor
+from edge_sdk.compiler.kernels.schedule import Schedule, Tuning
 from edge_sdk.compiler.kernels.tir import buffer_args, f32, kernel, loop, store, when
 from edge_sdk.compiler.program import Constant, Scratch, Step, TensorArg
 from edge_sdk.compiler.quantization import conv_geometry
@@ -100,11 +101,13 @@ def _needs_copy(c: _Conv, channels: int) -> bool:
 
 
 def lower_conv_float_cpu(op: Operator, graph: Graph, func_name: str,
-                         scratch: bool = True, isa: str = "cpu") -> Step | None:
+                         scratch: bool = True, isa: str = "cpu",
+                         tuning: Tuning | None = None) -> Step | None:
     c = _plan(op, graph)
+    sched = schedule_for(op, graph, isa, c.shape_out[3], 1, tuning)
     if op.opcode == "DEPTHWISE_CONV_2D":
-        return _depthwise(c, func_name) if c.shape_out[3] == c.shape_in[3] else None
-    return _conv(c, func_name)
+        return _depthwise(c, func_name, sched) if c.shape_out[3] == c.shape_in[3] else None
+    return _conv(c, func_name, sched)
 
 
 def _step(c: _Conv, func, func_name: str, consts: tuple, note: str, graph_in: int,
@@ -119,11 +122,11 @@ def _step(c: _Conv, func, func_name: str, consts: tuple, note: str, graph_in: in
         macs=n * oh * ow * oc * kh * kw * depth, notes=f"float32 cpu: {note}")
 
 
-def _conv(c: _Conv, func_name: str) -> Step:
+def _conv(c: _Conv, func_name: str, sched: Schedule) -> Step:
     n, ih, iw, ic = c.shape_in
     _, oh, ow, oc = c.shape_out
     (kh, kw), (sy, sx), (dy, dx) = c.kernel, c.stride, c.dilation
-    lanes = lanes_for(oc)
+    lanes, pixels = sched.lanes, sched.pixels
     blocks = _blocks(oc, lanes)
     w = np.zeros((blocks * lanes, kh, kw, ic), np.float32)
     w[:oc] = c.weights
@@ -145,7 +148,7 @@ def _conv(c: _Conv, func_name: str) -> Step:
             _copy_padded(c, X, pad[0], ic)
         source = T.decl_buffer((n * rows * cols * ic,), "float32",
                                data=(pad[0] if copy else X).data)
-        acc = T.alloc_buffer((PIXELS * lanes,), "float32")
+        acc = T.alloc_buffer((pixels * lanes,), "float32")
 
         def tile(b, oy, ox0, count):
             with loop("block", blocks) as nb:
@@ -165,25 +168,25 @@ def _conv(c: _Conv, func_name: str) -> Step:
                         store(Y, _activation(c.op, acc[r * lanes + v] + B[ch]),
                               ((b * oh + oy) * ow + ox0 + r) * oc + ch)
 
-        full = ow // PIXELS
+        full = ow // pixels
         with loop("b", n) as b, loop("oy", oh) as oy:
             if full:
                 with loop("oxt", full) as t:
-                    tile(b, oy, t * PIXELS, PIXELS)
-            if ow % PIXELS:
-                with loop("oxr", ow, full * PIXELS) as ox:
+                    tile(b, oy, t * pixels, pixels)
+            if ow % pixels:
+                with loop("oxr", ow, full * pixels) as ox:
                     tile(b, oy, ox, 1)
     consts = (weights, bias, *((scratch,) if copy else ()))
     return _step(c, k.func, func_name, consts,
-                 f"{lanes} channels x {PIXELS} pixels per tile"
+                 f"{lanes} channels x {pixels} pixels per tile"
                  + (", padded copy" if copy else ""), c.op.inputs[0], c.op.outputs[0], c.layer)
 
 
-def _depthwise(c: _Conv, func_name: str) -> Step:
+def _depthwise(c: _Conv, func_name: str, sched: Schedule) -> Step:
     n, ih, iw, ic = c.shape_in
     _, oh, ow, oc = c.shape_out
     (kh, kw), (sy, sx), (dy, dx) = c.kernel, c.stride, c.dilation
-    lanes = lanes_for(ic)
+    lanes = sched.lanes
     blocks = _blocks(ic, lanes)
     channels = blocks * lanes
     w = np.zeros((kh, kw, channels), np.float32)
@@ -228,7 +231,8 @@ def _depthwise(c: _Conv, func_name: str) -> Step:
 
 
 def lower_fully_connected_float_cpu(op: Operator, graph: Graph, func_name: str,
-                                    scratch: bool = True, isa: str = "cpu") -> Step | None:
+                                    scratch: bool = True, isa: str = "cpu",
+                                    tuning: Tuning | None = None) -> Step | None:
     x = _float_tensor(op, graph, op.inputs[0], "input")
     y = _float_tensor(op, graph, op.outputs[0], "output")
     w = _constant(op, graph.tensor(op.inputs[1]), "weights")
@@ -239,7 +243,8 @@ def lower_fully_connected_float_cpu(op: Operator, graph: Graph, func_name: str,
     b_idx = op.inputs[2] if len(op.inputs) > 2 else -1
     bias = (_constant(op, graph.tensor(b_idx), "bias").reshape(-1) if b_idx >= 0
             else np.zeros(units, np.float32))
-    lanes = lanes_for(units)
+    sched = schedule_for(op, graph, isa, units, 1, tuning)
+    lanes, tile_blocks = sched.lanes, sched.blocks
     blocks = _blocks(units, lanes)
     wp = np.zeros((blocks * lanes, depth), np.float32)
     wp[:units] = w
@@ -252,7 +257,7 @@ def lower_fully_connected_float_cpu(op: Operator, graph: Graph, func_name: str,
                                  ("weights", packed.shape, "float32"),
                                  ("bias", (units,), "float32"),
                                  ("output", (batches, units), "float32"))
-        acc = T.alloc_buffer((FC_BLOCKS * lanes,), "float32")
+        acc = T.alloc_buffer((tile_blocks * lanes,), "float32")
 
         def tile(b, nb0, count):
             for j in range(count):
@@ -268,13 +273,13 @@ def lower_fully_connected_float_cpu(op: Operator, graph: Graph, func_name: str,
                     o = (nb0 + j) * lanes + v
                     store(Y, _activation(op, acc[j * lanes + v] + B[o]), b, o)
 
-        full = blocks // FC_BLOCKS
+        full = blocks // tile_blocks
         with loop("b", batches) as b:
             if full:
                 with loop("tile", full) as t:
-                    tile(b, t * FC_BLOCKS, FC_BLOCKS)
-            if blocks % FC_BLOCKS:
-                with loop("block", blocks, full * FC_BLOCKS) as nb:
+                    tile(b, t * tile_blocks, tile_blocks)
+            if blocks % tile_blocks:
+                with loop("block", blocks, full * tile_blocks) as nb:
                     tile(b, nb, 1)
     return Step(
         op_index=op.index, opcode=op.opcode, layer=y.name, kind="kernel",
