@@ -93,10 +93,10 @@ def _harness(graph: Graph, steps: list[Step]) -> tuple[str, bytes]:
               "  FILE *f = fopen(argv[1], \"rb\");",
               "  if (!f) return 2;",
               "  long runs = strtol(argv[2], NULL, 10);",
-              "  uint64_t *t = malloc(sizeof(uint64_t) * (size_t)(runs + 1));",
-              "  if (!t || runs < 1) return 2;",
-              "  printf(\"{\");"]
+              f"  uint64_t *t = malloc(sizeof(uint64_t) * (size_t)(runs + 1) * {len(steps)});",
+              "  if (!t || runs < 1) return 2;"]
     rng = np.random.default_rng(0)
+    calls: list[list[str]] = []
     for k, step in enumerate(steps):
         args = []
         for j, a in enumerate(step.args):
@@ -113,17 +113,21 @@ def _harness(graph: Graph, steps: list[Step]) -> tuple[str, bytes]:
             data += blob
             lines.append(f"  void *a{k}_{j} = take(f, {len(blob)});")
             args.append(f"a{k}_{j}")
-        calls = ([f"{step.func_name}({', '.join(args)}, {phase}, 0, {rows});"
-                  for phase, rows in enumerate(step.row_phases)]
-                 if step.row_phases else [f"{step.func_name}({', '.join(args)});"])
+        calls.append([f"{step.func_name}({', '.join(args)}, {phase}, 0, {rows});"
+                      for phase, rows in enumerate(step.row_phases)]
+                     if step.row_phases else [f"{step.func_name}({', '.join(args)});"])
+    # Candidates take turns, run by run, so a machine that slows down or speeds up over the
+    # measurement (other load, clocks) shifts every candidate's median alike.
+    lines += ["  for (long r = 0; r <= runs; ++r) {", "    uint64_t start;"]
+    for k, cand in enumerate(calls):
+        lines += ["    start = now_ns();", *(f"    {c}" for c in cand),
+                  f"    t[{k} * (runs + 1) + r] = now_ns() - start;"]
+    lines += ["  }", "  printf(\"{\");"]
+    for k in range(len(calls)):
         separator = "" if k == 0 else ", "
-        lines += ["  for (long r = 0; r <= runs; ++r) {",
-                  "    uint64_t start = now_ns();",
-                  *(f"    {c}" for c in calls),
-                  "    t[r] = now_ns() - start;", "  }",
-                  "  qsort(t + 1, (size_t)runs, sizeof t[0], by_value);  /* t[0]: warm-up */",
+        lines += [f"  qsort(t + {k} * (runs + 1) + 1, (size_t)runs, sizeof t[0], by_value);",
                   '  printf("' + separator + '\\"' + str(k) + '\\": %llu", '
-                  "(unsigned long long)t[1 + runs / 2]);"]
+                  f"(unsigned long long)t[{k} * (runs + 1) + 1 + runs / 2]);"]
     lines += ["  printf(\"}\\n\");", "  return 0;", "}", ""]
     return "\n".join(lines), bytes(data)
 
