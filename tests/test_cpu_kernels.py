@@ -51,8 +51,32 @@ INT8.update({
     "conv1x1_ic1024_oc16_scalar": lambda: conv_model((1, 2, 3, 1024), 16, (1, 1), (1, 1),
                                                      "VALID"),
 })
+
+
+def pruned_channels_model() -> bytes:
+    """A 1x1 convolution whose channels 3 and 11 have all-zero weights and +-2^30 biases, as
+    converters leave pruned channels: their output is a constant the kernel must still give."""
+    model = conv_model((1, 3, 5, 24), 16, (1, 1), (1, 1), "VALID")
+    graph = parse(model)
+    op = graph.operators[0]
+    w = graph.tensor(op.inputs[1])
+    b = graph.tensor(op.inputs[2])
+    wdata, bdata = w.data.copy(), b.data.copy()
+    wdata[[3, 11]] = 0
+    bdata[3], bdata[11] = 2**30, -(2**30) - 128
+    tensors = [TensorSpec(t.name, t.shape, t.dtype, t.quant.scale if t.quant else None,
+                          t.quant.zero_point if t.quant else None,
+                          t.quant.axis if t.quant else 0,
+                          wdata if t is w else bdata if t is b else t.data)
+               for t in graph.tensors]
+    return build_model(tensors, [OpSpec("CONV_2D", list(op.inputs), list(op.outputs),
+                                        {"padding": "VALID"})], list(graph.inputs),
+                       list(graph.outputs))
+
+
+INT8["conv1x1_pruned_channels_vector"] = pruned_channels_model
 VECTOR_REQUANT = {"conv1x1_oc16_left_shift_vector": True, "depthwise3x3_c32_vector": True,
-                  "conv1x1_ic1024_oc16_scalar": False}
+                  "conv1x1_ic1024_oc16_scalar": False, "conv1x1_pruned_channels_vector": True}
 
 
 def f32_tensor(name, shape, data=None):

@@ -222,13 +222,41 @@ def _requantize_store(Y, acc, value, p, index, channel, flat) -> None:
     store(Y, tirx.Cast("int8", clamp(value[0] + p[2], *p[3])), flat)
 
 
-def accumulator_bound(p: ConvPlan, bias: np.ndarray) -> int:
+def _weight_magnitudes(p: ConvPlan) -> np.ndarray:
+    w = np.abs(p.weights.array.astype(np.int64))
+    return (w.reshape(-1, w.shape[-1]).sum(axis=0) if p.depthwise
+            else w.reshape(w.shape[0], -1).sum(axis=1))
+
+
+def requant_tables(p: ConvPlan, bias: np.ndarray
+                   ) -> tuple[np.ndarray, Constant, Constant]:
+    """Bias and per-channel (multiplier, shift) for the kernel, with every channel whose
+    weights are all zero (pruned channels; converters give them huge biases) rewritten to the
+    same constant output in small numbers: bias ``r = MultiplyByQuantizedMultiplier(bias, m,
+    s)`` (limited to +-512, which clamps to int8 alike) with multiplier 2^30 and shift 1,
+    which gives back exactly ``r``. That keeps such channels from defeating the
+    double-precision requantization's bound."""
+    from edge_sdk.compiler import gemmlowp
+
+    dead = np.flatnonzero(_weight_magnitudes(p) == 0)
+    if dead.size == 0:
+        return bias, p.multiplier, p.shift
+    bias, mult, shift = bias.copy(), p.multiplier.array.copy(), p.shift.array.copy()
+    for c in dead:
+        # The output clamps r + zero point into int8: r beyond +-512 clamps the same way.
+        r = gemmlowp.mbqm(int(bias[c]), int(mult[c]), int(shift[c]))
+        bias[c] = min(max(r, -512), 512)
+        mult[c], shift[c] = 1 << 30, 1
+    prefix = f"l{p.op.index}"
+    return (bias, Constant(f"{prefix}_multiplier_cpu", mult),
+            Constant(f"{prefix}_shift_cpu", shift))
+
+
+def accumulator_bound(p: ConvPlan, bias: np.ndarray, shift: np.ndarray) -> int:
     """The largest ``|accumulator| * 2^left_shift`` any output channel can reach: its folded
     bias plus 128 times the sum of its weights' magnitudes (inputs lie in [-128, 127])."""
-    w = np.abs(p.weights.array.astype(np.int64))
-    per_channel = (w.reshape(-1, w.shape[-1]).sum(axis=0) if p.depthwise
-                   else w.reshape(w.shape[0], -1).sum(axis=1))
-    shifts = np.maximum(p.shift.array.astype(np.int64), 0)
+    per_channel = _weight_magnitudes(p)
+    shifts = np.maximum(shift.astype(np.int64), 0)
     bound = (np.abs(bias[: per_channel.size].astype(np.int64)) + 128 * per_channel) << shifts
     return int(bound.max())
 
@@ -266,8 +294,9 @@ def _conv(p: ConvPlan, func_name: str, dot: DotStep, sched: Schedule) -> Step:
     ).astype(dot.dtype).reshape(-1)
     prefix = f"l{p.op.index}"
     weights = Constant(f"{prefix}_weights_packed", packed)
-    bias = Constant(f"{prefix}_bias_folded", _padded(folded_bias(p), blocks * lanes))
-    vector = oc % lanes == 0 and accumulator_bound(p, bias.array) <= F64_EXACT_LIMIT
+    folded, mult, shift = requant_tables(p, folded_bias(p))
+    bias = Constant(f"{prefix}_bias_folded", _padded(folded, blocks * lanes))
+    vector = oc % lanes == 0 and accumulator_bound(p, folded, shift.array) <= F64_EXACT_LIMIT
     src = _Source(p, groups * g, dot.dtype, always=dot.dtype != "int8")
     rows, cols, chans = (src.rows, src.cols, src.channels) if src.copy else (ih, iw, ic)
 
@@ -316,7 +345,7 @@ def _conv(p: ConvPlan, func_name: str, dot: DotStep, sched: Schedule) -> Step:
                 with loop("oxr", ow, full * pixels) as ox:
                     tile(b, oy, ox, 1)
 
-    consts = (weights, bias, p.multiplier, p.shift, *((src.scratch,) if src.copy else ()))
+    consts = (weights, bias, mult, shift, *((src.scratch,) if src.copy else ()))
     step = p.step(k.func, func_name,
                   notes=f"cpu ({dot.name}): {lanes} channels x {pixels} pixels per tile"
                         + (", padded copy" if src.copy else "")
@@ -335,8 +364,9 @@ def _depthwise(p: ConvPlan, func_name: str, sched: Schedule) -> Step:
     w[:, :, :oc] = p.weights.array.reshape(kh, kw, oc)
     prefix = f"l{p.op.index}"
     weights = Constant(f"{prefix}_weights_padded", w.reshape(-1))
-    bias = Constant(f"{prefix}_bias_folded", _padded(folded_bias(p), channels))
-    vector = oc % lanes == 0 and accumulator_bound(p, bias.array) <= F64_EXACT_LIMIT
+    folded, mult, shift = requant_tables(p, folded_bias(p))
+    bias = Constant(f"{prefix}_bias_folded", _padded(folded, channels))
+    vector = oc % lanes == 0 and accumulator_bound(p, folded, shift.array) <= F64_EXACT_LIMIT
     src = _Source(p, channels)
     rows, cols = (src.rows, src.cols) if src.copy else (ih, iw)
 
@@ -374,7 +404,7 @@ def _depthwise(p: ConvPlan, func_name: str, sched: Schedule) -> Step:
             _epilogue(Y, acc, 0, lanes, nb, oc, rq, ((b * oh + oy) * ow + ox) * oc, value,
                       vector)
 
-    consts = (weights, bias, p.multiplier, p.shift, *((src.scratch,) if src.copy else ()))
+    consts = (weights, bias, mult, shift, *((src.scratch,) if src.copy else ()))
     step = p.step(k.func, func_name, notes=f"cpu: {lanes} channels per vector"
                   + (", padded copy" if src.copy else "")
                   + (", vector requantization" if vector else ""), constants=consts)
