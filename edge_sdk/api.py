@@ -46,6 +46,13 @@ from edge_sdk.project.generate import (
 
 
 def load(path: str | Path) -> Graph:
+    """A model file: ``.tflite``, or ``.onnx`` (through TVM's Relax importer)."""
+    if Path(path).suffix.lower() == ".onnx":
+        from edge_sdk.frontend.relax_onnx import load_onnx
+
+        if not Path(path).is_file():
+            raise UsageError(f"model file {path} does not exist: check the path")
+        return load_onnx(path)
     return load_tflite(path)
 
 

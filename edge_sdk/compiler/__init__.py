@@ -82,7 +82,8 @@ def compile_graph(graph: Graph, external_kernels: bool = False,
     a Linux board."""
     if prefer not in PREFERENCES:
         raise UsageError(f"prefer must be one of {', '.join(PREFERENCES)}, not '{prefer}'")
-    graph = fold_constants(graph)
+    if graph.origin == "tflite":  # Relax already folded an imported graph's constants
+        graph = fold_constants(graph)
     if gpu is not None:
         from edge_sdk.codegen.gpu_model import emit_gpu
         from edge_sdk.compiler.gpu.lower import lower_gpu

@@ -261,7 +261,12 @@ def lower(graph: Graph, isa: str = "generic", no_scratch: frozenset[int] = froze
     """Lower every operator; with ``isa="dsp"``/``"mve"`` the SIMD kernels take the layers they
     fit and the portable kernels the rest. Operators in ``no_scratch`` get kernels that need no
     scratch buffer, those in ``portable`` the portable kernels (int8 weights: less flash).
-    ``cache`` keeps lowered steps between calls that try other choices for a few operators."""
+    ``cache`` keeps lowered steps between calls that try other choices for a few operators.
+    A graph TVM's Relax importer made (``origin == "onnx"``) is already one kernel per layer."""
+    if graph.origin == "onnx":
+        from edge_sdk.compiler.relax_lower import lower_relax
+
+        return lower_relax(graph)
     check_graph(graph)
     special = _special_lowerings(isa, tuning)
     cache = {} if cache is None else cache

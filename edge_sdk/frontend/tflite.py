@@ -111,6 +111,9 @@ class Graph:
     inputs: tuple[int, ...]
     outputs: tuple[int, ...]
     source: Path | None = None
+    # "tflite": TFLite builtin operators; "onnx": imported through TVM's Relax frontend, each
+    # operator a legalized TIR kernel (options["prim_func"]), see frontend/relax_onnx.py.
+    origin: str = "tflite"
 
     def tensor(self, index: int) -> Tensor:
         return self.tensors[index]

@@ -1,0 +1,157 @@
+"""ONNX models through TVM's own importer: ``.onnx`` -> Relax -> one TIR kernel per layer.
+
+TVM's Relax ONNX frontend (``tvm.relax.frontend.onnx.from_onnx``) knows the ONNX operators;
+Relax's passes then do the rest of what our TFLite path does by hand: fold constants, legalize
+every operator into a TIR PrimFunc, and fuse element-wise tails into the layer before them.
+What is left in ``main`` is a straight line of ``call_tir(kernel, args)``: this module turns it
+into the same :class:`~edge_sdk.frontend.tflite.Graph` the rest of edge-sdk reads, with one
+operator per call (its ``options["prim_func"]`` is the kernel) and one tensor per value, so
+the planner, the C/LLVM code generators, the runners and the reports need nothing new, and the
+board still gets plain C (or ``kernels.o``), one arena and no TVM runtime.
+
+Layout stays as the model has it (NCHW for PyTorch exports); shapes must be static.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge_sdk.errors import ModelError, UnsupportedOpError
+from edge_sdk.frontend.tflite import Graph, Operator, Tensor
+
+
+def _relax_passes(mod: Any) -> Any:
+    import tvm
+    from tvm import relax
+
+    seq = tvm.transform.Sequential([
+        relax.transform.DecomposeOpsForInference(),
+        relax.transform.LegalizeOps(),
+        relax.transform.FoldConstant(),
+        relax.transform.AnnotateTIROpPattern(),
+        relax.transform.FuseOps(),
+        relax.transform.FuseTIR(),
+        relax.transform.DeadCodeElimination(),
+    ])
+    return seq(mod)
+
+
+def _shape_dtype(sinfo: Any, what: str) -> tuple[tuple[int, ...], str]:
+    from tvm import relax
+
+    if not isinstance(sinfo, relax.TensorStructInfo) or sinfo.shape is None:
+        raise UnsupportedOpError(f"{what} is not a tensor of known shape")
+    dims = []
+    for d in sinfo.shape.values:
+        if not hasattr(d, "value"):
+            raise UnsupportedOpError(f"{what} has a dynamic shape ({sinfo.shape}); give the "
+                                     "model's inputs fixed shapes")
+        dims.append(int(d.value))
+    return tuple(dims), str(sinfo.dtype)
+
+
+def load_onnx(path: str | Path) -> Graph:
+    """Import ``path`` through Relax and return the layer-by-layer graph."""
+    import onnx
+
+    path = Path(path)
+    try:
+        model = onnx.load(str(path))
+    except Exception as err:  # onnx raises DecodeError, ValueError... for a damaged file
+        raise ModelError(f"{path} is not a readable ONNX model ({type(err).__name__}): "
+                         "re-export it") from None
+    return import_onnx(model, path)
+
+
+def import_onnx(model: Any, path: Path | None = None, name: str | None = None) -> Graph:
+    import tvm
+    from tvm import relax
+    from tvm.relax.frontend.onnx import from_onnx
+
+    name = name or (path.stem if path else "model")
+    name = "".join(c if c.isalnum() else "_" for c in name) or "model"
+    if name[0].isdigit():
+        name = "m_" + name
+    try:
+        mod = from_onnx(model, keep_params_in_input=False)
+        mod = _relax_passes(mod)
+    except Exception as err:  # TVM raises its own error types, with long messages
+        first = str(err).strip().splitlines()
+        reason = next((ln for ln in reversed(first) if ln.strip()), type(err).__name__)
+        raise UnsupportedOpError(f"TVM's ONNX importer cannot take {name}: "
+                                 f"{reason.strip()[:200]}") from None
+
+    main = mod["main"]
+    tensors: list[Tensor] = []
+    value_of: dict[Any, int] = {}
+
+    def new_tensor(label: str, shape: tuple[int, ...], dtype: str,
+                   data: np.ndarray | None = None) -> int:
+        tensors.append(Tensor(len(tensors), label, shape, dtype, data=data))
+        return len(tensors) - 1
+
+    inputs = []
+    for param in main.params:
+        shape, dtype = _shape_dtype(param.struct_info, f"input '{param.name_hint}'")
+        index = new_tensor(param.name_hint, shape, dtype)
+        value_of[param] = index
+        inputs.append(index)
+
+    def operand(expr: Any, what: str) -> int:
+        if isinstance(expr, relax.Constant):
+            data = expr.data.numpy()
+            return new_tensor(f"const{len(tensors)}", tuple(data.shape), str(data.dtype), data)
+        if expr in value_of:
+            return value_of[expr]
+        raise UnsupportedOpError(f"{what}: an operand ({type(expr).__name__}) that is not a "
+                                 "tensor computed earlier")
+
+    operators: list[Operator] = []
+    body = main.body
+    for block in body.blocks:
+        for binding in block.bindings:
+            var, value = binding.var, binding.value
+            if isinstance(value, relax.Var) and value in value_of:
+                value_of[var] = value_of[value]  # an alias
+                continue
+            if isinstance(value, relax.TupleGetItem) and value.tuple_value in value_of:
+                value_of[var] = value_of[value.tuple_value][value.index]
+                continue
+            if isinstance(value, relax.Tuple):
+                value_of[var] = tuple(operand(f, "a tuple") for f in value.fields)
+                continue
+            if not (isinstance(value, relax.Call) and value.op.name == "relax.call_tir"):
+                what = value.op.name if isinstance(value, relax.Call) else type(value).__name__
+                raise UnsupportedOpError(f"{name}: '{what}' has no kernel after legalization "
+                                         "(a dynamic or runtime-only operator)")
+            gv, args = value.args[0], value.args[1]
+            if len(value.args) > 2:
+                raise UnsupportedOpError(f"{name}: '{gv.name_hint}' needs shape variables at "
+                                         "run time (dynamic shapes)")
+            func = mod[gv]
+            ins = tuple(operand(a, gv.name_hint) for a in args.fields)
+            sinfo = value.struct_info
+            outs_info = (list(sinfo.fields) if isinstance(sinfo, relax.TupleStructInfo)
+                         else [sinfo])
+            outs = tuple(new_tensor(f"{var.name_hint}{'' if len(outs_info) == 1 else k}",
+                                    *_shape_dtype(s, f"the output of {gv.name_hint}"))
+                         for k, s in enumerate(outs_info))
+            value_of[var] = outs[0] if isinstance(sinfo, relax.TensorStructInfo) else outs
+            operators.append(Operator(len(operators), gv.name_hint, ins, outs,
+                                      {"prim_func": func}))
+    result = body.body
+    results = result.fields if isinstance(result, relax.Tuple) else [result]
+    outputs = []
+    for r in results:
+        index = value_of.get(r)
+        if not isinstance(index, int):
+            raise UnsupportedOpError(f"{name}: an output that is not a computed tensor")
+        outputs.append(index)
+    if not operators:
+        raise ModelError(f"{name} computes nothing (its outputs are its inputs or constants)")
+    _ = tvm  # imported for its side effect of registering the Relax passes
+    return Graph(name=name, tensors=tensors, operators=operators, inputs=tuple(inputs),
+                 outputs=tuple(outputs), source=path, origin="onnx")
