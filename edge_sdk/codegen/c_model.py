@@ -30,7 +30,7 @@ from edge_sdk.frontend.tflite import Tensor
 
 _CTYPES = {"int8": "int8_t", "int16": "int16_t", "int32": "int32_t", "int64": "int64_t",
            "float32": "float", "float64": "double", "uint8": "uint8_t",
-           "uint16": "uint16_t"}
+           "uint16": "uint16_t", "bool": "bool", "uint32": "uint32_t"}
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ Structurally identical kernels (same shapes and constants) are emitted once.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass
 
@@ -48,7 +49,25 @@ def _split_params(signature: str) -> list[tuple[str, str]]:
 
 
 _C_POINTEE = {"int8": "int8_t", "int16": "int16_t", "int32": "int32_t", "int64": "int64_t",
-              "uint8": "uint8_t", "uint16": "uint16_t", "float32": "float"}
+              "uint8": "uint8_t", "uint16": "uint16_t", "float32": "float", "bool": "bool"}
+
+
+def _register_c_intrinsics() -> None:
+    """Math TVM's C target has no lowering for (the kernels Relax legalizes use them):
+    ``fabs`` becomes libm's ``fabsf``/``fabs``."""
+    from tvm import tirx
+    from tvm.tirx.op import register_intrin_lowering
+
+    def fabs(op):
+        dtype = str(op.ty.dtype)
+        return tirx.call_pure_extern(dtype, "fabsf" if dtype == "float32" else "fabs",
+                                     op.args[0])
+
+    with contextlib.suppress(Exception):  # already registered by a second import: keep it
+        register_intrin_lowering("tirx.fabs", "c", f=fabs, level=99)
+
+
+_register_c_intrinsics()
 
 
 def pointer_types(step: Step) -> list[str]:

@@ -1,8 +1,9 @@
 """ONNX models through TVM's own importer: ``.onnx`` -> Relax -> one TIR kernel per layer.
 
 TVM's Relax ONNX frontend (``tvm.relax.frontend.onnx.from_onnx``) knows the ONNX operators;
-Relax's passes then do the rest of what our TFLite path does by hand: fold constants, legalize
-every operator into a TIR PrimFunc, and fuse element-wise tails into the layer before them.
+Relax's passes then do the rest of what our TFLite path does by hand: decompose operators for
+inference (batch norm into arithmetic), legalize every operator into a TIR PrimFunc, and fold
+what is constant.
 What is left in ``main`` is a straight line of ``call_tir(kernel, args)``: this module turns it
 into the same :class:`~edge_sdk.frontend.tflite.Graph` the rest of edge-sdk reads, with one
 operator per call (its ``options["prim_func"]`` is the kernel) and one tensor per value, so
@@ -27,30 +28,37 @@ def _relax_passes(mod: Any) -> Any:
     import tvm
     from tvm import relax
 
+    # No FuseOps/FuseTIR: without a schedule that inlines, a fused kernel keeps one loop nest
+    # per operator and puts the intermediates in buffers of its own; unfused, those are arena
+    # tensors the planner can share.
     seq = tvm.transform.Sequential([
         relax.transform.DecomposeOpsForInference(),
         relax.transform.LegalizeOps(),
         relax.transform.FoldConstant(),
-        relax.transform.AnnotateTIROpPattern(),
-        relax.transform.FuseOps(),
-        relax.transform.FuseTIR(),
         relax.transform.DeadCodeElimination(),
     ])
     return seq(mod)
 
 
-def _shape_dtype(sinfo: Any, what: str) -> tuple[tuple[int, ...], str]:
+def _shape_dtype(ty: Any, what: str) -> tuple[tuple[int, ...], str]:
     from tvm import relax
 
-    if not isinstance(sinfo, relax.TensorStructInfo) or sinfo.shape is None:
-        raise UnsupportedOpError(f"{what} is not a tensor of known shape")
+    shape = getattr(ty, "shape", None) if isinstance(ty, relax.TensorType) else None
+    if shape is None or not hasattr(shape, "values"):
+        raise UnsupportedOpError(f"{what} is not a tensor of known shape ({ty})")
     dims = []
-    for d in sinfo.shape.values:
+    for d in shape.values:
         if not hasattr(d, "value"):
-            raise UnsupportedOpError(f"{what} has a dynamic shape ({sinfo.shape}); give the "
+            raise UnsupportedOpError(f"{what} has a dynamic shape ({shape}); give the "
                                      "model's inputs fixed shapes")
         dims.append(int(d.value))
-    return tuple(dims), str(sinfo.dtype)
+    return tuple(dims), str(ty.dtype)
+
+
+def _constant(expr: Any) -> np.ndarray | None:
+    """The value of a constant operand (Relax's ``GenericConst``), else None."""
+    value = getattr(expr, "value", None)
+    return value.numpy() if hasattr(value, "numpy") else None
 
 
 def load_onnx(path: str | Path) -> Graph:
@@ -81,8 +89,9 @@ def import_onnx(model: Any, path: Path | None = None, name: str | None = None) -
     except Exception as err:  # TVM raises its own error types, with long messages
         first = str(err).strip().splitlines()
         reason = next((ln for ln in reversed(first) if ln.strip()), type(err).__name__)
-        raise UnsupportedOpError(f"TVM's ONNX importer cannot take {name}: "
-                                 f"{reason.strip()[:200]}") from None
+        ops = ", ".join(sorted({n.op_type for n in model.graph.node}))
+        raise UnsupportedOpError(f"TVM's ONNX importer cannot take {name} "
+                                 f"({reason.strip()[:120]}); its operators: {ops}") from None
 
     main = mod["main"]
     tensors: list[Tensor] = []
@@ -95,14 +104,14 @@ def import_onnx(model: Any, path: Path | None = None, name: str | None = None) -
 
     inputs = []
     for param in main.params:
-        shape, dtype = _shape_dtype(param.struct_info, f"input '{param.name_hint}'")
-        index = new_tensor(param.name_hint, shape, dtype)
+        shape, dtype = _shape_dtype(param.ty, f"input '{param.name}'")
+        index = new_tensor(param.name, shape, dtype)
         value_of[param] = index
         inputs.append(index)
 
     def operand(expr: Any, what: str) -> int:
-        if isinstance(expr, relax.Constant):
-            data = expr.data.numpy()
+        data = _constant(expr)
+        if data is not None:
             return new_tensor(f"const{len(tensors)}", tuple(data.shape), str(data.dtype), data)
         if expr in value_of:
             return value_of[expr]
@@ -133,13 +142,12 @@ def import_onnx(model: Any, path: Path | None = None, name: str | None = None) -
                                          "run time (dynamic shapes)")
             func = mod[gv]
             ins = tuple(operand(a, gv.name_hint) for a in args.fields)
-            sinfo = value.struct_info
-            outs_info = (list(sinfo.fields) if isinstance(sinfo, relax.TupleStructInfo)
-                         else [sinfo])
-            outs = tuple(new_tensor(f"{var.name_hint}{'' if len(outs_info) == 1 else k}",
+            ty = var.ty
+            outs_info = list(ty.fields) if isinstance(ty, relax.TupleType) else [ty]
+            outs = tuple(new_tensor(f"{var.name}{'' if len(outs_info) == 1 else k}",
                                     *_shape_dtype(s, f"the output of {gv.name_hint}"))
                          for k, s in enumerate(outs_info))
-            value_of[var] = outs[0] if isinstance(sinfo, relax.TensorStructInfo) else outs
+            value_of[var] = outs[0] if isinstance(ty, relax.TensorType) else outs
             operators.append(Operator(len(operators), gv.name_hint, ins, outs,
                                       {"prim_func": func}))
     result = body.body

@@ -1,0 +1,90 @@
+"""ONNX models through TVM's Relax importer, against the conformance data that ships inside the
+`onnx` wheel (`onnx/backend/test/data/`): each case's expected outputs are the oracle (float,
+1e-4 relative; NaN where the expected value is NaN). Every case must either match or be refused
+with one line (an EdgeSDKError); the pass counts are printed, and floors keep them from going
+down.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import numpy_helper
+
+import edge_sdk
+from edge_sdk.cli import main
+from edge_sdk.errors import EdgeSDKError
+
+DATA = Path(os.path.dirname(onnx.__file__)) / "backend" / "test" / "data"
+# Passing today (2026-11-25): raise these when more pass, never lower them.
+FLOORS = {"pytorch-converted": 79, "pytorch-operator": 30}
+
+
+def case_data(case: Path) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    data = case / "test_data_set_0"
+    inputs = [numpy_helper.to_array(onnx.load_tensor(str(p)))
+              for p in sorted(data.glob("input_*.pb"))]
+    outputs = [numpy_helper.to_array(onnx.load_tensor(str(p)))
+               for p in sorted(data.glob("output_*.pb"))]
+    return inputs, outputs
+
+
+def run_case(case: Path, board: str = "host") -> str:
+    """``pass``, ``mismatch`` or ``refused: <the one-line reason>``; anything else raises."""
+    try:
+        graph = edge_sdk.load(case / "model.onnx")
+        inputs, expected = case_data(case)
+        batch = [x[None] for x in inputs]
+        result = edge_sdk.run(graph, board=board, inputs=batch if len(batch) > 1 else batch[0])
+    except EdgeSDKError as err:
+        lines = str(err).strip().splitlines()
+        assert len(lines) == 1, f"{case.name}: a refusal must be one line: {err}"
+        return f"refused: {lines[0]}"
+    ok = all(np.allclose(got.reshape(want.shape), want, rtol=1e-4, atol=1e-5, equal_nan=True)
+             for got, want in zip(result.output_list, expected, strict=True))
+    return "pass" if ok else "mismatch"
+
+
+@pytest.mark.parametrize("name", ["test_Conv2d_groups", "test_BatchNorm2d_eval", "test_Linear",
+                                  "test_MaxPool2d_stride_padding_dilation", "test_GLU"])
+def test_pytorch_export_runs_on_the_host(name):
+    assert run_case(DATA / "pytorch-converted" / name) == "pass"
+
+
+def test_onnx_through_the_cli_compiles_and_checks(tmp_path, capsys):
+    model = DATA / "pytorch-converted" / "test_Conv2d_depthwise_padded" / "model.onnx"
+    assert main(["compile", str(model), "-o", str(tmp_path / "out")]) == 0
+    source = (tmp_path / "out" / "model.c").read_text()
+    assert "float" in source and "arena" in source
+    x = case_data(model.parent)[0][0]
+    np.save(tmp_path / "x.npy", x[None])
+    assert main(["run", str(model), "--board", "host", "--input", str(tmp_path / "x.npy"),
+                 "--check"]) == 0
+    assert "against ONNX ReferenceEvaluator" in capsys.readouterr().out
+
+
+def test_a_damaged_onnx_file_is_one_line(tmp_path, capsys):
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"\x08\x07garbage")
+    assert main(["compile", str(bad), "-o", str(tmp_path / "out")]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "ONNX" in err[0]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("suite", sorted(FLOORS))
+def test_conformance_suite_on_the_host(suite, capsys):
+    cases = [Path(p) for p in sorted(glob.glob(str(DATA / suite / "test_*")))]
+    results = {case.name: run_case(case) for case in cases}
+    passed = sum(r == "pass" for r in results.values())
+    with capsys.disabled():
+        print(f"\n{suite}: {passed} of {len(cases)} match")
+        for name, r in results.items():
+            if r != "pass":
+                print(f"  {name}: {r}")
+    assert passed >= FLOORS[suite]
