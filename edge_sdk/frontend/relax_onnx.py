@@ -154,10 +154,16 @@ def import_onnx(model: Any, path: Path | None = None, name: str | None = None) -
     results = result.fields if isinstance(result, relax.Tuple) else [result]
     outputs = []
     for r in results:
-        index = value_of.get(r)
-        if not isinstance(index, int):
-            raise UnsupportedOpError(f"{name}: an output that is not a computed tensor")
-        outputs.append(index)
+        if isinstance(r, relax.TupleGetItem) and isinstance(value_of.get(r.tuple_value), tuple):
+            index = value_of[r.tuple_value][r.index]
+        else:
+            index = value_of.get(r)
+        indices = index if isinstance(index, tuple) else (index,)  # a tuple of outputs
+        for i in indices:
+            if not isinstance(i, int) or tensors[i].data is not None or i in inputs:
+                raise UnsupportedOpError(f"{name}: an output that is not a computed tensor "
+                                         "(an input or a constant passed through)")
+            outputs.append(i)
     if not operators:
         raise ModelError(f"{name} computes nothing (its outputs are its inputs or constants)")
     _ = tvm  # imported for its side effect of registering the Relax passes
