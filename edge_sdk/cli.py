@@ -331,7 +331,9 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     from edge_sdk.compiler.lower import LOWERINGS
 
     graph = api.load(args.model)
-    ops = [{"index": op.index, "op": op.opcode, "supported": op.opcode in LOWERINGS,
+    # An ONNX model's operators are the kernels TVM's importer legalized: all have code.
+    ops = [{"index": op.index, "op": op.opcode,
+            "supported": graph.origin == "onnx" or op.opcode in LOWERINGS,
             "output": graph.tensor(op.outputs[0]).short_name if op.outputs else ""}
            for op in graph.operators]
     tensors = [{"index": t.index, "name": t.name, "shape": list(t.shape), "dtype": t.dtype,

@@ -66,6 +66,9 @@ def test_onnx_through_the_cli_compiles_and_checks(tmp_path, capsys):
     assert main(["run", str(model), "--board", "host", "--input", str(tmp_path / "x.npy"),
                  "--check"]) == 0
     assert "against ONNX ReferenceEvaluator" in capsys.readouterr().out
+    assert main(["inspect", str(model)]) == 0
+    printed = capsys.readouterr().out
+    assert "UNSUPPORTED" not in printed and "estimate: arena" in printed
 
 
 def test_a_damaged_onnx_file_is_one_line(tmp_path, capsys):
