@@ -61,6 +61,18 @@ def schedule_for(op: Operator, graph: Graph, isa: str, channels: int, width: int
     return default_schedule(op.opcode, channels)
 
 
+def for_each_tile(extent: int, size: int, body, name: str) -> None:
+    """``body(start, count)`` over ``[0, extent)``: whole tiles of ``size``, then what is left
+    one at a time (``count`` is a Python int, so each tile's code is unrolled)."""
+    full = extent // size
+    if full:
+        with loop(f"{name}_tile", full) as t:
+            body(t * size, size)
+    if extent % size:
+        with loop(name, extent, full * size) as i:
+            body(i, 1)
+
+
 def _blocks(n: int, lanes: int) -> int:
     return -(-n // lanes)
 
@@ -335,15 +347,9 @@ def _conv(p: ConvPlan, func_name: str, dot: DotStep, sched: Schedule) -> Step:
                     _epilogue(Y, acc, r * lanes, lanes, nb, oc, rq,
                               ((b * oh + oy) * ow + ox0 + r) * oc, value, vector)
 
-        full = ow // pixels
         with compute, loop("row", end, begin) as t:
             b, oy = tirx.floordiv(t, oh), tirx.floormod(t, oh)
-            if full:
-                with loop("oxt", full) as tx:
-                    tile(b, oy, tx * pixels, pixels)
-            if ow % pixels:
-                with loop("oxr", ow, full * pixels) as ox:
-                    tile(b, oy, ox, 1)
+            for_each_tile(ow, pixels, lambda ox, count: tile(b, oy, ox, count), "ox")
 
     consts = (weights, bias, mult, shift, *((src.scratch,) if src.copy else ()))
     step = p.step(k.func, func_name,
@@ -465,14 +471,8 @@ def lower_fully_connected_cpu(op: Operator, graph: Graph, func_name: str,
                             value, p.multiplier, p.shift)
                     store(Y, tirx.Cast("int8", clamp(value[0] + p.output_zp, *p.act)), b, o)
 
-        full = blocks // tile_blocks
         with loop("b", batches) as b:
-            if full:
-                with loop("tile", full) as t:
-                    tile(b, t * tile_blocks, tile_blocks)
-            if blocks % tile_blocks:
-                with loop("block", blocks, full * tile_blocks) as nb:
-                    tile(b, nb, 1)
+            for_each_tile(blocks, tile_blocks, lambda nb, count: tile(b, nb, count), "block")
     return Step(
         op_index=op.index, opcode=op.opcode, layer=p.y.name, kind="kernel",
         inputs=(p.x.index,), outputs=(p.y.index,), func=k.func, func_name=func_name,

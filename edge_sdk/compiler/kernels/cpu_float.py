@@ -20,7 +20,7 @@ from tvm import tirx
 from tvm.script.ir_builder import tirx as T
 
 from edge_sdk.compiler.kernels.common import refuse
-from edge_sdk.compiler.kernels.cpu import schedule_for
+from edge_sdk.compiler.kernels.cpu import for_each_tile, schedule_for
 from edge_sdk.compiler.kernels.float32 import _activation, _constant, _float_tensor
 from edge_sdk.compiler.kernels.schedule import Schedule, Tuning
 from edge_sdk.compiler.kernels.tir import buffer_args, f32, kernel, loop, store, when
@@ -168,14 +168,8 @@ def _conv(c: _Conv, func_name: str, sched: Schedule) -> Step:
                         store(Y, _activation(c.op, acc[r * lanes + v] + B[ch]),
                               ((b * oh + oy) * ow + ox0 + r) * oc + ch)
 
-        full = ow // pixels
         with loop("b", n) as b, loop("oy", oh) as oy:
-            if full:
-                with loop("oxt", full) as t:
-                    tile(b, oy, t * pixels, pixels)
-            if ow % pixels:
-                with loop("oxr", ow, full * pixels) as ox:
-                    tile(b, oy, ox, 1)
+            for_each_tile(ow, pixels, lambda ox, count: tile(b, oy, ox, count), "ox")
     consts = (weights, bias, *((scratch,) if copy else ()))
     return _step(c, k.func, func_name, consts,
                  f"{lanes} channels x {pixels} pixels per tile"
@@ -273,14 +267,8 @@ def lower_fully_connected_float_cpu(op: Operator, graph: Graph, func_name: str,
                     o = (nb0 + j) * lanes + v
                     store(Y, _activation(op, acc[j * lanes + v] + B[o]), b, o)
 
-        full = blocks // tile_blocks
         with loop("b", batches) as b:
-            if full:
-                with loop("tile", full) as t:
-                    tile(b, t * tile_blocks, tile_blocks)
-            if blocks % tile_blocks:
-                with loop("block", blocks, full * tile_blocks) as nb:
-                    tile(b, nb, 1)
+            for_each_tile(blocks, tile_blocks, lambda nb, count: tile(b, nb, count), "block")
     return Step(
         op_index=op.index, opcode=op.opcode, layer=y.name, kind="kernel",
         inputs=(x.index,), outputs=(y.index,), func=k.func, func_name=func_name,
