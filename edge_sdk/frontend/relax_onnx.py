@@ -15,6 +15,7 @@ Layout stays as the model has it (NCHW for PyTorch exports); shapes must be stat
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -84,7 +85,9 @@ def import_onnx(model: Any, path: Path | None = None, name: str | None = None) -
     if name[0].isdigit():
         name = "m_" + name
     try:
-        mod = from_onnx(model, keep_params_in_input=False)
+        with warnings.catch_warnings():  # the importer warns for every input it renames
+            warnings.simplefilter("ignore", UserWarning)
+            mod = from_onnx(model, keep_params_in_input=False)
         mod = _relax_passes(mod)
     except Exception as err:  # TVM raises its own error types, with long messages
         first = str(err).strip().splitlines()
