@@ -41,9 +41,6 @@ from edge_sdk.errors import ToolchainError, UsageError
 from edge_sdk.frontend.tflite import Graph, Operator
 from edge_sdk.project.boards import Board
 
-_C_TYPES = {"int8": "int8_t", "int16": "int16_t", "int32": "int32_t", "int64": "int64_t",
-            "uint8": "uint8_t", "uint16": "uint16_t", "float32": "float"}
-
 
 def tunable_layers(graph: Graph) -> list[Operator]:
     """The layers the Linux CPU kernels take (int8 or float32 CONV_2D, DEPTHWISE_CONV_2D,

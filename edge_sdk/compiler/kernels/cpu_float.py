@@ -20,7 +20,7 @@ from tvm import tirx
 from tvm.script.ir_builder import tirx as T
 
 from edge_sdk.compiler.kernels.common import refuse
-from edge_sdk.compiler.kernels.cpu import for_each_tile, schedule_for
+from edge_sdk.compiler.kernels.cpu import _blocks, for_each_tile, schedule_for
 from edge_sdk.compiler.kernels.float32 import _activation, _constant, _float_tensor
 from edge_sdk.compiler.kernels.schedule import Schedule, Tuning
 from edge_sdk.compiler.kernels.tir import buffer_args, f32, kernel, loop, store, when
@@ -68,16 +68,6 @@ def _plan(op: Operator, graph: Graph) -> _Conv:
         raise refuse(op, f"output shape {y.shape} does not match {(x.shape[0], oh, ow, oc)}")
     return _Conv(op, tuple(x.shape), tuple(y.shape), (kh, kw), stride, dilation, tuple(pad),
                  w, bias, y.name)
-
-
-def _blocks(n: int, lanes: int) -> int:
-    return -(-n // lanes)
-
-
-def _padded(values: np.ndarray, size: int) -> np.ndarray:
-    out = np.zeros(size, np.float32)
-    out[: values.size] = values
-    return out
 
 
 def _copy_padded(c: _Conv, X: tirx.Buffer, P: tirx.Buffer, channels: int) -> None:
