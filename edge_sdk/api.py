@@ -318,18 +318,21 @@ def deploy(model: Graph | str | Path, board: str, host: str, inputs: np.ndarray 
     return RunResult(unpack(graph, rows), rep)
 
 
-def run_linux_here(graph: Graph, b: Board, inputs: Inputs | None, bench: int = 10,
+def run_linux_here(graph: Graph, b: Board, inputs: Inputs | None, bench: int | None = None,
                    workdir: str | Path | None = None, threads: int = 0,
                    tuning: str | Path | None = None) -> RunResult:
     """``run`` for a Linux board: build its bundle and run it on this machine (natively, or
     under the board's qemu-user emulator), exactly as ``deploy`` runs it on the board. The
     latency is the runner's median over ``bench`` extra runs of the first input (wall clock;
-    meaningless under emulation, and the report says so)."""
+    meaningless under emulation, and the report says so): 10 by default, 1 under emulation,
+    where a large model's run takes seconds and its time says nothing about the board."""
     import shlex as _shlex
 
     from edge_sdk.device import linux
 
     prefix = linux.local_prefix(b)
+    if bench is None:
+        bench = 1 if prefix else 10
     compiled = compile_for(graph, b, tuning=tuning)
     batch = packed_batch(graph, inputs)
     with tempfile.TemporaryDirectory(prefix="edge-sdk-") as scratch:

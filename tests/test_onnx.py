@@ -79,6 +79,29 @@ def test_a_damaged_onnx_file_is_one_line(tmp_path, capsys):
     assert len(err) == 1 and "ONNX" in err[0]
 
 
+LIGHT = ["bvlc_alexnet", "densenet121", "inception_v1", "inception_v2", "resnet50",
+         "shufflenet", "squeezenet", "vgg19", "zfnet512"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("board", ["host", "linux-aarch64"])
+@pytest.mark.parametrize("name", LIGHT)
+def test_light_model_matches_its_expected_output(name, board):
+    """The wheel's ``light/`` models: real architectures (AlexNet ... VGG-19) whose weights are
+    ``ConstantOfShape`` nodes, with one expected output, computed by the ONNX runner from the
+    input it makes (``arange(n) / n``, as ``onnx.backend.test.runner`` does)."""
+    path = DATA / "light" / f"light_{name}.onnx"
+    expected = numpy_helper.to_array(onnx.load_tensor(str(path.with_name(
+        f"light_{name}_output_0.pb"))))
+    graph = edge_sdk.load(path)
+    (shape,) = [graph.tensor(i).shape for i in graph.inputs]
+    n = int(np.prod(shape))
+    x = (np.arange(n).reshape(shape) / n).astype(np.float32)
+    result = edge_sdk.run(graph, board=board, inputs=x[None])
+    got = result.output_list[0].reshape(expected.shape)
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("suite", sorted(FLOORS))
 def test_conformance_suite_on_the_host(suite, capsys):

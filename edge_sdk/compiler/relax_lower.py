@@ -22,12 +22,15 @@ _ALLOC = re.compile(r'^(\s*)(\w+) = T\.sblock_alloc_buffer\(\(([^()]*(?:\([^()]*
                     r'(?:, "(\w+)")?\)$')
 
 
-def pointer_params(func: Any) -> tuple[Any, list[Scratch]]:
+def pointer_params(func: Any, splats: frozenset[int] = frozenset()) -> tuple[Any, list[Scratch]]:
     """The same kernel taking plain typed pointers (``T.handle``) viewed through
     ``decl_buffer``, like our own kernels, instead of buffer parameters: TVM compiles buffer
     parameters only behind its packed calling convention (``MakePackedAPI``), which needs its
     runtime; pointer parameters give an ordinary C function. Done on the kernel's TVMScript
-    text, which TVM parses back."""
+    text, which TVM parses back.
+
+    Parameters whose positions are in ``splats`` are viewed with all strides 0: every element
+    reads the first, so a constant whose elements are all equal is passed as one value."""
     import tvm
 
     text = func.script()
@@ -42,10 +45,13 @@ def pointer_params(func: Any) -> tuple[Any, list[Scratch]]:
     if len(names) != len(func.params):
         raise EdgeSDKError("a TVM kernel's parameters could not be read from its script")
     params, decls = [], []
-    for name, p in zip(names, func.params, strict=True):
+    for position, (name, p) in enumerate(zip(names, func.params, strict=True)):
         dims = "".join(f"T.int64({int(d)}), " for d in p.shape)
+        strides = (f", strides=({'T.int64(0), ' * len(p.shape)})"
+                   if position in splats else "")
         params.append(f'{name}_ptr: T.handle("{p.dtype}")')
-        decls.append(f'    {name} = T.decl_buffer(({dims}), "{p.dtype}", data={name}_ptr)')
+        decls.append(f'    {name} = T.decl_buffer(({dims}), "{p.dtype}", data={name}_ptr'
+                     f'{strides})')
     # Buffers the kernel allocates (a convolution's padded input) become scratch arguments:
     # TVM would allocate them through its runtime; the arena holds them instead.
     scratch = []
@@ -67,15 +73,73 @@ def pointer_params(func: Any) -> tuple[Any, list[Scratch]]:
                            f"{str(err).strip().splitlines()[0][:160]}") from None
 
 
+def _uses(expr: Any, var: Any) -> bool:
+    from tvm.tirx.analysis import undefined_vars
+
+    return any(v.same_as(var) for v in undefined_vars(expr, []))
+
+
+def reductions_outside(func: Any) -> Any:
+    """The kernel with each reduction's loops moved outside its innermost spatial loop, where
+    that loop walks the last (contiguous) axis of everything it reads.
+
+    TVM's legalized kernels reduce innermost: a convolution sums one output pixel over its
+    taps and channels before the next, a matmul with (K, N) weights strides N floats per step.
+    Reduced outside, the innermost loop runs along rows of the input, weights and output,
+    which the C compiler vectorizes. Each output element still sums its terms in the same
+    order, so results are bit-for-bit those of the kernel as TVM wrote it."""
+    from tvm import s_tir
+
+    sch = s_tir.Schedule(func)
+    try:
+        blocks = sch.get_child_blocks(sch.get_sblock("root"))
+    except Exception:  # a kernel without the usual root block: leave it as it is
+        return func
+    for block in blocks:
+        stmt = sch.get(block)
+        kinds = [int(iv.iter_type) for iv in stmt.iter_vars]
+        loops = sch.get_loops(block)
+        spatial = [k for k, kind in enumerate(kinds) if kind == 0]
+        if 2 not in kinds or len(loops) != len(kinds) or not spatial or stmt.init is None:
+            continue
+        if set(kinds) - {0, 2} or any(int(sch.get(loop).extent) != int(iv.dom.extent)
+                                      for loop, iv in zip(loops, stmt.iter_vars, strict=True)):
+            continue  # loops that are not the block's axes, one for one
+        inner = stmt.iter_vars[spatial[-1]].var
+        if int(sch.get(loops[spatial[-1]]).extent) < 4:
+            continue
+        rows = all(not _uses(r.min, inner) for region in stmt.reads
+                   for r in list(region.region)[:-1])
+        if not rows:
+            continue
+        reduce = [loops[k] for k, kind in enumerate(kinds) if kind == 2]
+        try:
+            sch.reorder(*[loops[k] for k in spatial[:-1]], *reduce, loops[spatial[-1]])
+            sch.decompose_reduction(block, reduce[0])
+        except Exception:  # TVM refused the new order (a binding it cannot move)
+            return func
+    return sch.mod["main"]
+
+
 def lower_relax(graph: Graph) -> Program:
     steps = []
     for op in graph.operators:
         args: list = []
-        for index in op.inputs:
-            t = graph.tensor(index)
-            args.append(Constant(f"c{index}", t.data) if t.data is not None else TensorArg(index))
+        splats = set()
+        for position, index in enumerate(op.inputs):
+            data = graph.tensor(index).data
+            if data is None:
+                args.append(TensorArg(index))
+            elif data.size > 1 and (data == data.flat[0]).all():
+                # All elements equal (a zero bias; weights made by ConstantOfShape): one value,
+                # read through strides of 0, instead of the whole array in flash.
+                args.append(Constant(f"c{index}", data.reshape(-1)[:1]))
+                splats.add(position)
+            else:
+                args.append(Constant(f"c{index}", data))
         args += [TensorArg(index, writes=True) for index in op.outputs]
-        func, scratch = pointer_params(op.options["prim_func"])
+        func, scratch = pointer_params(reductions_outside(op.options["prim_func"]),
+                                       frozenset(splats))
         args += [Scratch(f"l{op.index}_{sc.name}", sc.shape, sc.dtype) for sc in scratch]
         steps.append(Step(
             op_index=op.index, opcode=op.opcode, layer=graph.tensor(op.outputs[0]).name,
