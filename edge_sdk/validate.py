@@ -75,27 +75,48 @@ def compare(ours: np.ndarray, expected: np.ndarray, reference: str = "LiteRT BUI
 ONNX_RTOL = 1e-4
 
 
-def onnx_reference_outputs(graph: Graph, inputs: list[np.ndarray]) -> list[np.ndarray]:
-    """The ONNX package's own ReferenceEvaluator on each sample (the oracle for ONNX models:
-    no extra dependency, the operators' specification in code)."""
+def onnx_reference_outputs(graph: Graph, inputs: list[np.ndarray]
+                           ) -> tuple[list[np.ndarray], str]:
+    """The oracle's outputs for each sample of an ONNX model, and the oracle's name:
+    onnxruntime (one thread, no graph rewrites) when it is installed (``pip install
+    .[dev]``), else the ``onnx`` package's own ReferenceEvaluator (the operators'
+    specification in code, no extra dependency, but slow on large models), which also
+    takes the old opsets onnxruntime no longer implements."""
     import onnx
-    from onnx.reference import ReferenceEvaluator
 
     proto = onnx.load(str(graph.source))
     initializers = {i.name for i in proto.graph.initializer}
     names = [i.name for i in proto.graph.input if i.name not in initializers]
     shapes = [graph.tensor(i).shape for i in graph.inputs]
+    run, oracle = None, "ONNX ReferenceEvaluator"
+    try:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        options.log_severity_level = 3
+        run = ort.InferenceSession(proto.SerializeToString(), options,
+                                   providers=["CPUExecutionProvider"]).run
+        oracle = "onnxruntime"
+    except ImportError:  # not installed
+        pass
+    except Exception:  # onnxruntime lacks some old opsets (Gemm-6): the evaluator takes them
+        pass
     results: list[list[np.ndarray]] = []
     try:
-        evaluator = ReferenceEvaluator(proto)
+        if run is None:
+            from onnx.reference import ReferenceEvaluator
+
+            run = ReferenceEvaluator(proto).run
         for sample in range(len(inputs[0])):
             feeds = {n: x[sample].reshape(shape)
                      for n, x, shape in zip(names, inputs, shapes, strict=True)}
-            results.append([np.asarray(v) for v in evaluator.run(None, feeds)])
-    except Exception as err:  # the evaluator raises whatever its operator code raises
-        raise UsageError(f"--check: ONNX's ReferenceEvaluator cannot run {graph.source.name} "
+            results.append([np.asarray(v) for v in run(None, feeds)])
+    except Exception as err:  # either oracle raises whatever its operator code raises
+        raise UsageError(f"--check: {oracle} cannot run {graph.source.name} "
                          f"({type(err).__name__}: {str(err).splitlines()[0][:100]})") from None
-    return [np.stack([r[k] for r in results]) for k in range(len(results[0]))]
+    return [np.stack([r[k] for r in results]) for k in range(len(results[0]))], oracle
 
 
 def check_run(graph: Graph, inputs: list[np.ndarray], outputs: list[np.ndarray]) -> dict:
@@ -105,8 +126,8 @@ def check_run(graph: Graph, inputs: list[np.ndarray], outputs: list[np.ndarray])
     if graph.source is None:
         raise UsageError("--check needs the model file: load the model from a .tflite path")
     if graph.origin == "onnx":
-        expected = onnx_reference_outputs(graph, inputs)
-        each = [compare(ours, ref, reference="ONNX ReferenceEvaluator", rtol=ONNX_RTOL)
+        expected, oracle = onnx_reference_outputs(graph, inputs)
+        each = [compare(ours, ref, reference=oracle, rtol=ONNX_RTOL)
                 for ours, ref in zip(outputs, expected, strict=True)]
     else:
         expected = reference_outputs(graph.source, inputs)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import glob
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,10 +20,12 @@ from onnx import numpy_helper
 import edge_sdk
 from edge_sdk.cli import main
 from edge_sdk.errors import EdgeSDKError
+from tests.test_gpu import MALI, build_native, needs_pocl, run_runner
 
 DATA = Path(os.path.dirname(onnx.__file__)) / "backend" / "test" / "data"
 # Passing today (2026-11-25): raise these when more pass, never lower them.
 FLOORS = {"pytorch-converted": 79, "pytorch-operator": 34}
+POCL_FLOOR = 79  # pytorch-converted on the Mali board's OpenCL kernels, run by PoCL
 
 
 def case_data(case: Path) -> tuple[list[np.ndarray], list[np.ndarray]]:
@@ -32,6 +35,22 @@ def case_data(case: Path) -> tuple[list[np.ndarray], list[np.ndarray]]:
     outputs = [numpy_helper.to_array(onnx.load_tensor(str(p)))
                for p in sorted(data.glob("output_*.pb"))]
     return inputs, outputs
+
+
+def pocl_case(case: Path, tmp_path: Path) -> str:
+    """``run_case`` for the Mali board: its OpenCL bundle built for this machine, run by PoCL."""
+    inputs, expected = case_data(case)
+    if len(inputs) != 1 or len(expected) != 1:
+        return "refused: several inputs or outputs (the runner test takes one of each)"
+    try:
+        runner, _ = build_native(case / "model.onnx", MALI, tmp_path)
+    except EdgeSDKError as err:
+        return f"refused: {str(err).strip()}"
+    proc, got = run_runner(runner, inputs[0][None], np.float32, tmp_path)
+    assert proc.returncode == 0, f"{case.name}: {proc.stderr}"
+    ok = np.allclose(got.reshape(expected[0].shape), expected[0], rtol=1e-4, atol=1e-5,
+                     equal_nan=True)
+    return "pass" if ok else "mismatch"
 
 
 def run_case(case: Path, board: str = "host") -> str:
@@ -56,6 +75,14 @@ def test_pytorch_export_runs_on_the_host(name):
     assert run_case(DATA / "pytorch-converted" / name) == "pass"
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["test_Conv2d_groups", "test_BatchNorm2d_eval", "test_GLU"])
+def test_pytorch_export_runs_on_the_cortex_m4_board(name):
+    """Float ONNX on a microcontroller with an FPU: the same kernels as plain C in the
+    firmware, run by QEMU's mps2-an386 over its UART."""
+    assert run_case(DATA / "pytorch-converted" / name, board="mps2-an386") == "pass"
+
+
 def test_onnx_through_the_cli_compiles_and_checks(tmp_path, capsys):
     model = DATA / "pytorch-converted" / "test_Conv2d_depthwise_padded" / "model.onnx"
     assert main(["compile", str(model), "-o", str(tmp_path / "out")]) == 0
@@ -65,10 +92,33 @@ def test_onnx_through_the_cli_compiles_and_checks(tmp_path, capsys):
     np.save(tmp_path / "x.npy", x[None])
     assert main(["run", str(model), "--board", "host", "--input", str(tmp_path / "x.npy"),
                  "--check"]) == 0
-    assert "against ONNX ReferenceEvaluator" in capsys.readouterr().out
+    assert "against onnxruntime" in capsys.readouterr().out
     assert main(["inspect", str(model)]) == 0
     printed = capsys.readouterr().out
     assert "UNSUPPORTED" not in printed and "estimate: arena" in printed
+
+
+def test_check_falls_back_to_the_reference_evaluator(monkeypatch):
+    """Without onnxruntime the oracle is the onnx package's ReferenceEvaluator, and says so."""
+    from edge_sdk.validate import check_run
+
+    case = DATA / "pytorch-converted" / "test_Conv2d_depthwise_padded"
+    graph = edge_sdk.load(case / "model.onnx")
+    x = case_data(case)[0][0][None]
+    ours = edge_sdk.run(graph, board="host", inputs=x).output_list
+    assert check_run(graph, [x], ours)["reference"] == "onnxruntime"
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import fails, as if not installed
+    result = check_run(graph, [x], ours)
+    assert result["reference"] == "ONNX ReferenceEvaluator" and result["match"]
+    result = check_run(graph, [x], [ours[0] + 1e-2])
+    assert not result["match"]
+    monkeypatch.undo()
+    old = DATA / "pytorch-converted" / "test_Linear"  # Gemm-6: onnxruntime has no kernel
+    graph = edge_sdk.load(old / "model.onnx")
+    x = case_data(old)[0][0][None]
+    ours = edge_sdk.run(graph, board="host", inputs=x).output_list
+    result = check_run(graph, [x], ours)
+    assert result["reference"] == "ONNX ReferenceEvaluator" and result["match"]
 
 
 def test_a_damaged_onnx_file_is_one_line(tmp_path, capsys):
@@ -114,3 +164,23 @@ def test_conformance_suite_on_the_host(suite, capsys):
             if r != "pass":
                 print(f"  {name}: {r}")
     assert passed >= FLOORS[suite]
+
+
+@pytest.mark.slow
+@needs_pocl
+def test_conformance_on_the_mali_board_with_pocl(tmp_path, capsys):
+    """pytorch-converted through the GPU path: TVM's legalized kernels scheduled by dlight,
+    OpenCL C, the linux-gpu runner; PoCL runs the kernels on this CPU."""
+    cases = [Path(p) for p in sorted(glob.glob(str(DATA / "pytorch-converted" / "test_*")))]
+    results = {}
+    for k, case in enumerate(cases):
+        (tmp_path / str(k)).mkdir()
+        results[case.name] = pocl_case(case, tmp_path / str(k))
+    passed = sum(r == "pass" for r in results.values())
+    with capsys.disabled():
+        print(f"\npytorch-converted on PoCL: {passed} of {len(cases)} match")
+        for name, r in results.items():
+            if r != "pass":
+                print(f"  {name}: {r}")
+    assert not any(r == "mismatch" for r in results.values())
+    assert passed >= POCL_FLOOR

@@ -43,6 +43,8 @@ def emit_gpu(program: Program, memory: MemoryPlan, gpu: GpuCode) -> CSources:
             b.location, 2), b.io, b.first)):
         label = (params[buf.location, buf.io] if buf.location != "arena"
                  else f"l{producer[buf.root]}_out")
+        if label in names:  # a layer with several outputs (a split): out, out1, out2...
+            label += str(sum(n.startswith(label) for n in names))
         for t in buf.tensors:
             index_of_tensor[t] = len(names)
         names.append(label)

@@ -121,7 +121,9 @@ def reductions_outside(func: Any) -> Any:
     return sch.mod["main"]
 
 
-def lower_relax(graph: Graph) -> Program:
+def lower_relax(graph: Graph, for_cpu: bool = True) -> Program:
+    """One step per Relax kernel. ``for_cpu``: move reductions outside (CPU loop order); a
+    GPU build leaves the kernels as TVM wrote them for its own schedule rules."""
     steps = []
     for op in graph.operators:
         args: list = []
@@ -138,7 +140,8 @@ def lower_relax(graph: Graph) -> Program:
             else:
                 args.append(Constant(f"c{index}", data))
         args += [TensorArg(index, writes=True) for index in op.outputs]
-        func, scratch = pointer_params(reductions_outside(op.options["prim_func"]),
+        func = op.options["prim_func"]
+        func, scratch = pointer_params(reductions_outside(func) if for_cpu else func,
                                        frozenset(splats))
         args += [Scratch(f"l{op.index}_{sc.name}", sc.shape, sc.dtype) for sc in scratch]
         steps.append(Step(

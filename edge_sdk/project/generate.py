@@ -205,7 +205,10 @@ def generate_project(
         "trace": trace,
         "output_is_float": all(graph.tensor(io.tensor).dtype == "float32"
                                for io in program.outputs), "demo": demo, "profile": profile,
-        "sample_rows": _sample_rows(sample_bytes), "sample_note": note,
+        # The sample's bytes only where the program can use them (a 224x224 float image is
+        # 24 MB of C text): the boot demo, and the Arduino library's Demo() function.
+        "sample_rows": _sample_rows(sample_bytes) if demo or template == "arduino" else [],
+        "sample_note": note,
         "input": tin, "output": tout, "arena_bytes": compiled.memory.arena_bytes,
         "ios": [*compiled.program.inputs, *compiled.program.outputs],
     }

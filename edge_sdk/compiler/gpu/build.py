@@ -69,6 +69,8 @@ def _launches(host: tvm.IRModule, steps: dict[str, tuple[int, Step]]) -> list[La
             args = []
             for a in call.args[1: len(call.args) - len(tags)]:
                 name = str(a).removesuffix(".data")
+                if name not in by_name:  # a Relax kernel's pointer is named after its buffer
+                    name += "_ptr"
                 if name not in by_name:
                     raise UnsupportedOpError(f"layer {step.op_index}: kernel argument {a} is "
                                              "not a buffer of the layer")

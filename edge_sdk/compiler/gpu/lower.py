@@ -29,9 +29,14 @@ def supported_gpu_ops() -> list[str]:
 
 
 def lower_gpu(graph: Graph, target: GpuTarget) -> tuple[Program, GpuCode]:
-    check_graph(graph)
     steps: list[Step] = []
-    for op in graph.operators:
+    if graph.origin == "onnx":  # TVM's legalized kernels, scheduled below like ours
+        from edge_sdk.compiler.relax_lower import lower_relax
+
+        steps = list(lower_relax(graph, for_cpu=False).steps)
+    else:
+        check_graph(graph)
+    for op in graph.operators if graph.origin != "onnx" else ():
         name = f"{graph.name}_l{op.index}_{op.opcode.lower()}"
         if op.opcode in kernels.ALIASES:
             steps.append(lower_alias(op, graph, name))
