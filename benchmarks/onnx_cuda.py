@@ -78,7 +78,7 @@ def prepare() -> None:
                  / int(np.prod(shape))).astype(np.float32)
         dest = BUNDLES / name
         generate_project(compiled, board, dest, demo=False)
-        np.ascontiguousarray(x, np.float32).tofile(dest / "inputs.bin")
+        np.ascontiguousarray(x).tofile(dest / "inputs.bin")  # its own type (int64 indices)
         np.ascontiguousarray(y, np.float32).tofile(dest / "expected.bin")
         (dest / "bench.json").write_text(json.dumps({
             "model": name, "launches": len(compiled.gpu.device.launches),

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """ONNX models on the Linux path vs onnxruntime, one thread, on this machine.
 
-    python3 benchmarks/onnx_light.py [--runs 20] [--models squeezenet,resnet50]
+    python3 benchmarks/onnx_light.py [--runs 10] [--models squeezenet,resnet50]
 
 Models: the `light/` models that ship inside the `onnx` wheel (AlexNet, DenseNet-121,
 Inception v1/v2, ResNet-50, ShuffleNet, SqueezeNet, VGG-19, ZFNet-512): the real architectures,
@@ -103,7 +103,7 @@ def onnxruntime_p50_ms(path: Path, x: np.ndarray, runs: int) -> float:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--runs", type=int, default=20)
+    ap.add_argument("--runs", type=int, default=10)
     ap.add_argument("--models", help="comma-separated names (default: all nine)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "onnx_light.json"))
     args = ap.parse_args()

@@ -324,15 +324,16 @@ def run_linux_here(graph: Graph, b: Board, inputs: Inputs | None, bench: int | N
     """``run`` for a Linux board: build its bundle and run it on this machine (natively, or
     under the board's qemu-user emulator), exactly as ``deploy`` runs it on the board. The
     latency is the runner's median over ``bench`` extra runs of the first input (wall clock;
-    meaningless under emulation, and the report says so): 10 by default, 1 under emulation,
-    where a large model's run takes seconds and its time says nothing about the board."""
+    meaningless under emulation): 10 by default, none under emulation, where a large model's
+    run takes minutes and its time says nothing about the board (the report's latency is
+    then None)."""
     import shlex as _shlex
 
     from edge_sdk.device import linux
 
     prefix = linux.local_prefix(b)
     if bench is None:
-        bench = 1 if prefix else 10
+        bench = 0 if prefix else 10
     compiled = compile_for(graph, b, tuning=tuning)
     batch = packed_batch(graph, inputs)
     with tempfile.TemporaryDirectory(prefix="edge-sdk-") as scratch:
@@ -349,7 +350,8 @@ def run_linux_here(graph: Graph, b: Board, inputs: Inputs | None, bench: int | N
     rep.update({"host": "local", "run_prefix": _shlex.join(prefix),
                 "latency": {k: stats[k] for k in linux.RUNNER_STATS},
                 "threads": stats.get("threads", 1), "peak_rss_kb": stats["peak_rss_kb"],
-                "timer": {"kind": "wall clock", "latency_ns": stats["p50_ns"],
+                "timer": {"kind": "wall clock",
+                          "latency_ns": stats["p50_ns"] if stats["bench_runs"] else None,
                           "emulated": bool(prefix)}})
     return RunResult(unpack(graph, rows), rep)
 

@@ -118,8 +118,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     size = (f"model flash {rep['flash_bytes']} B" if "flash_bytes" in rep
             else f"weights {rep['weights_bytes']} B")
     emulated = " (emulated: not the board's speed)" if timer.get("emulated") else ""
-    print(f"arena {rep['arena_bytes']} B, {size}, {measure[0]} per inference {measure[1]}"
-          f"{emulated}")
+    speed = (f"{measure[0]} per inference {measure[1]}{emulated}" if measure[1] is not None
+             else "not timed (an emulated run: its time says nothing about the board)")
+    print(f"arena {rep['arena_bytes']} B, {size}, {speed}")
     if args.profile:
         print_profile(result.report)
     if args.check:

@@ -15,7 +15,11 @@ Layout stays as the model has it (NCHW for PyTorch exports); shapes must be stat
 
 from __future__ import annotations
 
+import contextlib
+import os
+import tempfile
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +27,30 @@ import numpy as np
 
 from edge_sdk.errors import ModelError, UnsupportedOpError
 from edge_sdk.frontend.tflite import Graph, Operator, Tensor
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Hold back what TVM's C++ side and the importer print on the process's own stdout and
+    stderr ("Warning: Fast mode segfaults...", "Error converting operator ..."): a failure
+    reaches the user as one EdgeSDKError line, and a success says nothing."""
+    import sys
+
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    saved = [os.dup(1), os.dup(2)]
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 1)
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            for stream in (sys.stdout, sys.stderr):
+                stream.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
 
 
 def _relax_passes(mod: Any) -> Any:
@@ -75,6 +103,64 @@ def load_onnx(path: str | Path) -> Graph:
     return import_onnx(model, path)
 
 
+def _legacy_prelu_slopes(model: Any) -> Any:
+    """Before opset 7, PRelu's one-dimensional slope is one value per channel (axis 1), as
+    PyTorch exported ``nn.PReLU(C)``; TVM's importer reads it with today's rule (numpy
+    broadcasting, so the last axis) and refuses the shape. Give such slopes the shape
+    (C, 1, ..., 1), which today's rule reads as axis 1, so the importer applies the old
+    meaning."""
+    import onnx
+    from onnx import numpy_helper
+
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 99)
+    if opset >= 7 or not any(n.op_type == "PRelu" for n in model.graph.node):
+        return model
+    model = onnx.ModelProto.FromString(model.SerializeToString())  # leave the caller's alone
+    try:  # the rank of a PRelu's input inside the network
+        shaped = onnx.shape_inference.infer_shapes(model).graph
+    except Exception:  # shape inference refuses some old models: inputs' ranks only
+        shaped = model.graph
+    ranks = {v.name: len(v.type.tensor_type.shape.dim)
+             for v in (*shaped.input, *shaped.value_info)}
+    inits = {i.name: i for i in model.graph.initializer}
+    for node in model.graph.node:
+        if node.op_type != "PRelu" or node.input[1] not in inits:
+            continue
+        slope = numpy_helper.to_array(inits[node.input[1]])
+        rank = ranks.get(node.input[0], 0)
+        if slope.ndim == 1 and slope.size > 1 and rank > 2:
+            new = numpy_helper.from_array(slope.reshape(slope.size, *[1] * (rank - 2)),
+                                          node.input[1])
+            inits[node.input[1]].CopyFrom(new)
+            for v in model.graph.input:  # an initializer listed as an input too
+                if v.name == node.input[1]:
+                    del v.type.tensor_type.shape.dim[:]
+                    for d in new.dims:
+                        v.type.tensor_type.shape.dim.add().dim_value = d
+    return model
+
+
+# Opsets below this are converted up first (``onnx.version_converter``): TVM's importer knows
+# some operators only in their newer form (Slice-1 kept starts/ends in attributes; it reads
+# only Slice-10's inputs).
+UPGRADE_BELOW = 13
+
+
+def _upgraded(model: Any) -> Any:
+    """The model in a form TVM's importer reads: old PRelu slopes reshaped, then an old opset
+    converted to ``UPGRADE_BELOW``; a model the converter cannot take goes in as it is."""
+    from onnx import version_converter
+
+    model = _legacy_prelu_slopes(model)
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 99)
+    if opset >= UPGRADE_BELOW:
+        return model
+    try:
+        return version_converter.convert_version(model, UPGRADE_BELOW)
+    except Exception:  # the converter raises on operators it has no adapter for
+        return model
+
+
 def import_onnx(model: Any, path: Path | None = None, name: str | None = None) -> Graph:
     import tvm
     from tvm import relax
@@ -85,10 +171,10 @@ def import_onnx(model: Any, path: Path | None = None, name: str | None = None) -
     if name[0].isdigit():
         name = "m_" + name
     try:
-        with warnings.catch_warnings():  # the importer warns for every input it renames
+        with warnings.catch_warnings(), _quiet():  # it warns for every input it renames
             warnings.simplefilter("ignore", UserWarning)
-            mod = from_onnx(model, keep_params_in_input=False)
-        mod = _relax_passes(mod)
+            mod = from_onnx(_upgraded(model), keep_params_in_input=False)
+            mod = _relax_passes(mod)
     except Exception as err:  # TVM raises its own error types, with long messages
         first = str(err).strip().splitlines()
         reason = next((ln for ln in reversed(first) if ln.strip()), type(err).__name__)
