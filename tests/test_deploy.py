@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -62,6 +63,21 @@ def test_float_mobilenet_on_aarch64_within_1e5(sshd, tmp_path):
     expected = reference(path, x)
     np.testing.assert_allclose(result.outputs.reshape(expected.shape), expected, rtol=1e-5,
                                atol=1e-7)
+
+
+@pytest.mark.slow
+def test_onnx_export_deploys_to_a_pi(sshd, tmp_path):
+    """A PyTorch export (.onnx) straight to the board: TVM's Relax import, the same bundle and
+    runner; checked against the conformance case's own expected output."""
+    import onnx
+    from onnx import numpy_helper
+
+    case = (Path(onnx.__file__).parent / "backend" / "test" / "data"
+            / "pytorch-converted" / "test_Conv2d_groups")
+    x, want = (numpy_helper.to_array(onnx.load_tensor(str(case / "test_data_set_0" / f)))
+               for f in ("input_0.pb", "output_0.pb"))
+    result = deploy(sshd, case / "model.onnx", "rpi4", tmp_path, inputs=x[None])
+    np.testing.assert_allclose(result.outputs.reshape(want.shape), want, rtol=1e-4, atol=1e-5)
 
 
 def test_armv7_bit_exact_with_latency_and_memory(sshd, tmp_path):
