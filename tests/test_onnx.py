@@ -152,18 +152,23 @@ def test_light_model_matches_its_expected_output(name, board):
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
 
 
+def tally(label: str, results: dict[str, str], capsys) -> int:
+    """Print how many cases match and why each other one did not; return the count."""
+    passed = sum(r == "pass" for r in results.values())
+    with capsys.disabled():
+        print(f"\n{label}: {passed} of {len(results)} match")
+        for name, r in results.items():
+            if r != "pass":
+                print(f"  {name}: {r}")
+    return passed
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("suite", sorted(FLOORS))
 def test_conformance_suite_on_the_host(suite, capsys):
     cases = [Path(p) for p in sorted(glob.glob(str(DATA / suite / "test_*")))]
     results = {case.name: run_case(case) for case in cases}
-    passed = sum(r == "pass" for r in results.values())
-    with capsys.disabled():
-        print(f"\n{suite}: {passed} of {len(cases)} match")
-        for name, r in results.items():
-            if r != "pass":
-                print(f"  {name}: {r}")
-    assert passed >= FLOORS[suite]
+    assert tally(suite, results, capsys) >= FLOORS[suite]
 
 
 @pytest.mark.slow
@@ -176,11 +181,5 @@ def test_conformance_on_the_mali_board_with_pocl(tmp_path, capsys):
     for k, case in enumerate(cases):
         (tmp_path / str(k)).mkdir()
         results[case.name] = pocl_case(case, tmp_path / str(k))
-    passed = sum(r == "pass" for r in results.values())
-    with capsys.disabled():
-        print(f"\npytorch-converted on PoCL: {passed} of {len(cases)} match")
-        for name, r in results.items():
-            if r != "pass":
-                print(f"  {name}: {r}")
     assert not any(r == "mismatch" for r in results.values())
-    assert passed >= POCL_FLOOR
+    assert tally("pytorch-converted on PoCL", results, capsys) >= POCL_FLOOR
