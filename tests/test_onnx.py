@@ -121,6 +121,26 @@ def test_check_falls_back_to_the_reference_evaluator(monkeypatch):
     assert result["reference"] == "ONNX ReferenceEvaluator" and result["match"]
 
 
+def test_gather_never_reads_outside_its_table(tmp_path):
+    """ONNX Gather: negative indices count from the end; an index out of range (which ONNX
+    calls an error) reads the nearest row, never the memory after the table."""
+    from onnx import TensorProto, helper
+
+    table = np.arange(12, dtype=np.float32).reshape(4, 3)
+    graph = helper.make_graph(
+        [helper.make_node("Gather", ["table", "idx"], ["y"], axis=0)], "gather",
+        [helper.make_tensor_value_info("idx", TensorProto.INT64, [4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4, 3])],
+        [numpy_helper.from_array(table, "table")])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]),
+              tmp_path / "gather.onnx")
+    model = edge_sdk.load(tmp_path / "gather.onnx")
+    idx = np.array([[0, 3, -1, -4], [2, 4, 1000, -1000]], np.int64)
+    got = edge_sdk.run(model, board="host", inputs=idx).output_list[0].reshape(2, 4, 3)
+    np.testing.assert_array_equal(got[0], table[[0, 3, 3, 0]])
+    np.testing.assert_array_equal(got[1], table[[2, 3, 3, 0]])
+
+
 def test_a_damaged_onnx_file_is_one_line(tmp_path, capsys):
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"\x08\x07garbage")

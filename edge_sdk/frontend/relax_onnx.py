@@ -53,9 +53,36 @@ def _quiet() -> Iterator[None]:
                 os.close(fd)
 
 
+def _bounded_takes(mod: Any) -> Any:
+    """Every ``take`` (ONNX Gather, an embedding lookup) in "clip" mode instead of the
+    importer's "fast", which reads past the table for an index out of range: on a board that is
+    a read of whatever memory follows. The importer already turns negative indices into
+    positive ones, so in-range results are the same; an out-of-range index reads the nearest
+    row instead of memory that is not the table."""
+    import tvm
+    from tvm import relax
+
+    take = tvm.ir.Op.get("relax.take")
+
+    @relax.expr_functor.mutator
+    class Bounded(relax.PyExprMutator):
+        def visit_call_(self, call):
+            call = super().visit_call_(call)
+            if call.op.same_as(take) and str(call.attrs.mode) == "fast":
+                return relax.op.take(call.args[0], call.args[1], call.attrs.axis, mode="clip")
+            return call
+
+    for gv, func in list(mod.functions_items()):
+        if isinstance(func, relax.Function):
+            mod[gv] = Bounded().visit_expr(func)
+    return mod
+
+
 def _relax_passes(mod: Any) -> Any:
     import tvm
     from tvm import relax
+
+    mod = _bounded_takes(mod)
 
     # No FuseOps/FuseTIR: without a schedule that inlines, a fused kernel keeps one loop nest
     # per operator and puts the intermediates in buffers of its own; unfused, those are arena
