@@ -37,6 +37,8 @@ def _cases() -> list[tuple[str, Path, np.ndarray, np.ndarray]]:
     import onnx
     from onnx import numpy_helper
 
+    from benchmarks.onnx_light import light_dir
+
     data = Path(os.path.dirname(onnx.__file__)) / "backend" / "test" / "data"
     cases = []
     for folder in sorted(glob.glob(str(data / "pytorch-converted" / "test_*"))):
@@ -46,16 +48,18 @@ def _cases() -> list[tuple[str, Path, np.ndarray, np.ndarray]]:
             x, y = (numpy_helper.to_array(onnx.load_tensor(str(p))) for p in (ins[0], outs[0]))
             cases.append((Path(folder).name, Path(folder) / "model.onnx", x, y))
     for name in LIGHT:
-        path = data / "light" / f"light_{name}.onnx"
-        y = numpy_helper.to_array(onnx.load_tensor(str(data / "light" /
-                                                       f"light_{name}_output_0.pb")))
+        path = light_dir() / f"light_{name}.onnx"
+        y = numpy_helper.to_array(onnx.load_tensor(str(path.with_name(
+            f"light_{name}_output_0.pb"))))
         cases.append((f"light_{name}", path, None, y))
     return cases
 
 
 def prepare() -> None:
+    # Here only (the GPU machine has no TVM): onnx_light imports edge-sdk.
     sys.path.insert(0, str(ROOT))
     import edge_sdk
+    from benchmarks.onnx_light import model_input
     from edge_sdk.api import compile_for
     from edge_sdk.errors import EdgeSDKError
     from edge_sdk.project.boards import get_board
@@ -73,9 +77,7 @@ def prepare() -> None:
             print(f"{name}: refused: {err}")
             continue
         if x is None:  # a light/ model: the ONNX runner's input, arange(n) / n
-            (shape,) = [graph.tensor(i).shape for i in graph.inputs]
-            x = (np.arange(int(np.prod(shape))).reshape(shape)
-                 / int(np.prod(shape))).astype(np.float32)
+            x = model_input(graph)
         dest = BUNDLES / name
         generate_project(compiled, board, dest, demo=False)
         np.ascontiguousarray(x).tofile(dest / "inputs.bin")  # its own type (int64 indices)

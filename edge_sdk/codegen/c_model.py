@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edge_sdk.codegen.tvm_c import generate_kernels
+from edge_sdk.codegen.tvm_c import C_TYPES, generate_kernels
 from edge_sdk.compiler.planner import MemoryPlan
 from edge_sdk.compiler.program import (
     Constant,
@@ -28,9 +28,7 @@ from edge_sdk.compiler.program import (
 )
 from edge_sdk.frontend.tflite import Tensor
 
-_CTYPES = {"int8": "int8_t", "int16": "int16_t", "int32": "int32_t", "int64": "int64_t",
-           "float32": "float", "float64": "double", "uint8": "uint8_t",
-           "uint16": "uint16_t", "bool": "bool", "uint32": "uint32_t"}
+_CTYPES = C_TYPES
 
 
 @dataclass(frozen=True)

@@ -48,8 +48,10 @@ def _split_params(signature: str) -> list[tuple[str, str]]:
     return pairs
 
 
-_C_POINTEE = {"int8": "int8_t", "int16": "int16_t", "int32": "int32_t", "int64": "int64_t",
-              "uint8": "uint8_t", "uint16": "uint16_t", "float32": "float", "bool": "bool"}
+# The C type of each tensor element type: kernel pointers here, arrays and buffers in c_model.
+C_TYPES = {"int8": "int8_t", "int16": "int16_t", "int32": "int32_t", "int64": "int64_t",
+           "float32": "float", "float64": "double", "uint8": "uint8_t", "uint16": "uint16_t",
+           "uint32": "uint32_t", "bool": "bool"}
 
 
 def _register_c_intrinsics() -> None:
@@ -72,7 +74,7 @@ _register_c_intrinsics()
 
 def pointer_types(step: Step) -> list[str]:
     """The C types of the kernel's pointer parameters, ``const`` where it only reads them."""
-    params = [(f"{_C_POINTEE[str(v.ty.element_type.dtype)]} *", v.name)
+    params = [(f"{C_TYPES[str(v.ty.element_type.dtype)]} *", v.name)
               for v in step.func.params if hasattr(v.ty, "element_type")]
     readonly = _readonly_params(step, [name for _, name in params])
     return [f"{'const ' if name in readonly else ''}{ctype}" for ctype, name in params]
@@ -82,8 +84,8 @@ def _declaration(step: Step) -> str:
     """The kernel's C signature from its PrimFunc's typed pointer parameters, without printing
     its body: kernels that LLVM compiles may use LLVM intrinsics, which TVM's C printer cannot
     write."""
-    params = [(f"{_C_POINTEE[str(v.ty.element_type.dtype)]}*", v.name)
-              if hasattr(v.ty, "element_type") else (_C_POINTEE[str(v.ty.dtype)], v.name)
+    params = [(f"{C_TYPES[str(v.ty.element_type.dtype)]}*", v.name)
+              if hasattr(v.ty, "element_type") else (C_TYPES[str(v.ty.dtype)], v.name)
               for v in step.func.params]
     readonly = _readonly_params(step, [name for _, name in params])
     signature = ", ".join(f"{'const ' if name in readonly else ''}{ctype} {name}"

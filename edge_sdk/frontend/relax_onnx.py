@@ -130,6 +130,11 @@ def load_onnx(path: str | Path) -> Graph:
     return import_onnx(model, path)
 
 
+def _opset(model: Any) -> int:
+    """The model's version of the default ONNX operator set."""
+    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 99)
+
+
 def _legacy_prelu_slopes(model: Any) -> Any:
     """Before opset 7, PRelu's one-dimensional slope is one value per channel (axis 1), as
     PyTorch exported ``nn.PReLU(C)``; TVM's importer reads it with today's rule (numpy
@@ -139,7 +144,7 @@ def _legacy_prelu_slopes(model: Any) -> Any:
     import onnx
     from onnx import numpy_helper
 
-    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 99)
+    opset = _opset(model)
     if opset >= 7 or not any(n.op_type == "PRelu" for n in model.graph.node):
         return model
     model = onnx.ModelProto.FromString(model.SerializeToString())  # leave the caller's alone
@@ -179,7 +184,7 @@ def _upgraded(model: Any) -> Any:
     from onnx import version_converter
 
     model = _legacy_prelu_slopes(model)
-    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 99)
+    opset = _opset(model)
     if opset >= UPGRADE_BELOW:
         return model
     try:

@@ -11,7 +11,7 @@ from edge_sdk.compiler.gpu.targets import GpuTarget
 from edge_sdk.compiler.lower import check_graph, lower_alias
 from edge_sdk.compiler.program import Program, Step
 from edge_sdk.errors import UnsupportedOpError
-from edge_sdk.frontend.tflite import Graph
+from edge_sdk.frontend.tflite import Graph, Operator
 
 
 @dataclass(frozen=True)
@@ -28,28 +28,29 @@ def supported_gpu_ops() -> list[str]:
     return sorted({*kernels.INT8, *kernels.FLOAT32, *kernels.ALIASES})
 
 
+def _lower_op(op: Operator, graph: Graph) -> Step:
+    name = f"{graph.name}_l{op.index}_{op.opcode.lower()}"
+    if op.opcode in kernels.ALIASES:
+        return lower_alias(op, graph, name)
+    dtype = next((graph.tensor(t).dtype for t in op.inputs
+                  if t >= 0 and not graph.tensor(t).is_constant), "int8")
+    table = {"float32": kernels.FLOAT32, "int8": kernels.INT8}.get(dtype, {})
+    if op.opcode not in table:
+        raise UnsupportedOpError(
+            f"operator {op.index} ({op.opcode}, {dtype}) is not supported on GPU targets "
+            f"yet; GPU operators: {', '.join(supported_gpu_ops())}; compile for a CPU "
+            "board (e.g. --board rpi4) instead")
+    return table[op.opcode](op, graph, name)
+
+
 def lower_gpu(graph: Graph, target: GpuTarget) -> tuple[Program, GpuCode]:
-    steps: list[Step] = []
     if graph.origin == "onnx":  # TVM's legalized kernels, scheduled below like ours
         from edge_sdk.compiler.relax_lower import lower_relax
 
         steps = list(lower_relax(graph, for_cpu=False).steps)
     else:
         check_graph(graph)
-    for op in graph.operators if graph.origin != "onnx" else ():
-        name = f"{graph.name}_l{op.index}_{op.opcode.lower()}"
-        if op.opcode in kernels.ALIASES:
-            steps.append(lower_alias(op, graph, name))
-            continue
-        dtype = next((graph.tensor(t).dtype for t in op.inputs
-                      if t >= 0 and not graph.tensor(t).is_constant), "int8")
-        table = {"float32": kernels.FLOAT32, "int8": kernels.INT8}.get(dtype, {})
-        if op.opcode not in table:
-            raise UnsupportedOpError(
-                f"operator {op.index} ({op.opcode}, {dtype}) is not supported on GPU targets "
-                f"yet; GPU operators: {', '.join(supported_gpu_ops())}; compile for a CPU "
-                "board (e.g. --board rpi4) instead")
-        steps.append(table[op.opcode](op, graph, name))
+        steps = [_lower_op(op, graph) for op in graph.operators]
     schedules: dict[int, str] = {}
     scheduled: list[tuple[int, Step]] = []
     for i, step in enumerate(steps):
