@@ -232,7 +232,7 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     result = quantize(args.model, args.calibration, method=args.method,
                       percentile=args.percentile, per_channel=args.per_channel,
                       skip_layers=skip, float_io=args.float_io,
-                      evaluation=args.evaluation)
+                      evaluation=args.evaluation, nhwc=args.nhwc)
     out = Path(args.output)
     tmp = out.with_name(f".{out.name}.tmp")
     tmp.write_bytes(result.model)
@@ -546,6 +546,9 @@ def parser() -> argparse.ArgumentParser:
     q.add_argument("--per-tensor", dest="per_channel", action="store_false")
     q.add_argument("--skip-layers", help="operator indices to keep in float, e.g. 0,5")
     q.add_argument("--float-io", action="store_true", help="keep float32 input and output")
+    q.add_argument("--nhwc", action="store_true",
+                   help="ONNX models: 4-D inputs and outputs NHWC in the int8 model (default: "
+                        "the model's own NCHW); calibration data stays NCHW")
     q.add_argument("--evaluation", help="data held out for the report, in --calibration's "
                                         "forms (default: the calibration samples)")
     q.add_argument("-o", "--output", required=True)

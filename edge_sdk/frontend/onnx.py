@@ -1,323 +1,830 @@
-"""ONNX (float, NCHW) -> an equivalent float ``.tflite`` (NHWC), so one pipeline serves both.
+"""ONNX (float) -> an equivalent float ``.tflite``, through TVM's ONNX importer, for ``quantize``.
 
-The quantizer and the compiler work on TFLite graphs; an ONNX model is translated operator by
-operator into TFLite's layout:
+The quantizer reads TFLite graphs and writes TFLite's int8 spec, which every runtime we target
+(LiteRT, TFLite Micro, edge-sdk's own kernels) runs. An ONNX model reaches it in three steps:
 
-- 4-D activations are kept NHWC; convolution weights are transposed to OHWI (or 1HWC for
-  depthwise convolutions, ``group == channels``); per-channel constants move to the last axis.
-- ``BatchNormalization`` after a ``Conv`` is folded into its weights and bias; explicit pads
-  become a PAD operator before a VALID convolution/pooling.
-- Flattening a 4-D tensor inserts a TRANSPOSE back to NCHW first, so the element order (and the
-  following ``Gemm``'s weights) match ONNX exactly; a 4-D model output is transposed back too.
-- The model's input becomes NHWC; :func:`to_model_layout` converts NCHW samples.
+1. TVM's Relax frontend imports the model (it knows the ONNX operators and their opset
+   variants); ``DecomposeOpsForInference`` and ``FoldConstant`` leave a straight line of
+   high-level Relax operators (conv2d, add, max_pool2d, matmul, reshape...) on constants.
+2. This module maps each operator to its TFLite counterpart. Activations keep the model's
+   NCHW meaning, but a 4-D value may be *stored* NHWC (TFLite's convolution and pooling layout):
+   each value records which, and a TRANSPOSE is inserted only where an operator needs the other
+   form (a reshape of a feature map, the model's input and output). Channel-wise constants that
+   follow a convolution or a fully connected layer (bias, decomposed batch norm) are folded into
+   its weights and bias, as a converter from a framework would do.
+3. A few multi-operator forms the importer expands are recognised whole: local response
+   normalization (LRN, written as square/avg_pool3d/power/divide) becomes TFLite's
+   LOCAL_RESPONSE_NORMALIZATION, and ONNX ``Sum`` (stack + sum) a chain of ADD.
 
-Operators: Conv, BatchNormalization, Relu, Clip (0..6), MaxPool, AveragePool,
-GlobalAveragePool, Flatten, Reshape, Gemm, MatMul(+Add), Add, Mul, Softmax, Sigmoid, Tanh,
-Concat. Anything else is refused by name.
+The model's input and outputs keep the shapes the framework had (NCHW for PyTorch exports);
+``nhwc=True`` takes and gives 4-D tensors NHWC instead, without the boundary transposes.
+An operator with no TFLite form is refused with one line naming it.
 """
 
 from __future__ import annotations
 
+import warnings
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from edge_sdk.errors import ModelError
+from edge_sdk.errors import ModelError, UnsupportedOpError
+from edge_sdk.frontend.relax_onnx import _constant, _shape_dtype
 from edge_sdk.frontend.tflite_writer import OpSpec, TensorSpec, build_model
 
-NCHW_TO_NHWC_AXIS = [0, 3, 1, 2]
+TO_NHWC = (0, 2, 3, 1)   # stored axis i holds model (NCHW) axis TO_NHWC[i]
+TO_NCHW = (0, 3, 1, 2)
 
 
-class _Converter:
-    def __init__(self, model) -> None:
-        import onnx
-        from onnx import numpy_helper
+@dataclass
+class _Value:
+    """A Relax tensor as stored in the TFLite graph."""
 
-        self.onnx = onnx
-        self.graph = model.graph
-        self.consts = {i.name: numpy_helper.to_array(i).astype(np.float32)
-                       if i.data_type == onnx.TensorProto.FLOAT else numpy_helper.to_array(i)
-                       for i in self.graph.initializer}
+    tensor: int
+    shape: tuple[int, ...]          # the model's shape (NCHW for a feature map)
+    nhwc: bool = False              # a 4-D value stored as NHWC
+    nonneg: bool = False            # known >= 0 (after ReLU...): max pooling may pad with 0
+    views: dict[bool, int] = field(default_factory=dict)  # layout -> tensor (transposes made)
+
+    def stored_axis(self, axis: int) -> int:
+        axis %= len(self.shape)
+        return TO_NHWC.index(axis) if self.nhwc else axis
+
+    @property
+    def stored_shape(self) -> tuple[int, ...]:
+        return tuple(self.shape[a] for a in TO_NHWC) if self.nhwc else self.shape
+
+
+@dataclass
+class _Weighted:
+    """A convolution or fully connected layer whose weights and bias are still open to folding
+    (bias adds, batch norm's scale and shift) until the graph is written."""
+
+    op: OpSpec
+    weights: np.ndarray             # OIHW for a convolution, (out, in) for fully connected
+    bias: np.ndarray                # (out,)
+    kind: str                       # "conv", "depthwise" or "fc"
+
+
+def _num(x: Any) -> float:
+    """A Relax scalar operand or attribute (PrimValue, FloatImm, IntImm...) as a number."""
+    while hasattr(x, "value") and not isinstance(x, (int, float)):
+        x = x.value
+    return float(x)
+
+
+def _ints(xs: Any) -> list[int]:
+    return [int(_num(x)) for x in xs]
+
+
+def _shape(sinfo: Any, what: str) -> tuple[int, ...]:
+    shape, dtype = _shape_dtype(sinfo, what)
+    if dtype != "float32":
+        raise UnsupportedOpError(f"{what} is {dtype}: quantize takes float32 models "
+                                 "(integer tensors such as indices have no int8 form here)")
+    return shape
+
+
+class _Translator:
+    def __init__(self, func: Any, name: str, nhwc_io: bool) -> None:
+        from tvm import relax
+
+        self.relax = relax
+        self.func = func
+        self.name = name
+        self.nhwc_io = nhwc_io
         self.tensors: list[TensorSpec] = []
         self.ops: list[OpSpec] = []
-        self.index: dict[str, int] = {}   # ONNX value -> TFLite tensor
-        self.nchw: set[str] = set()       # ONNX values that are 4-D activations stored NHWC
-        self.shapes: dict[str, tuple[int, ...]] = {}  # ONNX shapes of activations
-        self.consumers: dict[str, int] = {}
-        for node in self.graph.node:
-            for name in node.input:
-                self.consumers[name] = self.consumers.get(name, 0) + 1
+        self.values: dict[Any, Any] = {}          # Relax var -> _Value | np.ndarray | tuple
+        self.weighted: dict[int, _Weighted] = {}  # output tensor -> its open layer
+        self.bindings = [b for block in func.body.blocks for b in block.bindings]
+        self.defs = {b.var: b.value for b in self.bindings}
+        self.uses: Counter = Counter()
+        for b in self.bindings:
+            relax.analysis.post_order_visit(b.value, self._count_use)
+        relax.analysis.post_order_visit(func.body.body, self._count_use)
+        self.covered: set[Any] = set()   # vars computed inside a recognised multi-op form
+        self.special: dict[Any, Any] = {}  # var -> a handler for a recognised form
 
-    # -- helpers ---------------------------------------------------------------------------
-    def attrs(self, node) -> dict:
-        return {a.name: self.onnx.helper.get_attribute_value(a) for a in node.attribute}
+    def _count_use(self, e: Any) -> None:
+        if isinstance(e, self.relax.Var):
+            self.uses[e] += 1
 
+    # -- tensors ------------------------------------------------------------------------------
     def tensor(self, name: str, shape: tuple[int, ...], data: np.ndarray | None = None,
                dtype: str = "float32") -> int:
         self.tensors.append(TensorSpec(name, tuple(int(d) for d in shape), dtype, data=data))
         return len(self.tensors) - 1
 
     def const(self, name: str, data: np.ndarray) -> int:
-        return self.tensor(name, data.shape, np.ascontiguousarray(data), str(data.dtype))
+        data = np.ascontiguousarray(data)
+        return self.tensor(name, data.shape, data, str(data.dtype))
 
-    def activation(self, name: str, onnx_shape: tuple[int, ...]) -> int:
-        self.shapes[name] = tuple(onnx_shape)
-        if len(onnx_shape) == 4:
-            self.nchw.add(name)
-            n, c, h, w = onnx_shape
-            shape = (n, h, w, c)
+    def i32(self, name: str, values: list[int]) -> int:
+        return self.const(name, np.array(values, np.int32))
+
+    def emit(self, opcode: str, ins: list[int], label: str, shape: tuple[int, ...],
+             nhwc: bool = False, options: dict | None = None, nonneg: bool = False) -> _Value:
+        value = _Value(0, tuple(shape), nhwc, nonneg)
+        value.tensor = self.tensor(label, value.stored_shape)
+        self.ops.append(OpSpec(opcode, ins, [value.tensor], options or {}))
+        return value
+
+    def view(self, v: _Value, nhwc: bool) -> int:
+        """``v``'s tensor stored NHWC (``nhwc``) or in model order, transposing once."""
+        if v.nhwc == nhwc or len(v.shape) != 4:
+            return v.tensor
+        if nhwc in v.views:
+            return v.views[nhwc]
+        src = self.tensors[v.tensor]
+        shape = tuple(v.shape[a] for a in TO_NHWC) if nhwc else v.shape
+        out = self.tensor(f"{src.name}/{'nhwc' if nhwc else 'nchw'}", shape)
+        if v.shape[2:] == (1, 1) or v.shape[1] == 1:  # the same element order: no data moves
+            self.ops.append(OpSpec("RESHAPE", [v.tensor, self.i32(f"{src.name}/shape", shape)],
+                                   [out], {"new_shape": shape}))
         else:
-            shape = onnx_shape
-        self.index[name] = self.tensor(name, shape)
-        return self.index[name]
+            perm = TO_NHWC if nhwc else TO_NCHW
+            self.ops.append(OpSpec("TRANSPOSE", [v.tensor, self.i32(f"{src.name}/perm",
+                                                                    list(perm))], [out]))
+        v.views[nhwc] = out
+        return out
 
-    def emit(self, opcode: str, ins: list[int], out_name: str, out_shape: tuple[int, ...],
-             options: dict | None = None) -> None:
-        out = self.activation(out_name, out_shape)
-        self.ops.append(OpSpec(opcode, ins, [out], options or {}))
+    def refuse(self, var: Any, what: str, why: str) -> UnsupportedOpError:
+        return UnsupportedOpError(f"cannot quantize {self.name}: {what} ('{var.name}') "
+                                  f"{why}")
 
-    def refuse(self, node, why: str) -> ModelError:
-        return ModelError(f"ONNX node '{node.name or node.output[0]}' ({node.op_type}): {why}")
+    # -- operands -----------------------------------------------------------------------------
+    def value(self, expr: Any) -> Any:
+        """A Relax operand: a _Value, a numpy constant, or a tuple of those."""
+        data = _constant(expr)
+        if data is not None:
+            return data
+        if isinstance(expr, self.relax.Tuple):
+            return tuple(self.value(f) for f in expr.fields)
+        if expr in self.values:
+            return self.values[expr]
+        raise UnsupportedOpError(f"cannot quantize {self.name}: an operand "
+                                 f"({type(expr).__name__}) that is not computed before its use")
 
-    # -- operators ---------------------------------------------------------------------------
-    def pad_if_needed(self, node, x: str, pads: list[int], kernel, strides, dilations):
-        """TFLite knows SAME/VALID only: other padding becomes an explicit PAD."""
-        n, c, h, w = self.shapes[x]
-        if not any(pads):
-            return self.index[x], (h, w), "VALID"
+    def activation(self, expr: Any, var: Any, what: str) -> _Value:
+        v = self.value(expr)
+        if not isinstance(v, _Value):
+            raise self.refuse(var, what, "has a constant where an activation was expected")
+        return v
+
+    def const_like(self, data: np.ndarray, like: _Value, label: str) -> int:
+        """A constant operand of an elementwise operator, in ``like``'s stored layout."""
+        data = np.asarray(data, np.float32)
+        if like.nhwc and data.ndim > 0 and data.size > 1:
+            data = data.reshape((1,) * (4 - data.ndim) + data.shape).transpose(TO_NHWC)
+            while data.ndim > 1 and data.shape[0] == 1:
+                data = data[0]
+        return self.const(label, data)
+
+    # -- recognised multi-operator forms ------------------------------------------------------
+    def _single(self, expr: Any, op: str) -> Any | None:
+        """The call that defines ``expr`` when it is ``op`` and used once, else None."""
+        call = self.defs.get(expr)
+        if (isinstance(call, self.relax.Call) and getattr(call.op, "name", None) == op
+                and self.uses[expr] == 1):
+            return call
+        return None
+
+    def find_forms(self) -> None:
+        for b in self.bindings:
+            call = b.value
+            if not isinstance(call, self.relax.Call):
+                continue
+            op = getattr(call.op, "name", None)
+            if op == "relax.divide":
+                self._find_lrn(b.var, call)
+            elif op == "relax.sum":
+                self._find_sum(b.var, call)
+
+    def _find_lrn(self, var: Any, div: Any) -> None:
+        """x / (bias + alpha * avg_pool3d(expand_dims(x * x))) ** beta over the channels."""
+        x = div.args[0]
+        chain = []
+        power = self._single(div.args[1], "relax.power")
+        if power is None or _constant(power.args[1]) is None:
+            return
+        chain.append(div.args[1])
+        add = self._single(power.args[0], "relax.add")
+        if add is None or _constant(add.args[1]) is None:
+            return
+        chain.append(power.args[0])
+        mul = self._single(add.args[0], "relax.multiply")
+        if mul is None or _constant(mul.args[1]) is None:
+            return
+        chain.append(add.args[0])
+        squeeze = self._single(mul.args[0], "relax.squeeze")
+        pool = None if squeeze is None else self._single(squeeze.args[0], "relax.nn.avg_pool3d")
+        expand = None if pool is None else self._single(pool.args[0], "relax.expand_dims")
+        square = None if expand is None else self._single(expand.args[0], "relax.multiply")
+        if square is None or not (square.args[0].same_as(x) and square.args[1].same_as(x)):
+            return
+        size = _ints(pool.attrs.pool_size)
+        pads = _ints(pool.attrs.padding)
+        if (size[1:] != [1, 1] or size[0] % 2 == 0 or pads[0] != pads[3]
+                or pads[0] != size[0] // 2 or not pool.attrs.count_include_pad):
+            return
+        chain += [mul.args[0], squeeze.args[0], pool.args[0], expand.args[0]]
+        scalars = [_constant(c) for c in (power.args[1], add.args[1], mul.args[1])]
+        if any(s.size != 1 for s in scalars):
+            return
+        beta, bias, alpha = (float(s.reshape(())) for s in scalars)
+        self.covered.update(chain)
+        self.special[var] = ("lrn", x, size[0], alpha / size[0], bias, beta)
+
+    def _find_sum(self, var: Any, call: Any) -> None:
+        """ONNX Sum as the importer writes it: sum(stack(broadcast_to(a), ...), axis=0)."""
+        stack = self._single(call.args[0], "relax.stack")
+        if (stack is None or _ints(call.attrs.axis) != [0] or call.attrs.keepdims
+                or int(stack.attrs.axis) != 0):
+            return
+        self.covered.add(call.args[0])
+        self.special[var] = ("sum", list(stack.args[0].fields))
+
+    # -- the walk -----------------------------------------------------------------------------
+    def translate(self) -> bytes:
+        self.find_forms()
+        inputs = []
+        for p in self.func.params:
+            shape = _shape(p.ty, f"input '{p.name}'")
+            nhwc = self.nhwc_io and len(shape) == 4
+            v = _Value(0, shape, nhwc)
+            v.tensor = self.tensor(p.name, v.stored_shape)
+            self.values[p] = v
+            inputs.append(v.tensor)
+        for b in self.bindings:
+            if b.var in self.covered:
+                continue
+            self.values[b.var] = self.binding(b.var, b.value)
+        result = self.func.body.body
+        results = self.value(result)
+        results = results if isinstance(results, tuple) else (results,)
+        outputs = []
+        for r in results:
+            if not isinstance(r, _Value) or r.tensor in inputs:
+                raise UnsupportedOpError(f"cannot quantize {self.name}: an output that is not "
+                                         "a computed tensor (an input or a constant)")
+            outputs.append(self.view(r, self.nhwc_io) if len(r.shape) == 4 else r.tensor)
+        self.finish_weighted()
+        return build_model(self.tensors, self.ops, inputs, outputs,
+                           description="edge-sdk ONNX import (TVM Relax)")
+
+    def binding(self, var: Any, call: Any) -> Any:
+        relax = self.relax
+        if var in self.special:
+            return self.form(var, self.special[var])
+        if isinstance(call, relax.TupleGetItem):
+            return self.value(call.tuple_value)[call.index]
+        if not isinstance(call, relax.Call):
+            return self.value(call)  # an alias, a tuple, a constant
+        op = getattr(call.op, "name", str(call.op))
+        short = op.removeprefix("relax.").removeprefix("nn.")
+        if short == "call_tir":  # the importer wrote a TIR kernel itself (ONNX Pad...)
+            gv = call.args[0]
+            short = f"{getattr(gv, 'name_hint', None) or getattr(gv, 'name', 'kernel')} (a TIR " \
+                    "kernel from TVM's importer)"
+        handler = getattr(self, f"op_{short.replace('.', '_')}", None)
+        if handler is None:
+            raise self.refuse(var, f"operator {short}", "has no TFLite form the int8 "
+                              "quantizer writes (compile and run take the float ONNX model "
+                              "as it is)")
+        return handler(var, call)
+
+    def out_shape(self, var: Any) -> tuple[int, ...]:
+        return _shape(var.ty, f"'{var.name}'")
+
+    # -- convolution and fully connected -----------------------------------------------------
+    def op_conv2d(self, var: Any, call: Any) -> _Value:
+        a = call.attrs
+        if (str(a.data_layout), str(a.kernel_layout)) != ("NCHW", "OIHW"):
+            raise self.refuse(var, "conv2d", f"has layout {a.data_layout}/{a.kernel_layout}")
+        x = self.activation(call.args[0], var, "conv2d")
+        w = self.value(call.args[1])
+        if not isinstance(w, np.ndarray):
+            raise self.refuse(var, "conv2d", "has weights computed at run time")
+        groups = int(a.groups)
+        n, c = x.shape[:2]
+        o, cg, kh, kw = w.shape
+        oshape = self.out_shape(var)
+        strides, dilation = _ints(a.strides), _ints(a.dilation)
+        src, padding = self.padded(x, _ints(a.padding), (kh, kw), strides, dilation,
+                                   oshape[2:], var, same_ok=True, zero_ok=True)
+        opts = {"padding": padding, "stride": tuple(strides), "dilation": tuple(dilation)}
+        label = var.name
+        if groups == 1:
+            return self.weighted_op("CONV_2D", "conv", src, w, oshape, label, opts)
+        if groups == c and cg == 1:
+            opts["depth_multiplier"] = o // c
+            return self.weighted_op("DEPTHWISE_CONV_2D", "depthwise", src, w, oshape, label,
+                                    opts)
+        # Grouped: one convolution per group between a SPLIT and a CONCATENATION, which every
+        # TFLite runtime runs (grouped CONV_2D is not in TFLite Micro nor in int8 reference).
+        _, ph, pw, _ = self.tensors[src].shape  # after any explicit PAD
+        parts = [self.tensor(f"{label}/group{g}/in", (n, ph, pw, c // groups))
+                 for g in range(groups)]
+        self.ops.append(OpSpec("SPLIT", [self.i32(f"{label}/split_axis", [3]), src], parts,
+                               {"num_splits": groups}))
+        og = o // groups
+        outs = []
+        for g in range(groups):
+            part = self.weighted_op("CONV_2D", "conv", parts[g], w[g * og:(g + 1) * og],
+                                    (n, og, *oshape[2:]), f"{label}/group{g}", dict(opts))
+            outs.append(self.view(part, True))
+        return self.emit("CONCATENATION", outs, label, oshape, nhwc=True, options={"axis": 3})
+
+    def weighted_op(self, opcode: str, kind: str, src: int, w: np.ndarray,
+                    oshape: tuple[int, ...], label: str, options: dict) -> _Value:
+        wt = self.tensor(f"{label}/weights", ())  # data written by finish_weighted
+        bt = self.tensor(f"{label}/bias", ())
+        out = self.emit(opcode, [src, wt, bt], label, oshape, nhwc=kind != "fc",
+                        options=options)
+        self.weighted[out.tensor] = _Weighted(self.ops[-1], w.astype(np.float32).copy(),
+                                              np.zeros(w.shape[0], np.float32), kind)
+        return out
+
+    def finish_weighted(self) -> None:
+        for layer in self.weighted.values():
+            w = layer.weights
+            if layer.kind == "conv":
+                w = w.transpose(0, 2, 3, 1)      # OIHW -> OHWI
+            elif layer.kind == "depthwise":
+                w = w.transpose(1, 2, 3, 0)      # (C*m, 1, H, W) -> (1, H, W, C*m)
+            for index, data in ((layer.op.inputs[1], w), (layer.op.inputs[2], layer.bias)):
+                spec = self.tensors[index]
+                data = np.ascontiguousarray(data, np.float32)
+                spec.data, spec.shape = data, tuple(data.shape)
+
+    def padded(self, x: _Value, pads: list[int], kernel: tuple[int, int], strides: list[int],
+               dilation: list[int], out_hw: tuple[int, ...], var: Any, same_ok: bool,
+               zero_ok: bool) -> tuple[int, str]:
+        """``x`` stored NHWC and TFLite's padding for a window of ``kernel``: SAME where the
+        model's padding is TFLite's SAME (``same_ok``: SAME leaves pads out of averages),
+        else VALID after an explicit PAD with zeros (``zero_ok``: a convolution, an average
+        counting pads, a maximum over values >= 0). The pads are the ones the output size
+        really uses: a bottom/right pad that no window reaches is dropped, ceil mode's extra
+        row is added."""
+        src = self.view(x, True)
+        h, w = x.shape[2:]
+        eff = []
+        for size, k, s, d, out, begin in zip((h, w), kernel, strides, dilation, out_hw,
+                                             pads[:2], strict=True):
+            span = (k - 1) * d + 1
+            eff.append((begin, max(0, (out - 1) * s + span - size - begin)))
+        if all(p == (0, 0) for p in eff):
+            return src, "VALID"
         same = []
-        for size, k, s, d in zip((h, w), kernel, strides, dilations, strict=True):
+        for size, k, s, d in zip((h, w), kernel, strides, dilation, strict=True):
             out = (size + s - 1) // s
             total = max((out - 1) * s + (k - 1) * d + 1 - size, 0)
-            same += [total // 2, total - total // 2]
-        if [pads[0], pads[2], pads[1], pads[3]] == same:
-            return self.index[x], (h, w), "SAME"
-        paddings = np.array([[0, 0], [pads[0], pads[2]], [pads[1], pads[3]], [0, 0]], np.int32)
-        name = f"{x}/padded"
-        shape = (n, c, h + pads[0] + pads[2], w + pads[1] + pads[3])
-        self.emit("PAD", [self.index[x], self.const(f"{name}/paddings", paddings)], name, shape)
-        return self.index[name], shape[2:], "VALID"
+            same.append((total // 2, total - total // 2))
+        if same_ok and eff == same and tuple(out_hw) == tuple(
+                (v + s - 1) // s for v, s in zip((h, w), strides, strict=True)):
+            return src, "SAME"
+        if not zero_ok:
+            raise self.refuse(var, "pooling", f"with pads {pads} that are not TFLite's SAME, "
+                              "where a zero pad would change the result (a maximum over "
+                              "values that may be negative, or an average that leaves pads "
+                              "out)")
+        paddings = np.array([[0, 0], list(eff[0]), list(eff[1]), [0, 0]], np.int32)
+        n, c = x.shape[:2]
+        shape = (n, h + sum(eff[0]), w + sum(eff[1]), c)
+        out = self.tensor(f"{var.name}/padded", shape)
+        self.ops.append(OpSpec("PAD", [src, self.const(f"{var.name}/paddings", paddings)],
+                               [out]))
+        return out, "VALID"
 
-    def conv(self, node, bn=None) -> None:
-        a = self.attrs(node)
-        x = node.input[0]
-        w = self.consts[node.input[1]]
-        m, cg, kh, kw = w.shape
-        n, c, _h, _wd = self.shapes[x]
-        b = self.consts[node.input[2]] if len(node.input) > 2 and node.input[2] else np.zeros(
-            m, np.float32)
-        if bn is not None:
-            gamma, beta, mean, var, eps, _ = bn
-            k = gamma / np.sqrt(var + eps)
-            w, b = w * k.reshape(-1, 1, 1, 1), (b - mean) * k + beta
-        strides = a.get("strides", [1, 1])
-        dilations = a.get("dilations", [1, 1])
-        if a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
-            raise self.refuse(node, "auto_pad: export with explicit pads")
-        src, (ih, iw), padding = self.pad_if_needed(node, x, a.get("pads", [0, 0, 0, 0]),
-                                                    (kh, kw), strides, dilations)
-        oh = (ih - (kh - 1) * dilations[0] - 1) // strides[0] + 1 if padding == "VALID" else (
-            ih + strides[0] - 1) // strides[0]
-        ow = (iw - (kw - 1) * dilations[1] - 1) // strides[1] + 1 if padding == "VALID" else (
-            iw + strides[1] - 1) // strides[1]
-        group = a.get("group", 1)
-        options = {"padding": padding, "stride": tuple(strides), "dilation": tuple(dilations)}
-        if group == 1:
-            weights = self.const(f"{node.input[1]}/ohwi", w.transpose(0, 2, 3, 1).copy())
-            opcode = "CONV_2D"
-        elif group == c and cg == 1:
-            weights = self.const(f"{node.input[1]}/1hwc", w.transpose(1, 2, 3, 0).copy())
-            opcode, options["depth_multiplier"] = "DEPTHWISE_CONV_2D", m // c
+    def op_matmul(self, var: Any, call: Any) -> _Value:
+        x = self.value(call.args[0])
+        w = self.value(call.args[1])
+        oshape = self.out_shape(var)
+        if isinstance(x, _Value) and isinstance(w, np.ndarray) and w.ndim == 2:
+            src = self.view(x, False)
+            out = self.weighted_op("FULLY_CONNECTED", "fc", src, np.ascontiguousarray(w.T),
+                                   oshape, var.name,
+                                   {"keep_num_dims": len(oshape) > 2})
+            return out
+        if isinstance(x, _Value) and isinstance(w, _Value):
+            return self.emit("BATCH_MATMUL", [self.view(x, False), self.view(w, False)],
+                             var.name, oshape)
+        raise self.refuse(var, "matmul", "multiplies a constant by an activation")
+
+    # -- elementwise ---------------------------------------------------------------------------
+    def fold(self, var: Any, call: Any, opname: str) -> _Value | None:
+        """Fold ``x (op) c`` into the convolution/FC layer that computes ``x``, where ``c``
+        varies along the output channels only and ``x`` has no other use."""
+        x_expr, c = call.args[0], self.value(call.args[1])
+        if opname in ("add", "multiply") and not isinstance(c, np.ndarray):
+            x_expr, c = call.args[1], self.value(call.args[0])
+        x = self.values.get(x_expr)
+        if (not isinstance(c, np.ndarray) or not isinstance(x, _Value)
+                or x.tensor not in self.weighted or self.uses[x_expr] != 1):
+            return None
+        layer = self.weighted[x.tensor]
+        channels = layer.bias.size
+        axis = len(x.shape) - 1 if layer.kind == "fc" else 1
+        if c.ndim > len(x.shape):
+            return None
+        full = c.reshape((1,) * (len(x.shape) - c.ndim) + c.shape)
+        if any(d != 1 for k, d in enumerate(full.shape) if k != axis):
+            return None
+        vec = np.broadcast_to(full.reshape(-1), (channels,)).astype(np.float64)
+        w_axes = (-1,) + (1,) * (layer.weights.ndim - 1)
+        if opname == "add":
+            layer.bias = (layer.bias + vec).astype(np.float32)
+        elif opname == "subtract":
+            layer.bias = (layer.bias - vec).astype(np.float32)
+        elif opname in ("multiply", "divide"):
+            k = vec if opname == "multiply" else 1.0 / vec
+            layer.weights = (layer.weights * k.reshape(w_axes)).astype(np.float32)
+            layer.bias = (layer.bias * k).astype(np.float32)
         else:
-            raise self.refuse(node, f"grouped convolution with {group} groups")
-        bias = self.const(f"{node.output[0]}/bias", b.astype(np.float32))
-        out = node.output[0] if bn is None else bn[5]
-        self.emit(opcode, [src, weights, bias], out, (n, m, oh, ow), options)
+            return None
+        return x
 
-    def pool(self, node) -> None:
-        a = self.attrs(node)
-        x = node.input[0]
-        n, c, _h, _w = self.shapes[x]
-        kh, kw = a["kernel_shape"]
-        strides = a.get("strides", [1, 1])
-        pads = a.get("pads", [0, 0, 0, 0])
-        if node.op_type == "AveragePool" and any(pads) and a.get("count_include_pad", 0):
-            raise self.refuse(node, "count_include_pad=1 with padding (TFLite excludes pads)")
-        if a.get("ceil_mode", 0):
-            raise self.refuse(node, "ceil_mode=1")
-        src, (ih, iw), padding = self.pad_if_needed(node, x, pads, (kh, kw), strides, (1, 1))
-        if padding == "VALID":
-            oh, ow = (ih - kh) // strides[0] + 1, (iw - kw) // strides[1] + 1
-        else:
-            oh, ow = (ih + strides[0] - 1) // strides[0], (iw + strides[1] - 1) // strides[1]
-        opcode = "MAX_POOL_2D" if node.op_type == "MaxPool" else "AVERAGE_POOL_2D"
-        self.emit(opcode, [src], node.output[0], (n, c, oh, ow),
-                  {"filter": (kh, kw), "stride": tuple(strides), "padding": padding})
-
-    def flatten(self, node, shape: tuple[int, ...]) -> None:
-        x = node.input[0]
-        src = self.index[x]
-        if x in self.nchw and self.shapes[x][2:] != (1, 1):
-            n, c, h, w = self.shapes[x]
-            perm = self.const(f"{x}/to_nchw_perm", np.array([0, 3, 1, 2], np.int32))
-            self.tensors.append(TensorSpec(f"{x}/nchw", (n, c, h, w), "float32"))
-            nchw = len(self.tensors) - 1
-            self.ops.append(OpSpec("TRANSPOSE", [src, perm], [nchw]))
-            src = nchw
-        shape_t = self.const(f"{node.output[0]}/shape", np.array(shape, np.int32))
-        self.emit("RESHAPE", [src, shape_t], node.output[0], shape, {"new_shape": shape})
-
-    def operand(self, node, name: str, like: str) -> int:
-        """An ADD/MUL operand: an activation, or a constant moved to NHWC if needed."""
-        if name in self.index:
-            return self.index[name]
-        data = self.consts[name].astype(np.float32)
-        if like in self.nchw and data.ndim == 4:
-            data = data.transpose(0, 2, 3, 1)
-        elif like in self.nchw and data.ndim == 3:
-            data = data.transpose(1, 2, 0)
-        return self.const(f"{name}/nhwc", data.copy())
-
-    def convert(self) -> bytes:
-        graph = self.graph
-        init = set(self.consts)
-        inputs = [i for i in graph.input if i.name not in init]
-        if len(inputs) != 1 or len(graph.output) != 1:
-            raise ModelError("edge-sdk takes single-input, single-output ONNX models")
-        dims = [d.dim_value or 1 for d in inputs[0].type.tensor_type.shape.dim]
-        self.activation(inputs[0].name, tuple(dims))
-        nodes = list(graph.node)
-        skip: set[int] = set()
-        for i, node in enumerate(nodes):
-            if i in skip:
-                continue
-            op, ins = node.op_type, node.input
-            if op == "Conv":
-                nxt = nodes[i + 1] if i + 1 < len(nodes) else None
-                if (nxt is not None and nxt.op_type == "BatchNormalization"
-                        and nxt.input[0] == node.output[0]
-                        and self.consumers.get(node.output[0]) == 1):
-                    a = self.attrs(nxt)
-                    g, bt, mu, var = (self.consts[n] for n in nxt.input[1:5])
-                    self.conv(node, (g, bt, mu, var, a.get("epsilon", 1e-5), nxt.output[0]))
-                    skip.add(i + 1)
-                else:
-                    self.conv(node)
-            elif op == "BatchNormalization":
-                a = self.attrs(node)
-                g, bt, mu, var = (self.consts[n] for n in ins[1:5])
-                k = g / np.sqrt(var + a.get("epsilon", 1e-5))
-                shape = self.shapes[ins[0]]
-                tmp = f"{node.output[0]}/scaled"
-                self.emit("MUL", [self.index[ins[0]], self.const(f"{tmp}/k", k)], tmp, shape)
-                self.emit("ADD", [self.index[tmp], self.const(f"{tmp}/b", bt - mu * k)],
-                          node.output[0], shape)
-            elif op in ("Relu", "Sigmoid", "Tanh"):
-                opcode = {"Relu": "RELU", "Sigmoid": "LOGISTIC", "Tanh": "TANH"}[op]
-                self.emit(opcode, [self.index[ins[0]]], node.output[0], self.shapes[ins[0]])
-            elif op == "Clip":
-                lo = self.consts.get(ins[1]) if len(ins) > 1 and ins[1] else self.attrs(node).get(
-                    "min")
-                hi = self.consts.get(ins[2]) if len(ins) > 2 and ins[2] else self.attrs(node).get(
-                    "max")
-                if lo is None or hi is None or (float(lo), float(hi)) != (0.0, 6.0):
-                    raise self.refuse(node, "only Clip(0, 6) (ReLU6) is supported")
-                self.emit("RELU6", [self.index[ins[0]]], node.output[0], self.shapes[ins[0]])
-            elif op in ("MaxPool", "AveragePool"):
-                self.pool(node)
-            elif op == "GlobalAveragePool":
-                n, c, _, _ = self.shapes[ins[0]]
-                axes = self.const(f"{node.output[0]}/axes", np.array([1, 2], np.int32))
-                self.emit("MEAN", [self.index[ins[0]], axes], node.output[0], (n, c, 1, 1),
-                          {"keep_dims": True})
-            elif op == "Flatten":
-                shape = self.shapes[ins[0]]
-                axis = self.attrs(node).get("axis", 1)
-                self.flatten(node, (int(np.prod(shape[:axis])), int(np.prod(shape[axis:]))))
-            elif op == "Reshape":
-                target = [int(d) for d in self.consts[ins[1]]]
-                shape = self.shapes[ins[0]]
-                total = int(np.prod(shape))
-                target = [shape[k] if d == 0 else d for k, d in enumerate(target)]
-                if -1 in target:
-                    known = int(np.prod([d for d in target if d != -1]))
-                    target[target.index(-1)] = total // known
-                self.flatten(node, tuple(target))
-            elif op in ("Gemm", "MatMul"):
-                a = self.attrs(node)
-                if a.get("alpha", 1.0) != 1.0 or a.get("beta", 1.0) != 1.0 or a.get("transA", 0):
-                    raise self.refuse(node, "alpha/beta != 1 or transA")
-                w = self.consts[ins[1]]
-                w = w if (op == "Gemm" and a.get("transB", 0)) else w.T
-                b = self.consts[ins[2]] if len(ins) > 2 and ins[2] else None
-                out = node.output[0]
-                nxt = nodes[i + 1] if i + 1 < len(nodes) else None
-                if (b is None and nxt is not None and nxt.op_type == "Add"
-                        and out in nxt.input and self.consumers.get(out) == 1):
-                    other = [n for n in nxt.input if n != out]
-                    if other and other[0] in self.consts:
-                        b, out = self.consts[other[0]].reshape(-1), nxt.output[0]
-                        skip.add(i + 1)
-                if b is None:
-                    b = np.zeros(w.shape[0], np.float32)
-                batch = self.shapes[ins[0]][0]
-                self.emit("FULLY_CONNECTED",
-                          [self.index[ins[0]], self.const(f"{ins[1]}/weights",
-                                                          np.ascontiguousarray(w, np.float32)),
-                           self.const(f"{out}/bias", b.astype(np.float32))],
-                          out, (batch, w.shape[0]))
-            elif op in ("Add", "Mul"):
-                like = next(n for n in ins if n in self.index)
-                self.emit(op.upper(), [self.operand(node, n, like) for n in ins], node.output[0],
-                          self.shapes[like])
-            elif op == "Softmax":
-                shape = self.shapes[ins[0]]
-                axis = self.attrs(node).get("axis", -1)
-                if axis not in (-1, len(shape) - 1) or len(shape) != 2:
-                    raise self.refuse(node, "softmax over other than the last axis of a 2-D input")
-                self.emit("SOFTMAX", [self.index[ins[0]]], node.output[0], shape, {"beta": 1.0})
-            elif op == "Concat":
-                axis = self.attrs(node)["axis"]
-                shapes = [self.shapes[n] for n in ins]
-                rank = len(shapes[0])
-                axis %= rank
-                out_shape = list(shapes[0])
-                out_shape[axis] = sum(s[axis] for s in shapes)
-                tfl_axis = NCHW_TO_NHWC_AXIS[axis] if ins[0] in self.nchw else axis
-                self.emit("CONCATENATION", [self.index[n] for n in ins], node.output[0],
-                          tuple(out_shape), {"axis": tfl_axis})
+    def binary(self, var: Any, call: Any, opname: str, opcode: str) -> _Value:
+        folded = self.fold(var, call, opname)
+        if folded is not None:
+            return folded
+        a, b = self.value(call.args[0]), self.value(call.args[1])
+        oshape = self.out_shape(var)
+        if opname == "divide" and isinstance(b, np.ndarray):  # x / c == x * (1 / c)
+            opcode, b = "MUL", (1.0 / b.astype(np.float64)).astype(np.float32)
+        elif opname == "subtract" and isinstance(b, np.ndarray):
+            opcode, b = "ADD", -b.astype(np.float32)
+        acts = [v for v in (a, b) if isinstance(v, _Value)]
+        if not acts:
+            raise self.refuse(var, opname, "has only constant operands")
+        # Stored NHWC when every activation operand is a feature map and one already is.
+        nhwc = (len(oshape) == 4 and all(len(v.shape) == 4 for v in acts)
+                and any(v.nhwc for v in acts))
+        like = _Value(0, oshape, nhwc)
+        ins = []
+        for k, v in enumerate((a, b)):
+            if isinstance(v, _Value):
+                ins.append(self.view(v, nhwc))
             else:
-                raise self.refuse(node, "operator not supported by the ONNX importer")
-        out_name = graph.output[0].name
-        out = self.index[out_name]
-        if out_name in self.nchw and self.shapes[out_name][2:] != (1, 1):
-            n, c, h, w = self.shapes[out_name]
-            perm = self.const("output/perm", np.array([0, 3, 1, 2], np.int32))
-            self.tensors.append(TensorSpec(f"{out_name}/nchw", (n, c, h, w), "float32"))
-            self.ops.append(OpSpec("TRANSPOSE", [out, perm], [len(self.tensors) - 1]))
-            out = len(self.tensors) - 1
-        return build_model(self.tensors, self.ops, [self.index[inputs[0].name]], [out],
-                           description="edge-sdk ONNX import")
+                ins.append(self.const_like(v, like, f"{var.name}/operand{k}"))
+        nonneg = opname in ("add", "multiply") and all(
+            v.nonneg if isinstance(v, _Value) else bool(np.all(v >= 0)) for v in (a, b))
+        return self.emit(opcode, ins, var.name, oshape, nhwc, nonneg=nonneg)
+
+    def op_add(self, var, call):
+        return self.binary(var, call, "add", "ADD")
+
+    def op_subtract(self, var, call):
+        return self.binary(var, call, "subtract", "SUB")
+
+    def op_multiply(self, var, call):
+        return self.binary(var, call, "multiply", "MUL")
+
+    def op_divide(self, var, call):
+        return self.binary(var, call, "divide", "DIV")
+
+    def op_maximum(self, var, call):
+        return self.binary(var, call, "maximum", "MAXIMUM")
+
+    def op_minimum(self, var, call):
+        return self.binary(var, call, "minimum", "MINIMUM")
+
+    def unary(self, var: Any, call: Any, opcode: str, nonneg: bool = False,
+              options: dict | None = None) -> _Value:
+        x = self.activation(call.args[0], var, opcode)
+        return self.emit(opcode, [x.tensor], var.name, x.shape, x.nhwc, options,
+                         nonneg=nonneg)
+
+    def op_relu(self, var, call):
+        return self.unary(var, call, "RELU", nonneg=True)
+
+    def op_sigmoid(self, var, call):
+        return self.unary(var, call, "LOGISTIC", nonneg=True)
+
+    def op_tanh(self, var, call):
+        return self.unary(var, call, "TANH")
+
+    def op_abs(self, var, call):
+        return self.unary(var, call, "ABS", nonneg=True)
+
+    def op_exp(self, var, call):
+        return self.unary(var, call, "EXP", nonneg=True)
+
+    def op_negative(self, var, call):  # -x as x * -1: TFLite's int8 NEG is not in TFLM
+        x = self.activation(call.args[0], var, "negative")
+        minus = self.const(f"{var.name}/minus_one", np.array([-1.0], np.float32))
+        return self.emit("MUL", [x.tensor, minus], var.name, x.shape, x.nhwc)
+
+    def op_sqrt(self, var, call):
+        return self.unary(var, call, "SQRT", nonneg=True)
+
+    def op_rsqrt(self, var, call):
+        return self.unary(var, call, "RSQRT", nonneg=True)
+
+    def op_log(self, var, call):
+        return self.unary(var, call, "LOG")
+
+    def op_leakyrelu(self, var, call):
+        return self.unary(var, call, "LEAKY_RELU", options={"alpha": _num(call.attrs.alpha)})
+
+    def op_clip(self, var, call):
+        lo, hi = _num(call.args[1]), _num(call.args[2])
+        if (lo, hi) == (0.0, 6.0):
+            return self.unary(var, call, "RELU6", nonneg=True)
+        if (lo, hi) == (-1.0, 1.0):
+            return self.unary(var, call, "RELU_N1_TO_1")
+        if lo == 0.0 and hi >= 3.4e38:
+            return self.unary(var, call, "RELU", nonneg=True)
+        raise self.refuse(var, "clip", f"to [{lo:g}, {hi:g}]: TFLite's int8 activations are "
+                          "ReLU, ReLU6 and ReLU(-1, 1) only")
+
+    def op_prelu(self, var, call):
+        x = self.activation(call.args[0], var, "prelu")
+        alpha = self.value(call.args[1])
+        if not isinstance(alpha, np.ndarray):
+            raise self.refuse(var, "prelu", "has slopes computed at run time")
+        axis = int(call.attrs.axis) % len(x.shape)
+        shape = [1] * len(x.shape)
+        shape[axis] = alpha.size
+        full = np.broadcast_to(alpha.reshape(shape if alpha.size > 1 else [1] * len(x.shape)),
+                               [x.shape[k] if k == axis else 1 for k in range(len(x.shape))])
+        if x.nhwc:
+            full = full.transpose(TO_NHWC)
+        full = full.reshape(full.shape[1:])  # PRELU's alpha broadcasts without the batch axis
+        return self.emit("PRELU", [x.tensor, self.const(f"{var.name}/alpha",
+                                                         full.astype(np.float32))],
+                         var.name, x.shape, x.nhwc)
+
+    def softmax_like(self, var: Any, call: Any, opcode: str, options: dict) -> _Value:
+        x = self.activation(call.args[0], var, opcode)
+        axis = int(call.attrs.axis) % len(x.shape)
+        src, nhwc = x.tensor, x.nhwc
+        if x.stored_axis(axis) != len(x.shape) - 1:
+            src, nhwc = self.view(x, not x.nhwc), not x.nhwc
+            if (TO_NHWC.index(axis) if nhwc else axis) != len(x.shape) - 1:
+                raise self.refuse(var, opcode.lower(), "runs over an axis other than the "
+                                  "channels or the last one")
+        return self.emit(opcode, [src], var.name, x.shape, nhwc, options,
+                         nonneg=opcode == "SOFTMAX")
+
+    def op_softmax(self, var, call):
+        return self.softmax_like(var, call, "SOFTMAX", {"beta": 1.0})
+
+    def op_log_softmax(self, var, call):
+        return self.softmax_like(var, call, "LOG_SOFTMAX", {})
+
+    # -- pooling and reductions --------------------------------------------------------------
+    def op_max_pool2d(self, var, call):
+        return self.pool(var, call, "MAX_POOL_2D")
+
+    def op_avg_pool2d(self, var, call):
+        return self.pool(var, call, "AVERAGE_POOL_2D")
+
+    def pool(self, var: Any, call: Any, opcode: str) -> _Value:
+        a = call.attrs
+        if _ints(a.dilation) != [1, 1]:
+            raise self.refuse(var, "pooling", f"with dilation {_ints(a.dilation)} (TFLite's "
+                              "pooling has none)")
+        if str(a.layout) != "NCHW":
+            raise self.refuse(var, "pooling", f"in layout {a.layout}")
+        x = self.activation(call.args[0], var, "pooling")
+        kernel = tuple(_ints(a.pool_size))
+        strides = _ints(a.strides)
+        pads = _ints(a.padding)
+        oshape = self.out_shape(var)
+        options = {"filter": kernel, "stride": tuple(strides)}
+        label = var.name
+        if opcode == "MAX_POOL_2D":
+            src, options["padding"] = self.padded(x, pads, kernel, strides, [1, 1],
+                                                  oshape[2:], var, True, x.nonneg)
+            return self.emit(opcode, [src], label, oshape, True, options, nonneg=x.nonneg)
+        include = bool(a.count_include_pad) and not a.ceil_mode
+        src, options["padding"] = self.padded(x, pads, kernel, strides, [1, 1], oshape[2:],
+                                              var, same_ok=not include, zero_ok=True)
+        if include or options["padding"] == "SAME" or self.tensors[src].shape[1:3] == tuple(
+                x.shape[2:]):
+            return self.emit(opcode, [src], label, oshape, True, options, nonneg=x.nonneg)
+        # Pads left out of the average, placed where TFLite's SAME would not put them: average
+        # over the zero-padded input (which divides by the whole window), then scale each
+        # output position by window / (real elements it covered).
+        pooled = self.emit(opcode, [src], f"{label}/padded_average", oshape, True, options)
+        counts = []
+        for size, k, s, out, begin in zip(x.shape[2:], kernel, strides, oshape[2:], pads[:2],
+                                          strict=True):
+            starts = np.arange(out) * s - begin
+            counts.append(np.minimum(starts + k, size) - np.maximum(starts, 0))
+        scale = (kernel[0] * kernel[1]) / np.outer(counts[0], counts[1])
+        factor = self.const(f"{label}/count_correction",
+                            scale.reshape(1, *scale.shape, 1).astype(np.float32))
+        return self.emit("MUL", [pooled.tensor, factor], label, oshape, True, nonneg=x.nonneg)
+
+    def op_adaptive_avg_pool2d(self, var, call):
+        oshape = self.out_shape(var)
+        if oshape[2:] != (1, 1):
+            raise self.refuse(var, "adaptive_avg_pool2d", "to an output larger than 1x1")
+        x = self.activation(call.args[0], var, "adaptive_avg_pool2d")
+        return self.reduce(var, x, [2, 3], True, "MEAN")
+
+    def op_mean(self, var, call):
+        x = self.activation(call.args[0], var, "mean")
+        return self.reduce(var, x, _ints(call.attrs.axis), bool(call.attrs.keepdims), "MEAN")
+
+    def op_sum(self, var, call):
+        x = self.activation(call.args[0], var, "sum")
+        return self.reduce(var, x, _ints(call.attrs.axis), bool(call.attrs.keepdims), "SUM")
+
+    def reduce(self, var: Any, x: _Value, axes: list[int], keep: bool, opcode: str) -> _Value:
+        rank = len(x.shape)
+        axes = sorted(a % rank for a in axes)
+        oshape = self.out_shape(var)
+        nhwc = x.nhwc
+        if nhwc and not keep:
+            kept = [m for m in TO_NHWC if m not in axes]
+            if kept != sorted(kept):     # the stored order of what is left differs: reorder
+                nhwc = False
+        src = self.view(x, nhwc)
+        stored = [TO_NHWC.index(a) for a in axes] if nhwc else axes
+        if nhwc and not keep:
+            nhwc = False                 # what is left is in model order, of lower rank
+        out = self.emit(opcode, [src, self.i32(f"{var.name}/axes", sorted(stored))],
+                        var.name, oshape, nhwc and keep, {"keep_dims": keep},
+                        nonneg=x.nonneg)
+        return out
+
+    # -- data movement -----------------------------------------------------------------------
+    def op_reshape(self, var, call):
+        x = self.activation(call.args[0], var, "reshape")
+        oshape = self.out_shape(var)
+        src = self.view(x, False)
+        return self.emit("RESHAPE", [src, self.i32(f"{var.name}/shape", list(oshape))],
+                         var.name, oshape, options={"new_shape": oshape},
+                         nonneg=x.nonneg)
+
+    op_squeeze = op_reshape
+    op_expand_dims = op_reshape
+    op_flatten = op_reshape
+
+    def op_broadcast_to(self, var, call):
+        x = self.activation(call.args[0], var, "broadcast_to")
+        if tuple(self.out_shape(var)) == x.shape:
+            return x
+        raise self.refuse(var, "broadcast_to", "that copies data (TFLite's int8 BROADCAST_TO "
+                          "is not in TFLite Micro)")
+
+    def op_permute_dims(self, var, call):
+        x = self.activation(call.args[0], var, "permute_dims")
+        rank = len(x.shape)
+        axes = list(range(rank))[::-1] if call.attrs.axes is None else _ints(call.attrs.axes)
+        perm = [x.stored_axis(a) for a in axes]
+        return self.emit("TRANSPOSE", [x.tensor, self.i32(f"{var.name}/perm", perm)],
+                         var.name, self.out_shape(var), nonneg=x.nonneg)
+
+    def op_concat(self, var, call):
+        parts = self.value(call.args[0])
+        if not all(isinstance(p, _Value) for p in parts):
+            raise self.refuse(var, "concat", "joins a constant")
+        oshape = self.out_shape(var)
+        nhwc = len(oshape) == 4 and any(p.nhwc for p in parts)
+        axis = int(call.attrs.axis) % len(oshape)
+        stored = TO_NHWC.index(axis) if nhwc else axis
+        return self.emit("CONCATENATION", [self.view(p, nhwc) for p in parts], var.name,
+                         oshape, nhwc, {"axis": stored},
+                         nonneg=all(p.nonneg for p in parts))
+
+    def op_split(self, var, call):
+        x = self.activation(call.args[0], var, "split")
+        axis = int(call.attrs.axis) % len(x.shape)
+        stored = x.stored_axis(axis)
+        shapes = [tuple(_shape(f, f"'{var.name}'")) for f in var.ty.fields]
+        outs = [_Value(0, s, x.nhwc, x.nonneg) for s in shapes]
+        for k, o in enumerate(outs):
+            o.tensor = self.tensor(f"{var.name}/{k}", o.stored_shape)
+        sizes = [s[axis] for s in shapes]
+        if len(set(sizes)) == 1:
+            self.ops.append(OpSpec("SPLIT", [self.i32(f"{var.name}/axis", [stored]),
+                                             x.tensor], [o.tensor for o in outs],
+                                   {"num_splits": len(outs)}))
+        else:
+            self.ops.append(OpSpec("SPLIT_V", [x.tensor, self.i32(f"{var.name}/sizes",
+                                                                  sizes),
+                                               self.i32(f"{var.name}/axis", [stored])],
+                                   [o.tensor for o in outs], {"num_splits": len(outs)}))
+        return tuple(outs)
+
+    def op_strided_slice(self, var, call):
+        x = self.activation(call.args[0], var, "strided_slice")
+        rank = len(x.shape)
+        axes = _ints(call.args[1].fields)
+        begin, end = _ints(call.args[2].fields), _ints(call.args[3].fields)
+        steps = _ints(call.args[4].fields) if len(call.args) > 4 else [1] * len(axes)
+        oshape = self.out_shape(var)
+        b, e, s = [0] * rank, list(x.shape), [1] * rank
+        for a, lo, hi, st in zip(axes, begin, end, steps, strict=True):
+            a %= rank
+            size = x.shape[a]
+            if st < 0:
+                raise self.refuse(var, "strided_slice", "with a negative step")
+            lo = max(0, min(size, lo + size if lo < 0 else lo))
+            hi = max(0, min(size, hi + size if hi < 0 else hi))
+            b[a], e[a], s[a] = lo, hi, st
+        order = TO_NHWC if x.nhwc else range(rank)
+        label = var.name
+        return self.emit("STRIDED_SLICE",
+                         [x.tensor, self.i32(f"{label}/begin", [b[m] for m in order]),
+                          self.i32(f"{label}/end", [e[m] for m in order]),
+                          self.i32(f"{label}/strides", [s[m] for m in order])],
+                         label, oshape, x.nhwc, {}, nonneg=x.nonneg)
+
+    def op_pad(self, var, call):
+        x = self.activation(call.args[0], var, "pad")
+        a = call.attrs
+        width = _ints(a.pad_width)
+        if str(a.pad_mode) != "constant" or _num(a.pad_value) != 0.0:
+            raise self.refuse(var, "pad", f"in mode {a.pad_mode} with value "
+                              f"{_num(a.pad_value):g} (zero padding only)")
+        rank = len(x.shape)
+        pairs = [[width[2 * k], width[2 * k + 1]] for k in range(rank)]
+        if any(p < 0 for pair in pairs for p in pair):
+            raise self.refuse(var, "pad", "with negative pads (a crop)")
+        order = TO_NHWC if x.nhwc else range(rank)
+        paddings = np.array([pairs[m] for m in order], np.int32)
+        return self.emit("PAD", [x.tensor, self.const(f"{var.name}/paddings", paddings)],
+                         var.name, self.out_shape(var), x.nhwc, nonneg=x.nonneg)
+
+    def op_dropout(self, var, call):
+        x = self.activation(call.args[0], var, "dropout")
+        return (x, None)  # inference: the identity (its mask output is never read)
+
+    # -- recognised forms --------------------------------------------------------------------
+    def form(self, var: Any, spec: tuple) -> _Value:
+        if spec[0] == "lrn":
+            _, x_expr, size, alpha, bias, beta = spec
+            x = self.activation(x_expr, var, "local response normalization")
+            return self.emit("LOCAL_RESPONSE_NORMALIZATION", [self.view(x, True)],
+                             var.name, x.shape, nhwc=True,
+                             options={"radius": size // 2, "bias": bias, "alpha": alpha,
+                                      "beta": beta})
+        _, fields = spec
+        values = []
+        for f in fields:
+            src = self._single(f, "relax.broadcast_to")
+            values.append(self.value(src.args[0] if src is not None else f))
+        oshape = self.out_shape(var)
+        if not all(isinstance(v, _Value) and v.shape == oshape for v in values):
+            raise self.refuse(var, "sum", "of operands of different shapes or constants")
+        total = values[0]
+        for k, v in enumerate(values[1:], 1):
+            nhwc = total.nhwc or v.nhwc
+            label = var.name if k == len(values) - 1 else f"{var.name}/{k}"
+            total = self.emit("ADD", [self.view(total, nhwc), self.view(v, nhwc)], label,
+                              oshape, nhwc and len(oshape) == 4,
+                              nonneg=total.nonneg and v.nonneg)
+        return total
 
 
-def onnx_to_tflite(path: str | Path) -> bytes:
-    """Translate a float ONNX model file into float ``.tflite`` bytes (see module docstring)."""
+def relax_main(model: Any, name: str) -> Any:
+    """The model through TVM's importer, batch norm decomposed and constants folded, before
+    any lowering: the high-level operators this module translates."""
+    import tvm
+    from tvm import relax
+    from tvm.relax.frontend.onnx import from_onnx
+
+    from edge_sdk.frontend.relax_onnx import _bounded_takes, _quiet, _upgraded
+
+    try:
+        with warnings.catch_warnings(), _quiet():
+            warnings.simplefilter("ignore", UserWarning)
+            mod = from_onnx(_upgraded(model), keep_params_in_input=False)
+            mod = _bounded_takes(mod)
+            mod = tvm.transform.Sequential([
+                relax.transform.DecomposeOpsForInference(),
+                relax.transform.FoldConstant(),
+                relax.transform.DeadCodeElimination(),
+            ])(mod)
+    except Exception as err:  # TVM raises its own error types, with long messages
+        lines = [ln for ln in str(err).strip().splitlines() if ln.strip()]
+        reason = lines[-1].strip()[:120] if lines else type(err).__name__
+        ops = ", ".join(sorted({n.op_type for n in model.graph.node}))
+        raise UnsupportedOpError(f"TVM's ONNX importer cannot take {name} ({reason}); its "
+                                 f"operators: {ops}") from None
+    return mod["main"]
+
+
+def onnx_to_tflite(path: str | Path, nhwc: bool = False) -> bytes:
+    """Translate a float ONNX model file into float ``.tflite`` bytes (see module docstring).
+    ``nhwc``: 4-D inputs and outputs NHWC instead of the model's own NCHW."""
     import onnx
 
+    path = Path(path)
     try:
         model = onnx.load(str(path))
         onnx.checker.check_model(model)
     except Exception as err:  # onnx raises its own error family
-        raise ModelError(f"{path} is not a valid ONNX model: {str(err).splitlines()[0]}") from None
-    from onnx import shape_inference
-
-    model = shape_inference.infer_shapes(model)
-    return _Converter(model).convert()
-
-
-def to_model_layout(x: np.ndarray, onnx_shape: tuple[int, ...]) -> np.ndarray:
-    """NCHW samples of an ONNX model -> the NHWC input of the converted model."""
-    x = np.asarray(x)
-    if x.ndim == 4 and tuple(x.shape) == tuple(onnx_shape):
-        return x.transpose(0, 2, 3, 1)
-    return x
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise ModelError(f"{path} is not a valid ONNX model: {first}") from None
+    name = path.stem
+    return _Translator(relax_main(model, name), name, nhwc).translate()

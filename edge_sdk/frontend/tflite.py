@@ -228,6 +228,9 @@ def _options(op: Any, opcode: str) -> dict[str, Any]:
         }
     if opcode == "LEAKY_RELU":
         return {"alpha": load(tflite.LeakyReluOptions).Alpha()}
+    if opcode == "LOCAL_RESPONSE_NORMALIZATION":
+        o = load(tflite.LocalResponseNormalizationOptions)
+        return {"radius": o.Radius(), "bias": o.Bias(), "alpha": o.Alpha(), "beta": o.Beta()}
     if opcode == "L2_NORMALIZATION":
         return {"activation": _ACTIVATIONS[load(tflite.L2NormOptions).FusedActivationFunction()]}
     if opcode == "SVDF":

@@ -202,6 +202,13 @@ def _options(b: flatbuffers.Builder, op: OpSpec) -> tuple[int, int]:
         tflite.SoftmaxOptionsStart(b)
         tflite.SoftmaxOptionsAddBeta(b, float(o.get("beta", 1.0)))
         return BO.SoftmaxOptions, tflite.SoftmaxOptionsEnd(b)
+    if op.opcode == "LOCAL_RESPONSE_NORMALIZATION":
+        tflite.LocalResponseNormalizationOptionsStart(b)
+        tflite.LocalResponseNormalizationOptionsAddRadius(b, int(o["radius"]))
+        tflite.LocalResponseNormalizationOptionsAddBias(b, float(o["bias"]))
+        tflite.LocalResponseNormalizationOptionsAddAlpha(b, float(o["alpha"]))
+        tflite.LocalResponseNormalizationOptionsAddBeta(b, float(o["beta"]))
+        return BO.LocalResponseNormalizationOptions, tflite.LocalResponseNormalizationOptionsEnd(b)
     if op.opcode == "RESHAPE":
         shape = _vector_i32(b, list(o["new_shape"]))
         tflite.ReshapeOptionsStart(b)

@@ -22,7 +22,7 @@ from edge_sdk.errors import ModelError, UsageError
 from edge_sdk.frontend.tflite import Graph, parse
 from edge_sdk.model_io import input_key, input_list, output_key
 from edge_sdk.quantize.calibration import _interpreter, check_samples, choose_range, collect
-from edge_sdk.quantize.rewrite import activation_params, build_int8, fuse
+from edge_sdk.quantize.rewrite import FLOAT_ONLY, activation_params, build_int8, fuse
 
 __all__ = ["QuantizeResult", "load_calibration", "quantize"]
 
@@ -80,22 +80,20 @@ def _samples(graph: Graph, calibration: Calibration) -> list[list[np.ndarray]]:
     return [[x] for x in calibration]
 
 
-def _read_model(model: str | Path | bytes) -> tuple[bytes, str, tuple[int, ...] | None]:
-    """Float TFLite bytes, a name, and the ONNX input shape when the model came from ONNX."""
+def _read_model(model: str | Path | bytes, nhwc: bool) -> tuple[bytes, str, bool]:
+    """Float TFLite bytes, a name, and whether it came from ONNX."""
     if isinstance(model, bytes):
-        return model, "model", None
+        return model, "model", False
     path = Path(model)
+    if path.is_dir():
+        raise ModelError(f"{path} is a directory: give the model file")
     if not path.is_file():
         raise ModelError(f"model file {path} does not exist: check the path")
     if path.suffix.lower() == ".onnx":
-        import onnx
-
         from edge_sdk.frontend.onnx import onnx_to_tflite
 
-        dims = onnx.load(str(path), load_external_data=False).graph.input[0].type.tensor_type
-        shape = tuple(d.dim_value or 1 for d in dims.shape.dim)
-        return onnx_to_tflite(path), path.stem, shape
-    return path.read_bytes(), path.stem, None
+        return onnx_to_tflite(path, nhwc=nhwc), path.stem, True
+    return path.read_bytes(), path.stem, False
 
 
 def _sqnr(reference: np.ndarray, approx: np.ndarray) -> float:
@@ -167,13 +165,18 @@ def evaluate(float_model: bytes, int8_model: bytes, samples: list[list[np.ndarra
 def quantize(model: str | Path | bytes, calibration: Calibration,
              method: str = "minmax", percentile: float = 99.99, per_channel: bool = True,
              skip_layers: Iterable[int] = (), float_io: bool = False, progress: bool = True,
-             evaluation: Calibration | None = None) -> QuantizeResult:
+             evaluation: Calibration | None = None, nhwc: bool = False) -> QuantizeResult:
     """Quantize a float model to full INT8 from calibration data (see module docstring).
 
     ``calibration`` (and ``evaluation``): for a one-input model, samples (or a batch, or a
     ``.npy``/directory path); for several inputs, batches keyed ``input_0``, ``input_1``, ...
-    (a mapping, or an ``.npz`` path)."""
-    raw, name, onnx_shape = _read_model(model)
+    (a mapping, or an ``.npz`` path), each in the model's own layout (NCHW for a PyTorch
+    export). ``nhwc``: an ONNX model's 4-D inputs and outputs become NHWC in the int8 model
+    (no transposes at its edges); calibration data stays NCHW.
+
+    Operators TFLite has no int8 kernel for (local response normalization) stay float, as
+    ``skip_layers`` would keep them; the report lists them."""
+    raw, name, from_onnx = _read_model(model, nhwc)
     original: Graph = parse(raw, name=name)
     # Constant-only work first: float16 weights behind DEQUANTIZE become float32 constants.
     graph = fold_constants(original)
@@ -184,19 +187,16 @@ def quantize(model: str | Path | bytes, calibration: Calibration,
     calibration = _samples(graph, calibration)
     if evaluation is not None:
         evaluation = _samples(graph, evaluation)
-    if onnx_shape is not None:  # ONNX samples come NCHW; the converted model takes NHWC
-        from edge_sdk.frontend.onnx import to_model_layout
-
-        def to_nhwc(x: np.ndarray) -> np.ndarray:
-            x = np.asarray(x)
-            if x.size != np.prod(onnx_shape):
-                return x
-            return to_model_layout(x.reshape(onnx_shape), onnx_shape)
-
-        calibration = [[to_nhwc(x) for x in s] for s in calibration]
-        if evaluation is not None:
-            evaluation = [[to_nhwc(x) for x in s] for s in evaluation]
     shapes = [graph.tensor(t).shape for t in graph.inputs]
+    if from_onnx and nhwc:  # samples come in the framework's NCHW; the model takes NHWC
+        def to_nhwc(sample: list[np.ndarray]) -> list[np.ndarray]:
+            return [np.asarray(x).reshape(s[0], s[3], s[1], s[2]).transpose(0, 2, 3, 1)
+                    if len(s) == 4 and np.asarray(x).size == np.prod(s) else x
+                    for x, s in zip(sample, shapes, strict=True)]
+
+        calibration = [to_nhwc(s) for s in calibration]
+        if evaluation is not None:
+            evaluation = [to_nhwc(s) for s in evaluation]
     samples = check_samples(calibration, shapes)
     skip = set(int(i) for i in skip_layers)
     unknown = skip - {o.index for o in graph.operators}
@@ -206,6 +206,8 @@ def quantize(model: str | Path | bytes, calibration: Calibration,
                          + (" (its DEQUANTIZE of constant weights are folded, not layers)"
                             if len(graph.operators) < len(original.operators) else ""))
     ops = fuse(graph)
+    float_only = {o.index for o in ops if o.opcode in FLOAT_ONLY} - skip
+    skip |= float_only
     tensors = sorted({t for o in ops for t in (*o.inputs, *o.outputs)
                       if t >= 0 and t < len(graph.tensors) and not graph.tensor(t).is_constant})
     stats = collect(raw, samples, tensors, progress=progress)
@@ -227,9 +229,10 @@ def quantize(model: str | Path | bytes, calibration: Calibration,
     for layer in layers:
         layer.pop("tensor")
     report = {"model": name, "method": method,
-              "input_layout": "NHWC (converted from the ONNX model's NCHW)" if onnx_shape
-              else "as the model",
+              "input_layout": ("NHWC (the ONNX model's NCHW, transposed)" if from_onnx and nhwc
+                               else "as the model"),
               "percentile": percentile if method == "percentile" else None,
-              "per_channel": per_channel, "float_io": float_io, "skip_layers": sorted(skip),
+              "per_channel": per_channel, "float_io": float_io,
+              "skip_layers": sorted(skip - float_only), "float_only_layers": sorted(float_only),
               "calibration_samples": len(samples), "end_to_end": end_to_end, "layers": layers}
     return QuantizeResult(int8_model, report)

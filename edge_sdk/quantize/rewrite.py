@@ -7,7 +7,8 @@
 - Operators whose output must share the input's parameters (pooling, reshape, pad, slice,
   transpose, resize, split...) and concatenation's (pack's, maximum's, minimum's) inputs and
   output are put in one group with one range.
-- SOFTMAX and LOGISTIC output 1/256 with zero point -128; TANH 1/128 with zero point 0.
+- SOFTMAX and LOGISTIC output 1/256 with zero point -128; TANH 1/128 with zero point 0;
+  LOG_SOFTMAX 16/256 with zero point 127.
 - ``skip`` layers stay float, between a DEQUANTIZE and a QUANTIZE.
 - The model's inputs and outputs are int8 unless ``float_io``, which keeps them float32 with a
   QUANTIZE/DEQUANTIZE at each.
@@ -32,7 +33,9 @@ SAME_PARAMS = {"AVERAGE_POOL_2D", "MAX_POOL_2D", "RESHAPE", "SQUEEZE", "EXPAND_D
 # Every activation input and the output share one set of parameters.
 ALL_SAME = {"CONCATENATION", "PACK", "MAXIMUM", "MINIMUM"}
 FIXED_OUTPUT = {"SOFTMAX": (1.0 / 256, -128), "LOGISTIC": (1.0 / 256, -128),
-                "TANH": (1.0 / 128, 0)}
+                "TANH": (1.0 / 128, 0), "LOG_SOFTMAX": (16.0 / 256, 127)}
+# No int8 kernel in TFLite: always kept float (between a DEQUANTIZE and a QUANTIZE).
+FLOAT_ONLY = {"LOCAL_RESPONSE_NORMALIZATION"}
 OWN_PARAMS = {"ADD", "SUB", "MUL", "MEAN", "RELU", "RELU6", "HARD_SWISH", "PRELU", "LEAKY_RELU",
               "ABS"}
 SUPPORTED = set(WEIGHTED) | SAME_PARAMS | ALL_SAME | set(FIXED_OUTPUT) | OWN_PARAMS
@@ -171,11 +174,14 @@ def activation_params(graph: Graph, ops: list[Operator], ranges: dict[int, tuple
         r = groups.find(t)
         plo, phi = merged.get(r, (lo, hi))
         merged[r] = (min(plo, lo), max(phi, hi))
+    # A fixed output (softmax's 1/256...) fixes its whole group: a RESHAPE after a SOFTMAX
+    # must keep the softmax's parameters.
+    fixed_groups = {groups.find(t): p for t, p in fixed.items()}
     params = {}
     for t in ranges:
         lo, hi = merged[groups.find(t)]
-        if t in fixed:
-            scale, zp = fixed[t]
+        if groups.find(t) in fixed_groups:
+            scale, zp = fixed_groups[groups.find(t)]
         else:
             scale, zp = asymmetric_params(lo, hi)
         params[t] = Params(scale, zp, lo, hi)

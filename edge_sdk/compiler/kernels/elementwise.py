@@ -78,8 +78,9 @@ def _broadcast_binary(op: Operator, graph: Graph, func_name: str, body,
                       tables: tuple[Constant, ...] = ()) -> Step:
     """Shared ADD/MUL skeleton: two int8 (or int16) inputs broadcast to the output shape.
     ``body(va, vb, a, b, y, *table_buffers)`` turns the zero-point-free inputs in ``va``/``vb``
-    into the output value (before its zero point) in ``va``."""
-    a, b, y, out_shape, a_strides, b_strides = binary_operands(op, graph)
+    into the output value (before its zero point) in ``va``. An input may be a constant (a
+    bias or a scale the model adds to a feature map): the kernel reads it from flash."""
+    a, b, y, out_shape, a_strides, b_strides = binary_operands(op, graph, constants=True)
     act_min, act_max = activation_range(op.options.get("activation", "NONE"), scale(y),
                                         zero_point(y), y.dtype)
 
@@ -98,10 +99,17 @@ def _broadcast_binary(op: Operator, graph: Graph, func_name: str, body,
             store(va, clamp(va[0] + zero_point(y), act_min, act_max))
             store(Y, tirx.Cast(y.dtype, va[0]), strided_offset(idx, row_major_strides(out_shape)))
 
+    def operand(t: Tensor, role: str) -> TensorArg | Constant:
+        if t.is_constant:
+            return Constant(f"l{op.index}_{role}", np.asarray(t.data, t.dtype).reshape(-1))
+        return TensorArg(t.index)
+
     return Step(
         op_index=op.index, opcode=op.opcode, layer=y.name, kind="kernel",
-        inputs=(a.index, b.index), outputs=(y.index,), func=k.func, func_name=func_name,
-        args=(TensorArg(a.index), TensorArg(b.index), *tables, TensorArg(y.index, writes=True)),
+        inputs=tuple(t.index for t in (a, b) if not t.is_constant), outputs=(y.index,),
+        func=k.func, func_name=func_name,
+        args=(operand(a, "input1"), operand(b, "input2"), *tables,
+              TensorArg(y.index, writes=True)),
         macs=y.size,
     )
 

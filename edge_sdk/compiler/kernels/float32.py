@@ -272,6 +272,33 @@ def lower_unary(op: Operator, graph: Graph, func_name: str) -> Step:
     return _step(op, [x], y, k.func, func_name, consts, macs=x.size)
 
 
+def lower_lrn(op: Operator, graph: Graph, func_name: str) -> Step:
+    """LOCAL_RESPONSE_NORMALIZATION as TFLite's reference kernel computes it: per position and
+    channel c, ``x * pow(bias + alpha * sum(x[c-r .. c+r]^2), -beta)`` over the channels that
+    exist. Float only in TFLite; an int8 model keeps it between DEQUANTIZE and QUANTIZE."""
+    x = _float_tensor(op, graph, op.inputs[0], "input")
+    y = _float_tensor(op, graph, op.outputs[0], "output")
+    depth = x.shape[-1]
+    outer = x.size // depth
+    radius = int(op.options["radius"])
+    params = np.array([op.options["bias"], op.options["alpha"], -op.options["beta"]],
+                      np.float32)
+    with kernel(func_name) as k:
+        X, P, Y = buffer_args(("input", (outer, depth), "float32"), ("params", (3,), "float32"),
+                              ("output", (outer, depth), "float32"))
+        acc = scalar("sqr_sum", "float32")
+        with loop("i", outer) as i, loop("c", depth) as c:
+            store(acc, f32(0.0))
+            with loop("j", 2 * radius + 1) as j:
+                ch = c - radius + j
+                with when(in_range(ch, depth)):
+                    store(acc, acc[0] + X[i, ch] * X[i, ch])
+            factor = tirx.call_pure_extern("float32", "powf", P[0] + P[1] * acc[0], P[2])
+            store(Y, X[i, c] * factor, i, c)
+    return _step(op, [x], y, k.func, func_name, (Constant(f"l{op.index}_params", params),),
+                 macs=x.size * (2 * radius + 1))
+
+
 def lower_softmax(op: Operator, graph: Graph, func_name: str) -> Step:
     x = _float_tensor(op, graph, op.inputs[0], "input")
     y = _float_tensor(op, graph, op.outputs[0], "output")
@@ -382,4 +409,5 @@ LOWERINGS = {
     "SUM": reduce.lower_reduce_sum, "BATCH_MATMUL": batch_matmul.lower_batch_matmul,
     "L2_NORMALIZATION": normalize.lower_l2_normalization,
     "LOG_SOFTMAX": log_softmax.lower_log_softmax, "SVDF": svdf.lower_svdf,
+    "LOCAL_RESPONSE_NORMALIZATION": lower_lrn,
 }
