@@ -247,3 +247,21 @@ def test_light_model_quantizes_and_runs_bit_exact(name, tmp_path):
     ours = edge_sdk.run(graph, board="host", inputs=xq, workdir=tmp_path / "run").outputs
     theirs = reference(out, xq)
     np.testing.assert_array_equal(ours.reshape(theirs.shape), theirs)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["test_BatchNorm2d_eval", "test_Conv2d_groups"])
+def test_quantized_pytorch_export_on_the_cortex_m4_board(name, tmp_path):
+    """The int8 file on the Cortex-M4 board (QEMU mps2-an386): constant ADD/MUL operands, a
+    grouped convolution's SPLIT and CONCATENATION, the NCHW input's TRANSPOSE."""
+    case = DATA / "pytorch-converted" / name
+    x = case_data(case)[0][0]
+    rng = np.random.default_rng(0)
+    calibration = [x] + [x + rng.normal(0, 0.1, x.shape).astype(np.float32) for _ in range(3)]
+    path = tmp_path / f"{name}.tflite"
+    path.write_bytes(quantize(case / "model.onnx", calibration, progress=False).model)
+    graph = edge_sdk.load(path)
+    xq = quantize_inputs(graph, [x[None]])[0].reshape(1, *x.shape)
+    ours = edge_sdk.run(graph, board="mps2-an386", inputs=xq, workdir=tmp_path / "fw").outputs
+    theirs = reference(path, xq)
+    np.testing.assert_array_equal(ours.reshape(theirs.shape), theirs)

@@ -34,7 +34,12 @@ from tvm.script.ir_builder import tirx as T
 from edge_sdk.compiler.gemmlowp import mbqm
 from edge_sdk.compiler.kernels.common import scale, zero_point
 from edge_sdk.compiler.kernels.conv import ConvPlan, plan_conv2d
-from edge_sdk.compiler.kernels.elementwise import LEFT_SHIFT, add_multipliers, binary_operands
+from edge_sdk.compiler.kernels.elementwise import (
+    LEFT_SHIFT,
+    add_multipliers,
+    binary_operands,
+    lower_add,
+)
 from edge_sdk.compiler.kernels.fixedpoint import (
     emit_multiply_by_quantized_multiplier,
     emit_multiply_by_quantized_multiplier_single_rounding,
@@ -552,6 +557,8 @@ def lower_add_dsp(op: Operator, graph: Graph, func_name: str, scratch: bool = Tr
     lookups, an add, and the output's requantization.
     """
     del scratch  # never needs any
+    if any(graph.tensor(t).is_constant for t in op.inputs[:2]):
+        return lower_add(op, graph, func_name)  # a constant operand: the portable kernel
     a, b, y, out_shape, a_strides, b_strides = binary_operands(op, graph)
     (m1, s1), (m2, s2), (mo, so) = add_multipliers(a, b, y, op.opcode == "SUB")
     tables = [np.array([mbqm((v - zero_point(t)) * (1 << LEFT_SHIFT), m, s)
