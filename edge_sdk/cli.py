@@ -250,7 +250,9 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     print(f"wrote {out} ({len(result.model)} B): {summary}max output error "
           f"{e['max_abs_error']:.4g} on {e['samples']} samples"
           + (f"; lowest layer SQNR {worst['sqnr_db']} dB ([{worst['index']}] {worst['op']})"
-             if worst else ""))
+             if worst else "")
+          + (f"; kept float (no int8 kernel in TFLite): layers {floats}"
+             if (floats := result.report.get("float_only_layers")) else ""))
     return 0
 
 

@@ -35,8 +35,20 @@ from edge_sdk.errors import ModelError, UnsupportedOpError
 from edge_sdk.frontend.relax_onnx import _constant, _shape_dtype
 from edge_sdk.frontend.tflite_writer import OpSpec, TensorSpec, build_model
 
-TO_NHWC = (0, 2, 3, 1)   # stored axis i holds model (NCHW) axis TO_NHWC[i]
-TO_NCHW = (0, 3, 1, 2)
+
+def last(rank: int) -> tuple[int, ...]:
+    """Channels last: stored axis i holds model axis ``last(rank)[i]`` (NCHW -> NHWC,
+    NCW -> NWC)."""
+    return (0, *range(2, rank), 1)
+
+
+def first(rank: int) -> tuple[int, ...]:
+    """The inverse permutation: channels-last storage back to the model's order."""
+    return (0, rank - 1, *range(1, rank - 1))
+
+
+CHANNELS_LAST_RANKS = (3, 4)  # feature maps of 1-D and 2-D layers
+_AFFINE = ("relax.add", "relax.subtract", "relax.multiply", "relax.divide")
 
 
 @dataclass
@@ -45,17 +57,17 @@ class _Value:
 
     tensor: int
     shape: tuple[int, ...]          # the model's shape (NCHW for a feature map)
-    nhwc: bool = False              # a 4-D value stored as NHWC
+    nhwc: bool = False              # a 3-D/4-D value stored channels last (NWC, NHWC)
     nonneg: bool = False            # known >= 0 (after ReLU...): max pooling may pad with 0
     views: dict[bool, int] = field(default_factory=dict)  # layout -> tensor (transposes made)
 
     def stored_axis(self, axis: int) -> int:
         axis %= len(self.shape)
-        return TO_NHWC.index(axis) if self.nhwc else axis
+        return last(len(self.shape)).index(axis) if self.nhwc else axis
 
     @property
     def stored_shape(self) -> tuple[int, ...]:
-        return tuple(self.shape[a] for a in TO_NHWC) if self.nhwc else self.shape
+        return tuple(self.shape[a] for a in last(len(self.shape))) if self.nhwc else self.shape
 
 
 @dataclass
@@ -135,18 +147,19 @@ class _Translator:
 
     def view(self, v: _Value, nhwc: bool) -> int:
         """``v``'s tensor stored NHWC (``nhwc``) or in model order, transposing once."""
-        if v.nhwc == nhwc or len(v.shape) != 4:
+        rank = len(v.shape)
+        if v.nhwc == nhwc or rank not in CHANNELS_LAST_RANKS:
             return v.tensor
         if nhwc in v.views:
             return v.views[nhwc]
         src = self.tensors[v.tensor]
-        shape = tuple(v.shape[a] for a in TO_NHWC) if nhwc else v.shape
+        shape = tuple(v.shape[a] for a in last(rank)) if nhwc else v.shape
         out = self.tensor(f"{src.name}/{'nhwc' if nhwc else 'nchw'}", shape)
-        if v.shape[2:] == (1, 1) or v.shape[1] == 1:  # the same element order: no data moves
+        if all(d == 1 for d in v.shape[2:]) or v.shape[1] == 1:  # same order: no data moves
             self.ops.append(OpSpec("RESHAPE", [v.tensor, self.i32(f"{src.name}/shape", shape)],
                                    [out], {"new_shape": shape}))
         else:
-            perm = TO_NHWC if nhwc else TO_NCHW
+            perm = last(rank) if nhwc else first(rank)
             self.ops.append(OpSpec("TRANSPOSE", [v.tensor, self.i32(f"{src.name}/perm",
                                                                     list(perm))], [out]))
         v.views[nhwc] = out
@@ -178,8 +191,9 @@ class _Translator:
     def const_like(self, data: np.ndarray, like: _Value, label: str) -> int:
         """A constant operand of an elementwise operator, in ``like``'s stored layout."""
         data = np.asarray(data, np.float32)
+        rank = len(like.shape)
         if like.nhwc and data.ndim > 0 and data.size > 1:
-            data = data.reshape((1,) * (4 - data.ndim) + data.shape).transpose(TO_NHWC)
+            data = data.reshape((1,) * (rank - data.ndim) + data.shape).transpose(last(rank))
             while data.ndim > 1 and data.shape[0] == 1:
                 data = data[0]
         return self.const(label, data)
@@ -203,6 +217,51 @@ class _Translator:
                 self._find_lrn(b.var, call)
             elif op == "relax.sum":
                 self._find_sum(b.var, call)
+        self._find_affine()
+
+    def _find_affine(self) -> None:
+        """Chains of add/subtract/multiply/divide by constants (a bias, batch norm decomposed
+        into four operators) become one ``x * k + b``: folded into the convolution or FC layer
+        before them where that is per channel, else one MUL and one ADD. Fewer int8 operators
+        is fewer roundings as well as less time."""
+        affine: dict[Any, tuple] = {}
+        for b in self.bindings:
+            call = b.value
+            if (b.var in self.covered or b.var in self.special
+                    or not isinstance(call, self.relax.Call)
+                    or getattr(call.op, "name", None) not in _AFFINE):
+                continue
+            c0, c1 = _constant(call.args[0]), _constant(call.args[1])
+            if (c0 is None) == (c1 is None) or (c0 is not None and call.op.name ==
+                                                "relax.divide"):
+                continue  # two activations, or c / x
+            c = c0 if c0 is not None else c1
+            if c.dtype.kind != "f":
+                continue
+            x_expr = call.args[1] if c0 is not None else call.args[0]
+            affine[b.var] = (x_expr, call.op.name, c.astype(np.float64), c0 is not None)
+        interior = {x for x, *_ in affine.values() if x in affine and self.uses[x] == 1}
+        for var in affine:
+            if var in interior:
+                continue
+            chain = [var]
+            while affine[chain[-1]][0] in interior:
+                chain.append(affine[chain[-1]][0])
+            chain.reverse()
+            k: Any = np.float64(1.0)
+            shift: Any = np.float64(0.0)
+            for v in chain:
+                _, name, c, const_first = affine[v]
+                if name == "relax.add":
+                    shift = shift + c
+                elif name == "relax.subtract":
+                    k, shift = (-k, c - shift) if const_first else (k, shift - c)
+                elif name == "relax.multiply":
+                    k, shift = k * c, shift * c
+                else:
+                    k, shift = k / c, shift / c
+            self.covered.update(chain[:-1])
+            self.special[var] = ("affine", affine[chain[0]][0], k, shift)
 
     def _find_lrn(self, var: Any, div: Any) -> None:
         """x / (bias + alpha * avg_pool3d(expand_dims(x * x))) ** beta over the channels."""
@@ -271,7 +330,7 @@ class _Translator:
             if not isinstance(r, _Value) or r.tensor in inputs:
                 raise UnsupportedOpError(f"cannot quantize {self.name}: an output that is not "
                                          "a computed tensor (an input or a constant)")
-            outputs.append(self.view(r, self.nhwc_io) if len(r.shape) == 4 else r.tensor)
+            outputs.append(self.view(r, self.nhwc_io and len(r.shape) == 4))
         self.finish_weighted()
         return build_model(self.tensors, self.ops, inputs, outputs,
                            description="edge-sdk ONNX import (TVM Relax)")
@@ -309,15 +368,57 @@ class _Translator:
         w = self.value(call.args[1])
         if not isinstance(w, np.ndarray):
             raise self.refuse(var, "conv2d", "has weights computed at run time")
-        groups = int(a.groups)
+        return self.conv(var, x, w, int(a.groups), _ints(a.strides), _ints(a.dilation),
+                         _ints(a.padding), self.out_shape(var), var.name)
+
+    def op_conv1d(self, var: Any, call: Any) -> _Value:
+        """As TFLite's converter writes it: the NWC input viewed as N,1,W,C, a CONV_2D with a
+        1xK kernel, the output viewed back (both views are RESHAPEs, no data moves)."""
+        a = call.attrs
+        if (str(a.data_layout), str(a.kernel_layout)) != ("NCW", "OIW"):
+            raise self.refuse(var, "conv1d", f"has layout {a.data_layout}/{a.kernel_layout}")
+        x = self.activation(call.args[0], var, "conv1d")
+        w = self.value(call.args[1])
+        if not isinstance(w, np.ndarray):
+            raise self.refuse(var, "conv1d", "has weights computed at run time")
+        pads = _ints(a.padding)
+        oshape = self.out_shape(var)
+        out = self.conv(var, self.as_2d(x, var.name), w[:, :, None, :], int(a.groups),
+                        [1, *_ints(a.strides)], [1, *_ints(a.dilation)],
+                        [0, pads[0], 0, pads[1]], (*oshape[:2], 1, oshape[2]), f"{var.name}/2d")
+        return self.as_1d(out, oshape, var.name)
+
+    def as_2d(self, x: _Value, label: str) -> _Value:
+        """An N,C,W feature map as N,C,1,W, stored N,1,W,C."""
+        src = self.view(x, True)
+        n, c, width = x.shape
+        v = _Value(0, (n, c, 1, width), True, x.nonneg)
+        v.tensor = self.tensor(f"{label}/as_2d", v.stored_shape)
+        self.ops.append(OpSpec("RESHAPE", [src, self.i32(f"{label}/shape_2d",
+                                                          list(v.stored_shape))],
+                               [v.tensor], {"new_shape": v.stored_shape}))
+        return v
+
+    def as_1d(self, y: _Value, oshape: tuple[int, ...], label: str) -> _Value:
+        """The inverse of :meth:`as_2d`; a layer whose weights are still open stays open."""
+        v = _Value(0, tuple(oshape), True, y.nonneg)
+        v.tensor = self.tensor(label, v.stored_shape)
+        self.ops.append(OpSpec("RESHAPE", [self.view(y, True),
+                                           self.i32(f"{label}/shape", list(v.stored_shape))],
+                               [v.tensor], {"new_shape": v.stored_shape}))
+        if y.tensor in self.weighted:
+            self.weighted[v.tensor] = self.weighted[y.tensor]
+        return v
+
+    def conv(self, var: Any, x: _Value, w: np.ndarray, groups: int, strides: list[int],
+             dilation: list[int], pads: list[int], oshape: tuple[int, ...],
+             label: str) -> _Value:
+        """A 2-D convolution of ``x`` (N,C,H,W) by OIHW weights (bias folded in later)."""
         n, c = x.shape[:2]
         o, cg, kh, kw = w.shape
-        oshape = self.out_shape(var)
-        strides, dilation = _ints(a.strides), _ints(a.dilation)
-        src, padding = self.padded(x, _ints(a.padding), (kh, kw), strides, dilation,
-                                   oshape[2:], var, same_ok=True, zero_ok=True)
+        src, padding = self.padded(x, pads, (kh, kw), strides, dilation, oshape[2:], var,
+                                   same_ok=True, zero_ok=True)
         opts = {"padding": padding, "stride": tuple(strides), "dilation": tuple(dilation)}
-        label = var.name
         if groups == 1:
             return self.weighted_op("CONV_2D", "conv", src, w, oshape, label, opts)
         if groups == c and cg == 1:
@@ -416,42 +517,54 @@ class _Translator:
         raise self.refuse(var, "matmul", "multiplies a constant by an activation")
 
     # -- elementwise ---------------------------------------------------------------------------
-    def fold(self, var: Any, call: Any, opname: str) -> _Value | None:
-        """Fold ``x (op) c`` into the convolution/FC layer that computes ``x``, where ``c``
-        varies along the output channels only and ``x`` has no other use."""
-        x_expr, c = call.args[0], self.value(call.args[1])
-        if opname in ("add", "multiply") and not isinstance(c, np.ndarray):
-            x_expr, c = call.args[1], self.value(call.args[0])
-        x = self.values.get(x_expr)
-        if (not isinstance(c, np.ndarray) or not isinstance(x, _Value)
-                or x.tensor not in self.weighted or self.uses[x_expr] != 1):
-            return None
+    def fold_affine(self, x: _Value, k: np.ndarray, shift: np.ndarray) -> bool:
+        """Fold ``x * k + shift`` into the convolution/FC layer that computes ``x`` where both
+        vary along its output channels only; False (nothing changed) otherwise."""
         layer = self.weighted[x.tensor]
         channels = layer.bias.size
         axis = len(x.shape) - 1 if layer.kind == "fc" else 1
-        if c.ndim > len(x.shape):
-            return None
-        full = c.reshape((1,) * (len(x.shape) - c.ndim) + c.shape)
-        if any(d != 1 for k, d in enumerate(full.shape) if k != axis):
-            return None
-        vec = np.broadcast_to(full.reshape(-1), (channels,)).astype(np.float64)
+        vectors = []
+        for c in (np.asarray(k), np.asarray(shift)):
+            if c.ndim > len(x.shape):
+                return False
+            full = c.reshape((1,) * (len(x.shape) - c.ndim) + c.shape)
+            if any(d != 1 for a, d in enumerate(full.shape) if a != axis):
+                return False
+            vectors.append(np.broadcast_to(full.reshape(-1), (channels,)).astype(np.float64))
+        kv, bv = vectors
         w_axes = (-1,) + (1,) * (layer.weights.ndim - 1)
-        if opname == "add":
-            layer.bias = (layer.bias + vec).astype(np.float32)
-        elif opname == "subtract":
-            layer.bias = (layer.bias - vec).astype(np.float32)
-        elif opname in ("multiply", "divide"):
-            k = vec if opname == "multiply" else 1.0 / vec
-            layer.weights = (layer.weights * k.reshape(w_axes)).astype(np.float32)
-            layer.bias = (layer.bias * k).astype(np.float32)
-        else:
-            return None
-        return x
+        layer.weights = (layer.weights * kv.reshape(w_axes)).astype(np.float32)
+        layer.bias = (layer.bias * kv + bv).astype(np.float32)
+        return True
+
+    def affine(self, var: Any, x_expr: Any, k: np.ndarray, shift: np.ndarray) -> _Value:
+        x = self.activation(x_expr, var, "an elementwise operator")
+        if (x.tensor in self.weighted and self.uses[x_expr] == 1
+                and self.fold_affine(x, k, shift)):
+            return x
+        oshape = self.out_shape(var)
+        scaled, shifted = bool(np.any(k != 1)), bool(np.any(shift != 0))
+        if not (scaled or shifted):
+            return x
+        nhwc = x.nhwc and len(oshape) == len(x.shape)
+        like = _Value(0, oshape, nhwc)
+        nonneg = x.nonneg and bool(np.all(k >= 0)) and bool(np.all(shift >= 0))
+        current = self.view(x, nhwc)
+        if scaled:
+            label = f"{var.name}/scaled" if shifted else var.name
+            k_arr = np.asarray(k, np.float32)
+            factor = self.const_like(k_arr.reshape(1) if k_arr.ndim == 0 else k_arr, like,
+                                     f"{var.name}/scale")
+            value = self.emit("MUL", [current, factor], label, oshape, nhwc, nonneg=nonneg)
+            current = value.tensor
+        if shifted:
+            b_arr = np.asarray(shift, np.float32)
+            term = self.const_like(b_arr.reshape(1) if b_arr.ndim == 0 else b_arr, like,
+                                   f"{var.name}/shift")
+            value = self.emit("ADD", [current, term], var.name, oshape, nhwc, nonneg=nonneg)
+        return value
 
     def binary(self, var: Any, call: Any, opname: str, opcode: str) -> _Value:
-        folded = self.fold(var, call, opname)
-        if folded is not None:
-            return folded
         a, b = self.value(call.args[0]), self.value(call.args[1])
         oshape = self.out_shape(var)
         if opname == "divide" and isinstance(b, np.ndarray):  # x / c == x * (1 / c)
@@ -462,8 +575,8 @@ class _Translator:
         if not acts:
             raise self.refuse(var, opname, "has only constant operands")
         # Stored NHWC when every activation operand is a feature map and one already is.
-        nhwc = (len(oshape) == 4 and all(len(v.shape) == 4 for v in acts)
-                and any(v.nhwc for v in acts))
+        nhwc = (len(oshape) in CHANNELS_LAST_RANKS
+                and all(len(v.shape) == len(oshape) for v in acts) and any(v.nhwc for v in acts))
         like = _Value(0, oshape, nhwc)
         ins = []
         for k, v in enumerate((a, b)):
@@ -553,7 +666,7 @@ class _Translator:
         full = np.broadcast_to(alpha.reshape(shape if alpha.size > 1 else [1] * len(x.shape)),
                                [x.shape[k] if k == axis else 1 for k in range(len(x.shape))])
         if x.nhwc:
-            full = full.transpose(TO_NHWC)
+            full = full.transpose(last(len(x.shape)))
         full = full.reshape(full.shape[1:])  # PRELU's alpha broadcasts without the batch axis
         return self.emit("PRELU", [x.tensor, self.const(f"{var.name}/alpha",
                                                          full.astype(np.float32))],
@@ -565,7 +678,7 @@ class _Translator:
         src, nhwc = x.tensor, x.nhwc
         if x.stored_axis(axis) != len(x.shape) - 1:
             src, nhwc = self.view(x, not x.nhwc), not x.nhwc
-            if (TO_NHWC.index(axis) if nhwc else axis) != len(x.shape) - 1:
+            if (last(len(x.shape)).index(axis) if nhwc else axis) != len(x.shape) - 1:
                 raise self.refuse(var, opcode.lower(), "runs over an axis other than the "
                                   "channels or the last one")
         return self.emit(opcode, [src], var.name, x.shape, nhwc, options,
@@ -584,25 +697,41 @@ class _Translator:
     def op_avg_pool2d(self, var, call):
         return self.pool(var, call, "AVERAGE_POOL_2D")
 
+    def op_max_pool1d(self, var, call):
+        return self.pool(var, call, "MAX_POOL_2D")
+
+    def op_avg_pool1d(self, var, call):
+        return self.pool(var, call, "AVERAGE_POOL_2D")
+
     def pool(self, var: Any, call: Any, opcode: str) -> _Value:
+        """Pooling in 2-D, or in 1-D through the N,1,W,C view."""
         a = call.attrs
-        if _ints(a.dilation) != [1, 1]:
+        if any(d != 1 for d in _ints(a.dilation)):
             raise self.refuse(var, "pooling", f"with dilation {_ints(a.dilation)} (TFLite's "
                               "pooling has none)")
-        if str(a.layout) != "NCHW":
+        if str(a.layout) not in ("NCHW", "NCW"):
             raise self.refuse(var, "pooling", f"in layout {a.layout}")
         x = self.activation(call.args[0], var, "pooling")
-        kernel = tuple(_ints(a.pool_size))
-        strides = _ints(a.strides)
-        pads = _ints(a.padding)
         oshape = self.out_shape(var)
+        kernel, strides, pads = _ints(a.pool_size), _ints(a.strides), _ints(a.padding)
+        ceil, include = bool(a.ceil_mode), bool(a.count_include_pad)
+        if len(oshape) == 4:
+            return self.pool_2d(var, x, opcode, tuple(kernel), strides, pads, ceil, include,
+                                oshape, var.name)
+        y = self.pool_2d(var, self.as_2d(x, var.name), opcode, (1, kernel[0]), [1, strides[0]],
+                         [0, pads[0], 0, pads[1]], ceil, include,
+                         (*oshape[:2], 1, oshape[2]), f"{var.name}/2d")
+        return self.as_1d(y, oshape, var.name)
+
+    def pool_2d(self, var: Any, x: _Value, opcode: str, kernel: tuple[int, int],
+                strides: list[int], pads: list[int], ceil: bool, include: bool,
+                oshape: tuple[int, ...], label: str) -> _Value:
         options = {"filter": kernel, "stride": tuple(strides)}
-        label = var.name
         if opcode == "MAX_POOL_2D":
             src, options["padding"] = self.padded(x, pads, kernel, strides, [1, 1],
                                                   oshape[2:], var, True, x.nonneg)
             return self.emit(opcode, [src], label, oshape, True, options, nonneg=x.nonneg)
-        include = bool(a.count_include_pad) and not a.ceil_mode
+        include = include and not ceil
         src, options["padding"] = self.padded(x, pads, kernel, strides, [1, 1], oshape[2:],
                                               var, same_ok=not include, zero_ok=True)
         if include or options["padding"] == "SAME" or self.tensors[src].shape[1:3] == tuple(
@@ -643,11 +772,11 @@ class _Translator:
         oshape = self.out_shape(var)
         nhwc = x.nhwc
         if nhwc and not keep:
-            kept = [m for m in TO_NHWC if m not in axes]
+            kept = [m for m in last(rank) if m not in axes]
             if kept != sorted(kept):     # the stored order of what is left differs: reorder
                 nhwc = False
         src = self.view(x, nhwc)
-        stored = [TO_NHWC.index(a) for a in axes] if nhwc else axes
+        stored = [last(rank).index(a) for a in axes] if nhwc else axes
         if nhwc and not keep:
             nhwc = False                 # what is left is in model order, of lower rank
         out = self.emit(opcode, [src, self.i32(f"{var.name}/axes", sorted(stored))],
@@ -688,9 +817,9 @@ class _Translator:
         if not all(isinstance(p, _Value) for p in parts):
             raise self.refuse(var, "concat", "joins a constant")
         oshape = self.out_shape(var)
-        nhwc = len(oshape) == 4 and any(p.nhwc for p in parts)
+        nhwc = len(oshape) in CHANNELS_LAST_RANKS and any(p.nhwc for p in parts)
         axis = int(call.attrs.axis) % len(oshape)
-        stored = TO_NHWC.index(axis) if nhwc else axis
+        stored = last(len(oshape)).index(axis) if nhwc else axis
         return self.emit("CONCATENATION", [self.view(p, nhwc) for p in parts], var.name,
                          oshape, nhwc, {"axis": stored},
                          nonneg=all(p.nonneg for p in parts))
@@ -731,7 +860,7 @@ class _Translator:
             lo = max(0, min(size, lo + size if lo < 0 else lo))
             hi = max(0, min(size, hi + size if hi < 0 else hi))
             b[a], e[a], s[a] = lo, hi, st
-        order = TO_NHWC if x.nhwc else range(rank)
+        order = last(rank) if x.nhwc else range(rank)
         label = var.name
         return self.emit("STRIDED_SLICE",
                          [x.tensor, self.i32(f"{label}/begin", [b[m] for m in order]),
@@ -750,7 +879,7 @@ class _Translator:
         pairs = [[width[2 * k], width[2 * k + 1]] for k in range(rank)]
         if any(p < 0 for pair in pairs for p in pair):
             raise self.refuse(var, "pad", "with negative pads (a crop)")
-        order = TO_NHWC if x.nhwc else range(rank)
+        order = last(rank) if x.nhwc else range(rank)
         paddings = np.array([pairs[m] for m in order], np.int32)
         return self.emit("PAD", [x.tensor, self.const(f"{var.name}/paddings", paddings)],
                          var.name, self.out_shape(var), x.nhwc, nonneg=x.nonneg)
@@ -761,6 +890,8 @@ class _Translator:
 
     # -- recognised forms --------------------------------------------------------------------
     def form(self, var: Any, spec: tuple) -> _Value:
+        if spec[0] == "affine":
+            return self.affine(var, *spec[1:])
         if spec[0] == "lrn":
             _, x_expr, size, alpha, bias, beta = spec
             x = self.activation(x_expr, var, "local response normalization")
@@ -781,7 +912,7 @@ class _Translator:
             nhwc = total.nhwc or v.nhwc
             label = var.name if k == len(values) - 1 else f"{var.name}/{k}"
             total = self.emit("ADD", [self.view(total, nhwc), self.view(v, nhwc)], label,
-                              oshape, nhwc and len(oshape) == 4,
+                              oshape, nhwc and len(oshape) in CHANNELS_LAST_RANKS,
                               nonneg=total.nonneg and v.nonneg)
         return total
 
