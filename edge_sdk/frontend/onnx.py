@@ -78,7 +78,7 @@ class _Weighted:
     op: OpSpec
     weights: np.ndarray             # OIHW for a convolution, (out, in) for fully connected
     bias: np.ndarray                # (out,)
-    kind: str                       # "conv", "depthwise" or "fc"
+    kind: str                       # "conv", "depthwise", "transpose" or "fc"
 
 
 def _num(x: Any) -> float:
@@ -388,6 +388,46 @@ class _Translator:
                         [0, pads[0], 0, pads[1]], (*oshape[:2], 1, oshape[2]), f"{var.name}/2d")
         return self.as_1d(out, oshape, var.name)
 
+    def op_conv2d_transpose(self, var: Any, call: Any) -> _Value:
+        """TFLite's TRANSPOSE_CONV with VALID padding computes the full output,
+        ``(in - 1) * stride + kernel``; the model's pads are then a crop (STRIDED_SLICE), and an
+        output padding reaches into what the bottom/right pad removed."""
+        a = call.attrs
+        if (str(a.data_layout), str(a.kernel_layout)) != ("NCHW", "IOHW"):
+            raise self.refuse(var, "conv2d_transpose",
+                              f"has layout {a.data_layout}/{a.kernel_layout}")
+        if int(a.groups) != 1 or any(d != 1 for d in _ints(a.dilation)):
+            raise self.refuse(var, "conv2d_transpose", "with groups or dilation (TFLite's "
+                              "TRANSPOSE_CONV has neither)")
+        x = self.activation(call.args[0], var, "conv2d_transpose")
+        w = self.value(call.args[1])
+        if not isinstance(w, np.ndarray):
+            raise self.refuse(var, "conv2d_transpose", "has weights computed at run time")
+        _, o, kh, kw = w.shape
+        n, _, h, wd = x.shape
+        strides, pads, extra = _ints(a.strides), _ints(a.padding), _ints(a.output_padding)
+        oshape = self.out_shape(var)
+        full = ((h - 1) * strides[0] + kh, (wd - 1) * strides[1] + kw)
+        if any(e > p for e, p in zip(extra, pads[2:], strict=True)):
+            raise self.refuse(var, "conv2d_transpose", "with an output padding larger than "
+                              "its end padding")
+        label = var.name
+        out_shape = self.i32(f"{label}/output_shape", [n, *full, o])
+        layer = self.weighted_op("TRANSPOSE_CONV", "transpose", self.view(x, True),
+                                 w.transpose(1, 0, 2, 3), (n, o, *full), f"{label}/full",
+                                 {"padding": "VALID", "stride": tuple(strides)},
+                                 inputs=lambda src, wt, bt: [out_shape, wt, src, bt])
+        if full == tuple(oshape[2:]):
+            return layer
+        begin = [0, pads[0], pads[1], 0]
+        end = [n, pads[0] + oshape[2], pads[1] + oshape[3], o]
+        crop = self.emit("STRIDED_SLICE", [layer.tensor, self.i32(f"{label}/begin", begin),
+                                           self.i32(f"{label}/end", end),
+                                           self.i32(f"{label}/strides", [1, 1, 1, 1])],
+                         label, oshape, True)
+        self.weighted[crop.tensor] = self.weighted[layer.tensor]  # a bias after still folds
+        return crop
+
     def as_2d(self, x: _Value, label: str) -> _Value:
         """An N,C,W feature map as N,C,1,W, stored N,1,W,C."""
         src = self.view(x, True)
@@ -441,11 +481,14 @@ class _Translator:
         return self.emit("CONCATENATION", outs, label, oshape, nhwc=True, options={"axis": 3})
 
     def weighted_op(self, opcode: str, kind: str, src: int, w: np.ndarray,
-                    oshape: tuple[int, ...], label: str, options: dict) -> _Value:
+                    oshape: tuple[int, ...], label: str, options: dict,
+                    inputs: Any = None) -> _Value:
+        """A layer with weights (OIHW, or (out, in)) and a bias left open to folding;
+        ``inputs(src, weights, bias)`` orders the operands where TFLite wants another order."""
         wt = self.tensor(f"{label}/weights", ())  # data written by finish_weighted
         bt = self.tensor(f"{label}/bias", ())
-        out = self.emit(opcode, [src, wt, bt], label, oshape, nhwc=kind != "fc",
-                        options=options)
+        ins = [src, wt, bt] if inputs is None else inputs(src, wt, bt)
+        out = self.emit(opcode, ins, label, oshape, nhwc=kind != "fc", options=options)
         self.weighted[out.tensor] = _Weighted(self.ops[-1], w.astype(np.float32).copy(),
                                               np.zeros(w.shape[0], np.float32), kind)
         return out
@@ -453,11 +496,12 @@ class _Translator:
     def finish_weighted(self) -> None:
         for layer in self.weighted.values():
             w = layer.weights
-            if layer.kind == "conv":
+            if layer.kind in ("conv", "transpose"):
                 w = w.transpose(0, 2, 3, 1)      # OIHW -> OHWI
             elif layer.kind == "depthwise":
                 w = w.transpose(1, 2, 3, 0)      # (C*m, 1, H, W) -> (1, H, W, C*m)
-            for index, data in ((layer.op.inputs[1], w), (layer.op.inputs[2], layer.bias)):
+            w_at, b_at = (1, 3) if layer.kind == "transpose" else (1, 2)
+            for index, data in ((layer.op.inputs[w_at], w), (layer.op.inputs[b_at], layer.bias)):
                 spec = self.tensors[index]
                 data = np.ascontiguousarray(data, np.float32)
                 spec.data, spec.shape = data, tuple(data.shape)

@@ -1,7 +1,7 @@
 """Float graph + activation ranges -> a full-integer ``.tflite`` (TFLite's int8 spec).
 
-- Weights: symmetric int8 in [-127, 127], per output channel (axis 0 for CONV_2D and
-  FULLY_CONNECTED, axis 3 for DEPTHWISE_CONV_2D) or per tensor; biases int32 with
+- Weights: symmetric int8 in [-127, 127], per output channel (axis 0 for CONV_2D,
+  TRANSPOSE_CONV and FULLY_CONNECTED, axis 3 for DEPTHWISE_CONV_2D) or per tensor; biases int32 with
   ``scale = input_scale * weight_scale``.
 - Activations: asymmetric int8 from the calibrated range (always holding 0).
 - Operators whose output must share the input's parameters (pooling, reshape, pad, slice,
@@ -38,7 +38,9 @@ FIXED_OUTPUT = {"SOFTMAX": (1.0 / 256, -128), "LOGISTIC": (1.0 / 256, -128),
 FLOAT_ONLY = {"LOCAL_RESPONSE_NORMALIZATION"}
 OWN_PARAMS = {"ADD", "SUB", "MUL", "MEAN", "RELU", "RELU6", "HARD_SWISH", "PRELU", "LEAKY_RELU",
               "ABS"}
-SUPPORTED = set(WEIGHTED) | SAME_PARAMS | ALL_SAME | set(FIXED_OUTPUT) | OWN_PARAMS
+# TRANSPOSE_CONV: (output shape, OHWI weights, input, bias), per-channel on axis 0.
+SUPPORTED = (set(WEIGHTED) | SAME_PARAMS | ALL_SAME | set(FIXED_OUTPUT) | OWN_PARAMS
+             | {"TRANSPOSE_CONV"})
 ACTIVATION_OPS = {"RELU": "RELU", "RELU6": "RELU6"}
 
 
@@ -259,16 +261,19 @@ def build_int8(graph: Graph, ops: list[Operator], params: dict[int, Params], ski
             for t in o.outputs:
                 out_ops.append(OpSpec("QUANTIZE", [float_of[t]], [act(t)]))
             continue
-        if o.opcode in WEIGHTED:
-            x = params[o.inputs[0]]
-            axis = WEIGHTED[o.opcode]
+        if o.opcode in WEIGHTED or o.opcode == "TRANSPOSE_CONV":
+            transpose = o.opcode == "TRANSPOSE_CONV"
+            x_at, b_at = (2, 3) if transpose else (0, 2)
+            x = params[o.inputs[x_at]]
+            axis = 0 if transpose else WEIGHTED[o.opcode]
             w_src = graph.tensor(o.inputs[1])
             q, scales = _quantize_weights(float_data(w_src), axis, per_channel)
             w = add(TensorSpec(w_src.name, w_src.shape, "int8", tuple(scales),
                                (0,) * len(scales), axis, q))
-            ins = [act(o.inputs[0]), w]
-            if len(o.inputs) > 2 and o.inputs[2] >= 0:
-                b_src = graph.tensor(o.inputs[2])
+            ins = [const(o.inputs[0]), w, act(o.inputs[2])] if transpose else [
+                act(o.inputs[0]), w]
+            if len(o.inputs) > b_at and o.inputs[b_at] >= 0:
+                b_src = graph.tensor(o.inputs[b_at])
                 b_scales = np.asarray(scales, np.float64) * x.scale  # one, or one per channel
                 b = float_data(b_src).reshape(-1).astype(np.float64)
                 qb = np.clip(np.round(b / b_scales), -(2**31), 2**31 - 1).astype(np.int32)
