@@ -28,8 +28,8 @@ from tests.test_onnx import DATA, case_data, tally
 from tests.test_reduce import tflm
 
 # Passing today (2026-11-25): raise these when more pass, never lower them.
-TRANSLATED_FLOOR = 61   # pytorch-converted cases whose float translation matches
-QUANTIZED_FLOOR = 56    # ... that quantize and run bit-exact on the host
+TRANSLATED_FLOOR = 63   # pytorch-converted cases whose float translation matches
+QUANTIZED_FLOOR = 58    # ... that quantize and run bit-exact on the host
 MIN_SQNR_DB = 15.0      # int8 output against the float expected output, per case
 
 

@@ -101,11 +101,12 @@ def _shape(sinfo: Any, what: str) -> tuple[int, ...]:
 
 
 class _Translator:
-    def __init__(self, func: Any, name: str, nhwc_io: bool) -> None:
+    def __init__(self, mod: Any, name: str, nhwc_io: bool) -> None:
         from tvm import relax
 
         self.relax = relax
-        self.func = func
+        self.mod = mod
+        func = self.func = mod["main"]
         self.name = name
         self.nhwc_io = nhwc_io
         self.tensors: list[TensorSpec] = []
@@ -347,8 +348,10 @@ class _Translator:
         short = op.removeprefix("relax.").removeprefix("nn.")
         if short == "call_tir":  # the importer wrote a TIR kernel itself (ONNX Pad...)
             gv = call.args[0]
-            short = f"{getattr(gv, 'name_hint', None) or getattr(gv, 'name', 'kernel')} (a TIR " \
-                    "kernel from TVM's importer)"
+            kernel_name = getattr(gv, "name_hint", None) or getattr(gv, "name", "kernel")
+            if kernel_name.startswith("pad"):
+                return self.tir_pad(var, call, self.mod[gv])
+            short = f"{kernel_name} (a TIR kernel from TVM's importer)"
         handler = getattr(self, f"op_{short.replace('.', '_')}", None)
         if handler is None:
             raise self.refuse(var, f"operator {short}", "has no TFLite form the int8 "
@@ -928,6 +931,63 @@ class _Translator:
         return self.emit("PAD", [x.tensor, self.const(f"{var.name}/paddings", paddings)],
                          var.name, self.out_shape(var), x.nhwc, nonneg=x.nonneg)
 
+    def tir_pad(self, var: Any, call: Any, prim: Any) -> _Value:
+        """ONNX Pad with constant pads, which the importer writes as its own TIR kernel. The
+        pads are read from the kernel (its read region is ``input[i - before]``) and then
+        checked by running the kernel once on this machine against a zero pad of a ramp: a
+        reflect or edge pad, or a non-zero value, fails the check and is refused."""
+        import tvm
+        from tvm import tirx
+
+        x = self.activation(call.args[1].fields[0], var, "pad")
+        oshape = self.out_shape(var)
+        before = None
+        try:
+            sch = tvm.s_tir.Schedule(prim)
+            blocks = [sch.get(b) for b in sch.get_child_blocks(sch.get_sblock("root"))]
+        except Exception:  # not the one-block kernel a constant pad is
+            blocks = []
+        if len(blocks) == 1 and len(blocks[0].reads) == 1:
+            analyzer = tvm.sym.Analyzer()
+            for iv in blocks[0].iter_vars:
+                dtype = str(getattr(getattr(iv.var, "ty", None), "dtype", "int64"))
+                analyzer.bind(iv.var, tirx.const(0, dtype))
+            mins = [analyzer.simplify(r.min) for r in blocks[0].reads[0].region]
+            if all(isinstance(m, tirx.IntImm) for m in mins):
+                before = [-int(m.value) for m in mins]
+        if before is None or len(before) != len(x.shape) or any(b < 0 for b in before):
+            raise self.refuse(var, "pad", "whose form could not be read (a reflect or edge "
+                              "pad?)")
+        after = [o - i - b for o, i, b in zip(oshape, x.shape, before, strict=True)]
+        ramp = (np.arange(int(np.prod(x.shape)), dtype=np.float32) + 1).reshape(x.shape)
+        same, value = False, 0.0
+        if all(a >= 0 for a in after):
+            try:
+                lib = tvm.compile(tvm.IRModule({"main": prim.with_attr("global_symbol",
+                                                                       "main")}), target="llvm")
+                out = tvm.runtime.empty(oshape, "float32")
+                lib["main"](tvm.runtime.tensor(ramp), out)
+                got = out.numpy()
+                value = float(got.reshape(-1)[0]) if any(before) else float(got.reshape(-1)[-1])
+                want = np.pad(ramp, list(zip(before, after, strict=True)),
+                              constant_values=value)
+                same = np.array_equal(got, want)
+            except Exception:  # a kernel we cannot run here: not provably a constant pad
+                same = False
+        if not same:
+            raise self.refuse(var, "pad", "that is not a constant pad (reflect and edge pads "
+                              "have no int8 TFLite form)")
+        rank = len(x.shape)
+        order = last(rank) if x.nhwc else range(rank)
+        paddings = self.const(f"{var.name}/paddings",
+                              np.array([[before[m], after[m]] for m in order], np.int32))
+        if value == 0.0:
+            return self.emit("PAD", [x.tensor, paddings], var.name, oshape, x.nhwc,
+                             nonneg=x.nonneg)
+        fill = self.const(f"{var.name}/value", np.array([value], np.float32))
+        return self.emit("PADV2", [x.tensor, paddings, fill], var.name, oshape, x.nhwc,
+                         nonneg=x.nonneg and value >= 0)
+
     def op_dropout(self, var, call):
         x = self.activation(call.args[0], var, "dropout")
         return (x, None)  # inference: the identity (its mask output is never read)
@@ -961,7 +1021,7 @@ class _Translator:
         return total
 
 
-def relax_main(model: Any, name: str) -> Any:
+def relax_module(model: Any, name: str) -> Any:
     """The model through TVM's importer, batch norm decomposed and constants folded, before
     any lowering: the high-level operators this module translates."""
     import tvm
@@ -986,7 +1046,7 @@ def relax_main(model: Any, name: str) -> Any:
         ops = ", ".join(sorted({n.op_type for n in model.graph.node}))
         raise UnsupportedOpError(f"TVM's ONNX importer cannot take {name} ({reason}); its "
                                  f"operators: {ops}") from None
-    return mod["main"]
+    return mod
 
 
 def onnx_to_tflite(path: str | Path, nhwc: bool = False) -> bytes:
@@ -1002,4 +1062,4 @@ def onnx_to_tflite(path: str | Path, nhwc: bool = False) -> bytes:
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]
         raise ModelError(f"{path} is not a valid ONNX model: {first}") from None
     name = path.stem
-    return _Translator(relax_main(model, name), name, nhwc).translate()
+    return _Translator(relax_module(model, name), name, nhwc).translate()

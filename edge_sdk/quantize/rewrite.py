@@ -28,6 +28,7 @@ from edge_sdk.quantize.calibration import asymmetric_params
 WEIGHTED = {"CONV_2D": 0, "DEPTHWISE_CONV_2D": 3, "FULLY_CONNECTED": 0}  # op -> channel axis
 # The output(s) share the (first) input's parameters: data movement, max pooling, resizing.
 SAME_PARAMS = {"AVERAGE_POOL_2D", "MAX_POOL_2D", "RESHAPE", "SQUEEZE", "EXPAND_DIMS", "PAD",
+               "PADV2",
                "STRIDED_SLICE", "TRANSPOSE", "RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR",
                "DEPTH_TO_SPACE", "SPACE_TO_DEPTH", "SPLIT", "SPLIT_V", "UNPACK"}
 # Every activation input and the output share one set of parameters.
@@ -283,10 +284,17 @@ def build_int8(graph: Graph, ops: list[Operator], params: dict[int, Params], ski
             out_ops.append(OpSpec(o.opcode, ins, [act(o.outputs[0])], o.options))
             continue
         ins = []
-        for t in o.inputs:
+        for k, t in enumerate(o.inputs):
             src = graph.tensor(t) if t >= 0 else None
             if src is None:
                 ins.append(-1)
+            elif o.opcode == "PADV2" and k == 2:
+                # The fill value takes the input's parameters (its range holds it: the output,
+                # which contains the fill, shares the input's group).
+                p = params[o.inputs[0]]
+                q = np.clip(np.round(float_data(src) / p.scale) + p.zero_point, -128, 127)
+                ins.append(add(TensorSpec(src.name, src.shape, "int8", (p.scale,),
+                                          (p.zero_point,), 0, q.astype(np.int8))))
             elif src.is_constant and src.dtype == "float32":
                 # A float constant operand (e.g. of ADD/MUL) gets its own int8 parameters.
                 data = float_data(src)
