@@ -47,6 +47,8 @@ from edge_sdk.project.generate import (
 
 def load(path: str | Path) -> Graph:
     """A model file: ``.tflite``, or ``.onnx`` (through TVM's Relax importer)."""
+    if Path(path).is_dir():
+        raise UsageError(f"{path} is a directory: give the model file (.tflite or .onnx)")
     if Path(path).suffix.lower() == ".onnx":
         from edge_sdk.frontend.relax_onnx import load_onnx
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_sdk import api
+from edge_sdk import __version__, api
 from edge_sdk.errors import EdgeSDKError, UsageError
 from edge_sdk.model_io import default_inputs, output_key, quantize_inputs
 
@@ -603,6 +603,42 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("edge-sdk: interrupted", file=sys.stderr)
         return 130
+    except Exception as err:  # the last guard: a bug of ours, never a traceback on screen
+        crash = save_crash_report(err, argv)
+        print(f"edge-sdk: internal error ({type(err).__name__}: "
+              f"{' '.join(str(err).split())[:200]}): this is a bug, please report it with "
+              f"{crash}", file=sys.stderr)
+        return INTERNAL_ERROR
+
+
+# Exit status of an unexpected exception (BSD's EX_SOFTWARE): distinct from every user error.
+INTERNAL_ERROR = 70
+
+
+def save_crash_report(err: BaseException, argv: list[str] | None) -> Path:
+    """The traceback, the command and the versions, in a file the user can attach to a report
+    (``$EDGE_SDK_CRASH_DIR``, else the temp directory)."""
+    import platform
+    import tempfile
+    import time
+    import traceback
+
+    folder = Path(os.environ.get("EDGE_SDK_CRASH_DIR") or tempfile.gettempdir())
+    text = "".join([
+        f"edge-sdk {__version__} crash, {time.strftime('%Y-%m-%d %H:%M:%S %z')}\n",
+        f"command: edge-sdk {' '.join(sys.argv[1:] if argv is None else argv)}\n",
+        f"python {platform.python_version()} on {platform.platform()}\n\n",
+        *traceback.format_exception(err),
+    ])
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile("w", prefix="edge-sdk-crash-", suffix=".txt",
+                                         dir=folder, delete=False) as f:
+            f.write(text)
+        return Path(f.name)
+    except OSError:  # nowhere to write: the traceback goes to stderr after all
+        sys.stderr.write(text)
+        return Path("(stderr above)")
 
 
 if __name__ == "__main__":

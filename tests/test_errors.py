@@ -147,3 +147,40 @@ def test_unsupported_operators_named_at_once(tmp_path, capsys):
     assert "custom operator 'Convolution2DTransposeBias' (operator 244)" in err
     assert "re-export the model with builtin operators" in err
     assert not out.exists()
+
+
+def test_an_unexpected_exception_is_one_line_and_a_crash_file(tmp_path, capsys, monkeypatch,
+                                                              tiny_model):
+    """The CLI's last guard: a bug of ours gives one line, exit 70 (not a user error's code)
+    and a crash file with the traceback and the command."""
+    import edge_sdk.api
+
+    def broken(*args, **kwargs):
+        raise KeyError("internal state")
+
+    monkeypatch.setattr(edge_sdk.api, "compile_for", broken)
+    monkeypatch.setenv("EDGE_SDK_CRASH_DIR", str(tmp_path / "crashes"))
+    code, err = run_cli(capsys, "compile", str(tiny_model), "-o", str(tmp_path / "out"))
+    assert code == 70, err
+    assert "\n" not in err and "this is a bug, please report" in err and "KeyError" in err
+    crashes = list((tmp_path / "crashes").glob("edge-sdk-crash-*.txt"))
+    assert len(crashes) == 1 and str(crashes[0]) in err
+    text = crashes[0].read_text()
+    assert "Traceback" in text and "internal state" in text and str(tiny_model) in text
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_host_that_looks_like_an_option_is_refused(tmp_path, capsys, tiny_model):
+    """``--host=-oProxyCommand=...`` would reach ssh as an option; it is refused before ssh
+    runs."""
+    code, err = run_cli(capsys, "deploy", str(tiny_model), "--board", "rpi4",
+                        "--host=-oProxyCommand=touch " + str(tmp_path / "pwned"))
+    assert code == 6 and "is not an SSH host" in err and "\n" not in err
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_a_directory_as_the_model(tmp_path, capsys):
+    for name in ("model.tflite", "model.onnx", "plain"):
+        (tmp_path / name).mkdir()
+        code, err = run_cli(capsys, "inspect", str(tmp_path / name))
+        assert code in (2, 6) and "is a directory" in err and "\n" not in err

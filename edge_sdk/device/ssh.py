@@ -20,7 +20,7 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge_sdk.errors import DeviceError, ToolchainError
+from edge_sdk.errors import DeviceError, ToolchainError, UsageError
 
 # Unpack $1 (an uploaded tar) into $2 (the bundle directory), atomically replacing it.
 _INSTALL = r'''set -e
@@ -42,6 +42,13 @@ class SshHost:
     known_hosts: Path | None = None
     accept_new_host_key: bool = False
     connect_timeout: int = 10
+
+    def __post_init__(self) -> None:
+        # ssh and scp would read "-oProxyCommand=..." as an option: never let a host be one.
+        d = self.destination
+        if not d or d.startswith("-") or any(c.isspace() or ord(c) < 32 for c in d):
+            raise UsageError(f"{d!r} is not an SSH host: give user@host or a Host alias of "
+                             "~/.ssh/config (it may not start with '-' or hold spaces)")
 
     def _options(self) -> list[str]:
         opts = ["-o", "BatchMode=yes", "-o", f"ConnectTimeout={self.connect_timeout}",
@@ -84,7 +91,7 @@ class SshHost:
         if shutil.which("ssh") is None:
             raise ToolchainError("ssh not found: install it with apt-get install openssh-client")
         cmd = ["ssh", *self._options(), *(["-p", str(self.port)] if self.port else []),
-               self.destination, "--", shlex.join(argv)]
+               "--", self.destination, shlex.join(argv)]
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -96,7 +103,7 @@ class SshHost:
         if shutil.which("scp") is None:
             raise ToolchainError("scp not found: install it with apt-get install openssh-client")
         cmd = ["scp", "-q", *self._options(), *(["-P", str(self.port)] if self.port else []),
-               source, target]
+               "--", source, target]
         self._check(subprocess.run(cmd, capture_output=True, text=True, timeout=600), what)
 
     def put(self, local: Path, remote: str) -> None:

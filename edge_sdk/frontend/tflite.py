@@ -365,6 +365,8 @@ def parse(raw: bytes, name: str = "model", source: Path | None = None) -> Graph:
 def load(path: str | Path) -> Graph:
     """Load a ``.tflite`` file. The graph's name is the file stem, sanitised for C."""
     path = Path(path)
+    if path.is_dir():
+        raise ModelError(f"{path} is a directory: give the model file (.tflite)")
     if not path.is_file():
         raise ModelError(f"model file {path} does not exist: check the path")
     return parse(path.read_bytes(), name=c_identifier(path.stem), source=path)
