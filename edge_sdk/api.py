@@ -161,6 +161,7 @@ def report(compiled: CompiledModel, board: Board, build: BuildResult | None = No
 def write_json(path: str | Path, data: dict) -> None:
     """Write JSON atomically: a reader never sees half a file."""
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(data, indent=2) + "\n")
     os.replace(tmp, path)

@@ -17,10 +17,44 @@ from edge_sdk.model_io import default_inputs, output_key, quantize_inputs
 
 
 def _load_npy(path: str) -> np.ndarray:
+    """An ``.npy`` (or ``.npz``) file, refused in one line if it is not one, or if its header
+    claims more data than the file holds (read before anything is allocated)."""
+    if Path(path).is_dir():
+        raise UsageError(f"input {path} is a directory: give an .npy or .npz file")
     try:
+        with open(path, "rb") as f:
+            if f.read(6) == b"\x93NUMPY":
+                f.seek(0)
+                version = np.lib.format.read_magic(f)
+                reader = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                          else np.lib.format.read_array_header_2_0)
+                shape, _, dtype = reader(f)
+                need = int(np.prod(shape, dtype=object)) * dtype.itemsize
+                have = os.fstat(f.fileno()).st_size - f.tell()
+                if need > have:
+                    raise UsageError(f"input {path} claims {list(shape)} {dtype} values "
+                                     f"({need} bytes) but holds {have} bytes: it is truncated "
+                                     "or damaged")
         return np.load(path, allow_pickle=False)
     except (OSError, ValueError) as err:
-        raise UsageError(f"cannot read input {path}: {err}") from None
+        raise UsageError(f"cannot read input {path}: {' '.join(str(err).split())}") from None
+
+
+def _check_writable(path: str | None, what: str) -> None:
+    """Before any work: the nearest existing folder on ``path``'s way must be a folder we may
+    write in (missing folders below it are made when the result is written)."""
+    if not path:
+        return
+    target = Path(path).absolute()
+    ancestor = target.parent
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise UsageError(f"{what} {path}: {ancestor} is a file, not a folder")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise UsageError(f"{what} {path}: cannot write in {ancestor} (permission denied)")
+    if target.is_dir() and what in ("--output file", "--report"):
+        raise UsageError(f"{what} {path} is a directory: give a file name")
 
 
 def _load_inputs(path: str) -> np.ndarray | dict[str, np.ndarray]:
@@ -47,6 +81,7 @@ def _check_output_path(args: argparse.Namespace, graph) -> None:
 
 def _save_npy(path: str, data: np.ndarray | dict[str, np.ndarray]) -> None:
     target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
     if isinstance(data, dict):
         tmp = target.with_name(f".{target.name}.tmp.npz")
         np.savez(tmp, **data)
@@ -593,9 +628,17 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+# Commands whose -o/--output names a file (the others name a folder).
+FILE_OUTPUTS = {"run", "validate", "deploy", "quantize", "boards"}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
+        command = getattr(args, "command", None) or args.func.__name__.removeprefix("cmd_")
+        _check_writable(getattr(args, "output", None),
+                        "--output file" if command in FILE_OUTPUTS else "--output")
+        _check_writable(getattr(args, "report", None), "--report")
         return int(args.func(args))
     except EdgeSDKError as err:
         print(f"edge-sdk: error: {err}", file=sys.stderr)

@@ -69,6 +69,9 @@ def quantize_one(x: np.ndarray, t: Tensor) -> np.ndarray:
     elif x.dtype == np.dtype(t.dtype):
         q = x
     elif np.issubdtype(x.dtype, np.floating) and t.quant is not None:
+        if not np.all(np.isfinite(x)):  # quantizing would turn NaN into 0 without a word
+            raise UsageError(f"input '{t.name}' contains NaN or infinity: clean the data "
+                             f"before it is quantized to {t.dtype}")
         q = quantize_array(x, t.quant.scale[0], t.quant.zero_point[0], t.dtype)
     elif np.issubdtype(x.dtype, np.integer) and t.dtype in ("int16", "int32"):
         info = np.iinfo(t.dtype)

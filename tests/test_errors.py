@@ -184,3 +184,37 @@ def test_a_directory_as_the_model(tmp_path, capsys):
         (tmp_path / name).mkdir()
         code, err = run_cli(capsys, "inspect", str(tmp_path / name))
         assert code in (2, 6) and "is a directory" in err and "\n" not in err
+
+
+def test_bad_inputs_and_output_paths_are_refused_before_any_work(tmp_path, capsys, tiny_model):
+    """Each mistake is one line and exit 6, before the model runs; nothing is left behind."""
+    import struct
+
+    np.save(tmp_path / "empty.npy", np.zeros((0, 48), np.float32))
+    nan = np.zeros((1, 48), np.float32)
+    nan[0, 5] = np.nan
+    np.save(tmp_path / "nan.npy", nan)
+    header = "{'descr': '<f4', 'fortran_order': False, 'shape': (50000000000000,), }"
+    header += " " * (118 - len(header)) + "\n"
+    (tmp_path / "huge.npy").write_bytes(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header))
+                                        + header.encode() + b"\x00" * 64)
+    (tmp_path / "a_file").write_text("x")
+    cases = {
+        ("--input", "empty.npy"): "has 0 values",
+        ("--input", "nan.npy"): "NaN or infinity",
+        ("--input", "huge.npy"): "truncated or damaged",
+        ("--output", "a_file/out.npy"): "is a file, not a folder",
+        ("--report", "a_file/r.json"): "is a file, not a folder",
+        ("--output", "."): "is a directory",
+    }
+    for (flag, name), message in cases.items():
+        code, err = run_cli(capsys, "run", str(tiny_model), flag, str(tmp_path / name))
+        assert code == 6 and message in err and "\n" not in err, (flag, name, err)
+    code, err = run_cli(capsys, "compile", str(tiny_model), "-o", str(tmp_path / "a_file/x"))
+    assert code == 6 and "is a file, not a folder" in err
+    # A missing folder on the way is made when the result is written.
+    assert run_cli(capsys, "run", str(tiny_model), "--output",
+                   str(tmp_path / "new" / "dir" / "out.npy"))[0] == 0
+    assert np.load(tmp_path / "new" / "dir" / "out.npy").size > 0
+    leftovers = [p.name for p in tmp_path.rglob(".*tmp*")]
+    assert leftovers == []
