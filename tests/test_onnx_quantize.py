@@ -213,12 +213,13 @@ def light_model(name: str, tmp_path) -> tuple:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["bvlc_alexnet", "inception_v1", "inception_v2", "resnet50",
-                                  "shufflenet", "squeezenet", "zfnet512"])
+@pytest.mark.parametrize("name", ["bvlc_alexnet", "inception_v1", "resnet50", "shufflenet",
+                                  "squeezenet"])
 def test_light_translation_matches_onnxruntime(name, tmp_path):
     """LRN, grouped convolutions, channel shuffles, ONNX Sum, pads TFLite's SAME cannot say,
-    averages that leave pads out: the float translation against onnxruntime. (VGG-19 and
-    DenseNet-121 add no operator and cost minutes; they are left out.)"""
+    averages that leave pads out: the float translation against onnxruntime. (VGG-19,
+    DenseNet-121, Inception v2 and ZFNet-512 add no operator and cost minutes in CI: they were
+    checked by hand, see the README.)"""
     import onnxruntime as ort
 
     path, input_name, samples = light_model(name, tmp_path)

@@ -1,17 +1,29 @@
 """The host side of the firmware's serial protocol (see ``firmware/common/edge_protocol.h``).
 
-Frames carry a length and a CRC-32. A reply that times out raises :class:`DeviceError`; a reply
-that arrives corrupted, or a request the board saw corrupted, is retried a few times (every
-command is idempotent) before giving up. Nothing here can block forever.
+Frames carry a length and a CRC-32. Every command is idempotent (writing an input chunk, running,
+reading an output chunk can all be repeated with the same result), so a failed exchange is
+simply tried again:
+
+- a corrupted reply, or a BAD_CRC answer (the board saw the request corrupted), is resent;
+- no reply in time (a byte of the request or of the reply was lost) is resent after a
+  resynchronisation: the client sends zero bytes, enough to complete any frame the board is
+  half-way through reading (it answers BAD_CRC and then skips zeros while it hunts for the next
+  start marker), then drains whatever the board still sends.
+
+Each try waits at most ``timeout`` seconds for its reply (``run_timeout`` for RUN and RUN_TO),
+and a command gives up after ``retries`` tries, so nothing waits longer than
+``retries * timeout``; a board that streams bytes that never make the awaited reply is cut off
+by the same deadline. A reply of the wrong length is a DeviceError, never a crash.
 """
 
 from __future__ import annotations
 
 import struct
+import time
 import zlib
 from dataclasses import dataclass
 
-from edge_sdk.device.transport import Transport
+from edge_sdk.device.transport import LinkTimeout, Transport
 from edge_sdk.errors import DeviceError
 
 REQUEST_START = 0xA5
@@ -22,6 +34,12 @@ MAX_PAYLOAD = 1024
  CMD_RUN_TO, CMD_READ_TRACE, CMD_RESET) = range(1, 11)
 STATUS_OK, STATUS_BAD_CRC, STATUS_BAD_COMMAND, STATUS_BAD_ARGUMENT, STATUS_RUN_FAILED = range(5)
 TIMER_KINDS = {0: "none", 1: "cycles", 2: "systick", 3: "nanoseconds"}
+COMMAND_NAMES = {CMD_INFO: "INFO", CMD_WRITE_INPUT: "WRITE_INPUT", CMD_RUN: "RUN",
+                 CMD_READ_OUTPUT: "READ_OUTPUT", CMD_PING: "PING", CMD_EXIT: "EXIT",
+                 CMD_PROFILE: "PROFILE", CMD_RUN_TO: "RUN_TO", CMD_READ_TRACE: "READ_TRACE",
+                 CMD_RESET: "RESET"}
+# Zero bytes that complete the longest frame the board may be half-way through reading.
+RESYNC = bytes(MAX_PAYLOAD + 8)
 
 
 class _Corrupt(Exception):
@@ -58,53 +76,85 @@ class Client:
         self.run_timeout = run_timeout
         self.retries = retries
 
-    def _read_reply(self, timeout: float) -> tuple[int, int, bytes]:
-        skipped = 0
-        while self.transport.read(1, timeout)[0] != RESPONSE_START:
-            skipped += 1
-            if skipped > 4 * MAX_PAYLOAD:
-                raise DeviceError("the board sends data that is not edge-sdk protocol: "
-                                  "is the right firmware running?")
-        header = self.transport.read(4, timeout)
+    def _read(self, n: int, deadline: float) -> bytes:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise LinkTimeout("deadline passed")
+        return self.transport.read(n, left)
+
+    def _read_reply(self, deadline: float) -> tuple[int, int, bytes]:
+        while self._read(1, deadline)[0] != RESPONSE_START:
+            pass  # noise before a frame: skipped, within the deadline
+        header = self._read(4, deadline)
         cmd, status, length = struct.unpack("<BBH", header)
         if length > MAX_PAYLOAD:
             raise _Corrupt
-        payload = self.transport.read(length, timeout)
-        (crc,) = struct.unpack("<I", self.transport.read(4, timeout))
+        payload = self._read(length, deadline)
+        (crc,) = struct.unpack("<I", self._read(4, deadline))
         if zlib.crc32(header + payload) != crc:
             raise _Corrupt
         return cmd, status, payload
 
-    def request(self, cmd: int, payload: bytes = b"", timeout: float | None = None) -> bytes:
-        """Send one request and return its reply payload.
-
-        Replies to other commands (left over from an earlier retry) are skipped; a corrupted
-        reply, or a BAD_CRC answer, makes us resend the request, up to ``retries`` times.
-        """
-        timeout = self.timeout if timeout is None else timeout
-        for _ in range(self.retries):
-            self.transport.write(encode_request(cmd, payload))
+    def _resync(self, deadline: float) -> None:
+        """After a lost exchange: complete any half-read frame on the board, then drop what it
+        still sends (its BAD_CRC answer, a late reply) until the line stays quiet."""
+        self.transport.write(RESYNC)
+        quiet = 0.2
+        while time.monotonic() + quiet < deadline:
             try:
-                rcmd, status, reply = self._read_reply(timeout)
+                self.transport.read(1, quiet)
+            except LinkTimeout:
+                return
+
+    def request(self, cmd: int, payload: bytes = b"", timeout: float | None = None) -> bytes:
+        """Send one request and return its reply payload (see the module docstring).
+
+        Replies to other commands (left over from an earlier try) are skipped."""
+        timeout = self.timeout if timeout is None else timeout
+        name = COMMAND_NAMES.get(cmd, str(cmd))
+        frame = encode_request(cmd, payload)
+        problems = []
+        for attempt in range(self.retries):
+            deadline = time.monotonic() + timeout
+            if attempt and problems[-1] == "no reply":
+                self._resync(deadline)
+                deadline = time.monotonic() + timeout
+            self.transport.write(frame)
+            try:
+                rcmd, status, reply = self._read_reply(deadline)
                 while rcmd != cmd:
-                    rcmd, status, reply = self._read_reply(timeout)
+                    rcmd, status, reply = self._read_reply(deadline)
             except _Corrupt:
+                problems.append("a corrupted reply")
+                continue
+            except LinkTimeout:
+                problems.append("no reply")
                 continue
             if status == STATUS_BAD_CRC:
+                problems.append("the request arrived corrupted")
                 continue
             if status != STATUS_OK:
                 names = {STATUS_BAD_COMMAND: "unknown command", STATUS_BAD_ARGUMENT: "bad argument",
                          STATUS_RUN_FAILED: "inference failed"}
-                raise DeviceError(f"the board refused command {cmd}: "
+                raise DeviceError(f"the board refused {name}: "
                                   f"{names.get(status, f'status {status}')}")
             return reply
-        raise DeviceError(f"the serial link keeps corrupting data ({self.retries} tries): "
-                          "check the baud rate and the cable")
+        seen = ", ".join(sorted(set(problems)))
+        raise DeviceError(f"{name} failed {self.retries} times ({seen}; each try waited up to "
+                          f"{timeout:.1f} s): check that the board runs the edge-sdk firmware "
+                          "for this model, the cable and the baud rate")
+
+    def _reply(self, cmd: int, payload: bytes = b"", size: int | None = None,
+               timeout: float | None = None) -> bytes:
+        """A reply that must hold ``size`` bytes (or at least ``-size``)."""
+        reply = self.request(cmd, payload, timeout)
+        if size is not None and (len(reply) != size if size >= 0 else len(reply) < -size):
+            raise DeviceError(f"the board's {COMMAND_NAMES.get(cmd, cmd)} reply holds "
+                              f"{len(reply)} bytes, not {abs(size)}: firmware and SDK differ")
+        return reply
 
     def info(self) -> DeviceInfo:
-        r = self.request(CMD_INFO)
-        if len(r) < 20:
-            raise DeviceError("the board's INFO reply is too short: firmware and SDK differ")
+        r = self._reply(CMD_INFO, size=-20)
         version, kind = r[0], r[1]
         inp, outp, arena, hz = struct.unpack("<IIII", r[4:20])
         return DeviceInfo(version, r[20:].decode("utf-8", "replace"), inp, outp, arena,
@@ -119,20 +169,21 @@ class Client:
             self.request(CMD_WRITE_INPUT, struct.pack("<I", off) + data[off : off + step])
 
     def run(self) -> RunResult:
-        result, lo, hi = struct.unpack("<iII", self.request(CMD_RUN, timeout=self.run_timeout))
+        result, lo, hi = struct.unpack("<iII", self._reply(CMD_RUN, size=12,
+                                                          timeout=self.run_timeout))
         return RunResult(result, lo | (hi << 32))
 
     def read_output(self, size: int) -> bytes:
         out = bytearray()
         for off in range(0, size, MAX_PAYLOAD):
             n = min(MAX_PAYLOAD, size - off)
-            out += self.request(CMD_READ_OUTPUT, struct.pack("<IH", off, n))
+            out += self._reply(CMD_READ_OUTPUT, struct.pack("<IH", off, n), size=n)
         return bytes(out)
 
     def profile(self) -> list[int]:
         """The timer at the end of each layer of the last run (empty unless the firmware was
         built with ``EDGE_PROFILE``)."""
-        r = self.request(CMD_PROFILE)
+        r = self._reply(CMD_PROFILE, size=-4)
         (count,) = struct.unpack("<I", r[:4])
         if len(r) != 4 + 4 * count:
             raise DeviceError(f"PROFILE reply holds {len(r)} bytes for {count} layers")
@@ -141,15 +192,15 @@ class Client:
     def run_to(self, layer: int) -> int:
         """Run until ``layer`` (a step index) has ended; the bytes of its output, which
         :meth:`read_trace` then reads (0 unless the firmware was built with ``EDGE_TRACE``)."""
-        (size,) = struct.unpack("<I", self.request(CMD_RUN_TO, struct.pack("<H", layer),
-                                                   timeout=self.run_timeout))
+        (size,) = struct.unpack("<I", self._reply(CMD_RUN_TO, struct.pack("<H", layer), size=4,
+                                                  timeout=self.run_timeout))
         return size
 
     def read_trace(self, size: int) -> bytes:
         out = bytearray()
         for off in range(0, size, MAX_PAYLOAD):
             n = min(MAX_PAYLOAD, size - off)
-            out += self.request(CMD_READ_TRACE, struct.pack("<IH", off, n))
+            out += self._reply(CMD_READ_TRACE, struct.pack("<IH", off, n), size=n)
         return bytes(out)
 
     def reset(self) -> None:

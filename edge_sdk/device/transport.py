@@ -15,6 +15,10 @@ from typing import Protocol
 from edge_sdk.errors import DeviceError
 
 
+class LinkTimeout(DeviceError):
+    """No (complete) reply in time: the protocol layer may resynchronise and retry."""
+
+
 class Transport(Protocol):
     def read(self, n: int, timeout: float) -> bytes:
         """Read exactly ``n`` bytes or raise DeviceError when ``timeout`` seconds pass."""
@@ -59,7 +63,7 @@ class SerialTransport:
                 raise DeviceError(f"serial link {self.url} failed: {err}") from None
             buf += chunk
             if len(buf) < n and time.monotonic() > deadline:
-                raise DeviceError(
+                raise LinkTimeout(
                     f"the board on {self.url} did not answer within {timeout:.1f} s "
                     f"(got {len(buf)} of {n} bytes): check that it runs the edge-sdk firmware"
                 )
@@ -95,7 +99,7 @@ class ProcessTransport:
         while len(buf) < n:
             left = deadline - time.monotonic()
             if left <= 0 or not self._sel.select(left):
-                raise DeviceError(f"the host firmware did not answer within {timeout:.1f} s")
+                raise LinkTimeout(f"the host firmware did not answer within {timeout:.1f} s")
             chunk = os.read(self._fd, n - len(buf))
             if not chunk:
                 code = self._proc.poll()
