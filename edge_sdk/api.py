@@ -23,7 +23,7 @@ import numpy as np
 
 from edge_sdk.compiler import CompiledModel, compile_graph
 from edge_sdk.compiler.kernels.schedule import Tuning
-from edge_sdk.device.launch import open_board
+from edge_sdk.device.launch import open_board, run_budget
 from edge_sdk.errors import DeviceError, UsageError
 from edge_sdk.frontend.tflite import Graph
 from edge_sdk.frontend.tflite import load as load_tflite
@@ -227,11 +227,14 @@ def build(project: str | Path) -> BuildResult | None:
 
 
 def run_remote(port: str, inputs: np.ndarray, model: Graph | str | Path | None = None,
-               baudrate: int = 115200, timeout: float = 10.0) -> RunResult:
+               baudrate: int = 115200, timeout: float = 10.0,
+               run_timeout: float = 120.0) -> RunResult:
     """Drive inference on a board that already runs edge-sdk firmware, over its serial port.
 
     With ``model`` the inputs are converted and checked against it and the outputs get its
     shape and type; without, inputs must be raw bytes of the right size and outputs are int8.
+    ``timeout`` bounds each reply, ``run_timeout`` one inference (the board is not known here,
+    so its clock is not: give the bound your model needs).
     """
     from edge_sdk.device.protocol import Client
     from edge_sdk.device.transport import SerialTransport
@@ -239,7 +242,7 @@ def run_remote(port: str, inputs: np.ndarray, model: Graph | str | Path | None =
     graph = None if model is None else (model if isinstance(model, Graph) else load(model))
     transport = SerialTransport(port, baudrate=baudrate, connect_timeout=timeout)
     try:
-        dev = Client(transport, timeout=timeout)
+        dev = Client(transport, timeout=timeout, run_timeout=run_timeout)
         info = dev.info()
         if graph is not None:
             if info.model != graph.name:
@@ -480,7 +483,8 @@ def board_session(compiled: CompiledModel, b: Board, input_bytes: int,
         ours = workdir is not None and (project / "edge_project.json").exists()
         generate_project(compiled, b, project, force=ours, demo=False, **features)
         build = build_project(project, b, compiled.name)
-        with open_board(b, build.executable) as dev:
+        macs = sum(step.macs for step in compiled.program.steps)
+        with open_board(b, build.executable, run_budget(macs, b)) as dev:
             info = dev.info()
             if (info.model, info.input_size) != (compiled.name, input_bytes):
                 raise DeviceError(f"the board runs model '{info.model}', not '{compiled.name}'")

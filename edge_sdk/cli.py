@@ -247,7 +247,8 @@ def cmd_run_remote(args: argparse.Namespace) -> int:
     x = _load_inputs(args.input)
     if isinstance(x, dict) and graph is None:
         raise UsageError("an .npz input needs --model, to know the order of the inputs")
-    result = api.run_remote(args.port, x, model=graph, baudrate=args.baud, timeout=args.timeout)
+    result = api.run_remote(args.port, x, model=graph, baudrate=args.baud, timeout=args.timeout,
+                            run_timeout=args.run_timeout)
     _save_results(args, graph, x, result)
     timer = result.report["timer"]
     print(f"{result.report['model']} on {args.port}: {len(result.output_list[0])} inference(s), "
@@ -569,6 +570,8 @@ def parser() -> argparse.ArgumentParser:
     rr.add_argument("--report", help="write timings as JSON")
     rr.add_argument("--baud", type=int, default=115200)
     rr.add_argument("--timeout", type=float, default=10.0, help="seconds per reply")
+    rr.add_argument("--run-timeout", type=float, default=120.0,
+                    help="seconds one inference may take (default 120)")
     rr.set_defaults(func=cmd_run_remote)
 
     q = sub.add_parser("quantize", help="float .tflite/.onnx -> full-integer INT8 .tflite")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+import time
 
 import pytest
 
@@ -37,7 +38,7 @@ def test_corrupted_request_is_reported_and_retried(firmware):
         frame = bytearray(p.encode_request(p.CMD_PING, b"abc"))
         frame[5] ^= 0xFF  # flip a payload byte: the CRC no longer matches
         dev.transport.write(bytes(frame))
-        _, status, _ = dev._read_reply(2.0)
+        _, status, _ = dev._read_reply(time.monotonic() + 2.0)  # a deadline
         assert status == p.STATUS_BAD_CRC
         assert dev.ping(b"ok") == b"ok"  # the link is still in sync
 

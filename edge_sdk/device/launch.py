@@ -36,6 +36,19 @@ def qemu_command(board: Board, elf: Path, port: int) -> list[str]:
     ]
 
 
+# Cycles one MAC may take in the slowest kernels (portable C, float on a core without an FPU
+# is refused), with margin; an emulated board is timed at EMULATED_HZ of host time.
+CYCLES_PER_MAC = 200
+EMULATED_HZ = 20_000_000
+
+
+def run_budget(macs: int, board: Board) -> float:
+    """Seconds one inference may take before the client calls the board lost: derived from the
+    model's MACs and the board's clock (QEMU: a slow host's speed), never below 10 s."""
+    hz = EMULATED_HZ if board.emulator or board.port == "host" else (board.clock_hz or 16_000_000)
+    return 10.0 + CYCLES_PER_MAC * macs / hz
+
+
 def _stop(proc: subprocess.Popen, client: Client | None) -> None:
     if client is not None and proc.poll() is None:
         with suppress(DeviceError):
@@ -48,7 +61,8 @@ def _stop(proc: subprocess.Popen, client: Client | None) -> None:
 
 
 @contextmanager
-def open_qemu(board: Board, elf: Path, timeout: float = 10.0) -> Iterator[Client]:
+def open_qemu(board: Board, elf: Path, timeout: float = 10.0,
+              run_timeout: float = 120.0) -> Iterator[Client]:
     command = board.emulator["command"] if board.emulator else "qemu-system-arm"
     if shutil.which(command) is None:
         raise ToolchainError(f"{command} not found: install it with apt-get install "
@@ -65,16 +79,16 @@ def open_qemu(board: Board, elf: Path, timeout: float = 10.0) -> Iterator[Client
             err = proc.communicate()[1].decode(errors="replace").strip().splitlines()
             raise DeviceError(f"QEMU ({board.emulator}) did not start: "
                               f"{err[-1] if err else 'no output'}") from None
-        client = Client(transport)
+        client = Client(transport, run_timeout=run_timeout)
         yield client
     finally:
         _stop(proc, client)
 
 
 @contextmanager
-def open_host(executable: Path) -> Iterator[Client]:
+def open_host(executable: Path, run_timeout: float = 120.0) -> Iterator[Client]:
     proc = subprocess.Popen([str(executable)], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-    client = Client(ProcessTransport(proc))
+    client = Client(ProcessTransport(proc), run_timeout=run_timeout)
     try:
         yield client
     finally:
@@ -85,12 +99,13 @@ def open_host(executable: Path) -> Iterator[Client]:
 
 
 @contextmanager
-def open_board(board: Board, executable: Path) -> Iterator[Client]:
+def open_board(board: Board, executable: Path, run_timeout: float = 120.0) -> Iterator[Client]:
+    """``run_timeout``: the longest one inference may take (see :func:`run_budget`)."""
     if board.port == "host":
-        with open_host(executable) as client:
+        with open_host(executable, run_timeout) as client:
             yield client
     elif board.emulator:
-        with open_qemu(board, executable) as client:
+        with open_qemu(board, executable, run_timeout=run_timeout) as client:
             yield client
     else:
         raise DeviceError(f"edge-sdk cannot start {board.name} by itself: flash it and talk to "
