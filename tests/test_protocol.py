@@ -57,3 +57,15 @@ def test_noise_before_a_frame_is_skipped(firmware):
     with open_host(firmware) as dev:
         dev.transport.write(b"\x00\x13garbage")
         assert dev.ping(b"x") == b"x"
+
+
+def test_run_budget_follows_the_model_and_the_clock():
+    """RUN's wait: 10 s plus 200 cycles per MAC at the board's clock (QEMU and host builds at
+    20 MHz of host time); a model whose kernels carry no MAC count gets 120 s."""
+    from edge_sdk.device.launch import run_budget
+
+    qemu, real = get_board("mps2-an386"), get_board("stm32f746g-disco")
+    assert run_budget(0, qemu) == 120.0
+    assert run_budget(1_000_000, qemu) == 10.0 + 200 * 1_000_000 / 20e6
+    assert real.emulator is None and real.clock_hz > 0
+    assert run_budget(5_000_000, real) == 10.0 + 200 * 5_000_000 / real.clock_hz
