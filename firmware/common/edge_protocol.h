@@ -5,6 +5,10 @@
  *   response : 0x5A | cmd u8 | status u8 | len u16 | payload[len] | crc32 u32 (crc over cmd..payload)
  * The CRC is the IEEE 802.3 CRC-32 (zlib's crc32). A request with a bad CRC is answered with
  * EDGE_STATUS_BAD_CRC and ignored, so the host can resend it. Bytes before a start byte are skipped.
+ * Every command is idempotent (the same request twice has the same effect and reply as once), so
+ * the host resends any request whose exchange failed. After a lost reply it first sends zero
+ * bytes, enough to complete a frame this side may be half-way through (answered BAD_CRC), which
+ * are then skipped as bytes before a start byte.
  * Python's side is edge_sdk/device/protocol.py; keep the two in step.
  */
 #ifndef EDGE_PROTOCOL_H_
