@@ -222,3 +222,58 @@ def test_bad_inputs_and_output_paths_are_refused_before_any_work(tmp_path, capsy
     assert np.load(tmp_path / "new" / "dir" / "out.npy").size > 0
     leftovers = [p.name for p in tmp_path.rglob(".*tmp*")]
     assert leftovers == []
+
+
+def test_a_late_reply_is_never_taken_for_a_later_request():
+    """A fake board answers the first READ_OUTPUT after the client's timeout. The client
+    retries behind a PING barrier, so the late answer (to offset 0) is dropped instead of being
+    read as the answer for offset 1024: the output comes back right, within the deadlines."""
+    import struct
+    import zlib
+
+    from edge_sdk.device import protocol as p
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    port = server.getsockname()[1]
+
+    def chunk(offset, n):
+        return bytes((offset + i) % 251 for i in range(n))
+
+    def board():
+        conn, _ = server.accept()
+        stream = conn.makefile("rb")
+        delayed = False
+        while True:
+            byte = stream.read(1)
+            if not byte:
+                return
+            if byte[0] != p.REQUEST_START:
+                continue
+            head = stream.read(3)
+            cmd, length = head[0], struct.unpack("<H", head[1:])[0]
+            payload = stream.read(length)
+            (crc,) = struct.unpack("<I", stream.read(4))
+            status, reply = p.STATUS_OK, b""
+            if zlib.crc32(head + payload) != crc:
+                status = p.STATUS_BAD_CRC
+            elif cmd == p.CMD_PING:
+                reply = payload
+            elif cmd == p.CMD_READ_OUTPUT:
+                offset, n = struct.unpack("<IH", payload)
+                reply = chunk(offset, n)
+                if not delayed:
+                    delayed = True
+                    time.sleep(0.8)
+            body = struct.pack("<BBH", cmd, status, len(reply)) + reply
+            conn.sendall(bytes([p.RESPONSE_START]) + body + struct.pack("<I", zlib.crc32(body)))
+
+    threading.Thread(target=board, daemon=True).start()
+    transport = SerialTransport(f"socket://127.0.0.1:{port}")
+    client = Client(transport, timeout=0.5)
+    start = time.monotonic()
+    assert client.read_output(2048) == chunk(0, 1024) + chunk(1024, 1024)
+    assert time.monotonic() - start < 3.0
+    transport.close()
+    server.close()

@@ -5,10 +5,12 @@ reading an output chunk can all be repeated with the same result), so a failed e
 simply tried again:
 
 - a corrupted reply, or a BAD_CRC answer (the board saw the request corrupted), is resent;
-- no reply in time (a byte of the request or of the reply was lost) is resent after a
-  resynchronisation: the client sends zero bytes, enough to complete any frame the board is
-  half-way through reading (it answers BAD_CRC and then skips zeros while it hunts for the next
-  start marker), then drains whatever the board still sends.
+- no reply in time, or a garbled one (a byte of the request or of the reply was lost or
+  changed), is resent after a resynchronisation: the client sends zero bytes, enough to
+  complete any frame the board is half-way through reading (it answers BAD_CRC and then skips
+  zeros while it hunts for the next start marker), then a PING with a fresh token, and drops
+  every reply before the token's echo. The board answers in order, so a late reply to an
+  earlier try (to the same command, for another offset) can never be taken for this one.
 
 Each try waits at most ``timeout`` seconds for its reply (``run_timeout`` for RUN and RUN_TO),
 and a command gives up after ``retries`` tries, so nothing waits longer than
@@ -75,6 +77,7 @@ class Client:
         self.timeout = timeout
         self.run_timeout = run_timeout
         self.retries = retries
+        self._tokens = 0  # barrier tokens sent (see _resync)
 
     def _read(self, n: int, deadline: float) -> bytes:
         left = deadline - time.monotonic()
@@ -96,14 +99,21 @@ class Client:
         return cmd, status, payload
 
     def _resync(self, deadline: float) -> None:
-        """After a lost exchange: complete any half-read frame on the board, then drop what it
-        still sends (its BAD_CRC answer, a late reply) until the line stays quiet."""
-        self.transport.write(RESYNC)
-        quiet = 0.2
-        while time.monotonic() + quiet < deadline:
+        """After a lost or garbled exchange: complete any frame the board is half-way through
+        reading (zero bytes), then a barrier: a PING with a fresh token. The board answers in
+        order, so every reply before the token's echo is stale (a late answer to an earlier
+        try, perhaps to the same command for another offset) and is dropped."""
+        self._tokens += 1
+        token = b"sync" + struct.pack("<I", self._tokens)
+        self.transport.write(RESYNC + encode_request(CMD_PING, token))
+        while True:
             try:
-                self.transport.read(1, quiet)
-            except LinkTimeout:
+                rcmd, status, reply = self._read_reply(deadline)
+            except _Corrupt:
+                continue
+            if rcmd == CMD_PING and status == STATUS_BAD_CRC:  # the barrier itself was hit
+                self.transport.write(encode_request(CMD_PING, token))
+            elif rcmd == CMD_PING and reply == token:
                 return
 
     def request(self, cmd: int, payload: bytes = b"", timeout: float | None = None) -> bytes:
@@ -116,8 +126,12 @@ class Client:
         problems = []
         for attempt in range(self.retries):
             deadline = time.monotonic() + timeout
-            if attempt and problems[-1] == "no reply":
-                self._resync(deadline)
+            if attempt and problems[-1] != "the request arrived corrupted":
+                try:  # the stream may hold stale or partial replies: a barrier first
+                    self._resync(deadline)
+                except LinkTimeout:
+                    problems.append("no reply")
+                    continue
                 deadline = time.monotonic() + timeout
             self.transport.write(frame)
             try:
