@@ -49,6 +49,13 @@ def first(rank: int) -> tuple[int, ...]:
 
 CHANNELS_LAST_RANKS = (3, 4)  # feature maps of 1-D and 2-D layers
 _AFFINE = ("relax.add", "relax.subtract", "relax.multiply", "relax.divide")
+# Relax operator -> (TFLite operator, output known >= 0), for the one-to-one unary ones.
+_UNARY = {"relu": ("RELU", True), "sigmoid": ("LOGISTIC", True), "tanh": ("TANH", False),
+          "abs": ("ABS", True), "exp": ("EXP", True), "sqrt": ("SQRT", True),
+          "rsqrt": ("RSQRT", True), "log": ("LOG", False)}
+# Two-operand elementwise operators (those with a constant operand are affine chains, above).
+_BINARY = {"add": "ADD", "subtract": "SUB", "multiply": "MUL", "divide": "DIV",
+           "maximum": "MAXIMUM", "minimum": "MINIMUM"}
 
 
 @dataclass
@@ -352,6 +359,11 @@ class _Translator:
             if kernel_name.startswith("pad"):
                 return self.tir_pad(var, call, self.mod[gv])
             short = f"{kernel_name} (a TIR kernel from TVM's importer)"
+        if short in _UNARY:
+            opcode, nonneg = _UNARY[short]
+            return self.unary(var, call, opcode, nonneg=nonneg)
+        if short in _BINARY:
+            return self.binary(var, call, short, _BINARY[short])
         handler = getattr(self, f"op_{short.replace('.', '_')}", None)
         if handler is None:
             raise self.refuse(var, f"operator {short}", "has no TFLite form the int8 "
@@ -635,58 +647,16 @@ class _Translator:
             v.nonneg if isinstance(v, _Value) else bool(np.all(v >= 0)) for v in (a, b))
         return self.emit(opcode, ins, var.name, oshape, nhwc, nonneg=nonneg)
 
-    def op_add(self, var, call):
-        return self.binary(var, call, "add", "ADD")
-
-    def op_subtract(self, var, call):
-        return self.binary(var, call, "subtract", "SUB")
-
-    def op_multiply(self, var, call):
-        return self.binary(var, call, "multiply", "MUL")
-
-    def op_divide(self, var, call):
-        return self.binary(var, call, "divide", "DIV")
-
-    def op_maximum(self, var, call):
-        return self.binary(var, call, "maximum", "MAXIMUM")
-
-    def op_minimum(self, var, call):
-        return self.binary(var, call, "minimum", "MINIMUM")
-
     def unary(self, var: Any, call: Any, opcode: str, nonneg: bool = False,
               options: dict | None = None) -> _Value:
         x = self.activation(call.args[0], var, opcode)
         return self.emit(opcode, [x.tensor], var.name, x.shape, x.nhwc, options,
                          nonneg=nonneg)
 
-    def op_relu(self, var, call):
-        return self.unary(var, call, "RELU", nonneg=True)
-
-    def op_sigmoid(self, var, call):
-        return self.unary(var, call, "LOGISTIC", nonneg=True)
-
-    def op_tanh(self, var, call):
-        return self.unary(var, call, "TANH")
-
-    def op_abs(self, var, call):
-        return self.unary(var, call, "ABS", nonneg=True)
-
-    def op_exp(self, var, call):
-        return self.unary(var, call, "EXP", nonneg=True)
-
     def op_negative(self, var, call):  # -x as x * -1: TFLite's int8 NEG is not in TFLM
         x = self.activation(call.args[0], var, "negative")
         minus = self.const(f"{var.name}/minus_one", np.array([-1.0], np.float32))
         return self.emit("MUL", [x.tensor, minus], var.name, x.shape, x.nhwc)
-
-    def op_sqrt(self, var, call):
-        return self.unary(var, call, "SQRT", nonneg=True)
-
-    def op_rsqrt(self, var, call):
-        return self.unary(var, call, "RSQRT", nonneg=True)
-
-    def op_log(self, var, call):
-        return self.unary(var, call, "LOG")
 
     def op_leakyrelu(self, var, call):
         return self.unary(var, call, "LEAKY_RELU", options={"alpha": _num(call.attrs.alpha)})
