@@ -375,14 +375,21 @@ class _Translator:
         return _shape(var.ty, f"'{var.name}'")
 
     # -- convolution and fully connected -----------------------------------------------------
-    def op_conv2d(self, var: Any, call: Any) -> _Value:
+    def conv_operands(self, var: Any, call: Any, what: str,
+                      layouts: tuple[str, str]) -> tuple[_Value, np.ndarray]:
+        """The input and the constant weights of a convolution in the layouts expected."""
         a = call.attrs
-        if (str(a.data_layout), str(a.kernel_layout)) != ("NCHW", "OIHW"):
-            raise self.refuse(var, "conv2d", f"has layout {a.data_layout}/{a.kernel_layout}")
-        x = self.activation(call.args[0], var, "conv2d")
+        if (str(a.data_layout), str(a.kernel_layout)) != layouts:
+            raise self.refuse(var, what, f"has layout {a.data_layout}/{a.kernel_layout}")
+        x = self.activation(call.args[0], var, what)
         w = self.value(call.args[1])
         if not isinstance(w, np.ndarray):
-            raise self.refuse(var, "conv2d", "has weights computed at run time")
+            raise self.refuse(var, what, "has weights computed at run time")
+        return x, w
+
+    def op_conv2d(self, var: Any, call: Any) -> _Value:
+        a = call.attrs
+        x, w = self.conv_operands(var, call, "conv2d", ("NCHW", "OIHW"))
         return self.conv(var, x, w, int(a.groups), _ints(a.strides), _ints(a.dilation),
                          _ints(a.padding), self.out_shape(var), var.name)
 
@@ -390,12 +397,7 @@ class _Translator:
         """As TFLite's converter writes it: the NWC input viewed as N,1,W,C, a CONV_2D with a
         1xK kernel, the output viewed back (both views are RESHAPEs, no data moves)."""
         a = call.attrs
-        if (str(a.data_layout), str(a.kernel_layout)) != ("NCW", "OIW"):
-            raise self.refuse(var, "conv1d", f"has layout {a.data_layout}/{a.kernel_layout}")
-        x = self.activation(call.args[0], var, "conv1d")
-        w = self.value(call.args[1])
-        if not isinstance(w, np.ndarray):
-            raise self.refuse(var, "conv1d", "has weights computed at run time")
+        x, w = self.conv_operands(var, call, "conv1d", ("NCW", "OIW"))
         pads = _ints(a.padding)
         oshape = self.out_shape(var)
         out = self.conv(var, self.as_2d(x, var.name), w[:, :, None, :], int(a.groups),
@@ -408,16 +410,10 @@ class _Translator:
         ``(in - 1) * stride + kernel``; the model's pads are then a crop (STRIDED_SLICE), and an
         output padding reaches into what the bottom/right pad removed."""
         a = call.attrs
-        if (str(a.data_layout), str(a.kernel_layout)) != ("NCHW", "IOHW"):
-            raise self.refuse(var, "conv2d_transpose",
-                              f"has layout {a.data_layout}/{a.kernel_layout}")
+        x, w = self.conv_operands(var, call, "conv2d_transpose", ("NCHW", "IOHW"))
         if int(a.groups) != 1 or any(d != 1 for d in _ints(a.dilation)):
             raise self.refuse(var, "conv2d_transpose", "with groups or dilation (TFLite's "
                               "TRANSPOSE_CONV has neither)")
-        x = self.activation(call.args[0], var, "conv2d_transpose")
-        w = self.value(call.args[1])
-        if not isinstance(w, np.ndarray):
-            raise self.refuse(var, "conv2d_transpose", "has weights computed at run time")
         _, o, kh, kw = w.shape
         n, _, h, wd = x.shape
         strides, pads, extra = _ints(a.strides), _ints(a.padding), _ints(a.output_padding)
