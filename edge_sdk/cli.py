@@ -6,7 +6,9 @@ import argparse
 import json
 import os
 import shlex
+import signal
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -635,7 +637,23 @@ def parser() -> argparse.ArgumentParser:
 FILE_OUTPUTS = {"run", "validate", "deploy", "quantize", "boards"}
 
 
+def _terminate(signum: int, frame: object) -> None:
+    """SIGTERM (a CI job cancelled, `kill`) unwinds like Ctrl-C: emulators and scp children are
+    ended, scratch directories and partial uploads removed, by the code's own cleanup."""
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
+    if threading.current_thread() is not threading.main_thread():
+        return _main(argv)
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        return _main(argv)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _main(argv: list[str] | None) -> int:
     args = parser().parse_args(argv)
     try:
         command = getattr(args, "command", None) or args.func.__name__.removeprefix("cmd_")

@@ -274,9 +274,33 @@ def lower(graph: Graph, isa: str = "generic", no_scratch: frozenset[int] = froze
     for op in graph.operators:
         key = (op.index, op.index not in no_scratch, op.index in portable)
         if key not in cache:
-            cache[key] = _lower_op(op, graph, special, scratch=key[1], portable=key[2])
+            try:
+                cache[key] = _lower_op(op, graph, special, scratch=key[1], portable=key[2])
+            except ModelError as err:  # name the layer where the kernel did not
+                if str(err).startswith("operator "):
+                    raise
+                raise type(err)(f"operator {op.index} ({op.opcode}): {err}") from None
+            except _MALFORMED as err:
+                raise malformed(op, graph, err) from err
         steps.append(cache[key])
     return Program(name=graph.name, graph=graph, steps=steps, isa=isa)
+
+
+# What a kernel's own arithmetic raises when an operator's tensors do not fit together (a
+# shape of the wrong rank, an axis past the end, a zero extent) in a way no check before it saw.
+_MALFORMED = (ValueError, IndexError, KeyError, ZeroDivisionError, OverflowError, TypeError)
+
+
+def malformed(op: Operator, graph: Graph, err: Exception) -> ModelError:
+    """One line for an operator whose kernel could not be built from its tensors. Corrupt
+    models end here (LiteRT refuses them too); a model LiteRT runs that ends here is our bug,
+    and the message says to report it."""
+    shapes = ", ".join(f"{graph.tensors[t].shape}" for t in (*op.inputs, *op.outputs)
+                       if 0 <= t < len(graph.tensors))
+    detail = " ".join(f"{type(err).__name__}: {err}".split())[:160]
+    return ModelError(f"operator {op.index} ({op.opcode}) cannot be compiled from tensors of "
+                      f"shapes {shapes} ({detail}): if LiteRT runs this model, please report "
+                      "it as an edge-sdk bug")
 
 
 def _lower_op(op: Operator, graph: Graph, special: dict[str, list[SpecialLowering]],

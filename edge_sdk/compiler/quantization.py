@@ -12,6 +12,8 @@ import math
 
 import numpy as np
 
+from edge_sdk.errors import ModelError
+
 INT8_MIN, INT8_MAX = -128, 127
 
 
@@ -47,6 +49,12 @@ def quantize_multiplier(real: float) -> tuple[int, int]:
         shift += 1
     if shift < -31:
         shift, q_fixed = 0, 0
+    if shift > 31 or not math.isfinite(real):
+        # 32-bit fixed point cannot scale by 2^31 or more: such a ratio of scales only comes
+        # from a broken file (a denormal scale, say), and its kernel would shift past 32 bits.
+        raise ModelError(f"a rescaling factor of {real:.3g} (a ratio of the model's scales) is "
+                         "beyond 32-bit fixed point: the model's quantization parameters are "
+                         "broken; re-export it")
     return int(q_fixed), int(shift)
 
 

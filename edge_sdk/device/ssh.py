@@ -13,6 +13,7 @@ parameters of that fixed script, never spliced into it.
 
 from __future__ import annotations
 
+import contextlib
 import shlex
 import shutil
 import subprocess
@@ -119,7 +120,17 @@ class SshHost:
             for item in sorted(bundle.iterdir()):
                 tar.add(item, arcname=item.name)
         upload = f"{remote_dir}.upload.tar"
-        self.run(["mkdir", "-p", str(Path(remote_dir).parent)], what="creating the directory")
-        self.put(archive, upload)
-        self.run(["sh", "-c", _INSTALL, "edge-sdk-install", upload, remote_dir],
-                 what="installing the bundle")
+        try:
+            self.run(["mkdir", "-p", str(Path(remote_dir).parent)], what="creating the directory")
+            self.put(archive, upload)
+            self.run(["sh", "-c", _INSTALL, "edge-sdk-install", upload, remote_dir],
+                     what="installing the bundle")
+        except BaseException:
+            # Interrupted or failed half-way (scp is killed with us: subprocess.run ends its
+            # child on any exception): the installed bundle, if any, is untouched; drop the
+            # partial upload so nothing is left on the board. Best effort, briefly.
+            with contextlib.suppress(Exception):
+                self.run(["rm", "-f", upload], timeout=15, what="removing the partial upload")
+            raise
+        finally:
+            archive.unlink(missing_ok=True)

@@ -37,6 +37,16 @@ _ACTIVATIONS = {0: "NONE", 1: "RELU", 2: "RELU_N1_TO_1", 3: "RELU6", 4: "TANH", 
 _PADDINGS = {0: "SAME", 1: "VALID"}
 
 
+def _activation(code: int) -> str:
+    """The fused activation's name; a value outside the schema is kept as ``UNKNOWN(n)`` for
+    :mod:`edge_sdk.frontend.checks` to refuse with the operator's index."""
+    return _ACTIVATIONS.get(code, f"UNKNOWN({code})")
+
+
+def _padding(code: int) -> str:
+    return _PADDINGS.get(code, f"UNKNOWN({code})")
+
+
 @dataclass(frozen=True)
 class QuantParams:
     """Affine quantization of one tensor: ``real = scale * (q - zero_point)``.
@@ -116,6 +126,11 @@ class Graph:
     origin: str = "tflite"
 
     def tensor(self, index: int) -> Tensor:
+        """The tensor at ``index``. A negative index is never "from the end" (Python's
+        meaning): -1 is TFLite's absent optional input, which the caller must test first."""
+        if not 0 <= index < len(self.tensors):
+            raise ModelError(f"tensor index {index} does not exist (the graph has "
+                             f"{len(self.tensors)} tensors)")
         return self.tensors[index]
 
     @property
@@ -147,39 +162,39 @@ def _options(op: Any, opcode: str) -> dict[str, Any]:
     if opcode == "CONV_2D":
         o = load(tflite.Conv2DOptions)
         return {
-            "padding": _PADDINGS[o.Padding()],
+            "padding": _padding(o.Padding()),
             "stride": (o.StrideH(), o.StrideW()),
             "dilation": (o.DilationHFactor(), o.DilationWFactor()),
-            "activation": _ACTIVATIONS[o.FusedActivationFunction()],
+            "activation": _activation(o.FusedActivationFunction()),
         }
     if opcode == "DEPTHWISE_CONV_2D":
         o = load(tflite.DepthwiseConv2DOptions)
         return {
-            "padding": _PADDINGS[o.Padding()],
+            "padding": _padding(o.Padding()),
             "stride": (o.StrideH(), o.StrideW()),
             "dilation": (o.DilationHFactor(), o.DilationWFactor()),
             "depth_multiplier": o.DepthMultiplier(),
-            "activation": _ACTIVATIONS[o.FusedActivationFunction()],
+            "activation": _activation(o.FusedActivationFunction()),
         }
     if opcode in ("AVERAGE_POOL_2D", "MAX_POOL_2D"):
         o = load(tflite.Pool2DOptions)
         return {
-            "padding": _PADDINGS[o.Padding()],
+            "padding": _padding(o.Padding()),
             "stride": (o.StrideH(), o.StrideW()),
             "filter": (o.FilterHeight(), o.FilterWidth()),
-            "activation": _ACTIVATIONS[o.FusedActivationFunction()],
+            "activation": _activation(o.FusedActivationFunction()),
         }
     if opcode == "FULLY_CONNECTED":
         o = load(tflite.FullyConnectedOptions)
         return {
-            "activation": _ACTIVATIONS[o.FusedActivationFunction()],
+            "activation": _activation(o.FusedActivationFunction()),
             "keep_num_dims": bool(o.KeepNumDims()),
             "weights_format": o.WeightsFormat(),
         }
     if opcode in ("ADD", "MUL", "SUB"):
         cls = {"ADD": tflite.AddOptions, "MUL": tflite.MulOptions, "SUB": tflite.SubOptions}
         o = load(cls[opcode])
-        options = {"activation": _ACTIVATIONS[o.FusedActivationFunction()]}
+        options = {"activation": _activation(o.FusedActivationFunction())}
         if opcode != "MUL":  # int16 only: power-of-two scales (an older, separate kernel)
             options["pot_scale_int16"] = bool(o.PotScaleInt16())
         return options
@@ -190,11 +205,11 @@ def _options(op: Any, opcode: str) -> dict[str, Any]:
         return {"output_type": load(cls).OutputType()}
     if opcode == "UNIDIRECTIONAL_SEQUENCE_LSTM":
         o = load(tflite.UnidirectionalSequenceLSTMOptions)
-        return {"activation": _ACTIVATIONS[o.FusedActivationFunction()],
+        return {"activation": _activation(o.FusedActivationFunction()),
                 "cell_clip": float(o.CellClip()), "proj_clip": float(o.ProjClip()),
                 "time_major": bool(o.TimeMajor())}
     if opcode == "DIV":
-        return {"activation": _ACTIVATIONS[load(tflite.DivOptions).FusedActivationFunction()]}
+        return {"activation": _activation(load(tflite.DivOptions).FusedActivationFunction())}
     if opcode in ("SPLIT", "SPLIT_V"):
         cls = tflite.SplitOptions if opcode == "SPLIT" else tflite.SplitVOptions
         return {"num_splits": load(cls).NumSplits()}
@@ -222,9 +237,9 @@ def _options(op: Any, opcode: str) -> dict[str, Any]:
     if opcode == "TRANSPOSE_CONV":
         o = load(tflite.TransposeConvOptions)
         return {
-            "padding": _PADDINGS[o.Padding()],
+            "padding": _padding(o.Padding()),
             "stride": (o.StrideH(), o.StrideW()),
-            "activation": _ACTIVATIONS[o.FusedActivationFunction()],
+            "activation": _activation(o.FusedActivationFunction()),
         }
     if opcode == "LEAKY_RELU":
         return {"alpha": load(tflite.LeakyReluOptions).Alpha()}
@@ -232,10 +247,10 @@ def _options(op: Any, opcode: str) -> dict[str, Any]:
         o = load(tflite.LocalResponseNormalizationOptions)
         return {"radius": o.Radius(), "bias": o.Bias(), "alpha": o.Alpha(), "beta": o.Beta()}
     if opcode == "L2_NORMALIZATION":
-        return {"activation": _ACTIVATIONS[load(tflite.L2NormOptions).FusedActivationFunction()]}
+        return {"activation": _activation(load(tflite.L2NormOptions).FusedActivationFunction())}
     if opcode == "SVDF":
         o = load(tflite.SVDFOptions)
-        return {"rank": o.Rank(), "activation": _ACTIVATIONS[o.FusedActivationFunction()],
+        return {"rank": o.Rank(), "activation": _activation(o.FusedActivationFunction()),
                 "asymmetric_quantize_inputs": bool(o.AsymmetricQuantizeInputs())}
     if opcode == "GELU":
         return {"approximate": bool(load(tflite.GeluOptions).Approximate())}
@@ -245,7 +260,7 @@ def _options(op: Any, opcode: str) -> dict[str, Any]:
                 "asymmetric_quantize_inputs": bool(o.AsymmetricQuantizeInputs())}
     if opcode == "CONCATENATION":
         o = load(tflite.ConcatenationOptions)
-        return {"axis": o.Axis(), "activation": _ACTIVATIONS[o.FusedActivationFunction()]}
+        return {"axis": o.Axis(), "activation": _activation(o.FusedActivationFunction())}
     if opcode == "MEAN":
         return {"keep_dims": bool(load(tflite.ReducerOptions).KeepDims())}
     if opcode == "STRIDED_SLICE":
@@ -268,6 +283,8 @@ def _quant(t: Any) -> QuantParams | None:
 
 
 def _buffer_data(model: Any, buf_index: int, raw: bytes, dtype: str, shape: tuple[int, ...]):
+    if buf_index >= model.BuffersLength():
+        raise ModelError(f"a tensor names buffer {buf_index}, of {model.BuffersLength()}")
     buf = model.Buffers(buf_index)
     if buf is None:
         return None
@@ -280,6 +297,9 @@ def _buffer_data(model: Any, buf_index: int, raw: bytes, dtype: str, shape: tupl
         data = raw[start : start + size]
     else:
         return None
+    if len(data) % np.dtype(dtype).itemsize:
+        raise ModelError(f"a {dtype} constant's buffer holds {len(data)} bytes, not a whole "
+                         "number of elements")
     arr = np.frombuffer(data, dtype=np.dtype(dtype))
     if shape == (-1,):  # a sparse tensor's stored values: any count
         return arr.copy()
@@ -289,10 +309,22 @@ def _buffer_data(model: Any, buf_index: int, raw: bytes, dtype: str, shape: tupl
     return arr.reshape(shape).copy()
 
 
+def _name(raw: bytes | None, index: int) -> str:
+    """A tensor's name as text fit for one line of a message or a C comment: control
+    characters (a corrupt file's, or a hostile one's) become '?'."""
+    if not raw:
+        return f"tensor_{index}"
+    text = raw.decode("utf-8", "replace")
+    return "".join(c if c.isprintable() else "?" for c in text)
+
+
 def parse(raw: bytes, name: str = "model", source: Path | None = None) -> Graph:
     """Parse flatbuffer bytes into a :class:`Graph` (the first subgraph). ``name`` becomes the
     C prefix of everything generated, so it is made a valid identifier here."""
     import tflite
+
+    from edge_sdk.frontend.checks import check_model
+    from edge_sdk.frontend.verify import verify_flatbuffer
 
     where = str(source) if source else name
     name = c_identifier(name)
@@ -302,6 +334,7 @@ def parse(raw: bytes, name: str = "model", source: Path | None = None) -> Graph:
             "pass a .tflite file written by the TFLite converter or `edge-sdk quantize`"
         )
     try:
+        verify_flatbuffer(raw)
         model = tflite.Model.GetRootAsModel(raw, 0)
         if model.SubgraphsLength() < 1:
             raise ModelError("the model has no subgraph")
@@ -320,14 +353,13 @@ def parse(raw: bytes, name: str = "model", source: Path | None = None) -> Graph:
                 values = _buffer_data(model, t.Buffer(), raw, dtype, (-1,))
                 if values is None:
                     raise ModelError(f"sparse tensor {i} has no values")
-                tensors.append(Tensor(index=i, name=t.Name().decode("utf-8", "replace")
-                                      if t.Name() else f"tensor_{i}", shape=shape, dtype=dtype,
+                tensors.append(Tensor(index=i, name=_name(t.Name(), i), shape=shape, dtype=dtype,
                                       quant=_quant(t), data=densify(values, shape, sparsity)))
                 continue
             tensors.append(
                 Tensor(
                     index=i,
-                    name=t.Name().decode("utf-8", "replace") if t.Name() else f"tensor_{i}",
+                    name=_name(t.Name(), i),
                     shape=shape,
                     dtype=dtype,
                     quant=_quant(t),
@@ -338,6 +370,9 @@ def parse(raw: bytes, name: str = "model", source: Path | None = None) -> Graph:
         operators = []
         for i in range(graph.OperatorsLength()):
             op = graph.Operators(i)
+            if op.OpcodeIndex() >= model.OperatorCodesLength():
+                raise ModelError(f"operator {i} names operator code {op.OpcodeIndex()}, of "
+                                 f"{model.OperatorCodesLength()}")
             oc = model.OperatorCodes(op.OpcodeIndex())
             code = max(oc.BuiltinCode(), oc.DeprecatedBuiltinCode())
             opcode = names.get(code, f"BUILTIN_{code}")
@@ -351,15 +386,17 @@ def parse(raw: bytes, name: str = "model", source: Path | None = None) -> Graph:
                 if t >= len(tensors):
                     raise ModelError(f"operator {i} refers to tensor {t}, which does not exist")
             operators.append(Operator(i, opcode, ins, outs, _options(op, opcode), mids))
-        inputs = tuple(int(x) for x in graph.InputsAsNumpy())
-        outputs = tuple(int(x) for x in graph.OutputsAsNumpy())
+        inputs = tuple(int(x) for x in graph.InputsAsNumpy()) if graph.InputsLength() else ()
+        outputs = tuple(int(x) for x in graph.OutputsAsNumpy()) if graph.OutputsLength() else ()
+        result = Graph(name, tensors, operators, inputs, outputs, source)
+        check_model(result)
     except ModelError as err:
         raise ModelError(f"{where} is not a valid TFLite model: {err}") from None
     except Exception as err:  # flatbuffers raises IndexError/struct.error on garbage
         raise ModelError(
             f"{where} is corrupt or truncated ({type(err).__name__}): re-export the model"
         ) from None
-    return Graph(name, tensors, operators, inputs, outputs, source)
+    return result
 
 
 def load(path: str | Path) -> Graph:

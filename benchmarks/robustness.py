@@ -1,0 +1,135 @@
+#!/usr/bin/env python3
+"""How edge-sdk takes broken models: structured mutants of real models, LiteRT's verdict beside
+ours, counted.
+
+    python3 benchmarks/robustness.py [--count 3200] [--models kws_ref_model,vww_96_int8]
+                                      [--run 20] [--json benchmarks/robustness.json]
+
+For each mutant (see ``tests/mutants.py``): LiteRT (reference kernels) loads and runs it, or
+rejects it; edge-sdk loads and compiles it (plain C for the host), or refuses it with an
+``EdgeSDKError``. Outcomes:
+
+- ``both refuse``: right.
+- ``compiled, LiteRT rejects``: a defect (a broken model turned into code).
+- ``traceback``: a defect (anything but an ``EdgeSDKError`` escaped).
+- ``both accept``: with ``--run N``, the first N such mutants are built and run on the host and
+  their outputs compared with LiteRT's bit for bit (``wrong`` counts those that differ).
+- ``we refuse, LiteRT runs``: stricter than LiteRT (scale 0, a zero point out of range...);
+  listed so the reasons can be read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+SHARED = ROOT.parent / "shared" / "models" / "mlperf_tiny"
+
+
+def measure(path: Path, count: int, run: int, seed: int) -> dict:
+    from ai_edge_litert.interpreter import Interpreter
+    from mutants import litert_verdict, mutants
+
+    raw = path.read_bytes()
+    it = Interpreter(model_path=str(path))
+    d = it.get_input_details()[0]
+    rng = np.random.default_rng(seed)
+    x = rng.integers(-128, 128, size=tuple(d["shape"]), dtype=np.int8).astype(d["dtype"])
+    cases = mutants(raw, count, seed=seed)
+    outcomes: Counter = Counter()
+    examples: dict[str, list[str]] = {}
+    ran = 0
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="edge-sdk-robust-") as tmp:
+        for i, m in enumerate(cases):
+            verdict = litert_verdict(m.raw, [x])
+            run_it = verdict.accepted and ran < run
+            outcome, detail = classify(m.raw, verdict, x, run_it, Path(tmp) / str(i))
+            ran += run_it
+            outcomes[outcome] += 1
+            examples.setdefault(outcome, [])
+            if len(examples[outcome]) < 8:
+                examples[outcome].append(f"{m.what}: {detail}")
+    return {"model": path.name, "mutants": count, "seconds": round(time.perf_counter() - start, 1),
+            "outcomes": dict(outcomes), "examples": examples}
+
+
+def classify(raw: bytes, verdict, x: np.ndarray, run_it: bool, workdir: Path
+                        ) -> tuple[str, str]:
+    import edge_sdk
+    from edge_sdk.compiler import compile_graph
+    from edge_sdk.errors import EdgeSDKError
+    from edge_sdk.frontend.tflite import parse
+
+    try:
+        graph = parse(raw, name="mutant")
+        compile_graph(graph)
+    except EdgeSDKError as err:
+        msg = str(err)
+        if "\n" in msg:
+            return "traceback", f"a message of several lines: {msg[:120]!r}"
+        return ("both refuse" if not verdict.accepted else "we refuse, LiteRT runs"), msg
+    except Exception as err:
+        return "traceback", f"{type(err).__name__}: {str(err)[:160]}"
+    if not verdict.accepted:
+        return "compiled, LiteRT rejects", verdict.error
+    if not run_it:
+        return "both accept", ""
+    try:
+        got = edge_sdk.run(graph, board="host", inputs=x, workdir=workdir).outputs
+    except EdgeSDKError as err:
+        return "we refuse, LiteRT runs", f"at run: {err}"
+    except Exception as err:
+        return "traceback", f"at run: {type(err).__name__}: {str(err)[:160]}"
+    want = verdict.outputs[0]
+    same = got.size == want.size and np.array_equal(got.reshape(want.shape), want)
+    return ("both accept, same output" if same else "wrong"), ""
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=1600, help="mutants per model (default 1600)")
+    parser.add_argument("--models", default="kws_ref_model,vww_96_int8",
+                        help="MLPerf Tiny int8 models in ../shared "
+                             "(default kws_ref_model,vww_96_int8)")
+    parser.add_argument("--run", type=int, default=20,
+                        help="mutants LiteRT accepts to build and run on the host (default 20)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", default=str(ROOT / "benchmarks" / "robustness.json"))
+    args = parser.parse_args()
+    results = []
+    for name in args.models.split(","):
+        path = SHARED / f"{name}.tflite"
+        if not path.exists():
+            print(f"{path} is absent: the MLPerf Tiny models live in ../shared", file=sys.stderr)
+            return 1
+        results.append(measure(path, args.count, args.run, args.seed))
+    kinds = sorted({k for r in results for k in r["outcomes"]})
+    print(f"| model | mutants | {' | '.join(kinds)} | s |")
+    print("|---|---:|" + "---:|" * len(kinds) + "---:|")
+    for r in results:
+        cells = " | ".join(str(r["outcomes"].get(k, 0)) for k in kinds)
+        print(f"| {r['model']} | {r['mutants']} | {cells} | {r['seconds']} |")
+    for r in results:
+        for outcome, lines in r["examples"].items():
+            if outcome in ("both accept", "both accept, same output"):
+                continue
+            print(f"\n{r['model']}, {outcome}:")
+            for line in lines:
+                print(f"  {line}")
+    Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+    print(f"\nwrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

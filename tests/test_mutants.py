@@ -1,0 +1,122 @@
+"""Broken models against LiteRT: nothing LiteRT rejects is compiled, nothing ends in a traceback.
+
+The mutants (``tests/mutants.py``) rewrite one field of a real model each: tensor indices,
+shapes, types, buffers, scales, zero points, opcode indices and operator options, plus byte
+flips outside the weights. ``benchmarks/robustness.py`` runs thousands and prints the table.
+"""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+import pytest
+from conftest import reference, shared_model
+from mutants import litert_verdict, mutants, sites
+
+import edge_sdk
+from edge_sdk.compiler import compile_graph
+from edge_sdk.errors import EdgeSDKError, ModelError
+from edge_sdk.frontend.tflite import parse
+
+
+def ours(raw: bytes) -> str | None:
+    """None when edge-sdk loads and compiles ``raw``, else its one-line refusal. Anything but
+    an EdgeSDKError propagates and fails the test."""
+    try:
+        compile_graph(parse(raw, name="mutant"))
+    except EdgeSDKError as err:
+        assert "\n" not in str(err), f"a refusal of several lines: {err}"
+        return str(err)
+    return None
+
+
+def sweep(name: str, count: int, seed: int, capsys) -> dict[str, int]:
+    path = shared_model(name)
+    raw = path.read_bytes()
+    x = np.random.default_rng(seed).integers(-128, 128, size=(1, *edge_sdk.load(path).tensor(
+        edge_sdk.load(path).inputs[0]).shape[1:]), dtype=np.int8)
+    counts = {"both refuse": 0, "both accept": 0, "we refuse, LiteRT runs": 0}
+    compiled_rejected = []
+    for m in mutants(raw, count, seed=seed):
+        verdict = litert_verdict(m.raw, [x])
+        try:
+            refusal = ours(m.raw)
+        except Exception as err:
+            pytest.fail(f"{m.what}: {type(err).__name__} escaped: {err}")
+        if refusal is None and not verdict.accepted:
+            compiled_rejected.append(f"{m.what} (LiteRT: {verdict.error})")
+        elif refusal is None:
+            counts["both accept"] += 1
+        else:
+            counts["both refuse" if not verdict.accepted else "we refuse, LiteRT runs"] += 1
+    with capsys.disabled():
+        print(f"\n{name}: {count} mutants: {counts}, compiled but LiteRT rejects: "
+              f"{len(compiled_rejected)}")
+    assert not compiled_rejected, "; ".join(compiled_rejected)
+    return counts
+
+
+def test_no_mutant_litert_rejects_is_compiled(capsys):
+    counts = sweep("kws_ref_model", 200, 0, capsys)
+    assert counts["both refuse"] > 10 and counts["both accept"] > 10  # the sweep bites
+
+
+@pytest.mark.slow
+def test_no_mutant_of_a_larger_model_litert_rejects_is_compiled(capsys):
+    sweep("vww_96_int8", 400, 1, capsys)
+
+
+def _mutate(raw: bytes, what: str, value) -> bytes:
+    site = next(s for s in sites(raw) if s.what == what)
+    buf = bytearray(raw)
+    struct.pack_into(site.fmt, buf, site.pos, value)
+    return bytes(buf)
+
+
+@pytest.fixture(scope="module")
+def kws() -> tuple[bytes, dict[str, int]]:
+    path = shared_model("kws_ref_model")
+    graph = edge_sdk.load(path)
+    first = {}
+    for op in graph.operators:
+        first.setdefault(op.opcode, op.index)
+    return path.read_bytes(), first
+
+
+@pytest.mark.parametrize("field, value, message", [
+    # the issue's cases: a negative index silently meant "from the end"
+    ("operator {SOFTMAX} input 0", -1, "-1 means absent"),
+    ("operator {DEPTHWISE_CONV_2D} input 2", -2, "refers to tensor -2"),
+    ("operator {FULLY_CONNECTED} input 0", -2, "refers to tensor -2"),
+    ("operator {FULLY_CONNECTED} input 1", 10_000, "refers to tensor 10000"),
+    ("graph input 0", 10_000, "graph input refers to tensor 10000"),
+    ("operator {CONV_2D} Conv2DOptions.StrideW", 0, "stride"),
+    ("operator {CONV_2D} Conv2DOptions.FusedActivationFunction", 5, "SIGN_BIT"),
+    ("operator {CONV_2D} Conv2DOptions.FusedActivationFunction", 100, "UNKNOWN(100)"),
+    ("operator {SOFTMAX} opcode index", 1000, "operator code 1000"),
+    ("tensor 0 scale 0", float("nan"), "scale nan"),
+    ("tensor 0 scale 0", 0.0, "scale 0.0"),
+    ("tensor 0 zero point 0", 300, "zero point 300"),
+])
+def test_broken_field_is_refused_by_name(kws, field, value, message):
+    raw, first = kws
+    with pytest.raises(ModelError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        parse(_mutate(raw, field.format(**first), value), name="mutant")
+
+
+def test_optional_bias_may_be_absent(kws, tmp_path):
+    """-1 where TFLite allows it (a convolution's bias) still compiles, and runs like LiteRT."""
+    raw, first = kws
+    mutant = _mutate(raw, f"operator {first['FULLY_CONNECTED']} input 2", -1)
+    graph = parse(mutant, name="nobias")
+    x = np.random.default_rng(3).integers(-128, 128, size=(1, 49, 10, 1), dtype=np.int8)
+    got = edge_sdk.run(graph, board="host", inputs=x, workdir=tmp_path / "run").outputs
+    np.testing.assert_array_equal(got.reshape(1, -1), reference(mutant, x[None])[0])
+
+
+def test_truncated_and_scrambled_files_are_one_line(kws):
+    raw, _ = kws
+    for cut in (9, 100, len(raw) // 3, len(raw) - 5):
+        with pytest.raises(ModelError, match=r"corrupt|not a valid"):
+            parse(raw[:cut], name="cut")
