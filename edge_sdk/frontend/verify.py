@@ -103,7 +103,7 @@ class _Verifier:
         self.tables = 0
 
     def fail(self, what: str) -> ModelError:
-        return ModelError(f"the flatbuffer is corrupt: {what}")
+        return ModelError(f"the flatbuffer is corrupt or truncated: {what}; re-export the model")
 
     def _u32(self, pos: int, what: str) -> int:
         if pos < 0 or pos + 4 > self.n:
