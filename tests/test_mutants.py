@@ -34,8 +34,9 @@ def ours(raw: bytes) -> str | None:
 def sweep(name: str, count: int, seed: int, capsys) -> dict[str, int]:
     path = shared_model(name)
     raw = path.read_bytes()
-    x = np.random.default_rng(seed).integers(-128, 128, size=(1, *edge_sdk.load(path).tensor(
-        edge_sdk.load(path).inputs[0]).shape[1:]), dtype=np.int8)
+    graph = edge_sdk.load(path)
+    shape = graph.tensor(graph.inputs[0]).shape
+    x = np.random.default_rng(seed).integers(-128, 128, size=(1, *shape[1:]), dtype=np.int8)
     counts = {"both refuse": 0, "both accept": 0, "we refuse, LiteRT runs": 0}
     compiled_rejected = []
     for m in mutants(raw, count, seed=seed):

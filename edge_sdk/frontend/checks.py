@@ -142,8 +142,7 @@ def _check_bias_scale(op: Operator, graph: Graph) -> None:
     if position is None or len(op.inputs) <= position or op.inputs[position] < 0:
         return
     data = 2 if op.opcode == "TRANSPOSE_CONV" else 0
-    weights = 1
-    x, w = graph.tensors[op.inputs[data]], graph.tensors[op.inputs[weights]]
+    x, w = graph.tensors[op.inputs[data]], graph.tensors[op.inputs[1]]
     b, y = graph.tensors[op.inputs[position]], graph.tensors[op.outputs[0]]
     if any(t.quant is None or t.quant.per_channel for t in (x, w, b, y)):
         return

@@ -96,6 +96,18 @@ def _union_members(enum: str) -> dict[int, str]:
     return {v: k for k, v in values.items() if not k.startswith("_") and isinstance(v, int)}
 
 
+def _known_table(name: str | None) -> str | None:
+    """``name`` if the tflite package has that table class, else None (checked as a bare
+    table: a union member newer than the package)."""
+    if name is None:
+        return None
+    try:
+        _schema(name)
+    except (ImportError, AttributeError):
+        return None
+    return name
+
+
 class _Verifier:
     def __init__(self, buf: bytes) -> None:
         self.buf = buf
@@ -180,12 +192,7 @@ class _Verifier:
             elif f.kind == "union":
                 type_off = slot(f.type_slot)
                 kind = self.buf[pos + type_off] if type_off else 0
-                member = _union_members(f.union).get(kind)
-                try:
-                    _schema(member) if member else None
-                except (ImportError, AttributeError):
-                    member = None
-                self.table(target, member, name)
+                self.table(target, _known_table(_union_members(f.union).get(kind)), name)
 
 
 def verify_flatbuffer(buf: bytes) -> None:
