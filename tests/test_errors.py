@@ -224,35 +224,37 @@ def test_bad_inputs_and_output_paths_are_refused_before_any_work(tmp_path, capsy
     assert leftovers == []
 
 
-def test_a_late_reply_is_never_taken_for_a_later_request():
-    """A fake board answers the first READ_OUTPUT after the client's timeout. The client
-    retries behind a PING barrier, so the late answer (to offset 0) is dropped instead of being
-    read as the answer for offset 1024: the output comes back right, within the deadlines."""
-    import struct
-    import zlib
+class SlowBoard:
+    """A fake board on a TCP socket that speaks the protocol, answering PING with its payload
+    and READ_OUTPUT with a pattern; the first request of ``slow_cmd`` is answered only after
+    ``delay`` seconds (a board that is slow once, or a reply stuck in a buffer)."""
 
-    from edge_sdk.device import protocol as p
+    def __init__(self, slow_cmd: int, delay: float) -> None:
+        self.slow_cmd, self.delay = slow_cmd, delay
+        self.server = socket.socket()
+        self.server.bind(("127.0.0.1", 0))
+        self.server.listen(1)
+        threading.Thread(target=self._serve, daemon=True).start()
+        self.transport = SerialTransport(f"socket://127.0.0.1:{self.server.getsockname()[1]}")
 
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(1)
-    port = server.getsockname()[1]
-
-    def chunk(offset, n):
+    @staticmethod
+    def chunk(offset: int, n: int) -> bytes:
         return bytes((offset + i) % 251 for i in range(n))
 
-    def board():
-        conn, _ = server.accept()
+    def _serve(self) -> None:
+        import struct
+        import zlib
+
+        from edge_sdk.device import protocol as p
+
+        conn, _ = self.server.accept()
         stream = conn.makefile("rb")
         delayed = False
-        while True:
-            byte = stream.read(1)
-            if not byte:
-                return
+        while byte := stream.read(1):
             if byte[0] != p.REQUEST_START:
                 continue
-            head = stream.read(3)
-            cmd, length = head[0], struct.unpack("<H", head[1:])[0]
+            head = stream.read(4)
+            cmd, seq, length = struct.unpack("<BBH", head)
             payload = stream.read(length)
             (crc,) = struct.unpack("<I", stream.read(4))
             status, reply = p.STATUS_OK, b""
@@ -262,18 +264,45 @@ def test_a_late_reply_is_never_taken_for_a_later_request():
                 reply = payload
             elif cmd == p.CMD_READ_OUTPUT:
                 offset, n = struct.unpack("<IH", payload)
-                reply = chunk(offset, n)
-                if not delayed:
-                    delayed = True
-                    time.sleep(0.8)
-            body = struct.pack("<BBH", cmd, status, len(reply)) + reply
+                reply = self.chunk(offset, n)
+            if cmd == self.slow_cmd and not delayed:
+                delayed = True
+                time.sleep(self.delay)
+            body = struct.pack("<BBBH", cmd, seq, status, len(reply)) + reply
             conn.sendall(bytes([p.RESPONSE_START]) + body + struct.pack("<I", zlib.crc32(body)))
 
-    threading.Thread(target=board, daemon=True).start()
-    transport = SerialTransport(f"socket://127.0.0.1:{port}")
-    client = Client(transport, timeout=0.5)
+    def close(self) -> None:
+        self.transport.close()
+        self.server.close()
+
+
+def test_a_late_reply_is_never_taken_for_a_later_request():
+    """The fake board answers the first READ_OUTPUT after the client's timeout. The late answer
+    (to offset 0) carries the first try's sequence number, so it is taken for that chunk (the
+    same bytes as a retry would bring) and never for offset 1024: the output comes back right,
+    within the deadlines."""
+    from edge_sdk.device import protocol as p
+
+    board = SlowBoard(p.CMD_READ_OUTPUT, 0.8)
+    client = Client(board.transport, timeout=0.5)
     start = time.monotonic()
-    assert client.read_output(2048) == chunk(0, 1024) + chunk(1024, 1024)
+    assert client.read_output(2048) == board.chunk(0, 1024) + board.chunk(1024, 1024)
     assert time.monotonic() - start < 3.0
-    transport.close()
-    server.close()
+    board.close()
+
+
+def test_a_command_that_gave_up_does_not_answer_the_next():
+    """The first PING is answered after the client gave up on it (3 tries of 0.2 s); its late
+    replies are then in the stream when the next PING is sent. The next PING must get its own
+    echo: before sequence numbers the client took the stale b"first" for it (found by the
+    fault benchmark at 1e-2: an input written by one inference answered by the previous one's
+    reply, and a wrong result returned)."""
+    from edge_sdk.device import protocol as p
+
+    board = SlowBoard(p.CMD_PING, 1.0)
+    client = Client(board.transport, timeout=0.2)
+    with pytest.raises(DeviceError, match="PING failed 3 times"):
+        client.ping(b"first")
+    time.sleep(1.0)  # the board catches up: three stale b"first" echoes wait in the stream
+    assert client.ping(b"second") == b"second"
+    board.close()

@@ -38,7 +38,7 @@ def test_corrupted_request_is_reported_and_retried(firmware):
         frame = bytearray(p.encode_request(p.CMD_PING, b"abc"))
         frame[5] ^= 0xFF  # flip a payload byte: the CRC no longer matches
         dev.transport.write(bytes(frame))
-        _, status, _ = dev._read_reply(time.monotonic() + 2.0)  # a deadline
+        _, _, status, _ = dev._read_reply(time.monotonic() + 2.0)  # a deadline
         assert status == p.STATUS_BAD_CRC
         assert dev.ping(b"ok") == b"ok"  # the link is still in sync
 
@@ -57,6 +57,36 @@ def test_noise_before_a_frame_is_skipped(firmware):
     with open_host(firmware) as dev:
         dev.transport.write(b"\x00\x13garbage")
         assert dev.ping(b"x") == b"x"
+
+
+def test_a_request_cut_short_is_dropped_after_the_interbyte_timeout(firmware):
+    """A frame whose bytes stop coming is dropped after EDGE_INTERBYTE_TIMEOUT_MS (200 ms) and
+    answered BAD_CRC under its own command and number (the host resends at once), so the next
+    request is read whole: before, the board took the next request's first bytes as the rest
+    of the cut one and answered BAD_CRC for both."""
+    with open_host(firmware) as dev:
+        dev.transport.write(p.encode_request(p.CMD_PING, b"lost", seq=1)[:6])
+        time.sleep(0.5)
+        dev.transport.write(p.encode_request(p.CMD_PING, b"next", seq=2))
+        deadline = time.monotonic() + 2.0
+        assert dev._read_reply(deadline) == (p.CMD_PING, 1, p.STATUS_BAD_CRC, b"")
+        assert dev._read_reply(deadline) == (p.CMD_PING, 2, p.STATUS_OK, b"next")
+
+
+def test_a_noise_start_byte_costs_only_the_timeout(firmware):
+    """A stray start byte right before a request makes the board read a wrong header (command
+    0xA5, a 263-byte payload); when the bytes stop coming it answers that BAD_CRC, scans what
+    it took for the next start byte and answers the request behind it, with no help from the
+    host (before, it waited for a payload that never came)."""
+    with open_host(firmware) as dev:
+        frame = p.encode_request(p.CMD_PING, b"\x01", seq=7)
+        start = time.monotonic()
+        dev.transport.write(bytes([p.REQUEST_START]) + frame)
+        deadline = time.monotonic() + 3.0
+        assert dev._read_reply(deadline) == (p.REQUEST_START, p.CMD_PING, p.STATUS_BAD_CRC, b"")
+        assert dev._read_reply(deadline) == (p.CMD_PING, 7, p.STATUS_OK, b"\x01")
+        assert time.monotonic() - start < 2.0
+        assert dev.ping(b"ok") == b"ok"
 
 
 def test_run_budget_follows_the_model_and_the_clock():

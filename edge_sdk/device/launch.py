@@ -31,7 +31,7 @@ def qemu_command(board: Board, elf: Path, port: int) -> list[str]:
         board.emulator["command"], "-M", board.emulator["machine"], "-nographic",
         "-monitor", "none", "-icount", "shift=0",
         "-semihosting-config", "enable=on,target=native",
-        "-serial", f"tcp:127.0.0.1:{port},server=on,wait=on",
+        "-serial", f"tcp:127.0.0.1:{port},server=on,wait=on,nodelay=on",
         "-kernel", str(elf),
     ]
 

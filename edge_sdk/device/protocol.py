@@ -1,21 +1,31 @@
 """The host side of the firmware's serial protocol (see ``firmware/common/edge_protocol.h``).
 
-Frames carry a length and a CRC-32. Every command is idempotent (writing an input chunk, running,
-reading an output chunk can all be repeated with the same result), so a failed exchange is
-simply tried again:
+Frames carry a length, a CRC-32 and the request's sequence number, which the board echoes in
+its reply. Every command is idempotent (writing an input chunk, running, reading an output chunk
+can all be repeated with the same result), so a failed exchange is simply tried again, each try
+with a fresh number:
 
 - a corrupted reply, or a BAD_CRC answer (the board saw the request corrupted), is resent;
-- no reply in time, or a garbled one (a byte of the request or of the reply was lost or
-  changed), is resent after a resynchronisation: the client sends zero bytes, enough to
-  complete any frame the board is half-way through reading (it answers BAD_CRC and then skips
-  zeros while it hunts for the next start marker), then a PING with a fresh token, and drops
-  every reply before the token's echo. The board answers in order, so a late reply to an
-  earlier try (to the same command, for another offset) can never be taken for this one.
+- no reply in time (a byte of the request or of the reply was lost) is resent after zero bytes,
+  enough to complete a frame that a board whose port cannot time out may be half-way through
+  reading (it answers BAD_CRC and then skips zeros while it hunts for the next start marker;
+  the SDK's own ports drop such a frame by themselves after an inter-byte timeout).
 
-Each try waits at most ``timeout`` seconds for its reply (``run_timeout`` for RUN and RUN_TO),
-and a command gives up after ``retries`` tries, so nothing waits longer than
-``retries * timeout``; a board that streams bytes that never make the awaited reply is cut off
-by the same deadline. A reply of the wrong length is a DeviceError, never a crash.
+Only a reply that carries this command and the number of one of its tries is taken; anything
+else in the stream (a late reply to an earlier try, or to a command that gave up) is dropped,
+so a reply can never be taken for another request's.
+
+RUN and RUN_TO are answered STARTED at once and then with their result: the client waits
+``timeout`` for the notice and ``run_timeout`` more for the result, so a lost RUN request costs a
+reply's timeout, not an inference's. It sends nothing while the board runs (a polled UART would
+drop it), so a garbled notice is waited out as if it had come.
+
+Each try waits at most ``timeout`` seconds for its reply (plus ``run_timeout`` for RUN and
+RUN_TO). A command gives up after ``retries`` tries in a row with no reply at all (a board gone
+silent) or ``tries`` tries in all (a line so noisy that little gets through), so nothing waits
+longer than ``tries * (timeout + run_timeout)``; a board that streams bytes that never make the
+awaited reply is cut off by the same deadlines. On a noisy link the data chunks shrink, so that
+each frame is less likely to be hit. A reply of the wrong length is a DeviceError, never a crash.
 """
 
 from __future__ import annotations
@@ -23,6 +33,7 @@ from __future__ import annotations
 import struct
 import time
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from edge_sdk.device.transport import LinkTimeout, Transport
@@ -34,14 +45,20 @@ MAX_PAYLOAD = 1024
 
 (CMD_INFO, CMD_WRITE_INPUT, CMD_RUN, CMD_READ_OUTPUT, CMD_PING, CMD_EXIT, CMD_PROFILE,
  CMD_RUN_TO, CMD_READ_TRACE, CMD_RESET) = range(1, 11)
-STATUS_OK, STATUS_BAD_CRC, STATUS_BAD_COMMAND, STATUS_BAD_ARGUMENT, STATUS_RUN_FAILED = range(5)
-TIMER_KINDS = {0: "none", 1: "cycles", 2: "systick", 3: "nanoseconds"}
+(STATUS_OK, STATUS_BAD_CRC, STATUS_BAD_COMMAND, STATUS_BAD_ARGUMENT, STATUS_RUN_FAILED,
+ STATUS_STARTED) = range(6)
+TIMER_KINDS = {0: "none", 1: "cycles", 2: "systick", 3: "nanoseconds", 4: "clock"}
 COMMAND_NAMES = {CMD_INFO: "INFO", CMD_WRITE_INPUT: "WRITE_INPUT", CMD_RUN: "RUN",
                  CMD_READ_OUTPUT: "READ_OUTPUT", CMD_PING: "PING", CMD_EXIT: "EXIT",
                  CMD_PROFILE: "PROFILE", CMD_RUN_TO: "RUN_TO", CMD_READ_TRACE: "READ_TRACE",
                  CMD_RESET: "RESET"}
+PROTOCOL_VERSION = 2
 # Zero bytes that complete the longest frame the board may be half-way through reading.
 RESYNC = bytes(MAX_PAYLOAD + 8)
+# How long a reply frame may take once its start byte came: FRAME_GAP, plus FRAME_BYTE per
+# payload byte (2 ms: a byte at 4800 baud).
+FRAME_GAP, FRAME_BYTE = 0.5, 0.002
+MIN_CHUNK = 16  # the smallest data chunk a noisy link shrinks to
 
 
 class _Corrupt(Exception):
@@ -65,19 +82,25 @@ class RunResult:
     ticks: int
 
 
-def encode_request(cmd: int, payload: bytes = b"") -> bytes:
-    body = struct.pack("<BH", cmd, len(payload)) + payload
+def encode_request(cmd: int, payload: bytes = b"", seq: int = 0) -> bytes:
+    body = struct.pack("<BBH", cmd, seq, len(payload)) + payload
     return bytes([REQUEST_START]) + body + struct.pack("<I", zlib.crc32(body))
 
 
 class Client:
     def __init__(self, transport: Transport, timeout: float = 10.0, run_timeout: float = 120.0,
-                 retries: int = 3):
+                 retries: int = 3, tries: int = 8):
+        """``retries``: tries in a row with no reply at all before the board is called lost;
+        ``tries``: tries in all when it answers, garbled (a noisy line, not a dead one)."""
         self.transport = transport
         self.timeout = timeout
         self.run_timeout = run_timeout
         self.retries = retries
-        self._tokens = 0  # barrier tokens sent (see _resync)
+        self.tries = tries
+        self._chunk = MAX_PAYLOAD  # data bytes per chunk (see _chunked)
+        self._clean = 0  # chunks in a row that went through at the first try
+        self._last_tries = 1
+        self._seq = 0  # the last request's sequence number
 
     def _read(self, n: int, deadline: float) -> bytes:
         left = deadline - time.monotonic()
@@ -85,83 +108,124 @@ class Client:
             raise LinkTimeout("deadline passed")
         return self.transport.read(n, left)
 
-    def _read_reply(self, deadline: float) -> tuple[int, int, bytes]:
+    def _read_reply(self, deadline: float) -> tuple[int, int, int, bytes]:
+        """The next well-formed reply: (command, sequence number, status, payload)."""
         while self._read(1, deadline)[0] != RESPONSE_START:
             pass  # noise before a frame: skipped, within the deadline
-        header = self._read(4, deadline)
-        cmd, status, length = struct.unpack("<BBH", header)
-        if length > MAX_PAYLOAD:
-            raise _Corrupt
-        payload = self._read(length, deadline)
-        (crc,) = struct.unpack("<I", self._read(4, deadline))
+        # A frame, once begun, comes in one go: if its bytes stop (one was lost, so the length
+        # never completes) it is given up well before the deadline, which may be an inference's.
+        frame_end = min(deadline, time.monotonic() + FRAME_GAP)
+        try:
+            header = self._read(5, frame_end)
+            cmd, seq, status, length = struct.unpack("<BBBH", header)
+            if length > MAX_PAYLOAD:
+                raise _Corrupt
+            frame_end = min(deadline, frame_end + length * FRAME_BYTE)
+            payload = self._read(length, frame_end)
+            (crc,) = struct.unpack("<I", self._read(4, frame_end))
+        except LinkTimeout:
+            if time.monotonic() >= deadline:
+                raise
+            raise _Corrupt from None
         if zlib.crc32(header + payload) != crc:
             raise _Corrupt
-        return cmd, status, payload
+        return cmd, seq, status, payload
 
-    def _resync(self, deadline: float) -> None:
-        """After a lost or garbled exchange: complete any frame the board is half-way through
-        reading (zero bytes), then a barrier: a PING with a fresh token. The board answers in
-        order, so every reply before the token's echo is stale (a late answer to an earlier
-        try, perhaps to the same command for another offset) and is dropped."""
-        self._tokens += 1
-        token = b"sync" + struct.pack("<I", self._tokens)
-        self.transport.write(RESYNC + encode_request(CMD_PING, token))
-        while True:
-            try:
-                rcmd, status, reply = self._read_reply(deadline)
-            except _Corrupt:
-                continue
-            if rcmd == CMD_PING and status == STATUS_BAD_CRC:  # the barrier itself was hit
-                self.transport.write(encode_request(CMD_PING, token))
-            elif rcmd == CMD_PING and reply == token:
-                return
+    def _next_seq(self) -> int:
+        self._seq = (self._seq + 1) & 0xFF
+        return self._seq
 
-    def request(self, cmd: int, payload: bytes = b"", timeout: float | None = None) -> bytes:
+    def request(self, cmd: int, payload: bytes = b"", timeout: float | None = None,
+                work: float | None = None) -> bytes:
         """Send one request and return its reply payload (see the module docstring).
 
-        Replies to other commands (left over from an earlier try) are skipped."""
+        ``work``: for RUN and RUN_TO, the seconds the command itself may take once the board has
+        said STARTED; the first reply is still due within ``timeout``."""
         timeout = self.timeout if timeout is None else timeout
         name = COMMAND_NAMES.get(cmd, str(cmd))
-        frame = encode_request(cmd, payload)
-        problems = []
-        for attempt in range(self.retries):
+        tries: set[int] = set()
+        problems: list[str] = []
+        silent = 0
+        while len(problems) < self.tries and silent < self.retries:
+            if problems and problems[-1] == "no reply":
+                self.transport.write(RESYNC)
+            seq = self._next_seq()
+            tries.add(seq)
+            self.transport.write(encode_request(cmd, payload, seq))
             deadline = time.monotonic() + timeout
-            if attempt and problems[-1] != "the request arrived corrupted":
-                try:  # the stream may hold stale or partial replies: a barrier first
-                    self._resync(deadline)
-                except LinkTimeout:
-                    problems.append("no reply")
-                    continue
-                deadline = time.monotonic() + timeout
-            self.transport.write(frame)
+            heard = False  # anything came back: the board is alive (and maybe running)
             try:
-                rcmd, status, reply = self._read_reply(deadline)
-                while rcmd != cmd:
-                    rcmd, status, reply = self._read_reply(deadline)
+                while True:
+                    try:
+                        rcmd, rseq, status, reply = self._read_reply(deadline)
+                    except _Corrupt:
+                        if work is None or heard:
+                            raise
+                        # Perhaps the STARTED notice, garbled: resending now would reach a busy
+                        # board and be lost, so wait for the answer as if it had started.
+                        heard, deadline = True, time.monotonic() + work
+                        continue
+                    heard = True
+                    # Ours: this command, one of its tries; an earlier try's BAD_CRC is moot.
+                    if rcmd != cmd or rseq not in tries or (rseq != seq and
+                                                            status == STATUS_BAD_CRC):
+                        continue
+                    if status == STATUS_STARTED and work is not None:
+                        deadline = time.monotonic() + work
+                        continue
+                    break
             except _Corrupt:
                 problems.append("a corrupted reply")
                 continue
             except LinkTimeout:
-                problems.append("no reply")
+                problems.append("no reply" if not heard else "an incomplete reply")
+                silent = silent + 1 if not heard else 0
                 continue
             if status == STATUS_BAD_CRC:
                 problems.append("the request arrived corrupted")
+                silent = 0
                 continue
             if status != STATUS_OK:
                 names = {STATUS_BAD_COMMAND: "unknown command", STATUS_BAD_ARGUMENT: "bad argument",
                          STATUS_RUN_FAILED: "inference failed"}
                 raise DeviceError(f"the board refused {name}: "
                                   f"{names.get(status, f'status {status}')}")
+            self._last_tries = len(problems) + 1
             return reply
         seen = ", ".join(sorted(set(problems)))
-        raise DeviceError(f"{name} failed {self.retries} times ({seen}; each try waited up to "
+        raise DeviceError(f"{name} failed {len(problems)} times ({seen}; each try waited up to "
                           f"{timeout:.1f} s): check that the board runs the edge-sdk firmware "
-                          "for this model, the cable and the baud rate")
+                          "for this model (protocol version 2: rebuild older firmware), the cable "
+                          "and the baud rate")
+
+    def _chunked(self, cmd: int, head: Callable[[int, int], bytes], size: int,
+                 limit: int = MAX_PAYLOAD) -> bytes:
+        """Move ``size`` bytes in chunks (WRITE_INPUT, READ_OUTPUT, READ_TRACE): ``head(offset,
+        n)`` makes each request's payload. On a noisy link the chunks shrink (a frame of fewer
+        bytes is less likely to be hit), halving after a chunk that needed a retry, down to 16
+        bytes; 32 clean chunks in a row double them again."""
+        out = bytearray()
+        off = 0
+        while off < size:
+            n = min(self._chunk, limit, size - off)
+            reply = self.request(cmd, head(off, n))
+            if cmd != CMD_WRITE_INPUT and len(reply) != n:
+                raise DeviceError(f"the board's {COMMAND_NAMES[cmd]} reply holds {len(reply)} "
+                                  f"bytes, not {n}: firmware and SDK differ")
+            out += reply
+            off += n
+            if self._last_tries > 1:
+                self._chunk, self._clean = max(MIN_CHUNK, self._chunk // 2), 0
+            else:
+                self._clean += 1
+                if self._clean >= 32 and self._chunk < MAX_PAYLOAD:
+                    self._chunk, self._clean = min(MAX_PAYLOAD, self._chunk * 2), 0
+        return bytes(out)
 
     def _reply(self, cmd: int, payload: bytes = b"", size: int | None = None,
-               timeout: float | None = None) -> bytes:
+               work: float | None = None) -> bytes:
         """A reply that must hold ``size`` bytes (or at least ``-size``)."""
-        reply = self.request(cmd, payload, timeout)
+        reply = self.request(cmd, payload, work=work)
         if size is not None and (len(reply) != size if size >= 0 else len(reply) < -size):
             raise DeviceError(f"the board's {COMMAND_NAMES.get(cmd, cmd)} reply holds "
                               f"{len(reply)} bytes, not {abs(size)}: firmware and SDK differ")
@@ -170,6 +234,10 @@ class Client:
     def info(self) -> DeviceInfo:
         r = self._reply(CMD_INFO, size=-20)
         version, kind = r[0], r[1]
+        if version != PROTOCOL_VERSION:
+            raise DeviceError(f"the board's firmware speaks protocol version {version}, this SDK "
+                              f"{PROTOCOL_VERSION}: rebuild and flash the firmware with this "
+                              "edge-sdk")
         inp, outp, arena, hz = struct.unpack("<IIII", r[4:20])
         return DeviceInfo(version, r[20:].decode("utf-8", "replace"), inp, outp, arena,
                           TIMER_KINDS.get(kind, "none"), hz)
@@ -178,21 +246,17 @@ class Client:
         return self.request(CMD_PING, data)
 
     def write_input(self, data: bytes) -> None:
-        step = MAX_PAYLOAD - 4
-        for off in range(0, len(data), step):
-            self.request(CMD_WRITE_INPUT, struct.pack("<I", off) + data[off : off + step])
+        # The payload holds a 4-byte offset: a chunk carries at most MAX_PAYLOAD - 4 bytes.
+        self._chunked(CMD_WRITE_INPUT, lambda off, n: struct.pack("<I", off) + data[off : off + n],
+                      len(data), MAX_PAYLOAD - 4)
 
     def run(self) -> RunResult:
         result, lo, hi = struct.unpack("<iII", self._reply(CMD_RUN, size=12,
-                                                          timeout=self.run_timeout))
+                                                          work=self.run_timeout))
         return RunResult(result, lo | (hi << 32))
 
     def read_output(self, size: int) -> bytes:
-        out = bytearray()
-        for off in range(0, size, MAX_PAYLOAD):
-            n = min(MAX_PAYLOAD, size - off)
-            out += self._reply(CMD_READ_OUTPUT, struct.pack("<IH", off, n), size=n)
-        return bytes(out)
+        return self._chunked(CMD_READ_OUTPUT, lambda off, n: struct.pack("<IH", off, n), size)
 
     def profile(self) -> list[int]:
         """The timer at the end of each layer of the last run (empty unless the firmware was
@@ -207,15 +271,11 @@ class Client:
         """Run until ``layer`` (a step index) has ended; the bytes of its output, which
         :meth:`read_trace` then reads (0 unless the firmware was built with ``EDGE_TRACE``)."""
         (size,) = struct.unpack("<I", self._reply(CMD_RUN_TO, struct.pack("<H", layer), size=4,
-                                                  timeout=self.run_timeout))
+                                                  work=self.run_timeout))
         return size
 
     def read_trace(self, size: int) -> bytes:
-        out = bytearray()
-        for off in range(0, size, MAX_PAYLOAD):
-            n = min(MAX_PAYLOAD, size - off)
-            out += self._reply(CMD_READ_TRACE, struct.pack("<IH", off, n), size=n)
-        return bytes(out)
+        return self._chunked(CMD_READ_TRACE, lambda off, n: struct.pack("<IH", off, n), size)
 
     def reset(self) -> None:
         """Zero the board's arena: a model with state (an LSTM's) starts from zeros again."""

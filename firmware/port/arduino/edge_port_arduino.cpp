@@ -8,8 +8,10 @@ extern "C" {
 static Stream *edge_link = &Serial;
 static uint32_t edge_start_us;
 
-static int read_byte(void) {
+static int read_byte(uint32_t timeout_ms) {
+  uint32_t start = millis();
   while (edge_link->available() <= 0) {
+    if (timeout_ms != 0u && millis() - start > timeout_ms) return EDGE_READ_TIMEOUT;
     yield();
   }
   return edge_link->read();
@@ -22,8 +24,9 @@ static void timer_start(void) { edge_start_us = micros(); }
 /* micros() wraps after ~71 minutes; one inference is far shorter. */
 static uint64_t timer_ticks(void) { return (uint32_t)(micros() - edge_start_us); }
 
+/* micros(): a 1 MHz clock, not core cycles. */
 static const edge_port_t port = {read_byte, write_bytes, timer_start, timer_ticks, 1000000u,
-                                 EDGE_TIMER_SYSTICK};
+                                 EDGE_TIMER_CLOCK};
 
 void edge_port_use_stream(Stream &stream) { edge_link = &stream; }
 

@@ -26,12 +26,6 @@ static volatile uint32_t systick_wraps;
 
 void SysTick_Handler(void) { systick_wraps++; }
 
-static int read_byte(void) {
-  while (!(UART_STATE & UART_STATE_RX_FULL)) {
-  }
-  return (int)(UART_DATA & 0xFFu);
-}
-
 static void write_bytes(const uint8_t *data, size_t n) {
   for (size_t i = 0; i < n; ++i) {
     while (UART_STATE & UART_STATE_TX_FULL) {
@@ -57,12 +51,24 @@ static uint64_t timer_ticks(void) {
   return (uint64_t)wraps * (SYST_RELOAD + 1u) + (SYST_RELOAD - value);
 }
 
+/* The timeout runs on SysTick, which free-runs from edge_port_init on (RUN restarts it; no read
+   overlaps a RUN). Under QEMU -icount it counts virtual time, so the wait is in instructions. */
+static int read_byte(uint32_t timeout_ms) {
+  uint64_t start = timer_ticks();
+  uint64_t limit = (uint64_t)timeout_ms * (EDGE_CPU_HZ / 1000u);
+  while (!(UART_STATE & UART_STATE_RX_FULL)) {
+    if (timeout_ms != 0u && timer_ticks() - start > limit) return EDGE_READ_TIMEOUT;
+  }
+  return (int)(UART_DATA & 0xFFu);
+}
+
 static const edge_port_t port = {read_byte, write_bytes, timer_start, timer_ticks,
                                  EDGE_CPU_HZ, EDGE_TIMER_SYSTICK};
 
 const edge_port_t *edge_port_init(void) {
   UART_BAUDDIV = EDGE_UART_BAUDDIV;
   UART_CTRL = 0x3u; /* TX and RX enabled */
+  timer_start();
   return &port;
 }
 

@@ -3,7 +3,8 @@
  * Timing uses the core's DWT cycle counter (core clock cycles) where the core has one, SysTick
  * otherwise (Cortex-M0/M0+). The serial link goes through two functions you implement for your
  * board's UART, e.g. with the vendor HAL or a CMSIS-Driver USART:
- *     int  edge_uart_getc(void);              blocking; 0..255, or -1 if the link is gone
+ *     int  edge_uart_getc(uint32_t timeout_ms); 0..255; -1 if the link is gone; -2 when
+ *                                               timeout_ms (0: for ever) passed with no byte
  *     void edge_uart_putc(uint8_t byte);
  * The weak defaults below report "no link", so the program still links and runs its demo. */
 #include "RTE_Components.h"
@@ -11,11 +12,14 @@
 
 #include "edge_port.h"
 
-__attribute__((weak)) int edge_uart_getc(void) { return -1; }
+__attribute__((weak)) int edge_uart_getc(uint32_t timeout_ms) {
+  (void)timeout_ms;
+  return EDGE_READ_CLOSED;
+}
 
 __attribute__((weak)) void edge_uart_putc(uint8_t byte) { (void)byte; }
 
-static int read_byte(void) { return edge_uart_getc(); }
+static int read_byte(uint32_t timeout_ms) { return edge_uart_getc(timeout_ms); }
 
 static void write_bytes(const uint8_t *data, size_t n) {
   for (size_t i = 0; i < n; ++i) edge_uart_putc(data[i]);

@@ -1,4 +1,4 @@
-/* Stub of the Arduino core's <Arduino.h>: Stream, Serial, micros(), yield(). */
+/* Stub of the Arduino core's <Arduino.h>: Stream, Serial, micros(), millis(), yield(). */
 #pragma once
 #include <stddef.h>
 #include <stdint.h>
@@ -25,4 +25,5 @@ class HardwareSerial : public Stream {
 };
 extern HardwareSerial Serial;
 extern "C" unsigned long micros(void);
+extern "C" unsigned long millis(void);
 extern "C" void yield(void);

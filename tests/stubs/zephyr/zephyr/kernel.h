@@ -6,4 +6,5 @@ typedef struct { int64_t ticks; } k_timeout_t;
 int32_t k_sleep(k_timeout_t timeout);
 void k_yield(void);
 uint32_t k_cycle_get_32(void);
+int64_t k_uptime_get(void);
 int sys_clock_hw_cycles_per_sec(void);
