@@ -24,6 +24,7 @@ import numpy as np
 from edge_sdk.compiler import CompiledModel, compile_graph
 from edge_sdk.compiler.kernels.schedule import Tuning
 from edge_sdk.device.launch import open_board, run_budget
+from edge_sdk.device.timing import linux_timing, timing
 from edge_sdk.errors import DeviceError, UsageError
 from edge_sdk.frontend.tflite import Graph
 from edge_sdk.frontend.tflite import load as load_tflite
@@ -35,7 +36,7 @@ from edge_sdk.model_io import (
     quantize_inputs,
     unpack,
 )
-from edge_sdk.project.boards import Board, get_board
+from edge_sdk.project.boards import Board, all_boards, get_board
 from edge_sdk.project.build import BuildResult, build_ecosystem_project, build_project
 from edge_sdk.project.generate import (
     atomic_directory,
@@ -294,8 +295,8 @@ def deploy(model: Graph | str | Path, board: str, host: str, inputs: np.ndarray 
     if b.linux is None:
         raise UsageError(f"{b.name} is not a Linux board: use `edge-sdk run` or `edge-sdk flash`")
     linux.require_cross_compiler(b)
+    batch = packed_batch(graph, inputs)  # bad inputs are refused before any work
     compiled = compile_for(graph, b, tuning=tuning)
-    batch = packed_batch(graph, inputs)
     ssh = SshHost(host, port=port, identity=Path(identity) if identity else None,
                   known_hosts=Path(known_hosts) if known_hosts else None,
                   accept_new_host_key=accept_new_host_key)
@@ -340,11 +341,11 @@ def run_linux_here(graph: Graph, b: Board, inputs: Inputs | None, bench: int | N
     prefix = linux.local_prefix(b)
     if bench is None:
         bench = 0 if prefix else 10
+    batch = packed_batch(graph, inputs)  # bad inputs are refused before any work
+    ours = reusable_workdir(workdir, "project")
     compiled = compile_for(graph, b, tuning=tuning)
-    batch = packed_batch(graph, inputs)
     with tempfile.TemporaryDirectory(prefix="edge-sdk-") as scratch:
         work = Path(workdir) if workdir else Path(scratch)
-        ours = workdir is not None and (work / "project" / "edge_project.json").exists()
         bundle = linux.build_bundle(compiled, b, work, force=ours)
         (work / "input.bin").write_bytes(batch.tobytes())
         stdout = linux.run_here(bundle, prefix, work / "input.bin", work / "output.bin", bench,
@@ -356,9 +357,7 @@ def run_linux_here(graph: Graph, b: Board, inputs: Inputs | None, bench: int | N
     rep.update({"host": "local", "run_prefix": _shlex.join(prefix),
                 "latency": {k: stats[k] for k in linux.RUNNER_STATS},
                 "threads": stats.get("threads", 1), "peak_rss_kb": stats["peak_rss_kb"],
-                "timer": {"kind": "wall clock",
-                          "latency_ns": stats["p50_ns"] if stats["bench_runs"] else None,
-                          "emulated": bool(prefix)}})
+                "timer": linux_timing(stats, emulated=bool(prefix))})
     return RunResult(unpack(graph, rows), rep)
 
 
@@ -480,7 +479,7 @@ def board_session(compiled: CompiledModel, b: Board, input_bytes: int,
     reused only if it is one of ours (it holds ``edge_project.json``): never a user's files."""
     with tempfile.TemporaryDirectory(prefix="edge-sdk-") as scratch:
         project = Path(workdir) if workdir else Path(scratch) / "project"
-        ours = workdir is not None and (project / "edge_project.json").exists()
+        ours = reusable_workdir(workdir)
         generate_project(compiled, b, project, force=ours, demo=False, **features)
         build = build_project(project, b, compiled.name)
         macs = sum(step.macs for step in compiled.program.steps)
@@ -489,6 +488,40 @@ def board_session(compiled: CompiledModel, b: Board, input_bytes: int,
             if (info.model, info.input_size) != (compiled.name, input_bytes):
                 raise DeviceError(f"the board runs model '{info.model}', not '{compiled.name}'")
             yield dev, build
+
+
+def reusable_workdir(workdir: str | Path | None, project: str = "") -> bool:
+    """Whether ``--workdir`` holds a project an earlier run made (``project``: the subfolder it
+    lies in), which is then rebuilt in place. A missing or empty folder is fine (an empty one is
+    removed, to be made again whole); one with other files is refused before any work: a
+    user's files are never touched."""
+    if workdir is None:
+        return False
+    work = Path(workdir)
+    if (work / project / "edge_project.json").is_file():
+        return True
+    if work.is_dir() and not any(work.iterdir()):
+        work.rmdir()
+    elif work.exists():
+        raise UsageError(f"--workdir {work} holds files that edge-sdk did not make: give a new "
+                         "or empty folder, or one that an earlier --workdir run made (it is "
+                         "rebuilt in place)")
+    return False
+
+
+def require_startable(b: Board, what: str = "run") -> None:
+    """``run`` and ``validate`` start the board themselves: the host, QEMU or (Linux boards) a
+    local emulator. A real microcontroller board is refused before any work, saying how to
+    run there instead and which emulated board has the same core."""
+    if b.port == "host" or b.emulator or b.linux is not None:
+        return
+    twin = next((o.name for o in all_boards().values() if o.emulator and o.cpu == b.cpu), None)
+    instead = f"; or try it on QEMU now with --board {twin} (same core)" if twin else ""
+    raise UsageError(
+        f"{b.name} is a real board, which `edge-sdk {what}` cannot start by itself: build and "
+        f"flash its firmware (`edge-sdk generate MODEL --board {b.name} -o proj`, "
+        f"`edge-sdk build proj`, `edge-sdk flash proj`), then run with `edge-sdk run-remote "
+        f"--port PORT --model MODEL --input x.npy`{instead}")
 
 
 def run(model: str | Path | Graph, board: str = "host", inputs: np.ndarray | None = None,
@@ -502,14 +535,16 @@ def run(model: str | Path | Graph, board: str = "host", inputs: np.ndarray | Non
     ``threads`` (Linux boards): threads sharing each layer's rows, 0 for one per CPU."""
     graph = model if isinstance(model, Graph) else load(model)
     b = get_board(board)
+    require_startable(b)
     if b.linux is not None:
         if profile:
             raise UsageError(f"--profile times layers on microcontroller boards; for {b.name} "
                              "the runner reports whole-model latency (use --bench)")
         return run_linux_here(graph, b, inputs, workdir=workdir, threads=threads,
                               tuning=tuning)
+    batch = packed_batch(graph, inputs)  # bad inputs are refused before any work
+    reusable_workdir(workdir)
     compiled = compile_for(graph, b, isa, prefer, tuning)
-    batch = packed_batch(graph, inputs)
     rows, ticks, marks = [], [], []
     with board_session(compiled, b, batch[0].nbytes, workdir, profile=profile) as (dev, build):
         info = dev.info()
@@ -545,6 +580,7 @@ def validate(model: str | Path | Graph, board: str = "host", inputs: Inputs | No
     b = get_board(board)
     if b.gpu is not None:
         raise UsageError(f"validate runs on CPU boards; {b.name} is a GPU target")
+    require_startable(b, "validate")
     # A model with state (an LSTM's) runs once per layer here: each run starts from a zeroed
     # arena (the protocol's RESET), and LiteRT's interpreter from zeroed variables, per sample.
     stateful = any(t.is_variable for t in graph.tensors)
@@ -591,18 +627,3 @@ def add_layer_timing(rep: dict, marks: list[list[int]], kind: str, hz: int,
     rep["profile_note"] = (
         "per-layer figures are differences of the timer read after each layer: the first "
         "layer includes the call into the model; each includes one timer read")
-
-
-def timing(kind: str, hz: int, ticks: list[int], emulated: bool) -> dict:
-    per = [int(t) for t in ticks]
-    out: dict = {"kind": kind, "ticks": per, "timer_hz": hz}
-    if kind == "systick" and emulated and hz:
-        # QEMU -icount shift=0 runs one instruction per virtual nanosecond: ticks -> instructions.
-        out["instructions"] = [t * 1_000_000_000 // hz for t in per]
-        out["unit_note"] = ("instructions executed (QEMU -icount shift=0; SysTick resolution "
-                            f"{1_000_000_000 // hz} instructions); QEMU does not model cycles")
-    elif kind == "systick" and hz:
-        out["cycles"] = per
-    elif kind == "nanoseconds":
-        out["latency_ns"] = per
-    return out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import shlex
@@ -10,12 +11,14 @@ import signal
 import sys
 import threading
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 
 from edge_sdk import __version__, api
-from edge_sdk.errors import EdgeSDKError, UsageError
-from edge_sdk.model_io import default_inputs, output_key, quantize_inputs
+from edge_sdk.device.timing import describe
+from edge_sdk.errors import EdgeSDKError, UsageError, did_you_mean
+from edge_sdk.model_io import default_inputs, layout, output_key, quantize_inputs
 
 
 def _load_npy(path: str) -> np.ndarray:
@@ -93,22 +96,29 @@ def _save_npy(path: str, data: np.ndarray | dict[str, np.ndarray]) -> None:
     os.replace(tmp, target)
 
 
-def _one_sample(graph, x) -> bool:
-    """Whether the user gave a single sample without a batch axis (then outputs lose theirs)."""
+def _input_layout(graph, x) -> str:
+    """How the user gave the samples (see :func:`edge_sdk.model_io.layout`); the outputs are
+    shaped the same way."""
     if x is None:
-        return True
+        return "one"
     first = x if isinstance(x, np.ndarray) else next(iter(x.values()))
-    return first.ndim == len(graph.tensor(graph.inputs[0]).shape)
+    return layout(np.asarray(first), graph.tensor(graph.inputs[0]))[1]
 
 
 def _save_results(args: argparse.Namespace, graph, x, result) -> np.ndarray:
-    """Shape the outputs like the input (one sample -> the model's output shape), then write
+    """Shape the outputs as the input was given (one sample: the model's output shape; N
+    samples along the batch axis: ``(N, *shape[1:])``; else ``(N, *shape)``), then write
     ``--output`` (``.npz`` with ``output_0``, ... for several outputs) and ``--report``. Shared
     by run, run-remote and deploy; returns the first output, for the summary line."""
     outs = list(result.output_list)
-    if graph is not None and _one_sample(graph, x):
-        outs = [o.reshape(graph.tensor(t).shape) for o, t in zip(outs, graph.outputs,
-                                                                  strict=True)]
+    if graph is not None:
+        how = _input_layout(graph, x)
+        shapes = [tuple(graph.tensor(t).shape) for t in graph.outputs]
+        if how == "one":
+            outs = [o.reshape(shape) for o, shape in zip(outs, shapes, strict=True)]
+        elif how == "batch":
+            outs = [o.reshape(len(o), *(shape[1:] if shape[:1] == (1,) else shape))
+                    for o, shape in zip(outs, shapes, strict=True)]
     if getattr(args, "output", None):
         _save_npy(args.output, outs[0] if len(outs) == 1 else {
             output_key(i): o for i, o in enumerate(outs)})
@@ -147,16 +157,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         result.report["check"] = check_run(graph, arrays, result.output_list)
     out = _save_results(args, graph, x, result)
     timer = result.report.get("timer", {})
-    measure = ("instructions", timer["instructions"]) if "instructions" in timer else (
-        "ns", timer.get("latency_ns", timer.get("ticks")))
     print(f"{graph.name} on {args.board}: output {out.reshape(-1)[:16].tolist()}"
           f"{' ...' if out.size > 16 else ''}")
     rep = result.report
     size = (f"model flash {rep['flash_bytes']} B" if "flash_bytes" in rep
             else f"weights {rep['weights_bytes']} B")
-    emulated = " (emulated: not the board's speed)" if timer.get("emulated") else ""
-    speed = (f"{measure[0]} per inference {measure[1]}{emulated}" if measure[1] is not None
-             else "not timed (an emulated run: its time says nothing about the board)")
+    speed = describe(timer) if timer.get("per_inference") else (
+        "not timed (an emulated run: its time says nothing about the board)")
     print(f"arena {rep['arena_bytes']} B, {size}, {speed}")
     if args.profile:
         print_profile(result.report)
@@ -233,8 +240,11 @@ def cmd_flash(args: argparse.Namespace) -> int:
         print(f"copy {plan.uf2[0]} as UF2 -> {plan.uf2[1] / 'EDGE_SDK.UF2'}")
     if args.dry_run:
         return 0
+    if plan.runner == "qemu":  # runs until stopped: say where its UART is before it starts
+        print(f"QEMU starts; {plan.verify.split('; ')[-1]} (Ctrl-C stops it)", flush=True)
     execute(plan, get_board(project_meta(project)["board"]), plan.firmware)
-    print(f"flashed with {plan.runner}; verified: {plan.verify}")
+    print("QEMU stopped" if plan.runner == "qemu" else
+          f"flashed with {plan.runner}; verified: {plan.verify}")
     return 0
 
 
@@ -254,7 +264,7 @@ def cmd_run_remote(args: argparse.Namespace) -> int:
     _save_results(args, graph, x, result)
     timer = result.report["timer"]
     print(f"{result.report['model']} on {args.port}: {len(result.output_list[0])} inference(s), "
-          f"ticks per inference {timer['ticks']} ({timer['kind']} at {timer['timer_hz']} Hz)")
+          f"{describe(timer)}")
     return 0
 
 
@@ -454,9 +464,43 @@ def _threads(text: str) -> int:
     return value
 
 
+BOARD_HELP = "a board of `edge-sdk boards`, or a board .yaml file"
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """Every option's help ends with its default, unless the text already gives it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if (action.option_strings and "default" not in text and default not in (None, False)
+                and default is not argparse.SUPPRESS and not isinstance(default, bool)):
+            text += " (default: %(default)s)"
+        return text
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its errors in the house style: one line, what to do, exit code 6 (usage;
+    argparse's own 2 is the model-error code here), "did you mean" for a mistyped command."""
+
+    def error(self, message: str) -> NoReturn:
+        import re
+
+        m = re.match(r"argument (\w+): invalid choice: '([^']*)' \(choose from (.*)\)", message)
+        if m:
+            known = [c.strip(" '") for c in m.group(3).split(",")]
+            message = (f"unknown {'command' if m.group(1) == 'COMMAND' else m.group(1)} "
+                       f"'{m.group(2)}': {did_you_mean(m.group(2), known)}choose from "
+                       f"{', '.join(known)}")
+        print(f"{self.prog}: error: {message} (see `{self.prog} --help`)", file=sys.stderr)
+        sys.exit(UsageError.exit_code)
+
+
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="edge-sdk", description=__doc__)
-    sub = p.add_subparsers(dest="command", required=True)
+    p = _Parser(prog="edge-sdk", description=__doc__, formatter_class=_HelpFormatter)
+    p.add_argument("--version", action="version", version=f"edge-sdk {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                           parser_class=functools.partial(_Parser, formatter_class=_HelpFormatter))
 
     def tuning_option(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--tuning", help="Linux boards: schedules from `edge-sdk tune` "
@@ -473,8 +517,8 @@ def parser() -> argparse.ArgumentParser:
                              "speed: kernels may add im2col scratch to it where that is faster")
 
     c = sub.add_parser("compile", help="INT8 model -> C sources, model.h and report.json")
-    c.add_argument("model")
-    c.add_argument("--board", default="host")
+    c.add_argument("model", help="the model: .tflite (int8, int16 or float), or .onnx")
+    c.add_argument("--board", default="host", help=BOARD_HELP)
     c.add_argument("-o", "--output", required=True, help="output directory")
     c.add_argument("--force", action="store_true", help="replace an existing output directory")
     prefer_option(c)
@@ -483,14 +527,15 @@ def parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("tune", help="time each layer's kernel schedules on a Linux board "
                                     "and keep the fastest (for --tuning)")
-    t.add_argument("model")
+    t.add_argument("model", help="the model: .tflite (int8, int16 or float), or .onnx")
     t.add_argument("--board", required=True, help="a Linux board: rpi4, rpi5, linux-x86_64...")
     t.add_argument("--host", help="user@address: measure on the board over SSH (default: "
                                   "this machine, natively or under the board's emulator)")
     t.add_argument("--identity", help="SSH private key")
     t.add_argument("--port", type=int, help="SSH port")
     t.add_argument("--known-hosts", help="known_hosts file (default: ssh's)")
-    t.add_argument("--accept-new-host-key", action="store_true")
+    t.add_argument("--accept-new-host-key", action="store_true",
+                   help="trust a host not yet in known_hosts (first contact)")
     t.add_argument("--run-prefix", help="command before the benchmark, e.g. "
                                         "'qemu-aarch64-static'")
     t.add_argument("--trials", type=int, help="candidate schedules per layer (default: all)")
@@ -504,8 +549,8 @@ def parser() -> argparse.ArgumentParser:
 
     v = sub.add_parser("validate", help="run layer by layer on the board and compare every "
                                         "layer's output with LiteRT's reference kernels")
-    v.add_argument("model")
-    v.add_argument("--board", default="host")
+    v.add_argument("model", help="the model: .tflite (int8, int16 or float), or .onnx")
+    v.add_argument("--board", default="host", help=BOARD_HELP)
     v.add_argument("--input", help=".npy or .npz (keys input_0, ...) inputs; default: the "
                                    "deterministic pattern of BASELINES.md")
     v.add_argument("--report", help="write the per-layer comparison as JSON")
@@ -513,8 +558,8 @@ def parser() -> argparse.ArgumentParser:
     v.set_defaults(func=cmd_validate)
 
     r = sub.add_parser("run", help="compile, build, start the board, run inference")
-    r.add_argument("model")
-    r.add_argument("--board", default="host")
+    r.add_argument("model", help="the model: .tflite (int8, int16 or float), or .onnx")
+    r.add_argument("--board", default="host", help=BOARD_HELP)
     r.add_argument("--input", help=".npy (one input) or .npz (keys input_0, input_1, ...), "
                                    "int8 or float to quantize; default: the deterministic "
                                    "pattern of BASELINES.md")
@@ -534,8 +579,8 @@ def parser() -> argparse.ArgumentParser:
 
     g = sub.add_parser("generate", help="a firmware project for a board (zephyr, arduino, "
                                          "cmsis, baremetal)")
-    g.add_argument("model")
-    g.add_argument("--board", required=True)
+    g.add_argument("model", help="the model: .tflite (int8, int16 or float), or .onnx")
+    g.add_argument("--board", required=True, help=BOARD_HELP)
     g.add_argument("--template", help="default: the board's first template (edge-sdk boards)")
     g.add_argument("-o", "--output", required=True, help="project directory")
     g.add_argument("--force", action="store_true", help="replace an existing edge-sdk project")
@@ -546,13 +591,15 @@ def parser() -> argparse.ArgumentParser:
     g.set_defaults(func=cmd_generate)
 
     bl = sub.add_parser("build", help="build a generated project")
-    bl.add_argument("project")
+    bl.add_argument("project", help="a project folder made by `edge-sdk generate`")
     bl.set_defaults(func=cmd_build)
 
     f = sub.add_parser("flash", help="flash a built project (openocd, pyocd, west, serial, qemu)")
-    f.add_argument("project")
-    f.add_argument("--runner", help="default: the board's (edge-sdk boards)")
-    f.add_argument("--port", help="serial runner: bootloader drive; qemu: TCP port")
+    f.add_argument("project", help="a built project folder (`edge-sdk build`)")
+    f.add_argument("--runner", help="openocd, pyocd, west, serial, qemu or arduino; default: "
+                                    "the board's (edge-sdk boards), arduino for Arduino projects")
+    f.add_argument("--port", help="serial runner: bootloader drive; qemu: TCP port; arduino: "
+                                  "the board's serial port")
     f.add_argument("--file", help="the firmware file, if not where the project builds it")
     f.add_argument("--target", help="pyOCD target name, overriding the board's")
     f.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
@@ -560,7 +607,7 @@ def parser() -> argparse.ArgumentParser:
 
     m = sub.add_parser("monitor", help="print what a board sends on its serial port")
     m.add_argument("--port", required=True, help="/dev/ttyACM0, COM3, socket://HOST:PORT")
-    m.add_argument("--baud", type=int, default=115200)
+    m.add_argument("--baud", type=int, default=115200, help="serial baud rate (ignored for socket://)")
     m.add_argument("--seconds", type=float, help="stop after this long (default: Ctrl-C)")
     m.set_defaults(func=cmd_monitor)
 
@@ -570,22 +617,25 @@ def parser() -> argparse.ArgumentParser:
     rr.add_argument("--input", required=True, help=".npy or .npz (keys input_0, ...) inputs")
     rr.add_argument("--output", help=".npy (one output) or .npz (keys output_0, output_1, ...)")
     rr.add_argument("--report", help="write timings as JSON")
-    rr.add_argument("--baud", type=int, default=115200)
+    rr.add_argument("--baud", type=int, default=115200, help="serial baud rate (ignored for socket://)")
     rr.add_argument("--timeout", type=float, default=10.0, help="seconds per reply")
     rr.add_argument("--run-timeout", type=float, default=120.0,
                     help="seconds one inference may take (default 120)")
     rr.set_defaults(func=cmd_run_remote)
 
     q = sub.add_parser("quantize", help="float .tflite/.onnx -> full-integer INT8 .tflite")
-    q.add_argument("model")
+    q.add_argument("model", help="the model: .tflite (int8, int16 or float), or .onnx")
     q.add_argument("--calibration", required=True,
                    help=".npy batch (samples on the first axis), a directory of .npy files, or "
                         "for several inputs an .npz of batches keyed input_0, input_1, ...")
-    q.add_argument("--method", default="minmax", choices=["minmax", "percentile", "kl"])
-    q.add_argument("--percentile", type=float, default=99.99)
+    q.add_argument("--method", default="minmax", choices=["minmax", "percentile", "kl"],
+                   help="how activation ranges are calibrated")
+    q.add_argument("--percentile", type=float, default=99.99,
+                   help="--method percentile: the percentile of |x| kept in range")
     q.add_argument("--per-channel", dest="per_channel", action="store_true", default=True,
                    help="per-channel weights (default)")
-    q.add_argument("--per-tensor", dest="per_channel", action="store_false")
+    q.add_argument("--per-tensor", dest="per_channel", action="store_false",
+                   help="one scale per weight tensor (default: one per output channel)")
     q.add_argument("--skip-layers", help="operator indices to keep in float, e.g. 0,5")
     q.add_argument("--float-io", action="store_true", help="keep float32 input and output")
     q.add_argument("--nhwc", action="store_true",
@@ -593,12 +643,12 @@ def parser() -> argparse.ArgumentParser:
                         "the model's own NCHW); calibration data stays NCHW")
     q.add_argument("--evaluation", help="data held out for the report, in --calibration's "
                                         "forms (default: the calibration samples)")
-    q.add_argument("-o", "--output", required=True)
+    q.add_argument("-o", "--output", required=True, help="the int8 .tflite to write")
     q.add_argument("--report", help="write the quantization report as JSON")
     q.set_defaults(func=cmd_quantize)
 
     d = sub.add_parser("deploy", help="cross-build for a Linux board, run it there over SSH")
-    d.add_argument("model")
+    d.add_argument("model", help="the model: .tflite (int8, int16 or float), or .onnx")
     d.add_argument("--board", required=True, help="rpi3, rpi3-aarch64, rpi4, rpi5, linux-...")
     d.add_argument("--host", required=True, help="user@address (or an ~/.ssh/config alias)")
     d.add_argument("--identity", help="SSH private key")
@@ -619,8 +669,8 @@ def parser() -> argparse.ArgumentParser:
     d.set_defaults(func=cmd_deploy)
 
     i = sub.add_parser("inspect", help="operators, tensors, quantization, RAM/flash estimate")
-    i.add_argument("model")
-    i.add_argument("--json", action="store_true")
+    i.add_argument("model", help="the model: .tflite (int8, int16 or float), or .onnx")
+    i.add_argument("--json", action="store_true", help="print JSON instead of the tables")
     i.set_defaults(func=cmd_inspect)
 
     b = sub.add_parser("boards", help="list the boards edge-sdk knows, or import one")

@@ -45,3 +45,15 @@ class UsageError(EdgeSDKError):
     """Bad command-line arguments or input files."""
 
     exit_code = 6
+
+
+def did_you_mean(name: str, known: list[str]) -> str:
+    """``"did you mean 'x'?  "`` for the closest known name, or nothing: a typo is fixed from
+    the message, without reading the whole list."""
+    import difflib
+
+    close = difflib.get_close_matches(name.lower(), [k.lower() for k in known], n=1, cutoff=0.6)
+    if not close:
+        return ""
+    match = next(k for k in known if k.lower() == close[0])
+    return f"did you mean '{match}'? "

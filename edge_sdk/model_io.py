@@ -59,9 +59,38 @@ def input_list(graph: Graph, inputs: Inputs) -> list[np.ndarray]:
     return arrays
 
 
+def layout(x: np.ndarray, t: Tensor) -> tuple[int, str]:
+    """How the user's array ``x`` holds samples of input ``t``: ``(samples, how)``.
+
+    ``one``: one sample, in the tensor's shape, without its batch axis of 1, or flat.
+    ``batch``: N samples along the tensor's batch axis of 1, ``(N, *shape[1:])``.
+    ``stack``: N samples each in the tensor's full shape, ``(N, *shape)``, or flat rows
+    ``(N, size)``. Anything else is refused, naming the shapes that fit: an array of the right
+    size in another layout (NCHW for an NHWC model) would run and give wrong outputs."""
+    shape, got = tuple(t.shape), tuple(x.shape)
+    if got in (shape, (t.size,)) or (shape[:1] == (1,) and got == shape[1:]):
+        return 1, "one"
+    if len(got) >= 1 and got[0] >= 1:
+        if len(shape) >= 2 and shape[0] == 1 and got[1:] == shape[1:]:
+            return got[0], "batch"
+        if got[1:] in (shape, (t.size,)):
+            return got[0], "stack"
+    sample = shape[1:] if shape[:1] == (1,) else shape
+    fits = f"{list(sample)} for one sample or [N, {', '.join(map(str, sample))}] for N"
+    hint = ""
+    if (len(got) == len(shape) and len(shape) == 4 and got[1:] != shape[1:]
+            and sorted(got[1:]) == sorted(shape[1:]) and got[1] == shape[3]):
+        hint = (": this looks channels-first (NCHW); the model takes NHWC, so transpose it "
+                "with x.transpose(0, 2, 3, 1)")
+    elif x.size == 0:
+        hint = ": the array is empty"
+    raise UsageError(f"input '{t.name}' has shape {list(got)}; the model takes {fits}{hint}")
+
+
 def quantize_one(x: np.ndarray, t: Tensor) -> np.ndarray:
     """One input's data as a batch of rows of the tensor's type: int8 as is, float quantized
     with the tensor's parameters; a float32 tensor takes float (or integer) data."""
+    layout(x, t)
     if t.dtype == "float32":
         if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
             raise UsageError(f"input '{t.name}': dtype {x.dtype} is not supported: give float32")

@@ -10,6 +10,8 @@ executes. Runners check that their tool is installed and say how to install it w
 - ``serial``: the board's serial/USB bootloader; RP2040's UF2 drive is implemented (the UF2
   file is written to the drive, then the drive's file list is checked).
 - ``qemu``: emulated boards: start QEMU with the UART on a TCP port (Ctrl-C stops it).
+- ``arduino``: Arduino library projects: ``arduino-cli compile --upload`` of the library's
+  example sketch to the board on ``--port`` (the default for those projects).
 """
 
 from __future__ import annotations
@@ -31,8 +33,11 @@ INSTALL = {
     "west": "pip install west (and a Zephyr workspace)",
     "qemu-system-arm": "apt-get install qemu-system-arm (or ./setup.sh)",
     "arm-none-eabi-objcopy": "apt-get install gcc-arm-none-eabi (or ./setup.sh)",
+    "arduino-cli": "the Arduino CLI (curl -fsSL https://raw.githubusercontent.com/arduino/"
+                   "arduino-cli/master/install.sh | sh) and the board's core (arduino-cli core "
+                   "install ...)",
 }
-RUNNERS = ("openocd", "pyocd", "west", "serial", "qemu")
+RUNNERS = ("openocd", "pyocd", "west", "serial", "qemu", "arduino")
 
 
 @dataclass
@@ -62,7 +67,7 @@ def firmware_file(project: Path, meta: dict) -> Path:
         board = get_board(meta["board"]).name.replace("-", "_")
         name = meta["project"]
         return project / "out" / name / board / "Release" / f"{name}.elf"
-    raise UsageError(f"{template} projects are flashed by their own tools (arduino-cli upload)")
+    raise UsageError(f"{template} projects have no ELF file of their own to flash")
 
 
 def _settings(board: Board, runner: str) -> dict:
@@ -73,6 +78,11 @@ def plan_flash(project: Path, runner: str | None = None, port: str | None = None
                file: Path | None = None, target: str | None = None) -> FlashPlan:
     meta = project_meta(project)
     board = get_board(meta["board"])
+    if meta["template"] == "arduino":
+        return _arduino_plan(project, meta, board, runner, port)
+    if runner == "arduino":
+        raise UsageError(f"the arduino runner uploads Arduino library projects; this is a "
+                         f"{meta['template']} project")
     runner = runner or board.default_runner
     if board.linux is not None:
         raise UsageError(f"{board.name} runs Linux: install and run with `edge-sdk deploy MODEL "
@@ -123,6 +133,26 @@ def plan_flash(project: Path, runner: str | None = None, port: str | None = None
     return FlashPlan("serial", firmware=elf, commands=[command],
                      verify="the drive lists the new file, then reboots the board",
                      uf2=(binary, Path(port)))
+
+
+def _arduino_plan(project: Path, meta: dict, board: Board, runner: str | None,
+                  port: str | None) -> FlashPlan:
+    """An Arduino library project is uploaded as its example sketch, by the Arduino CLI (which
+    compiles it against the library and picks the board's upload tool from its core)."""
+    if runner not in (None, "arduino"):
+        raise UsageError(f"an Arduino project is uploaded by arduino-cli (--runner arduino), "
+                         f"not {runner}")
+    fqbn = (board.arduino or {}).get("fqbn")
+    if not fqbn:
+        raise UsageError(f"{board.name} has no Arduino board name (fqbn) in its board file")
+    if not port:
+        raise UsageError(f"uploading needs the board's port: pass --port (e.g. "
+                         f"{board.console_port('arduino')['port']}; `arduino-cli board list` "
+                         "shows it)")
+    sketch = project / "examples" / meta["library"]
+    command = ["arduino-cli", "compile", "--upload", "--port", port, "--fqbn", fqbn,
+               "--library", str(project), str(sketch)]
+    return FlashPlan("arduino", [command], verify="by the core's upload tool (arduino-cli)")
 
 
 def uf2_blocks(data: bytes, base: int, family_id: int) -> bytes:

@@ -9,7 +9,7 @@ from pathlib import Path
 import yaml
 
 from edge_sdk.compiler.targets import Target, get_target
-from edge_sdk.errors import BoardError
+from edge_sdk.errors import BoardError, did_you_mean
 
 BOARDS_DIR = Path(__file__).resolve().parents[2] / "boards"
 
@@ -45,6 +45,17 @@ class Board:
     runners: dict | None = None  # {"default": name, name: settings}
     linux: dict | None = None   # Cortex-A Linux boards: arch, LLVM triple/mcpu/mattr, cross gcc
     gpu: dict | None = None     # GPU boards: {"api": cuda|opencl, "tag" or "attrs", ...}
+    zephyr_flash: str | None = None  # how to flash a Zephyr build on this board (README text)
+    console: dict | None = None  # template -> {"port", "how"}: the serial port the firmware uses
+
+    def console_port(self, template: str) -> dict:
+        """The serial port a project of ``template`` talks on: ``{"port", "how"}``."""
+        known = (self.console or {}).get(template)
+        if known:
+            return known
+        if self.emulator:
+            return {"port": "socket://127.0.0.1:4444", "how": "QEMU's UART on a TCP port"}
+        return {"port": "/dev/ttyACM0", "how": "the board's USB serial port (check its name)"}
 
     @property
     def gpu_target(self):
@@ -94,6 +105,8 @@ def _board(data: dict) -> Board:
         emulator=data.get("emulator"),
         templates=tuple(data.get("templates", ())),
         zephyr=(data.get("zephyr") or {}).get("board"),
+        zephyr_flash=(data.get("zephyr") or {}).get("flash"),
+        console=data.get("console"),
         arduino=data.get("arduino"),
         cmsis=data.get("cmsis"),
         runners=data.get("runners"),
@@ -127,5 +140,7 @@ def get_board(name: str) -> Board:
             raise BoardError(f"{name} is not a valid board file: {err}") from None
     boards = {_key(n): b for n, b in all_boards().items()}
     if _key(name) not in boards:
-        raise BoardError(f"unknown board '{name}'; known boards: {', '.join(sorted(all_boards()))}")
+        known = sorted(all_boards())
+        raise BoardError(f"unknown board '{name}': {did_you_mean(name, known)}known boards: "
+                         f"{', '.join(known)} (`edge-sdk boards` describes them)")
     return boards[_key(name)]

@@ -20,7 +20,7 @@ import yaml
 
 from edge_sdk.compiler import CompiledModel
 from edge_sdk.compiler.program import packed_bytes
-from edge_sdk.errors import BoardError, UsageError
+from edge_sdk.errors import BoardError, UsageError, did_you_mean
 from edge_sdk.frontend.tflite import c_identifier
 from edge_sdk.project.boards import Board
 
@@ -100,8 +100,9 @@ def available_templates() -> list[str]:
 def load_template(name: str) -> TemplateSpec:
     path = TEMPLATES_DIR / name / "template.yaml"
     if not path.is_file():
-        known = ", ".join(available_templates())
-        raise UsageError(f"unknown template '{name}'; templates: {known}")
+        known = available_templates()
+        raise UsageError(f"unknown template '{name}': {did_you_mean(name, known)}templates: "
+                         f"{', '.join(known)}")
     data = yaml.safe_load(path.read_text())
     port = data["port"] if isinstance(data["port"], str) else tuple(data["port"])
     return TemplateSpec(name, data["description"], dict(data["layout"]), port,

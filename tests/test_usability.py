@@ -1,0 +1,149 @@
+"""What a new user meets first (issue 15): inputs in the shapes people have, boards that cannot
+run, exit codes, units. Each test is a case that failed before its fix."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from edge_sdk.cli import main
+from edge_sdk.project.boards import get_board
+from tests.conftest import reference
+from tests.test_ops import CASES
+
+
+@pytest.fixture(scope="module")
+def conv_model(tmp_path_factory):
+    """A convolution with input [1, 6, 7, 2] (NHWC)."""
+    path = tmp_path_factory.mktemp("conv") / "conv.tflite"
+    path.write_bytes(CASES["conv_per_tensor_relu"]())
+    return path
+
+
+def test_run_takes_a_batch_along_the_batch_axis(conv_model, tmp_path, capsys):
+    """[N, H, W, C] for a [1, H, W, C] model: N inferences, outputs [N, ...] (before: every
+    inference ran, then a traceback, and no output was written)."""
+    xs = np.random.default_rng(1).integers(-128, 128, (3, 6, 7, 2), dtype=np.int8)
+    np.save(tmp_path / "x.npy", xs)
+    assert main(["run", str(conv_model), "--board", "host", "--input", str(tmp_path / "x.npy"),
+                 "--output", str(tmp_path / "y.npy")]) == 0
+    got = np.load(tmp_path / "y.npy")
+    want = reference(conv_model, xs[:, None])  # the oracle takes one [1, 6, 7, 2] at a time
+    assert got.shape == (3, *want.shape[2:])
+    np.testing.assert_array_equal(got, want[:, 0])
+
+
+def test_one_sample_without_its_batch_axis_keeps_the_model_shape(conv_model, tmp_path):
+    x = np.random.default_rng(2).integers(-128, 128, (6, 7, 2), dtype=np.int8)
+    np.save(tmp_path / "x.npy", x)
+    assert main(["run", str(conv_model), "--board", "host", "--input", str(tmp_path / "x.npy"),
+                 "--output", str(tmp_path / "y.npy")]) == 0
+    got = np.load(tmp_path / "y.npy")
+    want = reference(conv_model, x[None, None])[0]
+    assert got.shape == want.shape
+    np.testing.assert_array_equal(got, want)
+
+
+def test_channels_first_input_is_refused_with_the_transpose(conv_model, tmp_path, capsys):
+    """An NCHW array holds the right number of values; before, it ran and the outputs were
+    wrong without a word."""
+    np.save(tmp_path / "x.npy", np.zeros((1, 2, 6, 7), np.int8))
+    assert main(["run", str(conv_model), "--board", "host", "--input",
+                 str(tmp_path / "x.npy")]) != 0
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "shape [1, 2, 6, 7]" in err and "[6, 7, 2]" in err and "transpose(0, 2, 3, 1)" in err
+
+
+def test_a_shape_that_fits_no_layout_is_refused_before_any_work(conv_model, tmp_path, capsys):
+    np.save(tmp_path / "x.npy", np.zeros((12, 7), np.int8))  # 84 values, as [6, 7, 2] has
+    work = tmp_path / "work"
+    assert main(["run", str(conv_model), "--board", "host", "--input", str(tmp_path / "x.npy"),
+                 "--workdir", str(work)]) != 0
+    assert "shape [12, 7]" in capsys.readouterr().err
+    assert not work.exists()  # refused before the compile and build
+
+
+@pytest.mark.parametrize("board", ["nucleo-l4r5zi", "rpi-pico", "stm32f746g-disco"])
+def test_a_real_board_run_cannot_start_gets_one_line(conv_model, board, capsys):
+    """Before: the build failed inside make with advice that could not work."""
+    assert main(["run", str(conv_model), "--board", board]) == 6
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "run-remote --port" in err and board in err
+
+
+def generate(model, tmp_path, board: str, template: str):
+    import edge_sdk
+    from edge_sdk.project.generate import generate_project
+
+    b = get_board(board)
+    return generate_project(edge_sdk.api.compile_for(edge_sdk.load(model), b), b,
+                            tmp_path / f"{template}_{board}", template=template)
+
+
+def test_zephyr_projects_say_how_each_board_is_flashed_and_reached(conv_model, tmp_path):
+    """Before: every Zephyr README said `west flash` and /dev/ttyACM0 (wrong for the Pico, the
+    Nano 33 BLE and the emulated MPS3), and prj.conf set CONFIG_FPU=y on the Cortex-M0+."""
+    pico = generate(conv_model, tmp_path, "rpi-pico", "zephyr")
+    readme = (pico / "README.rst").read_text()
+    assert "zephyr.uf2" in readme and "--port /dev/ttyUSB0" in readme
+    assert "\n   west flash\n" not in readme and "/dev/ttyACM0 --model" not in readme
+    assert "CONFIG_FPU=y" not in (pico / "prj.conf").read_text()
+
+    nano = (generate(conv_model, tmp_path, "nano33ble", "zephyr") / "README.rst").read_text()
+    assert "double-tap RESET" in nano and "--port /dev/ttyUSB0" in nano
+
+    mps3 = (generate(conv_model, tmp_path, "mps3-an547", "zephyr") / "README.rst").read_text()
+    assert "-M mps3-an547" in mps3 and "--port socket://127.0.0.1:4444" in mps3
+    assert "\n   west flash" not in mps3
+
+    nrf = generate(conv_model, tmp_path, "nrf52840dk", "zephyr")
+    assert "CONFIG_FPU=y" in (nrf / "prj.conf").read_text()
+    assert "--port /dev/ttyACM0" in (nrf / "README.rst").read_text()
+
+
+def test_flash_uploads_an_arduino_project_with_arduino_cli(conv_model, tmp_path, capsys):
+    """Before: refused (the board's default runner, west, flashes Zephyr projects only)."""
+    project = generate(conv_model, tmp_path, "nano33ble", "arduino")
+    assert main(["flash", str(project), "--dry-run"]) == 6
+    assert "--port" in capsys.readouterr().err
+    assert main(["flash", str(project), "--port", "/dev/ttyACM0", "--dry-run"]) == 0
+    line = capsys.readouterr().out.splitlines()[0]
+    assert line.startswith("arduino-cli compile --upload --port /dev/ttyACM0 --fqbn "
+                           "arduino:mbed_nano:nano33ble --library ")
+    library = json.loads((project / "edge_project.json").read_text())["library"]
+    assert line.endswith(f"{project}/examples/{library}")
+
+
+def test_flash_qemu_says_where_its_uart_is_and_sigterm_ends_qemu(conv_model, tmp_path):
+    """Before: the UART's address came only after QEMU exited, and SIGTERM to edge-sdk left
+    QEMU running."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from edge_sdk.device.launch import _free_port
+
+    project = generate(conv_model, tmp_path, "mps2-an386", "baremetal")
+    assert main(["build", str(project)]) == 0
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "edge_sdk.cli", "flash", str(project),
+                             "--runner", "qemu", "--port", str(port)],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        lines = [proc.stdout.readline(), proc.stdout.readline()]
+        assert f"UART on socket://127.0.0.1:{port}" in lines[1]
+        time.sleep(1.0)
+        qemu = subprocess.run(["pgrep", "-f", f"tcp:127.0.0.1:{port},"], capture_output=True,
+                              text=True).stdout.split()
+        assert qemu, "QEMU did not start"
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=10)
+        time.sleep(0.5)
+        assert subprocess.run(["pgrep", "-f", f"tcp:127.0.0.1:{port},"]).returncode == 1
+    finally:
+        proc.kill()
