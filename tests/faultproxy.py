@@ -99,8 +99,9 @@ class LinkFigures:
 
 def deadline(client: Client, commands: int) -> float:
     """The longest one inference may take by the client's own bounds: every command's tries
-    (with the data in 16-byte chunks), each at RUN's bound at most, and a second of slack."""
-    return commands * client.tries * (client.timeout + client.run_timeout) + 1.0
+    (with the data in 16-byte chunks, after 2 tries at each of 6 larger sizes), each at RUN's
+    bound at most, and a second of slack."""
+    return commands * (client.tries + 2 * 6) * (client.timeout + client.run_timeout) + 1.0
 
 
 def measure_link(board: Board, elf: Path, inputs: np.ndarray, expected: np.ndarray, rate: float,

@@ -22,9 +22,10 @@ drop it), so a garbled notice is waited out as if it had come.
 
 Each try waits at most ``timeout`` seconds for its reply (plus ``run_timeout`` for RUN and
 RUN_TO). A command gives up after ``retries`` tries in a row with no reply at all (a board gone
-silent) or ``tries`` tries in all (a line so noisy that little gets through), so nothing waits
-longer than ``tries * (timeout + run_timeout)``; a board that streams bytes that never make the
-awaited reply is cut off by the same deadlines. On a noisy link the data chunks shrink, so that
+silent) or ``tries`` tries in all (a line so noisy that little gets through), so a command
+waits at most ``tries * (timeout + run_timeout)`` (a data chunk: 12 tries more, 2 at each
+larger size it shrinks through); a board that streams bytes that never make the awaited reply
+is cut off by the same deadlines. On a noisy link the data chunks shrink, so that
 each frame is less likely to be hit. A reply of the wrong length is a DeviceError, never a crash.
 """
 
@@ -63,6 +64,15 @@ MIN_CHUNK = 16  # the smallest data chunk a noisy link shrinks to
 
 class _Corrupt(Exception):
     pass
+
+
+class LinkFailed(DeviceError):
+    """A command ran out of tries: ``tries`` of them, the last ``silent`` with no reply at all
+    (a board that is gone, not a noisy line, if that is every try)."""
+
+    def __init__(self, message: str, tries: int, silent: int) -> None:
+        super().__init__(message)
+        self.tries, self.silent = tries, silent
 
 
 @dataclass(frozen=True)
@@ -136,21 +146,22 @@ class Client:
         return self._seq
 
     def request(self, cmd: int, payload: bytes = b"", timeout: float | None = None,
-                work: float | None = None) -> bytes:
+                work: float | None = None, tries: int | None = None) -> bytes:
         """Send one request and return its reply payload (see the module docstring).
 
         ``work``: for RUN and RUN_TO, the seconds the command itself may take once the board has
-        said STARTED; the first reply is still due within ``timeout``."""
+        said STARTED; the first reply is still due within ``timeout``. ``tries``: fewer tries
+        than the client's own (a chunk that is resent smaller instead)."""
         timeout = self.timeout if timeout is None else timeout
         name = COMMAND_NAMES.get(cmd, str(cmd))
-        tries: set[int] = set()
+        seqs: set[int] = set()  # the numbers of this request's tries
         problems: list[str] = []
         silent = 0
-        while len(problems) < self.tries and silent < self.retries:
+        while len(problems) < (tries or self.tries) and silent < self.retries:
             if problems and problems[-1] == "no reply":
                 self.transport.write(RESYNC)
             seq = self._next_seq()
-            tries.add(seq)
+            seqs.add(seq)
             self.transport.write(encode_request(cmd, payload, seq))
             deadline = time.monotonic() + timeout
             heard = False  # anything came back: the board is alive (and maybe running)
@@ -167,7 +178,7 @@ class Client:
                         continue
                     heard = True
                     # Ours: this command, one of its tries; an earlier try's BAD_CRC is moot.
-                    if rcmd != cmd or rseq not in tries or (rseq != seq and
+                    if rcmd != cmd or rseq not in seqs or (rseq != seq and
                                                             status == STATUS_BAD_CRC):
                         continue
                     if status == STATUS_STARTED and work is not None:
@@ -193,22 +204,35 @@ class Client:
             self._last_tries = len(problems) + 1
             return reply
         seen = ", ".join(sorted(set(problems)))
-        raise DeviceError(f"{name} failed {len(problems)} times ({seen}; each try waited up to "
+        raise LinkFailed(f"{name} failed {len(problems)} times ({seen}; each try waited up to "
                           f"{timeout:.1f} s): check that the board runs the edge-sdk firmware "
                           "for this model (protocol version 2: rebuild older firmware), the cable "
-                          "and the baud rate")
+                          "and the baud rate", tries=len(problems), silent=silent)
 
     def _chunked(self, cmd: int, head: Callable[[int, int], bytes], size: int,
                  limit: int = MAX_PAYLOAD) -> bytes:
         """Move ``size`` bytes in chunks (WRITE_INPUT, READ_OUTPUT, READ_TRACE): ``head(offset,
         n)`` makes each request's payload. On a noisy link the chunks shrink (a frame of fewer
-        bytes is less likely to be hit), halving after a chunk that needed a retry, down to 16
-        bytes; 32 clean chunks in a row double them again."""
+        bytes is less likely to be hit), halving after a chunk that needed a retry or failed
+        twice, down to 16 bytes, where it gets every try; 32 clean chunks in a row double them
+        again. The tries stay bounded: 2 per size above 16 bytes (6 sizes), then the client's."""
         out = bytearray()
         off = 0
+        quiet = 0  # tries in a row, across sizes, with no reply at all: a board gone
         while off < size:
             n = min(self._chunk, limit, size - off)
-            reply = self.request(cmd, head(off, n))
+            if n > MIN_CHUNK:  # a chunk that fails twice is resent at half the size
+                try:
+                    reply = self.request(cmd, head(off, n), tries=2)
+                except LinkFailed as err:
+                    quiet = quiet + err.silent if err.silent == err.tries else err.silent
+                    if quiet >= self.retries:
+                        raise
+                    self._chunk, self._clean = max(MIN_CHUNK, n // 2), 0
+                    continue
+                quiet = 0
+            else:
+                reply = self.request(cmd, head(off, n))
             if cmd != CMD_WRITE_INPUT and len(reply) != n:
                 raise DeviceError(f"the board's {COMMAND_NAMES[cmd]} reply holds {len(reply)} "
                                   f"bytes, not {n}: firmware and SDK differ")
