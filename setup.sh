@@ -7,7 +7,8 @@ cd "$(dirname "$0")"
 APT_PACKAGES=(gcc make gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm
               gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf libc6-dev-arm64-cross
               libc6-dev-armhf-cross qemu-user-static
-              openssh-server openssh-client ocl-icd-libopencl1 ocl-icd-opencl-dev pocl-opencl-icd clinfo)
+              openssh-server openssh-client ocl-icd-libopencl1 ocl-icd-opencl-dev pocl-opencl-icd clinfo
+              chromium fonts-dejavu-core)  # chromium: the HTML report is checked in a real browser
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

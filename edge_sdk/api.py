@@ -133,6 +133,7 @@ def report(compiled: CompiledModel, board: Board, build: BuildResult | None = No
         "unique_kernels": compiled.sources.unique_kernels,
         "macs": sum(s.macs for s in compiled.program.steps),
         "layers": compiled.layers(),
+        "memory_plan": compiled.memory_plan(),
         "notes": "arena holds intermediates only; the caller owns input and output "
                  "(io_bytes). ram_bytes = arena_bytes + io_bytes.",
     }

@@ -425,7 +425,41 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         e = info["estimate"]
         print(f"  estimate: arena {e['arena_bytes']} B + input/output {e['io_bytes']} B RAM, "
               f"weights {e['weights_bytes']} B flash, {e['macs']} MACs")
+        from edge_sdk.render import layer_table
+
+        print("\n" + layer_table(api.report(compiled, api.get_board("host"))))
     return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from edge_sdk import render as rp
+
+    if args.source.endswith((".tflite", ".onnx")):  # a model: compile it for the board first
+        board = api.get_board(args.board)
+        rep = api.report(api.compile_for(args.source, board), board)
+    else:
+        rep = rp.load_report(args.source)
+    for path, what in ((args.html, "--html"), (args.png, "--png")):
+        _check_writable(path, what)
+    if args.json:
+        print(json.dumps(rep, indent=2))
+    else:
+        print(rp.layer_table(rep))
+    if args.html:
+        _write_atomic(args.html, rp.render_html(rep).encode())
+        print(f"wrote {args.html}")
+    if args.png:
+        _write_atomic(args.png, rp.render_png(rep))
+        print(f"wrote {args.png}")
+    return 0
+
+
+def _write_atomic(path: str, data: bytes) -> None:
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, target)
 
 
 def cmd_boards(args: argparse.Namespace) -> int:
@@ -667,6 +701,16 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--run-prefix", help="command before the program on the board, e.g. "
                                         "'qemu-aarch64-static' to emulate")
     d.set_defaults(func=cmd_deploy)
+
+    rp = sub.add_parser("report", help="per-layer table of a report (or a model), and an HTML "
+                                       "page / PNG of its memory plan")
+    rp.add_argument("source", help="report.json, a folder holding one (compile -o DIR), or a "
+                                   "model to compile for --board")
+    rp.add_argument("--board", default="host", help="with a model: " + BOARD_HELP)
+    rp.add_argument("--html", help="write one self-contained HTML page here")
+    rp.add_argument("--png", help="write the memory plan as a PNG here")
+    rp.add_argument("--json", action="store_true", help="print the report's JSON instead")
+    rp.set_defaults(func=cmd_report)
 
     i = sub.add_parser("inspect", help="operators, tensors, quantization, RAM/flash estimate")
     i.add_argument("model", help="the model: .tflite (int8, int16 or float), or .onnx")

@@ -43,6 +43,19 @@ class CompiledModel:
     def io_bytes(self) -> int:
         return packed_bytes(self.program.inputs) + packed_bytes(self.program.outputs)
 
+    def memory_plan(self) -> list[dict]:
+        """The arena's buffers for the report: what each holds, where, and from which step to
+        which (positions in ``layers()``), so the plan can be drawn as offset over time."""
+        graph, out = self.program.graph, []
+        for buf in self.memory.buffers:
+            if buf.location != "arena":
+                continue
+            name = buf.scratch or graph.tensor(buf.root).name
+            out.append({"name": name, "kind": "scratch" if buf.scratch else "tensor",
+                        "offset": buf.offset, "bytes": buf.nbytes, "first": buf.first,
+                        "last": buf.last})
+        return out
+
     def layers(self) -> list[dict]:
         """Per-layer facts for the report: name, op, MACs, where its output lives."""
         graph, out = self.program.graph, []
