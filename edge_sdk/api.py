@@ -230,13 +230,14 @@ def build(project: str | Path) -> BuildResult | None:
 
 def run_remote(port: str, inputs: np.ndarray, model: Graph | str | Path | None = None,
                baudrate: int = 115200, timeout: float = 10.0,
-               run_timeout: float = 120.0) -> RunResult:
+               run_timeout: float = 120.0, emulated: bool = False) -> RunResult:
     """Drive inference on a board that already runs edge-sdk firmware, over its serial port.
 
     With ``model`` the inputs are converted and checked against it and the outputs get its
     shape and type; without, inputs must be raw bytes of the right size and outputs are int8.
     ``timeout`` bounds each reply, ``run_timeout`` one inference (the board is not known here,
-    so its clock is not: give the bound your model needs).
+    so its clock is not: give the bound your model needs). ``emulated``: the port is QEMU's
+    UART, so SysTick counts instructions, not cycles.
     """
     from edge_sdk.device.protocol import Client
     from edge_sdk.device.transport import SerialTransport
@@ -268,7 +269,7 @@ def run_remote(port: str, inputs: np.ndarray, model: Graph | str | Path | None =
     finally:
         transport.close()
     rep = {"model": info.model, "port": port, "arena_bytes": info.arena_size,
-           "timer": timing(info.timer_kind, info.timer_hz, ticks, emulated=False)}
+           "timer": timing(info.timer_kind, info.timer_hz, ticks, emulated=emulated)}
     if graph is None:  # raw bytes, read as int8
         return RunResult([np.frombuffer(b"".join(rows), np.int8).reshape(len(rows), -1)], rep)
     return RunResult(unpack(graph, rows), rep)

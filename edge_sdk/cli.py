@@ -259,8 +259,9 @@ def cmd_run_remote(args: argparse.Namespace) -> int:
     x = _load_inputs(args.input)
     if isinstance(x, dict) and graph is None:
         raise UsageError("an .npz input needs --model, to know the order of the inputs")
+    emulated = bool(args.board and api.get_board(args.board).emulator)
     result = api.run_remote(args.port, x, model=graph, baudrate=args.baud, timeout=args.timeout,
-                            run_timeout=args.run_timeout)
+                            run_timeout=args.run_timeout, emulated=emulated)
     _save_results(args, graph, x, result)
     timer = result.report["timer"]
     print(f"{result.report['model']} on {args.port}: {len(result.output_list[0])} inference(s), "
@@ -323,6 +324,23 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         line += (f"; latency over {lat['bench_runs']} runs p50 {lat['p50_ns'] / 1e6:.3f} ms, "
                  f"p90 {lat['p90_ns'] / 1e6:.3f} ms, p99 {lat['p99_ns'] / 1e6:.3f} ms")
     print(line + f"; peak memory {result.report['peak_rss_kb']} KB")
+    return 0
+
+
+def cmd_benchmark(args: argparse.Namespace) -> int:
+    from edge_sdk import benchmark as bm
+
+    _check_writable(args.json, "--json")
+    ssh = {k: v for k, v in (("identity", args.identity), ("port", args.ssh_port),
+                             ("known_hosts", args.known_hosts)) if v is not None}
+    if args.accept_new_host_key:
+        ssh["accept_new_host_key"] = True
+    result = bm.benchmark(args.model, args.board, runs=args.runs, port=args.port,
+                          host=args.host, **ssh)
+    print(bm.describe(result))
+    if args.json:
+        bm.write(args.json, result)
+        print(f"wrote {args.json}")
     return 0
 
 
@@ -641,7 +659,8 @@ def parser() -> argparse.ArgumentParser:
 
     m = sub.add_parser("monitor", help="print what a board sends on its serial port")
     m.add_argument("--port", required=True, help="/dev/ttyACM0, COM3, socket://HOST:PORT")
-    m.add_argument("--baud", type=int, default=115200, help="serial baud rate (ignored for socket://)")
+    m.add_argument("--baud", type=int, default=115200,
+                   help="serial baud rate (ignored for socket://)")
     m.add_argument("--seconds", type=float, help="stop after this long (default: Ctrl-C)")
     m.set_defaults(func=cmd_monitor)
 
@@ -651,10 +670,13 @@ def parser() -> argparse.ArgumentParser:
     rr.add_argument("--input", required=True, help=".npy or .npz (keys input_0, ...) inputs")
     rr.add_argument("--output", help=".npy (one output) or .npz (keys output_0, output_1, ...)")
     rr.add_argument("--report", help="write timings as JSON")
-    rr.add_argument("--baud", type=int, default=115200, help="serial baud rate (ignored for socket://)")
+    rr.add_argument("--baud", type=int, default=115200,
+                    help="serial baud rate (ignored for socket://)")
     rr.add_argument("--timeout", type=float, default=10.0, help="seconds per reply")
     rr.add_argument("--run-timeout", type=float, default=120.0,
                     help="seconds one inference may take (default 120)")
+    rr.add_argument("--board", help="the board on the port: tells what its timer counts (an "
+                                    "emulated board's SysTick counts instructions)")
     rr.set_defaults(func=cmd_run_remote)
 
     q = sub.add_parser("quantize", help="float .tflite/.onnx -> full-integer INT8 .tflite")
@@ -701,6 +723,22 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--run-prefix", help="command before the program on the board, e.g. "
                                         "'qemu-aarch64-static' to emulate")
     d.set_defaults(func=cmd_deploy)
+
+    bm = sub.add_parser("benchmark", help="time N inferences on a board: min/median/max in "
+                                          "the board's own unit, and as time where known")
+    bm.add_argument("model", help="the model: .tflite (int8, int16 or float), or .onnx")
+    bm.add_argument("--board", default="host", help=BOARD_HELP)
+    bm.add_argument("--runs", type=int, default=10, help="inferences to time")
+    bm.add_argument("--port", help="a flashed microcontroller's serial port (else the host build "
+                                   "or QEMU is started here)")
+    bm.add_argument("--host", help="a Linux board over SSH: user@address")
+    bm.add_argument("--identity", help="--host: SSH private key")
+    bm.add_argument("--ssh-port", type=int, help="--host: SSH port")
+    bm.add_argument("--known-hosts", help="--host: known_hosts file (default: ssh's)")
+    bm.add_argument("--accept-new-host-key", action="store_true",
+                    help="--host: trust a host not yet in known_hosts (first contact)")
+    bm.add_argument("--json", help="write the figures here as JSON")
+    bm.set_defaults(func=cmd_benchmark)
 
     rp = sub.add_parser("report", help="per-layer table of a report (or a model), and an HTML "
                                        "page / PNG of its memory plan")

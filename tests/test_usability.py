@@ -147,3 +147,49 @@ def test_flash_qemu_says_where_its_uart_is_and_sigterm_ends_qemu(conv_model, tmp
         assert subprocess.run(["pgrep", "-f", f"tcp:127.0.0.1:{port},"]).returncode == 1
     finally:
         proc.kill()
+
+
+def test_benchmark_on_qemu_over_its_port_and_on_the_host(conv_model, tmp_path, capsys):
+    """`edge-sdk benchmark`: QEMU started by the SDK, the same firmware flashed (here: QEMU
+    started by hand) and reached over its serial port, and the host build. QEMU's counts are
+    instructions, the same on both paths and on every run; the host's are time."""
+    import subprocess
+    import time
+
+    from edge_sdk.device.launch import _free_port, qemu_command
+
+    out = tmp_path / "qemu.json"
+    assert main(["benchmark", str(conv_model), "--board", "mps2-an386", "--runs", "3",
+                 "--json", str(out)]) == 0
+    qemu_run = json.loads(out.read_text())
+    assert qemu_run["unit"] == "instructions" and qemu_run["seconds"] is None
+    assert qemu_run["min"] == qemu_run["median"] == qemu_run["max"] > 0
+    assert "instructions" in capsys.readouterr().out
+
+    project = generate(conv_model, tmp_path, "mps2-an386", "baremetal")
+    assert main(["build", str(project)]) == 0
+    port = _free_port()
+    qemu = subprocess.Popen(qemu_command(get_board("mps2-an386"), project / "build" / "app.elf",
+                                         port), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(0.3)
+        assert main(["benchmark", str(conv_model), "--board", "mps2-an386", "--runs", "3",
+                     "--port", f"socket://127.0.0.1:{port}", "--json", str(out)]) == 0
+    finally:
+        qemu.kill()
+        qemu.wait()
+    remote = json.loads(out.read_text())
+    assert remote["where"].startswith("serial socket://")
+    assert (remote["unit"], remote["median"]) == ("instructions", qemu_run["median"])
+
+    assert main(["benchmark", str(conv_model), "--runs", "5", "--json", str(out)]) == 0
+    host = json.loads(out.read_text())
+    assert host["unit"] == "ns" and 0 < host["min"] <= host["median"] <= host["max"]
+    assert host["seconds"]["median"] == host["median"] / 1e9
+
+
+def test_benchmark_refuses_what_would_not_mean_anything(conv_model, capsys):
+    assert main(["benchmark", str(conv_model), "--board", "rpi4"]) == 6
+    assert "--host" in capsys.readouterr().err
+    assert main(["benchmark", str(conv_model), "--runs", "0"]) == 6

@@ -108,8 +108,8 @@ def bars_svg(rep: dict) -> str:
 def table_html(rep: dict) -> str:
     timed = [measured(layer) for layer in rep["layers"]]
     unit = next((t[0] for t in timed if t), None)
-    head = ("<tr><th>#</th><th class=name>layer</th><th class=op>op</th><th>output</th><th>MACs</th>"
-            "<th>arena offset</th><th>arena bytes</th><th>weights bytes</th>"
+    head = ("<tr><th>#</th><th class=name>layer</th><th class=op>op</th><th>output</th>"
+            "<th>MACs</th><th>arena offset</th><th>arena bytes</th><th>weights bytes</th>"
             + (f"<th>{escape(unit)}</th>" if unit else "") + "<th class=name>kernel</th></tr>")
     rows = [head]
     for layer, t in zip(rep["layers"], timed, strict=True):
