@@ -293,15 +293,21 @@ def cmd_quantize(args: argparse.Namespace) -> int:
                 key=lambda layer: layer["sqnr_db"], default=None)
     if "top1_agreement" in e:
         summary = f"top-1 agreement with float {e['top1_agreement']:.1%}, "
-    else:
-        summary = "output SQNR " + ", ".join(
-            f"{o['output']} {o['sqnr_db']} dB" for o in e["outputs"]) + "; "
+    else:  # not a classifier: the error, as a fraction of the output and as SQNR
+        summary = "output " + ", ".join(
+            f"{o['output']}: SQNR {o['sqnr_db']} dB, RMS error "
+            f"{o['relative_rms_error']:.2%} of the output's RMS" for o in e["outputs"]) + "; "
     print(f"wrote {out} ({len(result.model)} B): {summary}max output error "
           f"{e['max_abs_error']:.4g} on {e['samples']} samples"
           + (f"; lowest layer SQNR {worst['sqnr_db']} dB ([{worst['index']}] {worst['op']})"
              if worst else "")
           + (f"; kept float (no int8 kernel in TFLite): layers {floats}"
              if (floats := result.report.get("float_only_layers")) else ""))
+    if result.report["input_layout"].startswith("NHWC"):
+        print("its 4-D inputs and outputs are NHWC (the ONNX model's NCHW, transposed): give it "
+              "NHWC data; calibration and evaluation data stayed NCHW")
+    for warning in result.report["warnings"]:
+        print(f"edge-sdk: warning: {warning}", file=sys.stderr)
     return 0
 
 

@@ -128,6 +128,8 @@ def test_nchw_by_default_nhwc_on_request(tmp_path, capsys):
         out = tmp_path / f"q{len(flag)}.tflite"
         assert main(["quantize", str(case / "model.onnx"), "--calibration",
                      str(tmp_path / "calib.npy"), "-o", str(out), *flag]) == 0
+        printed = capsys.readouterr().out  # the layout change is said on the terminal
+        assert "wrote" in printed and ("outputs are NHWC" in printed) == bool(flag)
         graph = edge_sdk.load(out)
         shapes[bool(flag)] = (graph.tensor(graph.inputs[0]).shape,
                               graph.tensor(graph.outputs[0]).shape)
@@ -135,7 +137,6 @@ def test_nchw_by_default_nhwc_on_request(tmp_path, capsys):
     assert shapes[False][0] == (n, c, h, w)
     assert shapes[True][0] == (n, h, w, c)
     assert shapes[True][1] == tuple(shapes[False][1][a] for a in (0, 2, 3, 1))
-    assert "wrote" in capsys.readouterr().out
 
 
 def test_unquantizable_onnx_is_one_line(tmp_path, capsys):

@@ -193,3 +193,41 @@ def test_benchmark_refuses_what_would_not_mean_anything(conv_model, capsys):
     assert main(["benchmark", str(conv_model), "--board", "rpi4"]) == 6
     assert "--host" in capsys.readouterr().err
     assert main(["benchmark", str(conv_model), "--runs", "0"]) == 6
+
+
+def smooth_samples(n: int, seed: int = 0, scale: float = 1.0) -> list[np.ndarray]:
+    """Calibration data that looks like a signal (neighbouring values correlate), not noise."""
+    rng = np.random.default_rng(seed)
+    base = np.cumsum(rng.normal(0, 0.3, (n, 108)), axis=1)
+    return [(scale * np.tanh(b)).reshape(1, 6, 6, 3).astype(np.float32) for b in base]
+
+
+def test_quantize_warns_about_what_makes_int8_untrustworthy(tmp_path, capsys):
+    """Before: a layer at a few dB SQNR, 5 calibration samples or pure noise passed silently,
+    and every single-output model got a top-1 figure, classifier or not."""
+    from tests.test_quantize import float_conv_model
+
+    model = tmp_path / "f.tflite"
+    model.write_bytes(float_conv_model([]))
+    good = tmp_path / "good.npy"
+    np.save(good, np.stack(smooth_samples(200)))
+    out = tmp_path / "q.tflite"
+    assert main(["quantize", str(model), "--calibration", str(good), "-o", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == "" and "top-1" not in captured.out
+
+    np.save(tmp_path / "few.npy", np.stack(smooth_samples(5)))
+    np.save(tmp_path / "noise.npy", np.random.default_rng(1).normal(0, 1, (200, 1, 6, 6, 3))
+            .astype(np.float32))
+    np.save(tmp_path / "loud.npy", np.stack(smooth_samples(50, seed=3, scale=40.0)))
+    cases = {("few.npy", None): "only 5 calibration samples",
+             ("noise.npy", None): "looks like random noise",
+             ("good.npy", "loud.npy"): "below 10 dB"}
+    for (calibration, evaluation), message in cases.items():
+        argv = ["quantize", str(model), "--calibration", str(tmp_path / calibration),
+                "-o", str(out)]
+        if evaluation:  # ranges from quiet data, judged on loud data: the layer clips
+            argv += ["--evaluation", str(tmp_path / evaluation)]
+        assert main(argv) == 0
+        err = capsys.readouterr().err
+        assert "edge-sdk: warning: " in err and message in err, (calibration, err)

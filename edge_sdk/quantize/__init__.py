@@ -114,9 +114,10 @@ def _dequantize(it, index: int) -> np.ndarray:
 
 
 def evaluate(float_model: bytes, int8_model: bytes, samples: list[list[np.ndarray]],
-             tensor_map: dict[int, int], layers: list[dict]) -> dict:
-    """Run both models on ``samples``: per-layer SQNR; per output its SQNR and largest error,
-    and (one output) how often the top-1 class agrees."""
+             tensor_map: dict[int, int], layers: list[dict], classifier: bool = False) -> dict:
+    """Run both models on ``samples``: per-layer SQNR; per output its SQNR, largest error and
+    RMS error relative to the float output's RMS; and, for a classifier (one output, a class
+    score vector), how often the top-1 class agrees."""
     f_it, q_it = _interpreter(float_model), _interpreter(int8_model)
     f_ins, q_ins = f_it.get_input_details(), q_it.get_input_details()
     f_outs = [d["index"] for d in f_it.get_output_details()]
@@ -149,12 +150,14 @@ def evaluate(float_model: bytes, int8_model: bytes, samples: list[list[np.ndarra
     for k in range(len(f_outs)):
         ref, got = np.stack(ref_outs[k]), np.stack(got_outs[k])
         sqnr = _sqnr(ref, got)
+        rms = float(np.sqrt(np.mean(ref ** 2))) or 1.0
         outputs.append({"output": output_key(k),
                         "sqnr_db": round(sqnr, 2) if np.isfinite(sqnr) else None,
-                        "max_abs_error": float(np.max(np.abs(ref - got)))})
+                        "max_abs_error": float(np.max(np.abs(ref - got))),
+                        "relative_rms_error": float(np.sqrt(np.mean((ref - got) ** 2))) / rms})
     report = {"samples": len(samples), "outputs": outputs,
               "max_abs_error": max(o["max_abs_error"] for o in outputs)}
-    if len(f_outs) == 1:
+    if len(f_outs) == 1 and classifier:
         ref, got = np.stack(ref_outs[0]), np.stack(got_outs[0])
         agree = np.argmax(ref.reshape(len(samples), -1), axis=1) == np.argmax(
             got.reshape(len(samples), -1), axis=1)
@@ -225,7 +228,8 @@ def quantize(model: str | Path | bytes, calibration: Calibration,
                        "range": [round(p.rmin, 6), round(p.rmax, 6)],
                        "scale": p.scale, "zero_point": p.zero_point})
     held_out = samples if evaluation is None else check_samples(evaluation, shapes)
-    end_to_end = evaluate(raw, int8_model, held_out[:200], tensor_map, layers)
+    end_to_end = evaluate(raw, int8_model, held_out[:200], tensor_map, layers,
+                          classifier=is_classifier(graph, ops))
     for layer in layers:
         layer.pop("tensor")
     report = {"model": name, "method": method,
@@ -235,4 +239,57 @@ def quantize(model: str | Path | bytes, calibration: Calibration,
               "per_channel": per_channel, "float_io": float_io,
               "skip_layers": sorted(skip - float_only), "float_only_layers": sorted(float_only),
               "calibration_samples": len(samples), "end_to_end": end_to_end, "layers": layers}
+    report["warnings"] = warnings(report, samples)
     return QuantizeResult(int8_model, report)
+
+
+# Ops whose output is a class score vector: top-1 agreement means something only there.
+CLASSIFIER_HEADS = ("SOFTMAX", "LOG_SOFTMAX")
+# A layer whose int8 output keeps less than this is mostly noise.
+LOW_SQNR_DB = 10.0
+FEW_SAMPLES = 20
+
+
+def is_classifier(graph: Graph, ops: list) -> bool:
+    """One output, made by a softmax over a vector: a classifier (its top-1 class is the
+    answer). Anything else (an image, boxes, an autoencoder's reconstruction, a regression
+    value) is judged by its error, not by an argmax."""
+    if len(graph.outputs) != 1:
+        return False
+    out = graph.outputs[0]
+    producer = next((o for o in ops if out in o.outputs), None)
+    shape = graph.tensor(out).shape
+    return producer is not None and producer.opcode in CLASSIFIER_HEADS and shape[-1] >= 2
+
+
+def _neighbour_correlation(samples: list[list[np.ndarray]]) -> float | None:
+    """Mean correlation of neighbouring values in the first input's last axis: real signals
+    (images, spectrograms, sensor windows) are smooth, random noise is not."""
+    x = np.stack([np.asarray(s[0], np.float64).reshape(-1) for s in samples[:64]])
+    if x.shape[1] < 16:
+        return None
+    a, b = x[:, :-1].reshape(-1), x[:, 1:].reshape(-1)
+    if a.std() == 0 or b.std() == 0:
+        return None
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+def warnings(report: dict, samples: list[list[np.ndarray]]) -> list[str]:
+    """What a user should look at before trusting the int8 model, one line each."""
+    out = []
+    if len(samples) < FEW_SAMPLES:
+        out.append(f"only {len(samples)} calibration samples: ranges from so few rarely cover "
+                   f"real inputs; give {FEW_SAMPLES * 5} or more")
+    corr = _neighbour_correlation(samples)
+    if corr is not None and abs(corr) < 0.1:
+        out.append(f"the calibration data looks like random noise (neighbouring values "
+                   f"correlate {corr:.2f}): ranges from noise rarely match real inputs; "
+                   "calibrate with real samples")
+    for layer in report["layers"]:
+        if layer["float"] or layer["sqnr_db"] is None or layer["sqnr_db"] >= LOW_SQNR_DB:
+            continue
+        out.append(f"layer [{layer['index']}] {layer['op']} '{layer['name']}' keeps "
+                   f"{layer['sqnr_db']} dB SQNR in int8 (below {LOW_SQNR_DB:g} dB: its output "
+                   "is mostly quantization noise): try --method percentile or kl, more "
+                   f"calibration data, or --skip-layers {layer['index']}")
+    return out
