@@ -14,13 +14,14 @@ import os
 import sys
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from edge_sdk import progress
 from edge_sdk.compiler import CompiledModel, compile_graph
 from edge_sdk.compiler.kernels.schedule import Tuning
 from edge_sdk.device.launch import open_board, run_budget
@@ -105,11 +106,12 @@ def compile_for(model: Graph | str | Path, board: Board, isa: str | None = None,
     if tuning is not None and board.linux is None:
         raise UsageError(f"--tuning is for Linux boards' CPU kernels; {board.name} has none "
                          "to tune")
-    if board.gpu is not None:
-        return compile_graph(graph, gpu=board.gpu_target)
-    return compile_graph(graph, external_kernels=board.linux is not None,
-                         isa=isa or isa_for(board), flash_budget=weights_budget(board),
-                         prefer=prefer, tuning=tuning)
+    with progress.stage(f"compiling {graph.name} for {board.name}"):
+        if board.gpu is not None:
+            return compile_graph(graph, gpu=board.gpu_target)
+        return compile_graph(graph, external_kernels=board.linux is not None,
+                             isa=isa or isa_for(board), flash_budget=weights_budget(board),
+                             prefer=prefer, tuning=tuning)
 
 
 # Flash kept free for code (firmware, kernels, libc) when choosing kernels by weight size.
@@ -483,10 +485,15 @@ def board_session(compiled: CompiledModel, b: Board, input_bytes: int,
         project = Path(workdir) if workdir else Path(scratch) / "project"
         ours = reusable_workdir(workdir)
         generate_project(compiled, b, project, force=ours, demo=False, **features)
-        build = build_project(project, b, compiled.name)
+        with progress.stage(f"building the firmware for {b.name}"):
+            build = build_project(project, b, compiled.name)
         macs = sum(step.macs for step in compiled.program.steps)
-        with open_board(b, build.executable, run_budget(macs, b)) as dev:
-            info = dev.info()
+        starting = f"starting {'QEMU ' + b.emulator['machine'] if b.emulator else b.name}"
+        with ExitStack() as session:
+            with progress.stage(starting):
+                dev = session.enter_context(open_board(b, build.executable,
+                                                       run_budget(macs, b)))
+                info = dev.info()
             if (info.model, info.input_size) != (compiled.name, input_bytes):
                 raise DeviceError(f"the board runs model '{info.model}', not '{compiled.name}'")
             yield dev, build

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
 import os
@@ -131,6 +132,9 @@ def cmd_compile(args: argparse.Namespace) -> int:
     board = api.get_board(args.board)
     compiled = api.compile_for(args.model, board, prefer=args.prefer, tuning=args.tuning)
     out = api.write_compiled(compiled, args.output, board=args.board, force=args.force)
+    if args.json:
+        print(json.dumps({"output": str(out), **api.report(compiled, board)}, indent=2))
+        return 0
     if compiled.gpu is not None:
         rules = sorted(set(compiled.gpu.schedules.values()))
         print(f"{compiled.name}: {len(compiled.program.steps)} layers, "
@@ -156,6 +160,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         arrays = default_inputs(graph) if x is None else quantize_inputs(graph, x)
         result.report["check"] = check_run(graph, arrays, result.output_list)
     out = _save_results(args, graph, x, result)
+    if args.json:
+        print(json.dumps(_json_result(result), indent=2))
+        return 0
     timer = result.report.get("timer", {})
     print(f"{graph.name} on {args.board}: output {out.reshape(-1)[:16].tolist()}"
           f"{' ...' if out.size > 16 else ''}")
@@ -170,6 +177,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.check:
         _print_check(result.report["check"])
     return 0
+
+
+# Outputs up to this many values go into --json output; larger ones only into --output files.
+JSON_OUTPUT_VALUES = 4096
+
+
+def _json_result(result) -> dict:
+    """``run``/``run-remote --json``: the report, and the outputs when they are small."""
+    outs = result.output_list
+    if sum(o.size for o in outs) <= JSON_OUTPUT_VALUES:
+        return {**result.report, "outputs": [o.tolist() for o in outs]}
+    return {**result.report, "outputs": None,
+            "outputs_note": f"more than {JSON_OUTPUT_VALUES} values: use --output FILE"}
 
 
 def _print_check(check: dict) -> None:
@@ -263,6 +283,9 @@ def cmd_run_remote(args: argparse.Namespace) -> int:
     result = api.run_remote(args.port, x, model=graph, baudrate=args.baud, timeout=args.timeout,
                             run_timeout=args.run_timeout, emulated=emulated)
     _save_results(args, graph, x, result)
+    if args.json:
+        print(json.dumps(_json_result(result), indent=2))
+        return 0
     timer = result.report["timer"]
     print(f"{result.report['model']} on {args.port}: {len(result.output_list[0])} inference(s), "
           f"{describe(timer)}")
@@ -507,11 +530,41 @@ def cmd_boards(args: argparse.Namespace) -> int:
               f"RAM {board['memory']['ram']['size']} B; use it with --board {out}")
         return 0
 
-    print(f"{'board':<18} {'cpu':<14} {'flash':>10} {'ram':>10}  {'templates':<24} runner")
+    from edge_sdk.render import human_bytes
+
+    def how_it_runs(b) -> str:
+        if b.port == "host":
+            return "here (host build)"
+        if b.emulator:
+            return "here (QEMU)"
+        if b.linux is None:
+            return "flash, then serial (run-remote)"
+        from edge_sdk.device import linux
+
+        try:
+            return "here, or SSH (deploy)" if not linux.local_prefix(b) else \
+                "here (qemu-user), or SSH (deploy)"
+        except EdgeSDKError:
+            return "SSH (deploy)"
+
+    rows = []
     for b in all_boards().values():
-        runner = "process" if b.port == "host" else b.default_runner
-        print(f"{b.name:<18} {b.cpu:<14} {b.flash.size:>10} {b.ram.size:>10}  "
-              f"{','.join(b.templates) or '-':<24} {runner}")
+        runs = how_it_runs(b)
+        rows.append({"board": b.name, "cpu": b.cpu, "flash_bytes": b.flash.size,
+                     "ram_bytes": b.ram.size, "templates": list(b.templates),
+                     "runner": "process" if b.port == "host" else b.default_runner,
+                     "run": runs, "description": b.description})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    table = [["board", "cpu", "flash", "RAM", "templates", "flash with", "edge-sdk run"]] + [
+        [r["board"], r["cpu"], human_bytes(r["flash_bytes"]), human_bytes(r["ram_bytes"]),
+         ",".join(r["templates"]) or "-", r["runner"], r["run"]] for r in rows]
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    right = {2, 3}
+    for row in table:
+        print("  ".join(cell.rjust(w) if i in right else cell.ljust(w)
+                        for i, (cell, w) in enumerate(zip(row, widths, strict=True))).rstrip())
     return 0
 
 
@@ -523,6 +576,14 @@ def _threads(text: str) -> int:
 
 
 BOARD_HELP = "a board of `edge-sdk boards`, or a board .yaml file"
+
+
+def verbosity_options(sp: argparse.ArgumentParser, default: object) -> None:
+    group = sp.add_mutually_exclusive_group()
+    group.add_argument("-v", "--verbose", action="store_true", default=default,
+                       help="show each step and its time, even when the output is not a terminal")
+    group.add_argument("-q", "--quiet", action="store_true", default=default,
+                       help="print nothing but errors, warnings and --json output")
 
 
 class _HelpFormatter(argparse.HelpFormatter):
@@ -557,8 +618,13 @@ class _Parser(argparse.ArgumentParser):
 def parser() -> argparse.ArgumentParser:
     p = _Parser(prog="edge-sdk", description=__doc__, formatter_class=_HelpFormatter)
     p.add_argument("--version", action="version", version=f"edge-sdk {__version__}")
+    verbosity_options(p, False)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND",
                            parser_class=functools.partial(_Parser, formatter_class=_HelpFormatter))
+
+    def json_option(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--json", action="store_true",
+                        help="print the result as JSON (the report) instead of the summary")
 
     def tuning_option(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--tuning", help="Linux boards: schedules from `edge-sdk tune` "
@@ -579,6 +645,7 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--board", default="host", help=BOARD_HELP)
     c.add_argument("-o", "--output", required=True, help="output directory")
     c.add_argument("--force", action="store_true", help="replace an existing output directory")
+    json_option(c)
     prefer_option(c)
     tuning_option(c)
     c.set_defaults(func=cmd_compile)
@@ -633,6 +700,7 @@ def parser() -> argparse.ArgumentParser:
     threads_option(r)
     tuning_option(r)
     prefer_option(r)
+    json_option(r)
     r.set_defaults(func=cmd_run)
 
     g = sub.add_parser("generate", help="a firmware project for a board (zephyr, arduino, "
@@ -683,6 +751,7 @@ def parser() -> argparse.ArgumentParser:
                     help="seconds one inference may take (default 120)")
     rr.add_argument("--board", help="the board on the port: tells what its timer counts (an "
                                     "emulated board's SysTick counts instructions)")
+    json_option(rr)
     rr.set_defaults(func=cmd_run_remote)
 
     q = sub.add_parser("quantize", help="float .tflite/.onnx -> full-integer INT8 .tflite")
@@ -767,7 +836,11 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--name", help="board name for --import-pdsc (default: the device)")
     b.add_argument("-o", "--output", help="board file to write (default: NAME.yaml)")
     b.add_argument("--force", action="store_true", help="overwrite an existing board file")
+    json_option(b)
     b.set_defaults(func=cmd_boards)
+
+    for command in sub.choices.values():  # -v/-q after the command too: `edge-sdk run -v ...`
+        verbosity_options(command, argparse.SUPPRESS)
     return p
 
 
@@ -792,7 +865,22 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(argv: list[str] | None) -> int:
+    from edge_sdk import progress
+
     args = parser().parse_args(argv)
+    progress.level = (progress.QUIET if args.quiet else progress.VERBOSE if args.verbose
+                      else progress.NORMAL)
+    quiet = args.quiet and not getattr(args, "json", False)
+    try:
+        if quiet:  # the summary lines go; errors and warnings (stderr) stay
+            with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
+                return _dispatch(args, argv)
+        return _dispatch(args, argv)
+    finally:
+        progress.level = progress.NORMAL
+
+
+def _dispatch(args: argparse.Namespace, argv: list[str] | None) -> int:
     try:
         command = getattr(args, "command", None) or args.func.__name__.removeprefix("cmd_")
         _check_writable(getattr(args, "output", None),

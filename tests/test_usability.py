@@ -231,3 +231,39 @@ def test_quantize_warns_about_what_makes_int8_untrustworthy(tmp_path, capsys):
         assert main(argv) == 0
         err = capsys.readouterr().err
         assert "edge-sdk: warning: " in err and message in err, (calibration, err)
+
+
+def test_boards_table_is_aligned_with_human_sizes_and_has_json(capsys):
+    assert main(["boards"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    starts = {line.index(" cortex-m4 ") for line in lines if " cortex-m4 " in line}
+    assert len(starts) == 1  # one column, whatever the board name's length
+    pico = next(line for line in lines if line.startswith("rpi-pico "))
+    assert "2.0 MiB" in pico and "264.0 KiB" in pico and "run-remote" in pico
+    assert main(["boards", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert {r["board"] for r in rows} >= {"host", "mps2-an386", "rpi-pico", "rpi4"}
+    assert next(r for r in rows if r["board"] == "mps2-an386")["run"] == "here (QEMU)"
+
+
+def test_json_quiet_and_verbose(conv_model, tmp_path, capsys):
+    out = tmp_path / "c"
+    assert main(["compile", str(conv_model), "-o", str(out), "--json"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["output"] == str(out) and rep["layers"][0]["op"] == "CONV_2D"
+
+    x = np.random.default_rng(4).integers(-128, 128, (6, 7, 2), dtype=np.int8)
+    np.save(tmp_path / "x.npy", x)
+    assert main(["run", str(conv_model), "--input", str(tmp_path / "x.npy"), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    np.testing.assert_array_equal(np.array(result["outputs"][0]).reshape(-1),
+                                  reference(conv_model, x[None, None])[0].reshape(-1))
+    assert result["timer"]["unit"] == "ns"
+
+    assert main(["-q", "run", str(conv_model)]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == ""
+    assert main(["run", str(conv_model), "--board", "mps2-an386", "-v"]) == 0
+    err = capsys.readouterr().err
+    for step in ("compiling conv for mps2-an386", "building the firmware", "starting QEMU"):
+        assert f"edge-sdk: {step}" in err and "done in" in err
