@@ -162,13 +162,17 @@ def report(compiled: CompiledModel, board: Board, build: BuildResult | None = No
     return rep
 
 
-def write_json(path: str | Path, data: dict) -> None:
-    """Write JSON atomically: a reader never sees half a file."""
+def write_atomic(path: str | Path, data: bytes) -> None:
+    """Write a file atomically: a reader never sees half of it, a failure leaves no part."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    tmp.write_bytes(data)
     os.replace(tmp, path)
+
+
+def write_json(path: str | Path, data: dict) -> None:
+    write_atomic(path, (json.dumps(data, indent=2) + "\n").encode())
 
 
 def write_compiled(compiled: CompiledModel, out_dir: str | Path, board: str = "host",

@@ -9,7 +9,6 @@ microcontroller over its serial port (``port``), a Linux board over SSH (``host`
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -95,8 +94,3 @@ def describe(result: dict) -> str:
     rows.append(f"({result['unit_note']})")
     return "\n".join(rows)
 
-
-def write(path: str | Path, result: dict) -> None:
-    from edge_sdk.api import write_json
-
-    write_json(path, result)

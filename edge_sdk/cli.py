@@ -306,9 +306,7 @@ def cmd_quantize(args: argparse.Namespace) -> int:
                       skip_layers=skip, float_io=args.float_io,
                       evaluation=args.evaluation, nhwc=args.nhwc)
     out = Path(args.output)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_bytes(result.model)
-    os.replace(tmp, out)
+    api.write_atomic(out, result.model)
     if args.report:
         api.write_json(args.report, result.report)
     e = result.report["end_to_end"]
@@ -368,7 +366,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
                           host=args.host, **ssh)
     print(bm.describe(result))
     if args.json:
-        bm.write(args.json, result)
+        api.write_json(args.json, result)
         print(f"wrote {args.json}")
     return 0
 
@@ -493,20 +491,12 @@ def cmd_report(args: argparse.Namespace) -> int:
     else:
         print(rp.layer_table(rep))
     if args.html:
-        _write_atomic(args.html, rp.render_html(rep).encode())
+        api.write_atomic(args.html, rp.render_html(rep).encode())
         print(f"wrote {args.html}")
     if args.png:
-        _write_atomic(args.png, rp.render_png(rep))
+        api.write_atomic(args.png, rp.render_png(rep))
         print(f"wrote {args.png}")
     return 0
-
-
-def _write_atomic(path: str, data: bytes) -> None:
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, target)
 
 
 def cmd_boards(args: argparse.Namespace) -> int:

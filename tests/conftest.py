@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -37,3 +41,20 @@ def reference(model: Path | bytes, inputs: np.ndarray) -> np.ndarray:
 
 def random_inputs(shape: tuple[int, ...], n: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(-128, 128, size=(n, *shape), dtype=np.int8)
+
+
+@contextmanager
+def qemu_serving(board, elf: Path) -> Iterator[int]:
+    """QEMU running ``elf`` as ``board`` would, its UART on a free TCP port (yielded), as a
+    flashed board waits on its serial port; killed afterwards."""
+    from edge_sdk.device.launch import _free_port, qemu_command
+
+    port = _free_port()
+    qemu = subprocess.Popen(qemu_command(board, elf, port), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(0.3)
+        yield port
+    finally:
+        qemu.kill()
+        qemu.wait()

@@ -9,20 +9,18 @@ rate: the same wire faults a noisy cable or a USB-serial adapter that drops byte
 from __future__ import annotations
 
 import socket
-import subprocess
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from edge_sdk.device.launch import _free_port, qemu_command
 from edge_sdk.device.protocol import Client
 from edge_sdk.device.transport import SerialTransport
 from edge_sdk.errors import DeviceError
 from edge_sdk.project.boards import Board
+from tests.conftest import qemu_serving
 
 
 class FaultyProxy:
@@ -105,23 +103,18 @@ def deadline(client: Client, commands: int) -> float:
 
 
 def measure_link(board: Board, elf: Path, inputs: np.ndarray, expected: np.ndarray, rate: float,
-                 seed: int, timeout: float = 0.5, run_timeout: float = 2.0,
-                 on_inference: Callable[[int], None] | None = None) -> LinkFigures:
+                 seed: int, timeout: float = 0.5, run_timeout: float = 2.0) -> LinkFigures:
     """Start QEMU with ``elf``, put a proxy of fault ``rate`` in front of its UART, and run each
     input through the SDK's client (write, run, read), comparing with ``expected``."""
     figures = LinkFigures(rate, len(inputs))
-    port = _free_port()
-    qemu = subprocess.Popen(qemu_command(board, elf, port), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    try:
-        time.sleep(0.3)
+    with qemu_serving(board, elf) as port:
         proxy = FaultyProxy(port, rate, seed)
         transport = SerialTransport(f"socket://127.0.0.1:{proxy.port}")
         client = Client(transport, timeout=timeout, run_timeout=run_timeout)
         out_bytes = expected[0].nbytes
         chunks = -(-inputs[0].nbytes // 16) + 1 + -(-out_bytes // 16)
         limit = deadline(client, chunks)
-        for i, (x, want) in enumerate(zip(inputs, expected, strict=True)):
+        for x, want in zip(inputs, expected, strict=True):
             result: list[bytes | None] = []
 
             def one(x=x, result=result) -> None:
@@ -147,11 +140,6 @@ def measure_link(board: Board, elf: Path, inputs: np.ndarray, expected: np.ndarr
                 figures.succeeded += 1
             else:
                 figures.wrong += 1
-            if on_inference:
-                on_inference(i)
         transport.close()
         figures.faults, figures.bytes = proxy.faults, proxy.bytes
         return figures
-    finally:
-        qemu.kill()
-        qemu.wait()

@@ -6,18 +6,17 @@ from __future__ import annotations
 import re
 import shlex
 import subprocess
-import time
 
 import numpy as np
 import pytest
 
 import edge_sdk
 from edge_sdk.cli import main
-from edge_sdk.device.launch import _free_port, qemu_command
+from edge_sdk.device.launch import qemu_command
 from edge_sdk.device.runners import execute, plan_flash, uf2_blocks, uf2_decode
 from edge_sdk.errors import DeviceError
 from edge_sdk.project.boards import get_board
-from tests.conftest import random_inputs, reference, shared_model
+from tests.conftest import qemu_serving, random_inputs, reference, shared_model
 
 
 @pytest.fixture(scope="module")
@@ -145,12 +144,7 @@ def test_generated_firmware_boots_prints_and_serves_in_qemu(tmp_path, capsys):
     project = tmp_path / "fw"
     assert main(["generate", str(model), "--board", "mps2-an386", "-o", str(project)]) == 0
     assert main(["build", str(project)]) == 0
-    port = _free_port()
-    qemu = subprocess.Popen(qemu_command(get_board("mps2-an386"), project / "build" / "app.elf",
-                                         port), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    try:
-        time.sleep(0.3)
+    with qemu_serving(get_board("mps2-an386"), project / "build" / "app.elf") as port:
         capsys.readouterr()
         assert main(["monitor", "--port", f"socket://127.0.0.1:{port}", "--seconds", "3"]) == 0
         line = capsys.readouterr().out
@@ -173,6 +167,3 @@ def test_generated_firmware_boots_prints_and_serves_in_qemu(tmp_path, capsys):
                      str(shared_model("ad01_int8")), "--input", str(tmp_path / "z.npy")])
         assert code == 5 and "runs model 'kws_ref_model', not 'ad01_int8'" in \
             capsys.readouterr().err
-    finally:
-        qemu.kill()
-        qemu.wait()

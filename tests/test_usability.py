@@ -10,7 +10,7 @@ import pytest
 
 from edge_sdk.cli import main
 from edge_sdk.project.boards import get_board
-from tests.conftest import reference
+from tests.conftest import qemu_serving, reference
 from tests.test_ops import CASES
 
 
@@ -153,11 +153,6 @@ def test_benchmark_on_qemu_over_its_port_and_on_the_host(conv_model, tmp_path, c
     """`edge-sdk benchmark`: QEMU started by the SDK, the same firmware flashed (here: QEMU
     started by hand) and reached over its serial port, and the host build. QEMU's counts are
     instructions, the same on both paths and on every run; the host's are time."""
-    import subprocess
-    import time
-
-    from edge_sdk.device.launch import _free_port, qemu_command
-
     out = tmp_path / "qemu.json"
     assert main(["benchmark", str(conv_model), "--board", "mps2-an386", "--runs", "3",
                  "--json", str(out)]) == 0
@@ -168,17 +163,9 @@ def test_benchmark_on_qemu_over_its_port_and_on_the_host(conv_model, tmp_path, c
 
     project = generate(conv_model, tmp_path, "mps2-an386", "baremetal")
     assert main(["build", str(project)]) == 0
-    port = _free_port()
-    qemu = subprocess.Popen(qemu_command(get_board("mps2-an386"), project / "build" / "app.elf",
-                                         port), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    try:
-        time.sleep(0.3)
+    with qemu_serving(get_board("mps2-an386"), project / "build" / "app.elf") as port:
         assert main(["benchmark", str(conv_model), "--board", "mps2-an386", "--runs", "3",
                      "--port", f"socket://127.0.0.1:{port}", "--json", str(out)]) == 0
-    finally:
-        qemu.kill()
-        qemu.wait()
     remote = json.loads(out.read_text())
     assert remote["where"].startswith("serial socket://")
     assert (remote["unit"], remote["median"]) == ("instructions", qemu_run["median"])

@@ -239,7 +239,7 @@ def quantize(model: str | Path | bytes, calibration: Calibration,
               "per_channel": per_channel, "float_io": float_io,
               "skip_layers": sorted(skip - float_only), "float_only_layers": sorted(float_only),
               "calibration_samples": len(samples), "end_to_end": end_to_end, "layers": layers}
-    report["warnings"] = warnings(report, samples)
+    report["warnings"] = quality_warnings(report, samples)
     return QuantizeResult(int8_model, report)
 
 
@@ -274,7 +274,7 @@ def _neighbour_correlation(samples: list[list[np.ndarray]]) -> float | None:
     return float(np.corrcoef(a, b)[0, 1])
 
 
-def warnings(report: dict, samples: list[list[np.ndarray]]) -> list[str]:
+def quality_warnings(report: dict, samples: list[list[np.ndarray]]) -> list[str]:
     """What a user should look at before trusting the int8 model, one line each."""
     out = []
     if len(samples) < FEW_SAMPLES:
