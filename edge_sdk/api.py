@@ -193,9 +193,9 @@ def write_compiled(compiled: CompiledModel, out_dir: str | Path, board: str = "h
         if compiled.gpu is not None:  # the device code, readable: what the board will load
             device = compiled.gpu.device
             ext = {"ptx": "ptx", "opencl-c": "cl"}[device.language]
-            (tmp / f"{compiled.name}_kernels.{ext}").write_text(device.code)
+            (tmp / f"{compiled.name}_kernels.{ext}").write_text(device.code, encoding="utf-8")
             if device.source != device.code:
-                (tmp / f"{compiled.name}_kernels.cu").write_text(device.source)
+                (tmp / f"{compiled.name}_kernels.cu").write_text(device.source, encoding="utf-8")
         elif b.linux is not None:
             from edge_sdk.codegen.llvm import build_kernel_object
 
@@ -227,7 +227,7 @@ def build(project: str | Path) -> BuildResult | None:
     if not manifest.is_file():
         raise UsageError(f"{project} is not an edge-sdk project (no edge_project.json): "
                          "create one with `edge-sdk generate`")
-    meta = json.loads(manifest.read_text())
+    meta = json.loads(manifest.read_text(encoding="utf-8"))
     if meta["template"] in ("baremetal", "host"):
         return build_project(project, get_board(meta["board"]), meta["model"])
     build_ecosystem_project(project)

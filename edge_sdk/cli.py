@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import codecs
 import contextlib
 import functools
+import io
 import json
 import os
 import shlex
@@ -229,7 +231,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     out = api.generate(args.model, args.board, args.output, template=args.template,
                        force=args.force, sample=sample, prefer=args.prefer,
                        tuning=args.tuning)
-    meta = json.loads((out / "edge_project.json").read_text())
+    meta = json.loads((out / "edge_project.json").read_text(encoding="utf-8"))
     print(f"{meta['model']} -> {out} ({meta['template']} project for {meta['board']}); "
           f"see {out}/README* for build and flash steps")
     return 0
@@ -514,7 +516,7 @@ def cmd_boards(args: argparse.Namespace) -> int:
             raise UsageError(f"{out} already exists: choose another path (-o) or pass --force")
         tmp = out.with_name(f".{out.name}.tmp")
         tmp.write_text(f"# Imported by edge-sdk from {Path(pdsc).name}, device {device}.\n"
-                       + yaml.safe_dump(board, sort_keys=False))
+                       + yaml.safe_dump(board, sort_keys=False), encoding="utf-8")
         os.replace(tmp, out)
         print(f"wrote {out}: {board['cpu']}, flash {board['memory']['flash']['size']} B, "
               f"RAM {board['memory']['ram']['size']} B; use it with --board {out}")
@@ -854,8 +856,33 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGTERM, previous)
 
 
+def _plain_text(err: UnicodeError) -> tuple[str, int]:
+    """Spell what an ASCII terminal cannot show ("µs" -> "us") instead of crashing on it."""
+    if not isinstance(err, UnicodeEncodeError):
+        raise err
+    text = err.object[err.start:err.end]
+    return "".join({"µ": "u", "—": "-", "≈": "~"}.get(c, "?") for c in text), err.end
+
+
+codecs.register_error("edge_sdk_plain", _plain_text)
+
+
+def _plain_streams() -> None:
+    """A C/POSIX locale without UTF-8 (some CI images, cron, ssh without LANG) gets an ASCII
+    stdout; the summary lines must still print."""
+    for stream in (sys.stdout, sys.stderr):
+        encoding = getattr(stream, "encoding", None) or "ascii"
+        try:
+            "µ".encode(encoding)
+        except (UnicodeEncodeError, LookupError):
+            with contextlib.suppress(AttributeError, ValueError):
+                stream.reconfigure(errors="edge_sdk_plain")
+
+
 def _main(argv: list[str] | None) -> int:
     from edge_sdk import progress
+
+    _plain_streams()
 
     args = parser().parse_args(argv)
     progress.level = (progress.QUIET if args.quiet else progress.VERBOSE if args.verbose
@@ -863,7 +890,7 @@ def _main(argv: list[str] | None) -> int:
     quiet = args.quiet and not getattr(args, "json", False)
     try:
         if quiet:  # the summary lines go; errors and warnings (stderr) stay
-            with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
+            with contextlib.redirect_stdout(io.StringIO()):
                 return _dispatch(args, argv)
         return _dispatch(args, argv)
     finally:

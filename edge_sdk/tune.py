@@ -161,7 +161,7 @@ def _build(graph: Graph, steps: list[Step], board: Board, work: Path) -> Path:
     obj = build_kernel_object(program, {k: s.func_name for k, s in enumerate(steps)},
                               board.llvm_target, work / "kernels.o")
     source, data = _harness(graph, steps)
-    (work / "bench.c").write_text(source)
+    (work / "bench.c").write_text(source, encoding="utf-8")
     (work / "bench.bin").write_bytes(data)
     cc = board.linux["cross"] + "gcc"
     proc = subprocess.run([cc, "-O2", "-std=c99", "-static", str(work / "bench.c"), str(obj),
@@ -216,10 +216,10 @@ def tune(graph: Graph, board: Board, isa: str, out: Path, target: Target,
         tuning.record(key, kept[best], {json.dumps(asdict(s)): times[k]
                                         for k, s in enumerate(kept)}, times[0])
         tmp_out = out.with_name(out.name + f".tmp{os.getpid()}")
-        tmp_out.write_text(tuning.to_json())
+        tmp_out.write_text(tuning.to_json(), encoding="utf-8")
         tmp_out.replace(out)  # after every layer: an interrupted run keeps what it measured
     if progress:
         progress(len(todo), len(todo), "done")
     if not out.exists():
-        out.write_text(tuning.to_json())
+        out.write_text(tuning.to_json(), encoding="utf-8")
     return tuning

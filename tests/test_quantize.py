@@ -295,3 +295,36 @@ def test_cli_quantize_npz_calibration_float_io(tmp_path, capsys):
     assert "output output_0: SQNR" in printed and "output_1: SQNR" in printed
     graph = edge_sdk.load(out)
     assert [graph.tensor(t).dtype for t in (*graph.inputs, *graph.outputs)] == ["float32"] * 4
+
+
+def classifier_model(softmax: bool) -> bytes:
+    """conv -> reshape [1, 144] -> FC to 5 classes [-> SOFTMAX] -> reshape [1, 5, 1, 1]: the
+    way ONNX classifiers often end (SqueezeNet, the model zoo's Inception)."""
+    rng = np.random.default_rng(5)
+    tensors = [TensorSpec("input", (1, 6, 6, 3), "float32"),
+               TensorSpec("w", (4, 3, 3, 3), "float32",
+                          data=rng.normal(0, 0.3, (4, 3, 3, 3)).astype(np.float32)),
+               TensorSpec("b", (4,), "float32", data=rng.normal(0, 0.1, 4).astype(np.float32)),
+               TensorSpec("conv", (1, 6, 6, 4), "float32"),
+               TensorSpec("flat", (1, 144), "float32"),
+               TensorSpec("fw", (5, 144), "float32",
+                          data=rng.normal(0, 0.1, (5, 144)).astype(np.float32)),
+               TensorSpec("scores", (1, 5), "float32"),
+               TensorSpec("probs", (1, 5), "float32"),
+               TensorSpec("out", (1, 5, 1, 1), "float32")]
+    ops = [OpSpec("CONV_2D", [0, 1, 2], [3], {"padding": "SAME"}),
+           OpSpec("RESHAPE", [3], [4], {"new_shape": (1, 144)}),
+           OpSpec("FULLY_CONNECTED", [4, 5, -1], [6])]
+    if softmax:
+        ops.append(OpSpec("SOFTMAX", [6], [7]))
+    ops.append(OpSpec("RESHAPE", [7 if softmax else 6], [8], {"new_shape": (1, 5, 1, 1)}))
+    return build_model(tensors, ops, [0], [8])
+
+
+def test_top1_for_a_softmax_head_behind_a_reshape_and_not_for_plain_scores():
+    """SqueezeNet's ONNX graph ends SOFTMAX -> RESHAPE [1, 1000, 1, 1]; its top-1 agreement
+    went missing when only a softmax that made the output itself counted."""
+    e = quantize(classifier_model(True), calib((1, 6, 6, 3), 24), progress=False)
+    assert e.report["end_to_end"]["top1_agreement"] >= 0.9
+    e = quantize(classifier_model(False), calib((1, 6, 6, 3), 24), progress=False)
+    assert "top1_agreement" not in e.report["end_to_end"]

@@ -254,3 +254,24 @@ def test_json_quiet_and_verbose(conv_model, tmp_path, capsys):
     err = capsys.readouterr().err
     for step in ("compiling conv for mps2-an386", "building the firmware", "starting QEMU"):
         assert f"edge-sdk: {step}" in err and "done in" in err
+
+
+@pytest.mark.parametrize("locale_env", [{"PYTHONIOENCODING": "ascii"},
+                                        {"LC_ALL": "C", "LANG": "C", "PYTHONCOERCECLOCALE": "0",
+                                         "PYTHONUTF8": "0"}])
+def test_an_ascii_terminal_gets_the_summary_and_quiet_gets_nothing(conv_model, locale_env):
+    """CI images, cron and ssh without LANG give Python an ASCII stdout: "µs" crashed `run`
+    there, and -q crashed even though it prints nothing (its sink used the locale too)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LC_", "LANG", "PYTHONIO"))}
+    env.update(locale_env)
+    for argv, expect in ((["run", str(conv_model)], " us per inference (host wall clock)"),
+                         (["-q", "run", str(conv_model)], "")):
+        done = subprocess.run([sys.executable, "-m", "edge_sdk.cli", *argv], env=env,
+                              capture_output=True, text=True, encoding="utf-8", check=False)
+        assert done.returncode == 0, done.stderr
+        assert done.stderr == ""
+        assert expect in done.stdout if expect else done.stdout == ""

@@ -52,7 +52,7 @@ def build_bundle(compiled: CompiledModel, board: Board, work: Path, force: bool 
     shutil.copy2(project / "build" / "runner", bundle / "runner")
     (bundle / "model.json").write_text(json.dumps(
         {"model": compiled.name, "board": board.name, "llvm_target": board.llvm_target},
-        indent=2))
+        indent=2), encoding="utf-8")
     return bundle
 
 

@@ -53,7 +53,7 @@ def project_meta(project: Path) -> dict:
     manifest = project / "edge_project.json"
     if not manifest.is_file():
         raise UsageError(f"{project} is not an edge-sdk project (no edge_project.json)")
-    return json.loads(manifest.read_text())
+    return json.loads(manifest.read_text(encoding="utf-8"))
 
 
 def firmware_file(project: Path, meta: dict) -> Path:

@@ -119,7 +119,7 @@ def _board(data: dict) -> Board:
 def all_boards() -> dict[str, Board]:
     boards = {}
     for path in sorted(BOARDS_DIR.glob("*.yaml")):
-        board = _board(yaml.safe_load(path.read_text()))
+        board = _board(yaml.safe_load(path.read_text(encoding="utf-8")))
         boards[board.name] = board
     return boards
 
@@ -135,7 +135,7 @@ def get_board(name: str) -> Board:
     """
     if name.endswith((".yaml", ".yml")) and Path(name).is_file():
         try:
-            return _board(yaml.safe_load(Path(name).read_text()))
+            return _board(yaml.safe_load(Path(name).read_text(encoding="utf-8")))
         except (KeyError, TypeError, yaml.YAMLError) as err:
             raise BoardError(f"{name} is not a valid board file: {err}") from None
     boards = {_key(n): b for n, b in all_boards().items()}

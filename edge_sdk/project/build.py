@@ -54,7 +54,7 @@ def ecosystem_build_command(project: Path) -> list[str]:
     from edge_sdk.project.boards import get_board
     from edge_sdk.project.generate import load_template
 
-    meta = json.loads((project / "edge_project.json").read_text())
+    meta = json.loads((project / "edge_project.json").read_text(encoding="utf-8"))
     spec = load_template(meta["template"])
     board = get_board(meta["board"])
     values = {"board": board.zephyr or board.name,

@@ -62,8 +62,8 @@ def atomic_directory(dest: Path, force: bool = False, marker: str = "edge_projec
 
 def write_model_sources(compiled: CompiledModel, directory: Path) -> None:
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / compiled.sources.header_name).write_text(compiled.sources.header)
-    (directory / compiled.sources.source_name).write_text(compiled.sources.source)
+    (directory / compiled.sources.header_name).write_text(compiled.sources.header, encoding="utf-8")
+    (directory / compiled.sources.source_name).write_text(compiled.sources.source, encoding="utf-8")
 
 
 def check_fits(compiled: CompiledModel, board: Board) -> None:
@@ -103,7 +103,7 @@ def load_template(name: str) -> TemplateSpec:
         known = available_templates()
         raise UsageError(f"unknown template '{name}': {did_you_mean(name, known)}templates: "
                          f"{', '.join(known)}")
-    data = yaml.safe_load(path.read_text())
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
     port = data["port"] if isinstance(data["port"], str) else tuple(data["port"])
     return TemplateSpec(name, data["description"], dict(data["layout"]), port,
                         tuple(data.get("build", ())), tuple(data.get("skip_common", ())))
@@ -137,7 +137,7 @@ def _render_tree(template_dir: Path, out: Path, context: dict) -> None:
         dest = out / target
         dest.parent.mkdir(parents=True, exist_ok=True)
         if rel.endswith(".j2"):
-            dest.write_text(env.get_template(rel).render(**context))
+            dest.write_text(env.get_template(rel).render(**context), encoding="utf-8")
         else:
             shutil.copy2(src, dest)
 
@@ -230,7 +230,7 @@ def generate_project(
         env = _environment(TEMPLATES_DIR / template)
         (tmp / layout["config"]).parent.mkdir(parents=True, exist_ok=True)
         (tmp / layout["config"]).write_text(
-            env.get_template("edge_model_config.h.j2").render(**context))
+            env.get_template("edge_model_config.h.j2").render(**context), encoding="utf-8")
         _render_tree(TEMPLATES_DIR / template, tmp, context)
         if template == "linux":
             from edge_sdk.codegen.llvm import build_kernel_object
@@ -240,5 +240,5 @@ def generate_project(
         (tmp / "edge_project.json").write_text(json.dumps(
             {"model": compiled.name, "board": board.name, "template": template,
              "project": context["project"], "library": context["library"],
-             "edge_sdk": "0.1.0"}, indent=2) + "\n")
+             "edge_sdk": "0.1.0"}, indent=2) + "\n", encoding="utf-8")
     return dest

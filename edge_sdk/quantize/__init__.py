@@ -245,21 +245,29 @@ def quantize(model: str | Path | bytes, calibration: Calibration,
 
 # Ops whose output is a class score vector: top-1 agreement means something only there.
 CLASSIFIER_HEADS = ("SOFTMAX", "LOG_SOFTMAX")
+# Ops that move or convert a vector without changing which entry is largest.
+PASS_THROUGH = ("RESHAPE", "SQUEEZE", "EXPAND_DIMS", "QUANTIZE", "DEQUANTIZE")
 # A layer whose int8 output keeps less than this is mostly noise.
 LOW_SQNR_DB = 10.0
 FEW_SAMPLES = 20
 
 
 def is_classifier(graph: Graph, ops: list) -> bool:
-    """One output, made by a softmax over a vector: a classifier (its top-1 class is the
-    answer). Anything else (an image, boxes, an autoencoder's reconstruction, a regression
-    value) is judged by its error, not by an argmax."""
+    """One output, a vector of class scores made by a softmax: a classifier (its top-1 class
+    is the answer). Reshapes after the softmax (ONNX models often end [1, 1000, 1, 1]) and
+    float/int conversions are looked through. Anything else (an image, boxes, an
+    autoencoder's reconstruction, a regression value) is judged by its error, not an argmax."""
     if len(graph.outputs) != 1:
         return False
-    out = graph.outputs[0]
-    producer = next((o for o in ops if out in o.outputs), None)
-    shape = graph.tensor(out).shape
-    return producer is not None and producer.opcode in CLASSIFIER_HEADS and shape[-1] >= 2
+    tensor = graph.outputs[0]
+    if sum(d > 1 for d in graph.tensor(tensor).shape) != 1:
+        return False
+    while True:
+        producer = next((o for o in ops if tensor in o.outputs), None)
+        if producer is None or producer.opcode not in PASS_THROUGH:
+            break
+        tensor = producer.inputs[0]
+    return producer is not None and producer.opcode in CLASSIFIER_HEADS
 
 
 def _neighbour_correlation(samples: list[list[np.ndarray]]) -> float | None:

@@ -17,7 +17,7 @@ def load_report(source: str | Path) -> dict:
         raise UsageError(f"{source}: no report.json there: give the file `compile -o DIR` or "
                          "`run --report FILE` wrote, or its folder")
     try:
-        rep = json.loads(path.read_text())
+        rep = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise UsageError(f"{path} is not a readable report ({err}): write it again") from None
     if not isinstance(rep, dict) or not isinstance(rep.get("layers"), list):

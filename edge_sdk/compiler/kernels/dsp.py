@@ -62,7 +62,7 @@ from edge_sdk.compiler.quantization import activation_range
 from edge_sdk.frontend.tflite import Graph, Operator
 
 # The C side of these kernels, printed once into every model compiled for a DSP core.
-MICROKERNELS = files("edge_sdk.compiler.kernels").joinpath("edge_dsp.h").read_text()
+MICROKERNELS = files("edge_sdk.compiler.kernels").joinpath("edge_dsp.h").read_text(encoding="utf-8")
 
 # For k = 4g + j the q15 slot is 4g + _SLOT[j]: SXTB16 yields (x0, x2), its rotation (x1, x3).
 _SLOT = (0, 2, 1, 3)

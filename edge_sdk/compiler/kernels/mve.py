@@ -41,7 +41,7 @@ from edge_sdk.compiler.kernels.tir import in_range, kernel, local_array, loop, s
 from edge_sdk.compiler.program import Constant, Scratch, Step, TensorArg
 from edge_sdk.frontend.tflite import Graph, Operator
 
-MICROKERNELS = files("edge_sdk.compiler.kernels").joinpath("edge_mve.h").read_text()
+MICROKERNELS = files("edge_sdk.compiler.kernels").joinpath("edge_mve.h").read_text(encoding="utf-8")
 
 
 def pack_rows16(w: np.ndarray) -> np.ndarray:

@@ -100,7 +100,7 @@ class Tuning:
     def load(cls, path: str | Path) -> Tuning:
         path = Path(path)
         try:
-            data = json.loads(path.read_text())
+            data = json.loads(path.read_text(encoding="utf-8"))
             records = data["records"]
             for record in records.values():
                 Schedule(**record["schedule"])
