@@ -149,12 +149,6 @@ def test_arduino_sources_compile_against_stub_headers(kws, tmp_path):
             f"-I{project / 'src'}", str(cpp), "-o", str(tmp_path / "sketch.o"), cxx=True)
 
 
-def test_cmsis_sources_compile_against_stub_headers(kws, tmp_path):
-    project = generate(kws, tmp_path, "cmsis", "stm32f746g-disco")
-    compile_all(project, "cortex-m7", [STUBS / "cmsis", project / "firmware", project / "model"],
-                tmp_path)
-
-
 def test_unknown_template_lists_the_valid_ones(tmp_path, capsys):
     code = main(["generate", str(shared_model("kws_ref_model")), "--board", "nano33ble",
                  "--template", "mbed", "-o", str(tmp_path / "x")])

@@ -4,6 +4,7 @@ run, exit codes, units. Each test is a case that failed before its fix."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -275,3 +276,92 @@ def test_an_ascii_terminal_gets_the_summary_and_quiet_gets_nothing(conv_model, l
         assert done.returncode == 0, done.stderr
         assert done.stderr == ""
         assert expect in done.stdout if expect else done.stdout == ""
+
+
+# Device names of ARM::Cortex_DFP (ARM.Cortex_DFP.pdsc, 1.x): csolution resolves a target's
+# `device:` against these; ARMCM4_DP and friends are not among them.
+CORTEX_DFP_DEVICES = {"ARMCM0", "ARMCM0P", "ARMCM1", "ARMCM3", "ARMCM4", "ARMCM7", "ARMCM23",
+                      "ARMCM33", "ARMCM35P", "ARMCM52", "ARMCM55", "ARMCM85"}
+
+
+def test_cmsis_boards_name_real_devices_and_ship_their_support():
+    from edge_sdk.project.boards import all_boards
+    from edge_sdk.project.generate import FIRMWARE_DIR
+
+    cmsis = [b for b in all_boards().values() if "cmsis" in b.templates]
+    assert len(cmsis) >= 8
+    for b in cmsis:
+        if b.cmsis["pack"] == "ARM::Cortex_DFP":
+            assert b.cmsis["device"] in CORTEX_DFP_DEVICES, b.name
+        assert (FIRMWARE_DIR / "cmsis_boards" / f"{b.cmsis['support']}.c").is_file(), b.name
+
+
+def test_cmsis_projects_set_up_clock_caches_and_uart(conv_model, tmp_path):
+    """The STM32F746 project said 216 MHz and ran at 16 MHz with caches off and no UART."""
+    import yaml
+
+    disco = generate(conv_model, tmp_path, "stm32f746g-disco", "cmsis")
+    files = [f["file"] for g in yaml.safe_load(
+        next(disco.glob("*.cproject.yml")).read_text(encoding="utf-8"))["project"]["groups"]
+        for f in g["files"]]
+    assert "firmware/edge_board_stm32f746g_disco.c" in files
+    support = (disco / "firmware" / "edge_board_stm32f746g_disco.c").read_text(encoding="utf-8")
+    for step in ("RCC_CFGR_SW_PLL", "FLASH_ACR_LATENCY_7WS", "PWR_CR1_ODEN",
+                 "SCB_EnableICache()", "SCB_EnableDCache()", "USART1->BRR"):
+        assert step in support
+    readme = (disco / "README.md").read_text(encoding="utf-8")
+    assert "216 MHz" in readme and "USART1 on PA9/PB7" in readme
+
+
+def build_cmsis_sources(project: Path, board, out: Path) -> Path:
+    """Compile what edge-sdk put in a CMSIS project with arm-none-eabi-gcc, -Werror. cbuild and
+    the packs cannot be had here (no network), so the two files a DFP would add stand in:
+    the vector table is the bare-metal port's, and SystemCoreClock starts at the 25 MHz that
+    ARM's generic system_ARMCMx.c gives it (the support file must correct it)."""
+    import subprocess
+
+    from edge_sdk.project.generate import FIRMWARE_DIR
+
+    (out / "system_dfp.c").write_text("#include <stdint.h>\nuint32_t SystemCoreClock = "
+                                      "25000000u;\nvoid SystemCoreClockUpdate(void) {}\n",
+                                      encoding="utf-8")
+    sources = [*project.glob("model/*.c"), *project.glob("firmware/*.c"),
+               FIRMWARE_DIR / "port" / "cmsdk" / "startup_cortexm.c", out / "system_dfp.c"]
+    elf = out / "app.elf"
+    subprocess.run(["arm-none-eabi-gcc", *board.target.cflags.split(), "-std=c99", "-O2",
+                    "-Wall", "-Wextra", "-Werror", "-ffp-contract=off",
+                    f"-I{project / 'model'}", f"-I{project / 'firmware'}", *map(str, sources),
+                    "-nostartfiles", "--specs=nano.specs", "--specs=nosys.specs",
+                    "-T", str(out / "linker.ld"), "-lm", "-o", str(elf)], check=True)
+    return elf
+
+
+@pytest.mark.parametrize("board_name", ["mps2-an386", "mps2-an500", "mps3-an547"])
+def test_a_cmsis_project_runs_bit_exact_on_its_emulated_board(conv_model, tmp_path, board_name,
+                                                              capsys):
+    """Our part of the CMSIS project (port, the CMSDK UART support file with its cache set-up
+    on the M7 and M55, the model) on QEMU, reached over its UART as a flashed board is."""
+    import shutil
+
+    board = get_board(board_name)
+    project = generate(conv_model, tmp_path, board_name, "cmsis")
+    assert "firmware/edge_board_cmsdk.c" in next(project.glob("*.cproject.yml")).read_text(
+        encoding="utf-8")
+    bare = generate(conv_model, tmp_path / "bare", board_name, "baremetal")
+    shutil.copy(bare / "linker.ld", tmp_path / "linker.ld")
+    elf = build_cmsis_sources(project, board, tmp_path)
+
+    x = np.random.default_rng(9).integers(-128, 128, (2, 6, 7, 2), dtype=np.int8)
+    np.save(tmp_path / "x.npy", x)
+    with qemu_serving(board, elf) as port:
+        assert main(["run-remote", "--port", f"socket://127.0.0.1:{port}", "--board",
+                     board_name, "--model", str(conv_model), "--input", str(tmp_path / "x.npy"),
+                     "--output", str(tmp_path / "y.npy"), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    np.testing.assert_array_equal(np.load(tmp_path / "y.npy").reshape(-1),
+                                  reference(conv_model, x[:, None]).reshape(-1))
+    # QEMU's DWT does not count: the port falls back to SysTick at the board's real clock.
+    timer = result["timer"]
+    assert (timer["kind"], timer["timer_hz"], timer["unit"]) == ("systick", board.clock_hz,
+                                                                 "instructions")
+    assert all(n > 0 for n in timer["per_inference"])

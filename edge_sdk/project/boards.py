@@ -41,7 +41,7 @@ class Board:
     templates: tuple[str, ...]
     zephyr: str | None = None   # Zephyr's board name (west build -b ...)
     arduino: dict | None = None  # {"fqbn": ...}
-    cmsis: dict | None = None   # {"vendor", "device", "pack"} for CMSIS-Toolbox
+    cmsis: dict | None = None   # {"vendor", "device", "pack", "support"}: CMSIS-Toolbox
     runners: dict | None = None  # {"default": name, name: settings}
     linux: dict | None = None   # Cortex-A Linux boards: arch, LLVM triple/mcpu/mattr, cross gcc
     gpu: dict | None = None     # GPU boards: {"api": cuda|opencl, "tag" or "attrs", ...}

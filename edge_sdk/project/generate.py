@@ -227,6 +227,10 @@ def generate_project(
         for part in (port,) if isinstance(port, str) else port:
             for src in sorted((FIRMWARE_DIR / "port" / part).iterdir()):
                 shutil.copy2(src, port_dir / src.name)
+        support = (board.cmsis or {}).get("support") if template == "cmsis" else None
+        if support:  # the board's clocks, caches and console UART (firmware/cmsis_boards/)
+            shutil.copy2(FIRMWARE_DIR / "cmsis_boards" / f"{support}.c",
+                         port_dir / f"edge_board_{support}.c")
         env = _environment(TEMPLATES_DIR / template)
         (tmp / layout["config"]).parent.mkdir(parents=True, exist_ok=True)
         (tmp / layout["config"]).write_text(

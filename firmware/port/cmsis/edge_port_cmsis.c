@@ -1,62 +1,99 @@
-/* edge_port_cmsis.c: the edge-sdk protocol for a CMSIS-Toolbox project.
+/* edge_port_cmsis.c: the edge-sdk protocol in a CMSIS-Toolbox project.
  *
- * Timing uses the core's DWT cycle counter (core clock cycles) where the core has one, SysTick
- * otherwise (Cortex-M0/M0+). The serial link goes through two functions you implement for your
- * board's UART, e.g. with the vendor HAL or a CMSIS-Driver USART:
- *     int  edge_uart_getc(uint32_t timeout_ms); 0..255; -1 if the link is gone; -2 when
- *                                               timeout_ms (0: for ever) passed with no byte
- *     void edge_uart_putc(uint8_t byte);
- * The weak defaults below report "no link", so the program still links and runs its demo. */
-#include "RTE_Components.h"
-#include CMSIS_device_header
+ * The board's support file (edge_board_cmsis.h) sets clocks, caches and the console UART;
+ * this file adds what every Cortex-M core has: SysTick, free-running from start-up, for the
+ * serial timeouts, and the DWT cycle counter for timing inferences. It touches only registers
+ * that the Armv6-M/v7-M/v8-M architecture fixes, so it needs no device header.
+ *
+ * SysTick is ours: an application that also wants it (an RTOS tick, HAL_IncTick) must route
+ * SysTick_Handler here or give the port another time base. */
+#include <stdint.h>
 
+#include "edge_board_cmsis.h"
 #include "edge_port.h"
 
-__attribute__((weak)) int edge_uart_getc(uint32_t timeout_ms) {
-  (void)timeout_ms;
-  return EDGE_READ_CLOSED;
+/* From the device's CMSIS system file (system_<device>.c). */
+extern uint32_t SystemCoreClock;
+
+#define REG(addr) (*(volatile uint32_t *)(addr))
+#define SYST_CSR REG(0xE000E010u)
+#define SYST_RVR REG(0xE000E014u)
+#define SYST_CVR REG(0xE000E018u)
+#define SYST_RELOAD 0x00FFFFFFu
+#define DEMCR REG(0xE000EDFCu)
+#define DEMCR_TRCENA (1u << 24)
+#define DWT_CTRL REG(0xE0001000u)
+#define DWT_CTRL_NOCYCCNT (1u << 25)
+#define DWT_CTRL_CYCCNTENA 1u
+#define DWT_CYCCNT REG(0xE0001004u)
+
+static volatile uint32_t systick_wraps;
+
+void SysTick_Handler(void) { systick_wraps++; }
+
+static void systick_restart(void) {
+  SYST_CSR = 0;
+  systick_wraps = 0;
+  SYST_RVR = SYST_RELOAD;
+  SYST_CVR = 0;
+  SYST_CSR = 0x7u; /* enable, interrupt on wrap, processor clock */
 }
 
-__attribute__((weak)) void edge_uart_putc(uint8_t byte) { (void)byte; }
+static uint64_t systick_ticks(void) {
+  uint32_t wraps, value;
+  do {
+    wraps = systick_wraps;
+    value = SYST_CVR;
+  } while (wraps != systick_wraps);
+  return (uint64_t)wraps * (SYST_RELOAD + 1u) + (SYST_RELOAD - value);
+}
 
-static int read_byte(uint32_t timeout_ms) { return edge_uart_getc(timeout_ms); }
+/* Armv6-M has no DWT cycle counter, and some cores and emulators (QEMU) leave it at 0: use it
+ * only when it is there and moves. */
+static int dwt_counts(void) {
+#if defined(__ARM_ARCH_6M__) || defined(EDGE_NO_DWT)
+  return 0;
+#else
+  DEMCR |= DEMCR_TRCENA;
+  if (DWT_CTRL & DWT_CTRL_NOCYCCNT) return 0;
+  DWT_CYCCNT = 0;
+  DWT_CTRL |= DWT_CTRL_CYCCNTENA;
+  for (volatile int i = 0; i < 16; ++i) {
+  }
+  return DWT_CYCCNT != 0u;
+#endif
+}
+
+static void dwt_start(void) { DWT_CYCCNT = 0; }
+static uint64_t dwt_ticks(void) { return DWT_CYCCNT; } /* 32 bits: 19 s at 216 MHz */
+
+static int read_byte(uint32_t timeout_ms) {
+  uint64_t start = systick_ticks();
+  uint64_t limit = (uint64_t)timeout_ms * (SystemCoreClock / 1000u);
+  for (;;) {
+    int byte = edge_board_uart_poll();
+    if (byte >= 0) return byte;
+    if (timeout_ms != 0u && systick_ticks() - start > limit) return EDGE_READ_TIMEOUT;
+  }
+}
 
 static void write_bytes(const uint8_t *data, size_t n) {
-  for (size_t i = 0; i < n; ++i) edge_uart_putc(data[i]);
+  for (size_t i = 0; i < n; ++i) edge_board_uart_put(data[i]);
 }
 
-#if defined(DWT_CTRL_CYCCNTENA_Msk) && !defined(EDGE_NO_DWT)
-static void timer_start(void) {
-  CoreDebug->DEMCR |= CoreDebug_DEMCR_TRCENA_Msk;
-  DWT->CYCCNT = 0;
-  DWT->CTRL |= DWT_CTRL_CYCCNTENA_Msk;
-}
-static uint64_t timer_ticks(void) { return DWT->CYCCNT; }
-#define EDGE_TIMER_KIND EDGE_TIMER_CYCLES
-#else
-static volatile uint32_t wraps;
-void SysTick_Handler(void) { wraps++; }
-static void timer_start(void) {
-  wraps = 0;
-  SysTick->LOAD = 0x00FFFFFFu;
-  SysTick->VAL = 0;
-  SysTick->CTRL = SysTick_CTRL_CLKSOURCE_Msk | SysTick_CTRL_TICKINT_Msk | SysTick_CTRL_ENABLE_Msk;
-}
-static uint64_t timer_ticks(void) {
-  uint32_t w, v;
-  do {
-    w = wraps;
-    v = SysTick->VAL;
-  } while (w != wraps);
-  return (uint64_t)w * 0x01000000u + (0x00FFFFFFu - v);
-}
-#define EDGE_TIMER_KIND EDGE_TIMER_SYSTICK
-#endif
-
-static edge_port_t port = {read_byte, write_bytes, timer_start, timer_ticks, 0u, EDGE_TIMER_KIND};
+/* RUN restarts SysTick to time an inference; no read overlaps a RUN, and the timeouts only
+ * need a clock that moves forward from each read's own start. */
+static edge_port_t port = {read_byte, write_bytes, systick_restart, systick_ticks, 0u,
+                           EDGE_TIMER_SYSTICK};
 
 const edge_port_t *edge_port_init(void) {
-  SystemCoreClockUpdate();
+  edge_board_init();
+  systick_restart();
+  if (dwt_counts()) {
+    port.timer_start = dwt_start;
+    port.timer_ticks = dwt_ticks;
+    port.timer_kind = EDGE_TIMER_CYCLES;
+  }
   port.timer_hz = SystemCoreClock;
   return &port;
 }
@@ -64,6 +101,6 @@ const edge_port_t *edge_port_init(void) {
 void edge_port_exit(int code) {
   (void)code;
   for (;;) {
-    __WFI();
+    __asm__ volatile("wfi");
   }
 }
