@@ -60,8 +60,13 @@ def load(path: str | Path) -> Graph:
     return load_tflite(path)
 
 
-def compile(model: Graph | str | Path) -> CompiledModel:
+def compile(model: Graph | str | Path, board: str | None = None) -> CompiledModel:
+    """The model as C: for ``board`` (a name of `edge-sdk boards` or a .yaml file) its core's
+    kernels (DSP, Helium, a Linux CPU's, a GPU's), as :func:`compile_for`; without one,
+    portable C that any C99 compiler builds."""
     graph = model if isinstance(model, Graph) else load(model)
+    if board is not None:
+        return compile_for(graph, get_board(board))
     return compile_graph(graph)
 
 

@@ -907,6 +907,12 @@ def _dispatch(args: argparse.Namespace, argv: list[str] | None) -> int:
     except EdgeSDKError as err:
         print(f"edge-sdk: error: {err}", file=sys.stderr)
         return err.exit_code
+    except BrokenPipeError:
+        # `edge-sdk inspect M | head`: the reader has gone. Stop quietly, as Unix tools do, and
+        # point stdout at /dev/null so that Python's own flush at exit does not fail again.
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, what a shell reports for a tool killed by the signal
     except KeyboardInterrupt:
         print("edge-sdk: interrupted", file=sys.stderr)
         return 130

@@ -365,3 +365,21 @@ def test_a_cmsis_project_runs_bit_exact_on_its_emulated_board(conv_model, tmp_pa
     assert (timer["kind"], timer["timer_hz"], timer["unit"]) == ("systick", board.clock_hz,
                                                                  "instructions")
     assert all(n > 0 for n in timer["per_inference"])
+
+
+def test_a_reader_that_leaves_early_is_no_crash(conv_model):
+    """`edge-sdk inspect M | head` ended in "internal error (BrokenPipeError)" and a crash file;
+    now it stops quietly with the shell's status for SIGPIPE."""
+    import os
+    import subprocess
+    import sys
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader has gone before the first line
+    try:
+        done = subprocess.run([sys.executable, "-m", "edge_sdk.cli", "inspect", str(conv_model)],
+                              stdout=write_end, capture_output=False, stderr=subprocess.PIPE,
+                              text=True, check=False)
+    finally:
+        os.close(write_end)
+    assert done.returncode == 141 and done.stderr == ""
