@@ -97,20 +97,24 @@ def test_float_model_on_pocl_matches_litert(tmp_path):
 
 
 def test_every_kernel_is_scheduled_by_dlight_with_many_threads():
-    """The report names the dlight rule of every layer; no launch runs a single thread."""
+    """The report names the schedule of every layer (a dlight rule, or our depthwise one); no
+    launch runs a single thread."""
     compiled = compile_for(shared_model("kws_ref_model"), get_board(MALI))
     kernels = [s for s in compiled.program.steps if s.kind == "kernel"]
     assert set(compiled.gpu.schedules) == {s.op_index for s in kernels}
-    assert all(r.startswith("dlight.gpu.") for r in compiled.gpu.schedules.values())
+    assert all(r.startswith(("dlight.gpu.", "edge-sdk: ")) for r in compiled.gpu.schedules.values())
     for launch in compiled.gpu.device.launches:
         assert np.prod(launch.block) > 1, launch
-    # Convolutions and the FC go to the reduction rules, not the one-thread-per-output fallback.
+    # Convolutions are tiled matrix products, the FC a GEMV; depthwise layers get one thread
+    # per output, softmax one per row (its float sum in TFLite's order).
     rules = {s.opcode: compiled.gpu.schedules[s.op_index] for s in kernels}
-    assert rules["CONV_2D"] == "dlight.gpu.GeneralReduction"
+    assert rules["CONV_2D"] == "dlight.gpu.Matmul"
+    assert rules["DEPTHWISE_CONV_2D"] == "edge-sdk: one thread per output, taps in a loop"
     assert rules["FULLY_CONNECTED"] == "dlight.gpu.GEMV"
     assert rules["SOFTMAX"].startswith("dlight.gpu.Fallback")
-    # Matmul is excluded on purpose (wrong results on our convolutions): see schedule.py.
-    assert "Matmul" not in [type(r).__name__ for r in default_rules(compiled.gpu.target.tvm_target)]
+    names = [type(r).__name__ for r in default_rules(compiled.gpu.target.tvm_target)]
+    assert names[0] == "Matmul" and "Matmul" not in [
+        type(r).__name__ for r in default_rules(compiled.gpu.target.tvm_target, matmul=False)]
 
 
 def test_cuda_compiles_to_ptx_and_cross_builds_for_jetson(tmp_path):
@@ -209,3 +213,26 @@ def test_two_inputs_two_outputs_and_add_of_different_scales_on_pocl(tmp_path):
     got = unpack(graph, [out[i * n:(i + 1) * n].tobytes() for i in range(3)])
     for ours, want in zip(got, litert(model.read_bytes(), xs), strict=True):
         np.testing.assert_array_equal(ours.reshape(want.shape), want)
+
+
+@needs_pocl
+@pytest.mark.slow
+@pytest.mark.parametrize("case", ["conv_same_stride2_per_channel", "conv_valid_relu6_dilated",
+                                  "conv_per_tensor_relu", "conv_saturates", "conv_1x1_zero_points",
+                                  "depthwise_same_stride2", "depthwise_multiplier2_relu"])
+def test_convolution_schedules_are_bit_exact_on_pocl(case, tmp_path):
+    """dlight's Matmul on our convolutions, our one-thread-per-output depthwise schedule:
+    strides, dilation, SAME/VALID padding, saturation, zero points, channel multipliers."""
+    from tests.test_ops import CASES
+
+    path = tmp_path / f"{case}.tflite"
+    path.write_bytes(CASES[case]())
+    graph = edge_sdk.load(path)
+    runner, compiled = build_native(path, MALI, tmp_path)
+    assert set(compiled.gpu.schedules.values()) <= {
+        "dlight.gpu.Matmul", "edge-sdk: one thread per output, taps in a loop"}
+    x = random_inputs(graph.tensor(graph.inputs[0]).shape, 2, seed=3)
+    proc, got = run_runner(runner, x, np.int8, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    expected = reference(path, x)
+    np.testing.assert_array_equal(got.reshape(expected.shape), expected)
