@@ -104,7 +104,7 @@ def main() -> int:
     parser.add_argument("--run", type=int, default=20,
                         help="mutants LiteRT accepts to build and run on the host (default 20)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--json", default=str(ROOT / "benchmarks" / "robustness.json"))
+    parser.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "robustness.json"))
     args = parser.parse_args()
     results = []
     for name in args.models.split(","):
@@ -126,6 +126,7 @@ def main() -> int:
             print(f"\n{r['model']}, {outcome}:")
             for line in lines:
                 print(f"  {line}")
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
     print(f"\nwrote {args.json}")
     return 0

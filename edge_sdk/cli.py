@@ -88,15 +88,13 @@ def _check_output_path(args: argparse.Namespace, graph) -> None:
 
 
 def _save_npy(path: str, data: np.ndarray | dict[str, np.ndarray]) -> None:
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    """An ``.npy`` (one array) or ``.npz`` (several), written whole or not at all."""
+    buf = io.BytesIO()
     if isinstance(data, dict):
-        tmp = target.with_name(f".{target.name}.tmp.npz")
-        np.savez(tmp, **data)
+        np.savez(buf, **data)
     else:
-        tmp = target.with_name(f".{target.name}.tmp.npy")
-        np.save(tmp, data)
-    os.replace(tmp, target)
+        np.save(buf, data)
+    api.write_atomic(path, buf.getvalue())
 
 
 def _input_layout(graph, x) -> str:
@@ -514,10 +512,8 @@ def cmd_boards(args: argparse.Namespace) -> int:
         out = Path(args.output or f"{board['name']}.yaml")
         if out.exists() and not args.force:
             raise UsageError(f"{out} already exists: choose another path (-o) or pass --force")
-        tmp = out.with_name(f".{out.name}.tmp")
-        tmp.write_text(f"# Imported by edge-sdk from {Path(pdsc).name}, device {device}.\n"
-                       + yaml.safe_dump(board, sort_keys=False), encoding="utf-8")
-        os.replace(tmp, out)
+        api.write_atomic(out, (f"# Imported by edge-sdk from {Path(pdsc).name}, device {device}.\n"
+                               + yaml.safe_dump(board, sort_keys=False)).encode("utf-8"))
         print(f"wrote {out}: {board['cpu']}, flash {board['memory']['flash']['size']} B, "
               f"RAM {board['memory']['ram']['size']} B; use it with --board {out}")
         return 0

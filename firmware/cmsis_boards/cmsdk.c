@@ -7,17 +7,11 @@
 
 #include "edge_board.h"
 #include "edge_board_cmsis.h"
+#include "edge_cmsdk_uart.h"
 
 extern uint32_t SystemCoreClock;
 
 #define REG(addr) (*(volatile uint32_t *)(addr))
-#define UART_DATA REG(EDGE_UART_BASE + 0x00u)
-#define UART_STATE REG(EDGE_UART_BASE + 0x04u)
-#define UART_CTRL REG(EDGE_UART_BASE + 0x08u)
-#define UART_BAUDDIV REG(EDGE_UART_BASE + 0x10u)
-#define UART_STATE_TX_FULL 0x1u
-#define UART_STATE_RX_FULL 0x2u
-#define UART_STATE_RX_OVERRUN 0x8u
 
 #if EDGE_CORE_CACHES
 /* Cortex-M7/M55 L1 caches, as the architecture defines their maintenance registers: invalidate
@@ -66,20 +60,9 @@ void edge_board_init(void) {
 #if EDGE_CORE_CACHES
   enable_caches();
 #endif
-  /* BAUDDIV = clock / baud, at least 16 */
-  UART_BAUDDIV = (EDGE_CPU_HZ / EDGE_UART_BAUD) < 16u ? 16u : EDGE_CPU_HZ / EDGE_UART_BAUD;
-  UART_CTRL = 0x3u; /* TX and RX enabled */
+  edge_cmsdk_uart_init(EDGE_CPU_HZ / EDGE_UART_BAUD);
 }
 
-int edge_board_uart_poll(void) {
-  uint32_t state = UART_STATE;
-  if (state & UART_STATE_RX_OVERRUN) UART_STATE = UART_STATE_RX_OVERRUN; /* write 1 to clear */
-  if (!(state & UART_STATE_RX_FULL)) return -1;
-  return (int)(UART_DATA & 0xFFu);
-}
+int edge_board_uart_poll(void) { return edge_cmsdk_uart_poll(); }
 
-void edge_board_uart_put(uint8_t byte) {
-  while (UART_STATE & UART_STATE_TX_FULL) {
-  }
-  UART_DATA = byte;
-}
+void edge_board_uart_put(uint8_t byte) { edge_cmsdk_uart_put(byte); }

@@ -11,15 +11,12 @@
 
 #include "edge_board_cmsis.h"
 #include "edge_port.h"
+#include "edge_systick.h"
 
 /* From the device's CMSIS system file (system_<device>.c). */
 extern uint32_t SystemCoreClock;
 
 #define REG(addr) (*(volatile uint32_t *)(addr))
-#define SYST_CSR REG(0xE000E010u)
-#define SYST_RVR REG(0xE000E014u)
-#define SYST_CVR REG(0xE000E018u)
-#define SYST_RELOAD 0x00FFFFFFu
 #define DEMCR REG(0xE000EDFCu)
 #define DEMCR_TRCENA (1u << 24)
 #define DWT_CTRL REG(0xE0001000u)
@@ -27,26 +24,7 @@ extern uint32_t SystemCoreClock;
 #define DWT_CTRL_CYCCNTENA 1u
 #define DWT_CYCCNT REG(0xE0001004u)
 
-static volatile uint32_t systick_wraps;
-
-void SysTick_Handler(void) { systick_wraps++; }
-
-static void systick_restart(void) {
-  SYST_CSR = 0;
-  systick_wraps = 0;
-  SYST_RVR = SYST_RELOAD;
-  SYST_CVR = 0;
-  SYST_CSR = 0x7u; /* enable, interrupt on wrap, processor clock */
-}
-
-static uint64_t systick_ticks(void) {
-  uint32_t wraps, value;
-  do {
-    wraps = systick_wraps;
-    value = SYST_CVR;
-  } while (wraps != systick_wraps);
-  return (uint64_t)wraps * (SYST_RELOAD + 1u) + (SYST_RELOAD - value);
-}
+void SysTick_Handler(void) { edge_systick_wraps++; }
 
 /* Armv6-M has no DWT cycle counter, and some cores and emulators (QEMU) leave it at 0: use it
  * only when it is there and moves. */
@@ -68,12 +46,12 @@ static void dwt_start(void) { DWT_CYCCNT = 0; }
 static uint64_t dwt_ticks(void) { return DWT_CYCCNT; } /* 32 bits: 19 s at 216 MHz */
 
 static int read_byte(uint32_t timeout_ms) {
-  uint64_t start = systick_ticks();
+  uint64_t start = edge_systick_ticks();
   uint64_t limit = (uint64_t)timeout_ms * (SystemCoreClock / 1000u);
   for (;;) {
     int byte = edge_board_uart_poll();
     if (byte >= 0) return byte;
-    if (timeout_ms != 0u && systick_ticks() - start > limit) return EDGE_READ_TIMEOUT;
+    if (timeout_ms != 0u && edge_systick_ticks() - start > limit) return EDGE_READ_TIMEOUT;
   }
 }
 
@@ -83,12 +61,12 @@ static void write_bytes(const uint8_t *data, size_t n) {
 
 /* RUN restarts SysTick to time an inference; no read overlaps a RUN, and the timeouts only
  * need a clock that moves forward from each read's own start. */
-static edge_port_t port = {read_byte, write_bytes, systick_restart, systick_ticks, 0u,
+static edge_port_t port = {read_byte, write_bytes, edge_systick_restart, edge_systick_ticks, 0u,
                            EDGE_TIMER_SYSTICK};
 
 const edge_port_t *edge_port_init(void) {
   edge_board_init();
-  systick_restart();
+  edge_systick_restart();
   if (dwt_counts()) {
     port.timer_start = dwt_start;
     port.timer_ticks = dwt_ticks;
