@@ -202,3 +202,80 @@ def test_new_operators_on_aarch64(sshd, tmp_path):
     expected = reference(model, xf)
     np.testing.assert_allclose(result.outputs.reshape(expected.shape), expected, rtol=1e-5,
                                atol=1e-6)
+
+
+def test_a_changed_host_key_is_refused_even_with_accept_new(sshd, tmp_path):
+    """A known_hosts entry with another key for this host and port: the deploy stops with the
+    warning, --accept-new-host-key does not override it (it trusts only hosts never seen), and
+    the recorded key stays as it was."""
+    other = tmp_path / "other_host_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True)
+    known = tmp_path / "known_hosts"
+    known.write_text(f"[127.0.0.1]:{sshd.port} {other.with_suffix('.pub').read_text()}")
+    before = known.read_bytes()
+    for accept in (False, True):
+        with pytest.raises(DeviceError, match="has CHANGED"):
+            edge_sdk.api.deploy(shared_model("ad01_int8"), "rpi4", sshd.host, port=sshd.port,
+                                identity=sshd.identity, known_hosts=known,
+                                accept_new_host_key=accept, run_prefix=["qemu-aarch64-static"],
+                                remote_dir=str(tmp_path / "remote"))
+    assert known.read_bytes() == before
+    assert not (tmp_path / "remote").exists()
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file()}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["SIGINT", "SIGTERM"])
+def test_an_interrupted_upload_leaves_the_board_and_this_machine_as_they_were(sshd, tmp_path,
+                                                                             how):
+    """Ctrl-C or a kill while the bundle is on the wire: the bundle installed before is still
+    there, whole; the partial upload is removed from the board; scp is not left running; no
+    scratch directory stays in the temp dir. The link is slowed with scp's own bandwidth limit
+    (a real scp to the real sshd, as over a slow Wi-Fi link) so that the signal lands mid-way."""
+    import os
+    import signal
+    import sys
+    import time
+
+    need("qemu-aarch64-static")
+    model = shared_model("ad01_int8")
+    remote = tmp_path / "remote"
+    deploy(sshd, model, "rpi4", tmp_path)
+    installed = _tree(remote)
+    assert "ad01_int8/runner" in installed
+
+    slow = tmp_path / "slow-bin"
+    slow.mkdir()
+    (slow / "scp").write_text(f'#!/bin/sh\nexec {shutil.which("scp")} -l 800 "$@"\n')
+    (slow / "scp").chmod(0o755)
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    env = {**os.environ, "PATH": f"{slow}:{os.environ['PATH']}", "TMPDIR": str(scratch)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "edge_sdk.cli", "deploy", str(model), "--board", "rpi4",
+         "--host", sshd.host, "--port", str(sshd.port), "--identity", str(sshd.identity),
+         "--known-hosts", str(sshd.known_hosts), "--remote-dir", str(remote),
+         "--run-prefix", "qemu-aarch64-static"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    upload = remote / "ad01_int8.upload.tar"
+    try:
+        deadline = time.monotonic() + 120
+        while not (upload.exists() and upload.stat().st_size > 0):
+            assert proc.poll() is None, f"the deploy ended before its upload: {proc.stderr.read()}"
+            assert time.monotonic() < deadline, "the upload never started"
+            time.sleep(0.02)
+        proc.send_signal(getattr(signal, how))
+        _, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130
+    assert err.strip().splitlines() == ["edge-sdk: interrupted"]
+    time.sleep(0.5)
+    assert _tree(remote) == installed, "the installed bundle changed or a partial upload stayed"
+    left = subprocess.run(["pgrep", "-f", f"scp .*{remote}"], capture_output=True, text=True)
+    assert left.returncode == 1, f"scp still runs: {left.stdout}"
+    assert list(scratch.iterdir()) == []
