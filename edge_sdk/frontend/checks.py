@@ -19,7 +19,6 @@ from edge_sdk.frontend.tflite import Graph, Operator, Tensor
 # Inputs an operator may leave absent (index -1), by position, as TFLite's kernels allow.
 _LSTM_OPTIONAL = frozenset({1, 5, 9, 10, 11, 12, 16, 17, 18, 19, 20, 21, 22, 23})
 OPTIONAL_INPUTS: dict[str, frozenset[int]] = {
-    "CONV_2D": frozenset({2}), "DEPTHWISE_CONV_2D": frozenset({2}),
     "FULLY_CONNECTED": frozenset({2}), "TRANSPOSE_CONV": frozenset({3}),
     "SVDF": frozenset({3}), "UNIDIRECTIONAL_SEQUENCE_LSTM": _LSTM_OPTIONAL,
     "LSTM": _LSTM_OPTIONAL,
@@ -38,7 +37,7 @@ ARITY: dict[str, tuple[int, int | None, int, int | None]] = {
                      "PRELU", "BATCH_MATMUL", "GATHER", "EXPAND_DIMS", "PAD", "TRANSPOSE",
                      "MEAN", "SUM", "REDUCE_MAX", "REDUCE_MIN", "ARG_MAX", "ARG_MIN",
                      "RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR"), _BINARY),
-    "CONV_2D": (2, 3, 1, 1), "DEPTHWISE_CONV_2D": (2, 3, 1, 1),
+    "CONV_2D": (3, 3, 1, 1), "DEPTHWISE_CONV_2D": (2, 3, 1, 1),
     "FULLY_CONNECTED": (2, 3, 1, 2), "TRANSPOSE_CONV": (3, 4, 1, 1),
     "RESHAPE": (1, 2, 1, 1), "PADV2": (2, 3, 1, 1), "STRIDED_SLICE": (4, 4, 1, 1),
     "CONCATENATION": (1, None, 1, 1), "PACK": (1, None, 1, 1), "UNPACK": (1, 1, 1, None),
@@ -106,6 +105,8 @@ def _check_indices(op: Operator, n: int) -> None:
             continue
         if not 0 <= t < n:
             absent = " (-1 means absent, which this input may not be)" if t == -1 else ""
+            if t == -1 and k == 2 and op.opcode in ("CONV_2D", "DEPTHWISE_CONV_2D"):
+                absent += ": TFLite's convolutions need their bias tensor; give a zero one"
             raise ModelError(f"{_where(op)} input {k} refers to tensor {t}, which does not "
                              f"exist{absent}")
     for label, indices in (("output", op.outputs), ("intermediate", op.intermediates)):

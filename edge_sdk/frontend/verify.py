@@ -126,13 +126,18 @@ class _Verifier:
         """The position an unsigned offset at ``pos`` points to."""
         if pos % 4:
             raise self.fail(f"{what} is misaligned")
-        target = pos + self._u32(pos, what)
+        offset = self._u32(pos, what)
+        if offset == 0 or offset >= 1 << 31:  # flatbuffers' own rule: offsets point forward
+            raise self.fail(f"{what} is not a valid offset")
+        target = pos + offset
         if target + 4 > self.n:
             raise self.fail(f"{what} points outside the file")
         return target
 
     def vector(self, pos: int, elem: int, what: str) -> tuple[int, int]:
         """(first element, count) of the vector at ``pos``, checked to fit."""
+        if pos % 4:
+            raise self.fail(f"{what} is misaligned")
         count = self._u32(pos, what)
         start = pos + 4
         if start + count * elem > self.n:
@@ -173,6 +178,8 @@ class _Verifier:
             if f.kind == "scalar":
                 if off + f.size > obj_size:
                     raise self.fail(f"{name} overruns its table")
+                if here % f.size:  # scalars sit at multiples of their size
+                    raise self.fail(f"{name} is misaligned")
                 continue
             target = self.offset_target(here, name)
             if f.kind == "string":
