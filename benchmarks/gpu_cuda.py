@@ -78,9 +78,14 @@ def _graph_json(path: Path, out: Path) -> None:
     np.savez(out / "weights.npz", **arrays)
 
 
-def prepare(names: list[str], samples: int, bundles: Path, matmul: bool = True) -> None:
+def prepare(names: list[str], samples: int, bundles: Path, matmul: bool = True,
+            knobs: dict[str, str] | None = None) -> None:
     """``matmul=False``: the schedules of before dlight's Matmul rule took the convolutions and
-    depthwise layers got their own (GeneralReduction for both), to compare on the GPU."""
+    depthwise layers got their own (GeneralReduction for both), to compare on the GPU.
+    ``knobs``: module settings of :mod:`edge_sdk.compiler.gpu.schedule` to prepare with (their
+    names in capitals: SPLIT_MIN_TAPS, DEPTHWISE_THREADS, ...), each value a Python literal."""
+    import ast
+
     sys.path.insert(0, str(ROOT))
     from edge_sdk.api import compile_for
     from edge_sdk.compiler.gpu import schedule
@@ -89,7 +94,12 @@ def prepare(names: list[str], samples: int, bundles: Path, matmul: bool = True) 
     from tests.conftest import reference
 
     if not matmul:
-        schedule.MATMUL_OPS, schedule.ONE_THREAD_PER_OUTPUT = (), ()
+        schedule.MATMUL, schedule.ONE_THREAD_PER_OUTPUT = False, ()
+        schedule.SPLIT_REDUCTION_OPS = ()
+    for key, value in (knobs or {}).items():
+        if not key.isupper() or not hasattr(schedule, key):
+            raise SystemExit(f"--schedule {key}: not a setting of edge_sdk.compiler.gpu.schedule")
+        setattr(schedule, key, ast.literal_eval(value))
     board = get_board("jetson-orin-nano")
     bundles.mkdir(parents=True, exist_ok=True)
     for name in names:
@@ -304,13 +314,17 @@ def main() -> int:
                     "%(default)s)")
     ap.add_argument("--no-matmul", action="store_true",
                     help="prepare with the schedules of before Matmul and the depthwise schedule")
+    ap.add_argument("--schedule", action="append", default=[], metavar="NAME=VALUE",
+                    help="prepare with a setting of edge_sdk.compiler.gpu.schedule changed, "
+                    "e.g. SPLIT_MIN_TAPS=0 or DEPTHWISE_THREADS=128 (repeatable)")
     ap.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "gpu_cuda.json"))
     ap.add_argument("--prepare-only", action="store_true")
     ap.add_argument("--run-only", action="store_true")
     args = ap.parse_args()
     bundles = Path(args.bundles)
     if not args.run_only:
-        prepare(args.models, args.samples, bundles, matmul=not args.no_matmul)
+        knobs = dict(kv.split("=", 1) for kv in args.schedule)
+        prepare(args.models, args.samples, bundles, matmul=not args.no_matmul, knobs=knobs)
     if args.prepare_only:
         return 0
     if shutil.which("nvidia-smi") is None:

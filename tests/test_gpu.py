@@ -96,25 +96,53 @@ def test_float_model_on_pocl_matches_litert(tmp_path):
     np.testing.assert_allclose(got.reshape(expected.shape), expected, rtol=1e-5, atol=1e-5)
 
 
-def test_every_kernel_is_scheduled_by_dlight_with_many_threads():
-    """The report names the schedule of every layer (a dlight rule, or our depthwise one); no
-    launch runs a single thread."""
+def test_every_kernel_gets_a_named_schedule_with_many_threads():
+    """The report names the schedule of every layer (a dlight rule, or one of ours); no launch
+    runs a single thread but a one-row softmax (KWS's 12 scores: one thread keeps the row's
+    maximum, sum and reciprocal in registers, where a split row would need them in memory)."""
     compiled = compile_for(shared_model("kws_ref_model"), get_board(MALI))
     kernels = [s for s in compiled.program.steps if s.kind == "kernel"]
     assert set(compiled.gpu.schedules) == {s.op_index for s in kernels}
     assert all(r.startswith(("dlight.gpu.", "edge-sdk: ")) for r in compiled.gpu.schedules.values())
     for launch in compiled.gpu.device.launches:
-        assert np.prod(launch.block) > 1, launch
-    # Convolutions are tiled matrix products, the FC a GEMV; depthwise layers get one thread
-    # per output, softmax one per row (its float sum in TFLite's order).
-    rules = {s.opcode: compiled.gpu.schedules[s.op_index] for s in kernels}
-    assert rules["CONV_2D"] == "dlight.gpu.Matmul"
-    assert rules["DEPTHWISE_CONV_2D"] == "edge-sdk: one thread per output, taps in a loop"
-    assert rules["FULLY_CONNECTED"] == "dlight.gpu.GEMV"
-    assert rules["SOFTMAX"].startswith("dlight.gpu.Fallback")
+        assert np.prod(launch.block) > 1 or "softmax" in launch.kernel, launch
+    softmax = [ln for ln in compiled.gpu.device.launches if "softmax" in ln.kernel]
+    assert len(softmax) == 1 and tuple(softmax[0].grid) == (1, 1, 1)
+    # KWS: a 10x4x1 first convolution (40 taps: one thread per output), four depthwise layers
+    # (one thread per output), four 1x1x64 pointwise ones (64 taps: each sum split over lanes),
+    # the FC a GEMV, softmax one thread per row (its sums in TFLite's order).
+    one_thread = "edge-sdk: one thread per output, taps in a loop"
+    rules = [(s.opcode, compiled.gpu.schedules[s.op_index]) for s in kernels]
+    assert rules[:3] == [("CONV_2D", one_thread), ("DEPTHWISE_CONV_2D", one_thread),
+                         ("CONV_2D", "edge-sdk: each sum split over a warp's lanes")]
+    assert [r for op, r in rules if op == "DEPTHWISE_CONV_2D"] == [one_thread] * 4
+    assert dict(rules)["FULLY_CONNECTED"] == "dlight.gpu.GEMV"
+    assert dict(rules)["SOFTMAX"] == "edge-sdk: one thread per row, every stage in registers"
     names = [type(r).__name__ for r in default_rules(compiled.gpu.target.tvm_target)]
     assert names[0] == "Matmul" and "Matmul" not in [
         type(r).__name__ for r in default_rules(compiled.gpu.target.tvm_target, matmul=False)]
+
+
+def test_a_schedule_that_leaves_a_stage_unbound_is_not_taken():
+    """dlight's Matmul on an ONNX convolution whose padding stage writes an argument left that
+    stage bound to no thread (it ended up on the host, where nothing ran it: PoCL read stale
+    memory). The check names it; GPU builds keep the buffer inside, where Matmul inlines it."""
+    import onnx
+    from tvm.s_tir import dlight as dl
+    from tvm.target import Target
+
+    from edge_sdk.compiler.gpu.schedule import unfinished
+    from edge_sdk.compiler.relax_lower import pointer_params
+
+    case = (Path(os.path.dirname(onnx.__file__)) / "backend" / "test" / "data"
+            / "pytorch-converted" / "test_Conv2d_strided" / "model.onnx")
+    func = edge_sdk.load(case).operators[0].options["prim_func"]
+    target = Target("cuda")
+    with target:
+        as_argument = dl.gpu.Matmul().apply(pointer_params(func)[0], target, False)
+        inside = dl.gpu.Matmul().apply(pointer_params(func, scratch_args=False)[0], target, False)
+    assert unfinished(as_argument.mod["main"]) == "stage 'pad_temp' is bound to no GPU thread"
+    assert unfinished(inside.mod["main"]) is None
 
 
 def test_cuda_compiles_to_ptx_and_cross_builds_for_jetson(tmp_path):

@@ -19,6 +19,7 @@ from onnx import numpy_helper
 
 import edge_sdk
 from edge_sdk.cli import main
+from edge_sdk.compiler.gpu.schedule import schedule_step
 from edge_sdk.errors import EdgeSDKError
 from tests.test_gpu import MALI, build_native, needs_pocl, run_runner
 
@@ -189,6 +190,25 @@ def test_conformance_suite_on_the_host(suite, capsys):
     cases = [Path(p) for p in sorted(glob.glob(str(DATA / suite / "test_*")))]
     results = {case.name: run_case(case) for case in cases}
     assert tally(suite, results, capsys) >= FLOORS[suite]
+
+
+@needs_pocl
+@pytest.mark.parametrize("name", ["test_Conv2d_strided", "test_Conv2d_padding"])
+def test_onnx_convolution_gets_matmul_and_matches_on_pocl(name, tmp_path, monkeypatch):
+    """dlight's Matmul on TVM's legalized ONNX convolutions: these two were wrong (all 32
+    outputs; NaN) while the padding stage wrote an argument Matmul left unscheduled."""
+    from edge_sdk.compiler.gpu import lower
+
+    rules = {}
+
+    def spy(step, target):
+        func, rule = schedule_step(step, target)
+        rules[step.opcode] = rule
+        return func, rule
+
+    monkeypatch.setattr(lower, "schedule_step", spy)
+    assert pocl_case(DATA / "pytorch-converted" / name, tmp_path) == "pass"
+    assert rules["conv2d"] == "dlight.gpu.Matmul"
 
 
 @pytest.mark.slow

@@ -22,7 +22,8 @@ _ALLOC = re.compile(r'^(\s*)(\w+) = T\.sblock_alloc_buffer\(\(([^()]*(?:\([^()]*
                     r'(?:, "(\w+)")?\)$')
 
 
-def pointer_params(func: Any, splats: frozenset[int] = frozenset()) -> tuple[Any, list[Scratch]]:
+def pointer_params(func: Any, splats: frozenset[int] = frozenset(),
+                   scratch_args: bool = True) -> tuple[Any, list[Scratch]]:
     """The same kernel taking plain typed pointers (``T.handle``) viewed through
     ``decl_buffer``, like our own kernels, instead of buffer parameters: TVM compiles buffer
     parameters only behind its packed calling convention (``MakePackedAPI``), which needs its
@@ -30,7 +31,11 @@ def pointer_params(func: Any, splats: frozenset[int] = frozenset()) -> tuple[Any
     text, which TVM parses back.
 
     Parameters whose positions are in ``splats`` are viewed with all strides 0: every element
-    reads the first, so a constant whose elements are all equal is passed as one value."""
+    reads the first, so a constant whose elements are all equal is passed as one value.
+
+    ``scratch_args``: buffers the kernel allocates become arguments (the arena holds them). A
+    GPU build says False: there a schedule inlines such a stage (a convolution's padding) into
+    its consumer, which it cannot do to a stage that writes an argument."""
     import tvm
 
     text = func.script()
@@ -56,7 +61,7 @@ def pointer_params(func: Any, splats: frozenset[int] = frozenset()) -> tuple[Any
     # TVM would allocate them through its runtime; the arena holds them instead.
     scratch = []
     for k, line in enumerate(lines):
-        m = _ALLOC.match(line)
+        m = _ALLOC.match(line) if scratch_args else None
         if m is None:
             continue
         name, shape, dtype = m.group(2), m.group(3), m.group(4) or "float32"
@@ -122,8 +127,9 @@ def reductions_outside(func: Any) -> Any:
 
 
 def lower_relax(graph: Graph, for_cpu: bool = True) -> Program:
-    """One step per Relax kernel. ``for_cpu``: move reductions outside (CPU loop order); a
-    GPU build leaves the kernels as TVM wrote them for its own schedule rules."""
+    """One step per Relax kernel. ``for_cpu``: move reductions outside (CPU loop order) and
+    give the kernels' own buffers to the arena; a GPU build leaves the kernels as TVM wrote
+    them, for its schedule rules."""
     steps = []
     for op in graph.operators:
         args: list = []
@@ -142,7 +148,7 @@ def lower_relax(graph: Graph, for_cpu: bool = True) -> Program:
         args += [TensorArg(index, writes=True) for index in op.outputs]
         func = op.options["prim_func"]
         func, scratch = pointer_params(reductions_outside(func) if for_cpu else func,
-                                       frozenset(splats))
+                                       frozenset(splats), scratch_args=for_cpu)
         args += [Scratch(f"l{op.index}_{sc.name}", sc.shape, sc.dtype) for sc in scratch]
         steps.append(Step(
             op_index=op.index, opcode=op.opcode, layer=graph.tensor(op.outputs[0]).name,

@@ -77,20 +77,32 @@ def _launches(host: tvm.IRModule, steps: dict[str, tuple[int, Step]]) -> list[La
                 args.append(by_name[name])
             launches.append(Launch(index, str(call.args[0].value), tuple(grid), tuple(block),
                                    tuple(args)))
+        host_work: list = []
+        tvm_ffi.structural_walk(func.body, [(tvm.tirx.For, host_work.append),
+                                            (tvm.tirx.BufferStore, host_work.append)], order="pre")
+        if host_work:  # the runner replays launches only: work left on the host would be lost
+            raise UnsupportedOpError(f"layer {step.op_index} ({step.opcode}): part of its "
+                                     "schedule runs on the host, which the runner does not do; "
+                                     "report this model, or compile for a CPU board")
         if any(k in func.script() for k in ("AllocWorkspace", "device_api.")):
             raise UnsupportedOpError(f"layer {step.op_index} ({step.opcode}): its schedule "
                                      "needs device workspace, which the runner does not manage")
     return launches
 
 
+def lower_tir(mod: tvm.IRModule, tvm_target: Target) -> tvm.IRModule:
+    """TVM's default TIR pipeline for the target, on scheduled functions."""
+    mod = tvm.tirx.transform.BindTarget(tvm_target.with_host(tvm_target.host))(mod)
+    pipeline, _finalize_host, _finalize_device = tvm.tirx.get_default_tir_pipeline(tvm_target)
+    return pipeline(mod)
+
+
 def build_device_code(steps: list[tuple[int, Step]], target: GpuTarget) -> DeviceCode:
     """``steps``: (index in the program, step with a scheduled function) for every kernel."""
     funcs = {s.func_name: s.func.with_attr("global_symbol", s.func_name) for _, s in steps}
-    mod = tvm.IRModule(funcs)
     tvm_target: Target = target.tvm_target
-    mod = tvm.tirx.transform.BindTarget(tvm_target.with_host(tvm_target.host))(mod)
-    pipeline, _finalize_host, finalize_device = tvm.tirx.get_default_tir_pipeline(tvm_target)
-    mod = pipeline(mod)
+    mod = lower_tir(tvm.IRModule(funcs), tvm_target)
+    _pipeline, _finalize_host, finalize_device = tvm.tirx.get_default_tir_pipeline(tvm_target)
     host, devices = split_host_device_mods(mod)
     (device,) = devices.values()
     device = finalize_device()(device)

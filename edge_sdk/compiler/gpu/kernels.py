@@ -32,7 +32,7 @@ from edge_sdk.compiler.kernels.fully_connected import plan_fully_connected
 from edge_sdk.compiler.kernels.pooling import plan_pool2d
 from edge_sdk.compiler.kernels.softmax import plan_softmax
 from edge_sdk.compiler.kernels.tir import clamp, i32, strided_offset
-from edge_sdk.compiler.program import Constant, Scratch, Step, TensorArg
+from edge_sdk.compiler.program import Constant, Step, TensorArg
 from edge_sdk.compiler.quantization import activation_range, conv_geometry
 from edge_sdk.frontend.tflite import Graph, Operator, Tensor
 
@@ -214,7 +214,9 @@ def add_int8(op: Operator, graph: Graph, name: str) -> Step:
 
 def softmax_int8(op: Operator, graph: Graph, name: str) -> Step:
     """The fixed-point softmax of :mod:`..kernels.softmax`, as four stages: row maxima, row sums
-    of the tabled exps, each row's reciprocal, and the normalised outputs."""
+    of the tabled exps, each row's reciprocal, and the normalised outputs. The stages between
+    are the function's own buffers: :func:`..schedule.one_thread_per_row` keeps them in each
+    thread's registers, so the layer is one launch with no scratch in device memory."""
     p = plan_softmax(op, graph)
     n = p.table_size
     X = te.placeholder((p.outer, p.depth), "int8", name="input")
@@ -257,11 +259,7 @@ def softmax_int8(op: Operator, graph: Graph, name: str) -> Step:
                            tirx.const(softmax.OUTPUT_ZERO_POINT, "int8"))
 
     Y = te.compute((p.outer, p.depth), normalise, name="output")
-    stages = [mx, total, half_den, *steps, scale_q31]
-    scratch = tuple(Scratch(f"l{op.index}_{t.op.name}", (p.outer,), "int32") for t in stages)
-    step = p.step(_func([X, E, *stages, Y], name), name)
-    step.args = (*step.args[:2], *scratch, step.args[2])
-    return step
+    return p.step(_func([X, E, Y], name), name)
 
 
 # --- float32 ----------------------------------------------------------------------------------
@@ -388,10 +386,7 @@ def softmax_float(op: Operator, graph: Graph, name: str) -> Step:
                        name="row_sum")
     Y = te.compute((outer, depth), lambda i, k: tirx.exp(X[i, k] - mx[i]) / total[i],
                    name="output")
-    step = _step(op, [x], y, _func([X, mx, total, Y], name), name, macs=x.size)
-    step.args = (step.args[0], Scratch(f"l{op.index}_row_max", (outer,), "float32"),
-                 Scratch(f"l{op.index}_row_sum", (outer,), "float32"), step.args[1])
-    return step
+    return _step(op, [x], y, _func([X, Y], name), name, macs=x.size)
 
 
 INT8: dict[str, GpuLowering] = {
