@@ -57,24 +57,31 @@ ONE_THREAD_PER_OUTPUT = ("DEPTHWISE_CONV_2D",)
 DEPTHWISE_THREADS: int | None = 128  # threads per block (at most the target's most)
 
 
+def _sum_and_epilogue(func: tirx.PrimFunc) -> tuple[s_tir.Schedule, list, list]:
+    """The function's blocks after dlight's normalisation with the padding-like producers
+    inlined: (the schedule, the blocks that reduce, the elementwise ones); none where it cannot
+    be normalised."""
+    sch = s_tir.Schedule(func)
+    infos = normalize_prim_func(sch)
+    if infos is None:
+        return sch, [], []
+    infos = try_inline(sch, infos)
+    return (sch, [b for b in infos if "R" in b.dom_kind()],
+            [b for b in infos if "R" not in b.dom_kind()])
+
+
 def one_thread_per_output(func: tirx.PrimFunc, target: Target,
                           threads: int | None = None) -> s_tir.Schedule | None:
     """Each thread computes one output element: the padding read inlined, the int32 sum over
     the taps in a register (its block computed at the thread's loop), then the epilogue
     (requantization). dlight's ``Fallback`` would give the sum its own kernel and a global
     buffer between the two; here the layer stays one launch with no scratch."""
-    sch = s_tir.Schedule(func)
-    infos = normalize_prim_func(sch)
-    if infos is None:
-        return None
-    infos = try_inline(sch, infos)
-    reductions = [b for b in infos if "R" in b.dom_kind()]
-    spatial = [b for b in infos if "R" not in b.dom_kind()]
+    sch, reductions, spatial = _sum_and_epilogue(func)
     if len(reductions) != 1 or len(spatial) != 1:
         return None
     acc, out = reductions[0].block_rv, spatial[0].block_rv
-    bx, tx = sch.split(sch.fuse(*sch.get_loops(out)),
-                       factors=[None, threads or max_threads_per_block(target)])
+    most = max_threads_per_block(target)
+    bx, tx = sch.split(sch.fuse(*sch.get_loops(out)), factors=[None, min(threads or most, most)])
     sch.bind(bx, "blockIdx.x")
     sch.bind(tx, "threadIdx.x")
     if UNROLL:
@@ -120,13 +127,7 @@ def split_reduction(func: tirx.PrimFunc, target: Target,
     outputs of 576 taps) a tiled matrix product gives 1-2 thread blocks on a GPU of 100+
     multiprocessors; this gives every output a slice of a warp. int32 sums are exact in any
     order; a float sum's order changes, within rounding."""
-    sch = s_tir.Schedule(func)
-    infos = normalize_prim_func(sch)
-    if infos is None:
-        return None
-    infos = try_inline(sch, infos)
-    reductions = [b for b in infos if "R" in b.dom_kind()]
-    spatial = [b for b in infos if "R" not in b.dom_kind()]
+    sch, reductions, spatial = _sum_and_epilogue(func)
     if len(reductions) != 1 or len(spatial) > 1:
         return None
     info = reductions[0]
