@@ -189,7 +189,19 @@ def test_unsupported_gpu_operator_is_refused_before_any_work(tmp_path):
                         [OpSpec("TANH", [0], [1])], inputs=[0], outputs=[1])
     path = tmp_path / "tanh.tflite"
     path.write_bytes(model)
-    with pytest.raises(UnsupportedOpError, match="not supported on GPU targets"):
+    with pytest.raises(UnsupportedOpError, match=r"operator 0 \(TANH, int8\) is not supported "
+                       "on GPU targets"):
+        compile_for(path, get_board(MALI))
+
+
+def test_a_refused_operator_is_named_with_its_output_type():
+    """TFLM's int16 TRANSPOSE_CONV takes its int32 output shape as its first input: the
+    refusal names int16 too, not only int32."""
+    path = (Path(__file__).resolve().parents[2] / "shared" / "models" / "real"
+            / "tflm_int16_layers" / "transpose_conv" / "transpose_conv0.tflite")
+    if not path.exists():
+        pytest.skip(f"{path} is not here (../shared ships with the project's CI)")
+    with pytest.raises(UnsupportedOpError, match=r"operator 0 \(TRANSPOSE_CONV, int32 -> int16\)"):
         compile_for(path, get_board(MALI))
 
 

@@ -36,8 +36,12 @@ def _lower_op(op: Operator, graph: Graph) -> Step:
                   if t >= 0 and not graph.tensor(t).is_constant), "int8")
     table = {"float32": kernels.FLOAT32, "int8": kernels.INT8}.get(dtype, {})
     if op.opcode not in table:
+        # Named by the output's type too where it differs (an int16 TRANSPOSE_CONV whose first
+        # input is its int32 output shape; QUANTIZE int32 -> int16).
+        out = graph.tensor(op.outputs[0]).dtype if op.outputs else dtype
+        types = dtype if out == dtype else f"{dtype} -> {out}"
         raise UnsupportedOpError(
-            f"operator {op.index} ({op.opcode}, {dtype}) is not supported on GPU targets "
+            f"operator {op.index} ({op.opcode}, {types}) is not supported on GPU targets "
             f"yet; GPU operators: {', '.join(supported_gpu_ops())}; compile for a CPU "
             "board (e.g. --board rpi4) instead")
     return table[op.opcode](op, graph, name)
