@@ -14,6 +14,7 @@ import pytest
 import edge_sdk
 from edge_sdk.validate import compare, reference_outputs
 from tests.conftest import ROOT
+from tests.test_gpu import MALI, build_native, needs_pocl, run_runner
 
 REAL = ROOT.parent / "shared" / "models" / "real"
 
@@ -122,6 +123,22 @@ def test_person_detect_matches_tflm():
 @pytest.mark.slow
 def test_person_detect_on_cortex_m4_matches_tflm():
     check_person_detect("mps2-an386", seed=5, samples=1)
+
+
+@pytest.mark.slow
+@needs_pocl
+def test_person_detect_on_the_mali_board_matches_tflm(tmp_path):
+    """TFLM's person detector through the GPU path (OpenCL C, the linux-gpu runner), run on
+    this CPU by PoCL: bit for bit with TFLM's interpreter."""
+    model = real("tflm/person_detect.tflite")
+    graph = edge_sdk.load(model)
+    shape = graph.tensor(graph.inputs[0]).shape
+    x = np.random.default_rng(6).integers(-128, 128, size=(2, *shape), dtype=np.int8)
+    runner, _ = build_native(model, MALI, tmp_path)
+    proc, got = run_runner(runner, x, np.int8, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    want = tflm_outputs(model, x)
+    np.testing.assert_array_equal(got.reshape(want.shape), want)
 
 
 def test_float_lstm_matches_litert_across_inferences():
