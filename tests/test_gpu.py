@@ -276,3 +276,38 @@ def test_convolution_schedules_are_bit_exact_on_pocl(case, tmp_path):
     assert proc.returncode == 0, proc.stderr
     expected = reference(path, x)
     np.testing.assert_array_equal(got.reshape(expected.shape), expected)
+
+
+@needs_pocl
+@pytest.mark.parametrize("dtype", ["int8", "float32"])
+def test_concatenation_pad_and_clamps_on_pocl(dtype, tmp_path):
+    """CONCATENATION of two inputs, PAD (int8: the zero point fills), then RELU6 in float:
+    moves and clamps, so bit for bit with LiteRT."""
+    from edge_sdk.frontend.tflite_writer import OpSpec, TensorSpec, build_model
+    from edge_sdk.model_io import outputs_bytes, pack, unpack
+    from tests.test_multi_io import litert
+
+    def t(name, shape):
+        return (TensorSpec(name, shape, "int8", (0.05,), (3,)) if dtype == "int8"
+                else TensorSpec(name, shape, "float32"))
+
+    pads = np.array([[0, 0], [1, 2], [0, 1], [0, 0]], np.int32)
+    tensors = [t("a", (1, 3, 4, 2)), t("b", (1, 3, 4, 3)), t("c", (1, 3, 4, 5)),
+               TensorSpec("pads", pads.shape, "int32", data=pads), t("d", (1, 6, 5, 5))]
+    ops = [OpSpec("CONCATENATION", [0, 1], [2], {"axis": -1}), OpSpec("PAD", [2, 3], [4])]
+    if dtype == "float32":
+        tensors.append(t("e", (1, 6, 5, 5)))
+        ops.append(OpSpec("RELU6", [4], [5]))
+    model = tmp_path / "m.tflite"
+    model.write_bytes(build_model(tensors, ops, [0, 1], [len(tensors) - 1]))
+    graph = edge_sdk.load(model)
+    rng = np.random.default_rng(9)
+    xs = [(rng.integers(-128, 128, (2, 1, 3, 4, k), dtype=np.int8) if dtype == "int8"
+           else rng.uniform(-9, 9, (2, 1, 3, 4, k)).astype(np.float32)) for k in (2, 3)]
+    runner, _ = build_native(model, MALI, tmp_path)
+    proc, out = run_runner(runner, pack(graph, xs), np.uint8, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    n = outputs_bytes(graph)
+    (got,) = unpack(graph, [out[i * n:(i + 1) * n].tobytes() for i in range(2)])
+    (want,) = litert(model.read_bytes(), xs)
+    np.testing.assert_array_equal(got.reshape(want.shape), want)

@@ -20,7 +20,7 @@ from tvm import te, tirx
 
 from edge_sdk.compiler import gemmlowp
 from edge_sdk.compiler.kernels import softmax
-from edge_sdk.compiler.kernels.common import int8_tensor, refuse, scale, zero_point
+from edge_sdk.compiler.kernels.common import constant_data, int8_tensor, refuse, scale, zero_point
 from edge_sdk.compiler.kernels.conv import plan_conv2d
 from edge_sdk.compiler.kernels.elementwise import LEFT_SHIFT, _broadcast_strides, add_multipliers
 from edge_sdk.compiler.kernels.fixedpoint import (
@@ -29,6 +29,8 @@ from edge_sdk.compiler.kernels.fixedpoint import (
 )
 from edge_sdk.compiler.kernels.float32 import _activation, _constant, _float_tensor, _step
 from edge_sdk.compiler.kernels.fully_connected import plan_fully_connected
+from edge_sdk.compiler.kernels.layout import _moved, _same_quant
+from edge_sdk.compiler.kernels.layout import _step as _layout_step
 from edge_sdk.compiler.kernels.pooling import plan_pool2d
 from edge_sdk.compiler.kernels.softmax import plan_softmax
 from edge_sdk.compiler.kernels.tir import clamp, i32, strided_offset
@@ -389,16 +391,91 @@ def softmax_float(op: Operator, graph: Graph, name: str) -> Step:
     return _step(op, [x], y, _func([X, Y], name), name, macs=x.size)
 
 
+# --- moves and clamps: the same definitions for int8 and float32 -------------------------------
+
+def pad(op: Operator, graph: Graph, name: str) -> Step:
+    """PAD / PADV2 with a constant fill: each output element reads its input element, or the
+    fill outside it (the zero point in int8, as TFLite's kernel; PADV2's value where given)."""
+    x = _moved(op, graph, op.inputs[0], "input")
+    y = _moved(op, graph, op.outputs[0], "output")
+    _same_quant(op, x, y)
+    paddings = constant_data(op, graph.tensor(op.inputs[1]), "paddings").astype(np.int64)
+    if (paddings < 0).any():
+        raise refuse(op, "negative padding")
+    fill = y.quant.zero_point[0] if y.quant is not None else 0.0
+    if op.opcode == "PADV2" and len(op.inputs) > 2:
+        fill = constant_data(op, graph.tensor(op.inputs[2]), "value").reshape(-1)[0].item()
+    before = [int(b) for b in paddings[:, 0]]
+    X = te.placeholder(x.shape, x.dtype, name="input")
+
+    def read(*idx):
+        src = [i - b for i, b in zip(idx, before, strict=True)]
+        inside = tirx.all(*[tirx.all(v >= 0, v < d) for v, d in zip(src, x.shape, strict=True)])
+        return tirx.if_then_else(inside, X[tuple(src)], tirx.const(fill, y.dtype))
+
+    Y = te.compute(tuple(y.shape), read, name="output")
+    return _layout_step(op, y, _func([X, Y], name), name, [x])
+
+
+def concatenation(op: Operator, graph: Graph, name: str) -> Step:
+    """CONCATENATION of inputs quantized alike (TFLite requantizes otherwise: refused here):
+    each output element reads the input whose slice of the axis holds it."""
+    y = _moved(op, graph, op.outputs[0], "output")
+    xs = [_moved(op, graph, i, f"input {n}") for n, i in enumerate(op.inputs)]
+    if op.options.get("activation", "NONE") != "NONE":
+        raise refuse(op, "a fused activation on CONCATENATION")
+    for x in xs:
+        _same_quant(op, x, y)
+        if x.is_constant:
+            raise refuse(op, f"constant input '{x.name}'")
+    axis = op.options["axis"] % len(y.shape)
+    Xs = [te.placeholder(x.shape, x.dtype, name=f"input{n}") for n, x in enumerate(xs)]
+    starts = np.cumsum([0] + [x.shape[axis] for x in xs])
+
+    def read(*idx):
+        def at(n):
+            return Xs[n][tuple(i - int(starts[n]) if k == axis else i
+                               for k, i in enumerate(idx))]
+        value = at(len(xs) - 1)
+        for n in range(len(xs) - 2, -1, -1):
+            value = tirx.if_then_else(idx[axis] < int(starts[n + 1]), at(n), value)
+        return value
+
+    Y = te.compute(tuple(y.shape), read, name="output")
+    return _layout_step(op, y, _func([*Xs, Y], name), name, xs)
+
+
+_CLAMP_OPS = {"RELU": (0.0, None), "RELU6": (0.0, 6.0), "RELU_N1_TO_1": (-1.0, 1.0)}
+
+
+def clamp_float(op: Operator, graph: Graph, name: str) -> Step:
+    """RELU, RELU6, RELU_N1_TO_1 on float32: min/max, exact."""
+    x = _float_tensor(op, graph, op.inputs[0], "input")
+    y = _float_tensor(op, graph, op.outputs[0], "output")
+    lo, hi = _CLAMP_OPS[op.opcode]
+    X = te.placeholder((x.size,), "float32", name="input")
+
+    def clamped(i):
+        v = tirx.max(X[i], tirx.FloatImm("float32", lo))
+        return tirx.min(v, tirx.FloatImm("float32", hi)) if hi is not None else v
+
+    Y = te.compute((y.size,), clamped, name="output")
+    return _step(op, [x], y, _func([X, Y], name), name, macs=y.size)
+
+
 INT8: dict[str, GpuLowering] = {
     "CONV_2D": conv2d_int8, "DEPTHWISE_CONV_2D": conv2d_int8,
     "FULLY_CONNECTED": fully_connected_int8,
     "AVERAGE_POOL_2D": pool2d_int8, "MAX_POOL_2D": pool2d_int8,
     "ADD": add_int8, "SOFTMAX": softmax_int8,
+    "PAD": pad, "PADV2": pad, "CONCATENATION": concatenation,
 }
 FLOAT32: dict[str, GpuLowering] = {
     "CONV_2D": conv2d_float, "DEPTHWISE_CONV_2D": conv2d_float,
     "FULLY_CONNECTED": fully_connected_float,
     "AVERAGE_POOL_2D": pool2d_float, "MAX_POOL_2D": pool2d_float,
     "ADD": add_float, "SOFTMAX": softmax_float,
+    "PAD": pad, "PADV2": pad, "CONCATENATION": concatenation,
+    "RELU": clamp_float, "RELU6": clamp_float, "RELU_N1_TO_1": clamp_float,
 }
 ALIASES = ("RESHAPE", "SQUEEZE", "EXPAND_DIMS")
