@@ -199,9 +199,7 @@ def reduction_lanes(taps: int) -> int:
 
 def _taps(func: tirx.PrimFunc) -> int:
     """The length of the function's one sum (0 where it has none or several)."""
-    sch = s_tir.Schedule(func)
-    infos = normalize_prim_func(sch) or []
-    reductions = [b for b in infos if "R" in b.dom_kind()]
+    sch, reductions, _ = _sum_and_epilogue(func)
     if len(reductions) != 1:
         return 0
     info = reductions[0]
