@@ -20,7 +20,7 @@ from tvm import te, tirx
 
 from edge_sdk.compiler import gemmlowp
 from edge_sdk.compiler.kernels import softmax
-from edge_sdk.compiler.kernels.common import constant_data, int8_tensor, refuse, scale, zero_point
+from edge_sdk.compiler.kernels.common import int8_tensor, refuse, scale, zero_point
 from edge_sdk.compiler.kernels.conv import plan_conv2d
 from edge_sdk.compiler.kernels.elementwise import LEFT_SHIFT, _broadcast_strides, add_multipliers
 from edge_sdk.compiler.kernels.fixedpoint import (
@@ -29,8 +29,8 @@ from edge_sdk.compiler.kernels.fixedpoint import (
 )
 from edge_sdk.compiler.kernels.float32 import _activation, _constant, _float_tensor, _step
 from edge_sdk.compiler.kernels.fully_connected import plan_fully_connected
-from edge_sdk.compiler.kernels.layout import _moved, _same_quant
 from edge_sdk.compiler.kernels.layout import _step as _layout_step
+from edge_sdk.compiler.kernels.layout import concatenation_operands, pad_operands
 from edge_sdk.compiler.kernels.pooling import plan_pool2d
 from edge_sdk.compiler.kernels.softmax import plan_softmax
 from edge_sdk.compiler.kernels.tir import clamp, i32, strided_offset
@@ -396,16 +396,7 @@ def softmax_float(op: Operator, graph: Graph, name: str) -> Step:
 def pad(op: Operator, graph: Graph, name: str) -> Step:
     """PAD / PADV2 with a constant fill: each output element reads its input element, or the
     fill outside it (the zero point in int8, as TFLite's kernel; PADV2's value where given)."""
-    x = _moved(op, graph, op.inputs[0], "input")
-    y = _moved(op, graph, op.outputs[0], "output")
-    _same_quant(op, x, y)
-    paddings = constant_data(op, graph.tensor(op.inputs[1]), "paddings").astype(np.int64)
-    if (paddings < 0).any():
-        raise refuse(op, "negative padding")
-    fill = y.quant.zero_point[0] if y.quant is not None else 0.0
-    if op.opcode == "PADV2" and len(op.inputs) > 2:
-        fill = constant_data(op, graph.tensor(op.inputs[2]), "value").reshape(-1)[0].item()
-    before = [int(b) for b in paddings[:, 0]]
+    x, y, before, fill = pad_operands(op, graph)
     X = te.placeholder(x.shape, x.dtype, name="input")
 
     def read(*idx):
@@ -420,15 +411,7 @@ def pad(op: Operator, graph: Graph, name: str) -> Step:
 def concatenation(op: Operator, graph: Graph, name: str) -> Step:
     """CONCATENATION of inputs quantized alike (TFLite requantizes otherwise: refused here):
     each output element reads the input whose slice of the axis holds it."""
-    y = _moved(op, graph, op.outputs[0], "output")
-    xs = [_moved(op, graph, i, f"input {n}") for n, i in enumerate(op.inputs)]
-    if op.options.get("activation", "NONE") != "NONE":
-        raise refuse(op, "a fused activation on CONCATENATION")
-    for x in xs:
-        _same_quant(op, x, y)
-        if x.is_constant:
-            raise refuse(op, f"constant input '{x.name}'")
-    axis = op.options["axis"] % len(y.shape)
+    y, xs, axis = concatenation_operands(op, graph)
     Xs = [te.placeholder(x.shape, x.dtype, name=f"input{n}") for n, x in enumerate(xs)]
     starts = np.cumsum([0] + [x.shape[axis] for x in xs])
 

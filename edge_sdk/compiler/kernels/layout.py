@@ -52,17 +52,39 @@ def _step(op: Operator, y: Tensor, func, func_name: str, inputs: list[Tensor]) -
     )
 
 
-def lower_pad(op: Operator, graph: Graph, func_name: str) -> Step:
+def pad_operands(op: Operator, graph: Graph) -> tuple[Tensor, Tensor, list[int], float]:
+    """PAD / PADV2's input, output, padding before each axis and fill, checked: input and
+    output quantized alike, no negative padding. The fill is the zero point in int8/int16 (as
+    TFLite's kernel), PADV2's value where it has one. (The CPU and GPU kernels both use it.)"""
     x = _moved(op, graph, op.inputs[0], "input")
     y = _moved(op, graph, op.outputs[0], "output")
     _same_quant(op, x, y)
     paddings = constant_data(op, graph.tensor(op.inputs[1]), "paddings").astype(np.int64)
-    pad_value: float = y.quant.zero_point[0] if y.quant is not None else 0.0
+    fill: float = y.quant.zero_point[0] if y.quant is not None else 0.0
     if op.opcode == "PADV2" and len(op.inputs) > 2:
-        pad_value = constant_data(op, graph.tensor(op.inputs[2]), "value").reshape(-1)[0].item()
-    before = [int(p) for p in paddings[:, 0]]
+        fill = constant_data(op, graph.tensor(op.inputs[2]), "value").reshape(-1)[0].item()
     if any(p < 0 for p in paddings.reshape(-1)):
         raise refuse(op, "negative padding")
+    return x, y, [int(p) for p in paddings[:, 0]], fill
+
+
+def concatenation_operands(op: Operator, graph: Graph) -> tuple[Tensor, list[Tensor], int]:
+    """CONCATENATION's output, inputs and axis, checked: every input quantized as the output
+    (TFLite would requantize: refused), none constant, no fused activation. (The CPU and GPU
+    kernels both use it.)"""
+    y = _moved(op, graph, op.outputs[0], "output")
+    xs = [_moved(op, graph, i, f"input {n}") for n, i in enumerate(op.inputs)]
+    if op.options.get("activation", "NONE") != "NONE":
+        raise refuse(op, "a fused activation on CONCATENATION")
+    for x in xs:
+        _same_quant(op, x, y)
+        if x.is_constant:
+            raise refuse(op, f"constant input '{x.name}'")
+    return y, xs, op.options["axis"] % len(y.shape)
+
+
+def lower_pad(op: Operator, graph: Graph, func_name: str) -> Step:
+    x, y, before, pad_value = pad_operands(op, graph)
     in_strides = row_major_strides(x.shape)
 
     with kernel(func_name) as k:
@@ -77,15 +99,7 @@ def lower_pad(op: Operator, graph: Graph, func_name: str) -> Step:
 
 
 def lower_concatenation(op: Operator, graph: Graph, func_name: str) -> Step:
-    y = _moved(op, graph, op.outputs[0], "output")
-    xs = [_moved(op, graph, i, f"input {n}") for n, i in enumerate(op.inputs)]
-    if op.options.get("activation", "NONE") != "NONE":
-        raise refuse(op, "a fused activation on CONCATENATION")
-    for x in xs:
-        _same_quant(op, x, y)
-        if x.is_constant:
-            raise refuse(op, f"constant input '{x.name}'")
-    axis = op.options["axis"] % len(y.shape)
+    y, xs, axis = concatenation_operands(op, graph)
     outer = int(np.prod(y.shape[:axis], dtype=np.int64))
     out_inner = int(np.prod(y.shape[axis:], dtype=np.int64))
 
