@@ -311,3 +311,16 @@ def test_concatenation_pad_and_clamps_on_pocl(dtype, tmp_path):
     (got,) = unpack(graph, [out[i * n:(i + 1) * n].tobytes() for i in range(2)])
     (want,) = litert(model.read_bytes(), xs)
     np.testing.assert_array_equal(got.reshape(want.shape), want)
+
+
+def test_nvrtc_leaves_the_text_encoding_as_it_was():
+    """NVRTC set the calling thread's C locale to "C": after a Jetson compile, Python's default
+    text encoding there was ASCII and reading a UTF-8 file without naming the encoding failed
+    (the README's operator-table test, run after the Jetson compile test)."""
+    import locale
+
+    from edge_sdk.compiler.gpu.nvrtc import compile_ptx
+
+    before = locale.getpreferredencoding(False)
+    assert ".version" in compile_ptx('extern "C" __global__ void k(int *a) { a[0] = 1; }', "sm_87")
+    assert locale.getpreferredencoding(False) == before

@@ -13,6 +13,7 @@ multiply-add would round differently and break INT8 bit-exactness.
 from __future__ import annotations
 
 import ctypes
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 
@@ -57,8 +58,27 @@ def _standalone(source: str) -> str:
     return source[:start] + _TYPES + source[end:]
 
 
+@contextmanager
+def _thread_locale_kept():
+    """NVRTC switches the calling thread's C locale (``uselocale``) to "C" and leaves it so:
+    after one compile, Python's default text encoding in that thread read ASCII, and a user's
+    ``open(path).read()`` of any UTF-8 file failed. The thread's locale is put back after."""
+    libc = ctypes.CDLL(None)
+    libc.uselocale.restype, libc.uselocale.argtypes = ctypes.c_void_p, [ctypes.c_void_p]
+    before = libc.uselocale(None)
+    try:
+        yield
+    finally:
+        libc.uselocale(before)
+
+
 def compile_ptx(source: str, arch: str) -> str:
     """PTX for ``arch`` (``sm_87``) from TVM's CUDA C."""
+    with _thread_locale_kept():
+        return _compile_ptx(source, arch)
+
+
+def _compile_ptx(source: str, arch: str) -> str:
     lib = _library()
     prog = ctypes.c_void_p()
     code = _standalone(source).encode()
