@@ -27,7 +27,7 @@ from edge_sdk.compiler.kernels.fixedpoint import (
     multiply_by_quantized_multiplier,
     multiply_by_quantized_multiplier_single_rounding,
 )
-from edge_sdk.compiler.kernels.float32 import _activation, _constant, _float_tensor, _step
+from edge_sdk.compiler.kernels.float32 import _CLAMPS, _activation, _constant, _float_tensor, _step
 from edge_sdk.compiler.kernels.fully_connected import plan_fully_connected
 from edge_sdk.compiler.kernels.layout import _step as _layout_step
 from edge_sdk.compiler.kernels.layout import concatenation_operands, pad_operands
@@ -428,14 +428,11 @@ def concatenation(op: Operator, graph: Graph, name: str) -> Step:
     return _layout_step(op, y, _func([*Xs, Y], name), name, xs)
 
 
-_CLAMP_OPS = {"RELU": (0.0, None), "RELU6": (0.0, 6.0), "RELU_N1_TO_1": (-1.0, 1.0)}
-
-
 def clamp_float(op: Operator, graph: Graph, name: str) -> Step:
     """RELU, RELU6, RELU_N1_TO_1 on float32: min/max, exact."""
     x = _float_tensor(op, graph, op.inputs[0], "input")
     y = _float_tensor(op, graph, op.outputs[0], "output")
-    lo, hi = _CLAMP_OPS[op.opcode]
+    lo, hi = _CLAMPS[op.opcode]  # the fused activations' table: the same clamps
     X = te.placeholder((x.size,), "float32", name="input")
 
     def clamped(i):
