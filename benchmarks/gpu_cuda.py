@@ -18,7 +18,9 @@ a p50 moves by up to a third (two modes about 6 us apart on an H200).
 - ours: the runner replaying its launch table as one CUDA graph (the default); "stream": the same
   launches enqueued one by one (EDGE_GPU_GRAPH=0); "floor": the same launch sequence of empty
   kernels, the same grids and the same copies (EDGE_GPU_EMPTY=1), what launches and copies alone
-  cost. A profiled run (EDGE_GPU_PROFILE=1) gives each launch's time, for the JSON.
+  cost. Each launch's own time on the GPU, and its gap after the one before, come from CUPTI
+  (torch.profiler around the runner built as a library), for ours and for the floor, in the
+  JSON; without PyTorch, from an event-timed run (EDGE_GPU_PROFILE=1, ~3.5 us per launch more).
 - PyTorch: a float network of the same architecture (the float .tflite where there is one, else
   the int8 file's weights dequantized), built in torch.nn.functional, NCHW inside: eager, and
   torch.compile with mode reduce-overhead (CUDA graphs) and max-autotune; `x.cuda()` in and
@@ -32,6 +34,7 @@ Writes benchmarks/results/gpu_cuda.json.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import shutil
@@ -91,9 +94,10 @@ def prepare(names: list[str], samples: int, bundles: Path, matmul: bool = True,
     sys.path.insert(0, str(ROOT))
     from edge_sdk.api import compile_for
     from edge_sdk.compiler.gpu import schedule
+    from edge_sdk.model_io import output_ios, outputs_bytes
     from edge_sdk.project.boards import get_board
     from edge_sdk.project.generate import generate_project
-    from tests.conftest import reference
+    from edge_sdk.validate import reference_outputs
 
     if not matmul:
         schedule.MATMUL, schedule.ONE_THREAD_PER_OUTPUT = False, ()
@@ -105,7 +109,8 @@ def prepare(names: list[str], samples: int, bundles: Path, matmul: bool = True,
     board = get_board("jetson-orin-nano")
     bundles.mkdir(parents=True, exist_ok=True)
     for name in names:
-        path = MODELS / f"{name}.tflite"
+        path = Path(name) if name.endswith(".tflite") else MODELS / f"{name}.tflite"
+        name = path.stem
         dest = bundles / name
         shutil.rmtree(dest, ignore_errors=True)
         t0 = time.time()
@@ -119,7 +124,12 @@ def prepare(names: list[str], samples: int, bundles: Path, matmul: bool = True,
         else:
             x = rng.uniform(0, 1, (samples, *tin.shape)).astype(np.float32)
         x.tofile(dest / "inputs.bin")
-        reference(path, x).tofile(dest / "reference.bin")
+        # LiteRT's outputs, packed as the runner writes them (each output at its offset)
+        ios = output_ios(g)
+        ref = np.zeros((samples, outputs_bytes(g)), np.uint8)
+        for io, y in zip(ios, reference_outputs(path, [x.reshape(samples, -1)]), strict=True):
+            ref[:, io.offset:io.offset + io.nbytes] = y.reshape(samples, -1).view(np.uint8)
+        ref.tofile(dest / "reference.bin")
         twin = PAIRS.get(name)
         if twin:
             (dest / "torch").mkdir()
@@ -127,6 +137,9 @@ def prepare(names: list[str], samples: int, bundles: Path, matmul: bool = True,
         (dest / "bench.json").write_text(json.dumps({
             "model": name, "dtype": tin.dtype, "samples": samples,
             "output_dtype": g.tensor(g.outputs[0]).dtype, "torch_twin": twin,
+            "outputs": [{"offset": io.offset, "bytes": io.nbytes,
+                         "dtype": g.tensor(io.tensor).dtype} for io in ios],
+            "output_bytes": outputs_bytes(g),
             "input_shape": list(tin.shape), "schedules": compiled.gpu.schedules,
             "launches": len(compiled.gpu.device.launches), "compile_s": time.time() - t0}))
         print(f"prepared {name} in {time.time() - t0:.1f} s")
@@ -216,15 +229,83 @@ def _runner(folder: Path, runs: int, **env: str) -> tuple[dict, str]:
     return json.loads(proc.stdout.strip().splitlines()[-1]), proc.stderr
 
 
+def _kernel_times(folder: Path, runs: int, empty: bool) -> dict:
+    """GPU-side time of every launch, from CUPTI's kernel records (through torch.profiler).
+
+    The event-timed profile (EDGE_GPU_PROFILE) adds ~3.5 us to every launch, more than the
+    differences that matter here; CUPTI reads each kernel's start and end on the GPU. The
+    runner is built as a shared library and run inside a Python process that holds the
+    profiler: CUPTI records the kernels of every context in the process, ours included. Per
+    launch position: the median of its duration and of its gap after the previous launch's end
+    (a CUDA graph replay, as in the timed runs)."""
+    lib = folder / "build" / "librunner.so"
+    if not lib.exists():
+        sources = sorted(str(p) for p in (folder / "src").glob("*.c") if "opencl" not in p.name)
+        sources += sorted(str(p) for p in (folder / "model").glob("*.c"))
+        subprocess.run(["gcc", "-O2", "-std=c99", "-shared", "-fPIC", "-Dmain=edge_runner_main",
+                        f"-I{folder}", f"-I{folder / 'model'}", f"-I{folder / 'src'}", *sources,
+                        "-ldl", "-pthread", "-o", str(lib)], check=True)
+    trace = folder / "build" / ("cupti_empty.json" if empty else "cupti.json")
+    proc = subprocess.run([sys.executable, __file__, "--cupti-child", str(lib),
+                           str(folder / "inputs.bin"), str(trace), str(runs)],
+                          capture_output=True, text=True,
+                          env={**os.environ, **({"EDGE_GPU_EMPTY": "1"} if empty else {})})
+    if proc.returncode:
+        raise SystemExit(f"{folder.name}: CUPTI profile failed: {proc.stderr.strip()[-400:]}")
+    kernels = sorted((e for e in json.loads(trace.read_text())["traceEvents"]
+                      if e.get("cat") == "kernel"), key=lambda e: e["ts"])
+    launches = json.loads((folder / "bench.json").read_text())["launches"]
+    kernels = kernels[len(kernels) - runs * launches:]  # the timed runs (the last ones)
+    per = {"us": [[] for _ in range(launches)], "gap_us": [[] for _ in range(launches)]}
+    spans = []
+    for r in range(runs):
+        one = kernels[r * launches:(r + 1) * launches]
+        spans.append(one[-1]["ts"] + one[-1]["dur"] - one[0]["ts"])
+        for i, e in enumerate(one):
+            per["us"][i].append(e["dur"])
+            if i:
+                per["gap_us"][i].append(e["ts"] - one[i - 1]["ts"] - one[i - 1]["dur"])
+    names = [e["name"] for e in kernels[:launches]]
+    return {"span_us": float(np.median(spans)),
+            "launches": [{"kernel": names[i], "us": float(np.median(per["us"][i])),
+                          "gap_us": float(np.median(per["gap_us"][i])) if i else 0.0}
+                         for i in range(launches)]}
+
+
+def _cupti_child(lib: str, inputs: str, trace: str, runs: str) -> int:
+    """In a process of its own: run the runner library under torch.profiler (CUDA activity)."""
+    import ctypes
+
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    torch.zeros(1, device="cuda")  # CUDA and CUPTI up before the runner's context
+    runner = ctypes.CDLL(lib)
+    argv = (ctypes.c_char_p * 4)(b"runner", inputs.encode(), os.devnull.encode(), runs.encode())
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        rc = runner.edge_runner_main(4, argv)
+    prof.export_chrome_trace(trace)
+    return rc
+
+
 def _check(folder: Path, meta: dict) -> str:
-    odt = np.dtype(meta["output_dtype"])
-    got = np.fromfile(folder / "out.bin", dtype=odt)
-    ref = np.fromfile(folder / "reference.bin", dtype=odt)
-    if odt == np.int8:
-        return (f"bit-exact ({got.size} values)" if np.array_equal(got, ref)
-                else f"{int((got != ref).sum())} of {got.size} differ")
-    diff = float(np.abs(got - ref).max())  # and relative to the largest output (ad01's reach 42)
-    return f"max |diff| {diff:.2e} ({diff / max(float(np.abs(ref).max()), 1e-30):.0e} rel)"
+    """Each output against LiteRT's: integers bit for bit, floats as the largest difference,
+    also relative to the output's largest value (ad01's reach 42). Outputs joined by "; "."""
+    got = np.fromfile(folder / "out.bin", np.uint8).reshape(meta["samples"], -1)
+    ref = np.fromfile(folder / "reference.bin", np.uint8).reshape(meta["samples"], -1)
+    verdicts = []
+    for out in meta.get("outputs") or [{"offset": 0, "bytes": ref.shape[1],
+                                        "dtype": meta["output_dtype"]}]:
+        cut = slice(out["offset"], out["offset"] + out["bytes"])
+        a, b = (np.ascontiguousarray(v[:, cut]).view(out["dtype"]) for v in (got, ref))
+        if np.issubdtype(a.dtype, np.integer):
+            verdicts.append(f"bit-exact ({a.size} values)" if np.array_equal(a, b)
+                            else f"{int((a != b).sum())} of {a.size} differ")
+        else:
+            diff = float(np.abs(a.astype(np.float64) - b).max())
+            rel = diff / max(float(np.abs(b).max()), 1e-30)
+            verdicts.append(f"max |diff| {diff:.2e} ({rel:.0e} rel)")
+    return "; ".join(verdicts)
 
 
 def _torch_times(folder: Path, meta: dict, modes: list[str], runs: int) -> dict:
@@ -274,9 +355,18 @@ def run(names: list[str], runs: int, torch_modes: list[str], bundles: Path) -> l
             floor_ns.append(_runner(folder, runs, EDGE_GPU_EMPTY="1")[0]["p50_ns"])
             if k:
                 ours_ns.append(_runner(folder, runs)[0]["p50_ns"])
-        _, prof = _runner(folder, min(runs, 50), EDGE_GPU_PROFILE="1")
-        profile = json.loads(next(line for line in prof.splitlines()
-                                  if line.startswith('{"profile_runs"')))
+        profile = None
+        if importlib.util.find_spec("torch"):  # CUPTI: each kernel's own time on the GPU
+            try:
+                profile = _kernel_times(folder, min(runs, 100), empty=False)
+                profile["floor"] = _kernel_times(folder, min(runs, 100), empty=True)
+            except (SystemExit, KeyError, IndexError, ValueError) as e:
+                print(f"{name}: no CUPTI profile ({e}); event-timed instead", file=sys.stderr)
+                profile = None
+        if profile is None:  # event-timed: ~3.5 us of events in every launch's figure
+            _, prof = _runner(folder, min(runs, 50), EDGE_GPU_PROFILE="1")
+            profile = json.loads(next(line for line in prof.splitlines()
+                                      if line.startswith('{"profile_runs"')))
         row = {"model": name, "gpu": gpu, "launches": meta["launches"],
                "mode": info.strip().splitlines()[0] if info.strip() else "",
                "check": check if check == check_stream else f"{check}; stream: {check_stream}",
@@ -286,12 +376,17 @@ def run(names: list[str], runs: int, torch_modes: list[str], bundles: Path) -> l
                "ours_p50s_ms": [v / 1e6 for v in ours_ns],
                "floor_p50s_ms": [v / 1e6 for v in floor_ns],
                "kernels_sum_ms": sum(k["us"] for k in profile["launches"]) / 1e3,
-               "profile": profile["launches"], "torch_twin": meta["torch_twin"],
+               "profile": profile, "torch_twin": meta["torch_twin"],
                "schedules": meta["schedules"]}
         if meta["torch_twin"]:
             row["torch_ms"] = _torch_times(folder, meta, torch_modes, runs)
         rows.append(row)
         print(json.dumps({k: v for k, v in row.items() if k not in ("profile", "schedules")}))
+        for i, k in enumerate(profile["launches"]):  # one line per launch: ours | empty
+            empty = profile.get("floor", {}).get("launches", [{}] * (i + 1))[i]
+            print(f"  {k['kernel'][-40:]:40} {k['us']:7.2f} us (gap {k.get('gap_us', 0):5.2f})"
+                  f" | empty {empty.get('us', float('nan')):5.2f} (gap "
+                  f"{empty.get('gap_us', float('nan')):5.2f})")
     return rows
 
 
@@ -348,7 +443,8 @@ def main() -> int:
         print(f"no NVIDIA GPU here: bundles are in {bundles}; run with --run-only there")
         return 0
     globals()["REPEATS"] = args.repeats
-    rows = run(args.models, args.runs, [m for m in args.torch_modes.split(",") if m], bundles)
+    names = [Path(n).stem for n in args.models]  # a .tflite path's bundle is named by its stem
+    rows = run(names, args.runs, [m for m in args.torch_modes.split(",") if m], bundles)
     _table(rows)
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -359,5 +455,7 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--cupti-child"]:
+        sys.exit(_cupti_child(*sys.argv[2:6]))
     os.environ.setdefault("EDGE_OPENCL_DEVICE", "gpu")
     sys.exit(main())
