@@ -202,9 +202,9 @@ def test_onnx_convolution_gets_matmul_and_matches_on_pocl(name, tmp_path, monkey
     rules = {}
 
     def spy(step, target):
-        func, rule = schedule_step(step, target)
-        rules[step.opcode] = rule
-        return func, rule
+        done = schedule_step(step, target)
+        rules[step.opcode] = done.rule
+        return done
 
     monkeypatch.setattr(lower, "schedule_step", spy)
     assert pocl_case(DATA / "pytorch-converted" / name, tmp_path) == "pass"

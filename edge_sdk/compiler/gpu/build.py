@@ -97,11 +97,15 @@ def lower_tir(mod: tvm.IRModule, tvm_target: Target) -> tvm.IRModule:
     return pipeline(mod)
 
 
-def build_device_code(steps: list[tuple[int, Step]], target: GpuTarget) -> DeviceCode:
-    """``steps``: (index in the program, step with a scheduled function) for every kernel."""
-    funcs = {s.func_name: s.func.with_attr("global_symbol", s.func_name) for _, s in steps}
+def build_device_code(steps: list[tuple[int, Step]], lowered: list[tvm.IRModule],
+                      target: GpuTarget) -> DeviceCode:
+    """``steps``: (index in the program, step with a scheduled function) for every kernel;
+    ``lowered``: each one's function through :func:`lower_tir`, named after the step (the
+    schedule's check lowered it already; lowering is most of a GPU compile's time)."""
     tvm_target: Target = target.tvm_target
-    mod = lower_tir(tvm.IRModule(funcs), tvm_target)
+    mod = tvm.IRModule()
+    for one in lowered:
+        mod.update(one)
     _pipeline, _finalize_host, finalize_device = tvm.tirx.get_default_tir_pipeline(tvm_target)
     host, devices = split_host_device_mods(mod)
     (device,) = devices.values()

@@ -57,12 +57,14 @@ def lower_gpu(graph: Graph, target: GpuTarget) -> tuple[Program, GpuCode]:
         steps = [_lower_op(op, graph) for op in graph.operators]
     schedules: dict[int, str] = {}
     scheduled: list[tuple[int, Step]] = []
+    lowered = []
     for i, step in enumerate(steps):
         if step.kind == "kernel":
-            func, rule = schedule_step(step, target.tvm_target)
-            step.func = func
-            schedules[step.op_index] = rule
-            step.notes = (step.notes + "; " if step.notes else "") + rule
+            done = schedule_step(step, target.tvm_target)
+            step.func = done.func
+            schedules[step.op_index] = done.rule
+            step.notes = (step.notes + "; " if step.notes else "") + done.rule
             scheduled.append((i, step))
+            lowered.append(done.lowered)
     program = Program(name=graph.name, graph=graph, steps=steps)
-    return program, GpuCode(target, schedules, build_device_code(scheduled, target))
+    return program, GpuCode(target, schedules, build_device_code(scheduled, lowered, target))

@@ -10,7 +10,10 @@ order to stay within rounding of LiteRT, and its rows are short (10-12 scores he
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
+import tvm
 from tvm import s_tir, tirx
 from tvm.s_tir import dlight as dl
 from tvm.s_tir.dlight.analysis import normalize_prim_func
@@ -225,10 +228,20 @@ def _ours(step: Step, target: Target) -> list[tuple[str, object]]:
     return candidates
 
 
-def schedule_step(step: Step, target: Target) -> tuple[tirx.PrimFunc, str]:
-    """The scheduled function and the name of the rule that scheduled it: the first of our
-    schedules (:func:`_ours`), then of TVM's rules, that accepts the function and leaves it
-    one complete kernel (:func:`unfinished`)."""
+@dataclass(frozen=True)
+class Scheduled:
+    """A step's kernel as scheduled: the function, the name of the schedule (for the report),
+    and the function through TVM's TIR pipeline (named after the step), which checked it and
+    which :func:`..build.build_device_code` reuses instead of lowering it again."""
+
+    func: tirx.PrimFunc
+    rule: str
+    lowered: tvm.IRModule
+
+
+def schedule_step(step: Step, target: Target) -> Scheduled:
+    """The first of our schedules (:func:`_ours`), then of TVM's rules, that accepts the
+    function and leaves it one complete kernel (:func:`unfinished`) that TVM can lower."""
     rules = [(f"dlight.gpu.{type(r).__name__}", lambda f, r=r: r.apply(f, target, False))
              for r in ([dl.gpu.Fallback()] if step.opcode in SERIAL_SUM_OPS
                        else default_rules(target, matmul=MATMUL))]
@@ -242,33 +255,36 @@ def schedule_step(step: Step, target: Target) -> tuple[tirx.PrimFunc, str]:
             if sch is None:
                 continue
             sch = sch[0] if isinstance(sch, list) else sch
-            func = sch.mod["main"]
-            why = unfinished(func) or _unlowerable(func, target)
-            if why is not None:
+            func = sch.mod["main"].with_attr("tirx.is_scheduled", True)
+            why = unfinished(func)
+            lowered = None
+            if why is None:
+                lowered, why = _lowered(func, step.func_name, target)
+            if lowered is None:
                 left.append(f"{name}: {why}")
                 continue
             if name.startswith("dlight") and step.opcode in SERIAL_SUM_OPS:
                 name += " (serial row sum, for bit-exactness)"
-            return func.with_attr("tirx.is_scheduled", True), name
+            return Scheduled(func, name, lowered)
     raise UnsupportedOpError(
         f"layer {step.op_index} ({step.opcode}): no GPU schedule applies to it"
         f"{' (' + '; '.join(left) + ')' if left else ''}; report this model, or compile for a "
         "CPU board")
 
 
-def _unlowerable(func: tirx.PrimFunc, target: Target) -> str | None:
-    """Why TVM's TIR pipeline refuses the scheduled function, or None (a rule can accept a
-    function and leave a schedule the pipeline cannot lower: with a grouped 1-D convolution's
-    padding inside, GeneralReduction left a cross-thread sum whose loops are not innermost)."""
-    import tvm
-
+def _lowered(func: tirx.PrimFunc, name: str,
+             target: Target) -> tuple[tvm.IRModule | None, str | None]:
+    """The scheduled function through TVM's TIR pipeline as ``name``, or None and why TVM
+    refuses it (a rule can accept a function and leave a schedule the pipeline cannot lower:
+    with a grouped 1-D convolution's padding inside, GeneralReduction left a cross-thread sum
+    whose loops are not innermost)."""
     from edge_sdk.compiler.gpu.build import lower_tir
 
     try:
-        lower_tir(tvm.IRModule({"main": func.with_attr("global_symbol", "main")}), target)
+        return lower_tir(tvm.IRModule({name: func.with_attr("global_symbol", name)}),
+                         target), None
     except Exception as err:  # TVM's checks raise their own error types
-        return f"TVM cannot lower it ({str(err).strip().splitlines()[0][:120]})"
-    return None
+        return None, f"TVM cannot lower it ({str(err).strip().splitlines()[0][:120]})"
 
 
 def unfinished(func: tirx.PrimFunc) -> str | None:
