@@ -148,6 +148,7 @@ def prepare(names: list[str], samples: int, bundles: Path, matmul: bool = True,
 # --- the run (on the GPU machine) --------------------------------------------------------------
 
 REPEATS = 3  # processes for "ours" and for the floor, alternated (--repeats); median p50 reported
+PROFILE = True  # each launch's time too (--no-profile: the latencies only, for quick A/B runs)
 
 def _torch_model(folder: Path):
     import torch
@@ -356,7 +357,9 @@ def run(names: list[str], runs: int, torch_modes: list[str], bundles: Path) -> l
             if k:
                 ours_ns.append(_runner(folder, runs)[0]["p50_ns"])
         profile = None
-        if importlib.util.find_spec("torch"):  # CUPTI: each kernel's own time on the GPU
+        if not PROFILE:
+            profile = {"launches": []}
+        elif importlib.util.find_spec("torch"):  # CUPTI: each kernel's own time on the GPU
             try:
                 profile = _kernel_times(folder, min(runs, 100), empty=False)
                 profile["floor"] = _kernel_times(folder, min(runs, 100), empty=True)
@@ -429,6 +432,8 @@ def main() -> int:
                     "e.g. SPLIT_MIN_TAPS=0 or DEPTHWISE_THREADS=128 (repeatable)")
     ap.add_argument("--repeats", type=int, default=REPEATS,
                     help="processes for ours and for the floor, alternated (default %(default)s)")
+    ap.add_argument("--no-profile", action="store_true",
+                    help="skip the per-launch profiles (quicker A/B runs of schedule settings)")
     ap.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "gpu_cuda.json"))
     ap.add_argument("--prepare-only", action="store_true")
     ap.add_argument("--run-only", action="store_true")
@@ -442,7 +447,7 @@ def main() -> int:
     if shutil.which("nvidia-smi") is None:
         print(f"no NVIDIA GPU here: bundles are in {bundles}; run with --run-only there")
         return 0
-    globals()["REPEATS"] = args.repeats
+    globals()["REPEATS"], globals()["PROFILE"] = args.repeats, not args.no_profile
     names = [Path(n).stem for n in args.models]  # a .tflite path's bundle is named by its stem
     rows = run(names, args.runs, [m for m in args.torch_modes.split(",") if m], bundles)
     _table(rows)
