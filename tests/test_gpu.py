@@ -324,3 +324,34 @@ def test_nvrtc_leaves_the_text_encoding_as_it_was():
     before = locale.getpreferredencoding(False)
     assert ".version" in compile_ptx('extern "C" __global__ void k(int *a) { a[0] = 1; }', "sm_87")
     assert locale.getpreferredencoding(False) == before
+
+
+GPU_RESIZE_PRELU = ["prelu_per_channel", "prelu_single_alpha", "bilinear_int8_2x",
+                    "bilinear_int8_half_pixel", "bilinear_int8_align_corners_down",
+                    "nearest_int8_2x", "nearest_int8_align_corners", "bilinear_up_2x",
+                    "bilinear_half_pixel", "bilinear_align_corners_down",
+                    "nearest_float_half_pixel", "prelu_fp16_alpha"]
+
+
+@needs_pocl
+@pytest.mark.parametrize("case", GPU_RESIZE_PRELU)
+def test_prelu_and_resize_on_pocl_match_litert_exactly(case, tmp_path):
+    """PRELU and RESIZE_BILINEAR / RESIZE_NEAREST_NEIGHBOR as GPU kernels (what MediaPipe's palm
+    detector needs), int8 and float32, each bit for bit with LiteRT: the interpolation tables
+    are the CPU kernels', and float terms are added in TFLite's order with no contraction."""
+    from tests.test_ops_extra import CASES, FLOAT_CASES
+
+    model = tmp_path / f"{case}.tflite"
+    model.write_bytes({**CASES, **FLOAT_CASES}[case]())
+    graph = edge_sdk.load(model)
+    tin = graph.tensor(graph.inputs[0])
+    rng = np.random.default_rng(len(case))
+    x = (rng.integers(-128, 128, (3, *tin.shape), dtype=np.int8) if tin.dtype == "int8"
+         else rng.uniform(-2, 2, (3, *tin.shape)).astype(np.float32))
+    runner, compiled = build_native(model, MALI, tmp_path)
+    assert {s.opcode for s in compiled.program.steps if s.kind == "kernel"} & {
+        "PRELU", "RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR"}
+    proc, got = run_runner(runner, x, np.dtype(tin.dtype), tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    expected = reference(model, x)
+    np.testing.assert_array_equal(got.reshape(expected.shape), expected)

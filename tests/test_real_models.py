@@ -43,15 +43,20 @@ def test_mediapipe_float_model_matches_litert(name):
 
 
 @needs_pocl
-def test_mediapipe_face_detection_on_the_mali_board_matches_litert(tmp_path):
-    """BlazeFace through the GPU path (float RELU, PAD and CONCATENATION on the GPU; two
-    outputs), its OpenCL kernels run on this CPU by PoCL, against LiteRT's reference kernels.
+@pytest.mark.parametrize("name", [
+    "face_detection_short_range",
+    pytest.param("palm_detection_lite", marks=pytest.mark.slow),
+])
+def test_mediapipe_detector_on_the_mali_board_matches_litert(name, tmp_path):
+    """BlazeFace (float RELU, PAD and CONCATENATION on the GPU) and the palm detector (float
+    PRELU and RESIZE_BILINEAR too) through the GPU path, two outputs each, the OpenCL kernels run
+    on this CPU by PoCL, against LiteRT's reference kernels.
     The GPU schedules sum convolutions in their own order (tiles, lanes), so near-zero outputs
     differ by more than 1e-5 of themselves after 40 layers; the bar is 1e-5 of each output's
     largest value (measured: 2.6e-7 and 8.3e-7), as benchmarks/gpu_cuda.py reports on CUDA."""
     from edge_sdk.model_io import outputs_bytes, pack, unpack
 
-    model = real("mediapipe/face_detection_short_range.tflite")
+    model = real(f"mediapipe/{name}.tflite")
     graph = edge_sdk.load(model)
     shape = graph.tensor(graph.inputs[0]).shape
     x = np.random.default_rng(3).uniform(-1, 1, size=(2, *shape)).astype(np.float32)

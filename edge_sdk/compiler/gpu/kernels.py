@@ -13,13 +13,16 @@ serial. Float models are exact up to summation order.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable
+from functools import reduce
 
 import numpy as np
 from tvm import te, tirx
 
 from edge_sdk.compiler import gemmlowp
-from edge_sdk.compiler.kernels import softmax
+from edge_sdk.compiler.kernels import resize, softmax
+from edge_sdk.compiler.kernels.activation import prelu_plan
 from edge_sdk.compiler.kernels.common import int8_tensor, refuse, scale, zero_point
 from edge_sdk.compiler.kernels.conv import plan_conv2d
 from edge_sdk.compiler.kernels.elementwise import LEFT_SHIFT, _broadcast_strides, add_multipliers
@@ -443,12 +446,117 @@ def clamp_float(op: Operator, graph: Graph, name: str) -> Step:
     return _step(op, [x], y, _func([X, Y], name), name, macs=y.size)
 
 
+def prelu_float(op: Operator, graph: Graph, name: str) -> Step:
+    """PRELU on float32: ``x >= 0 ? x : x * alpha``, alpha a constant broadcast over the
+    output; exact (one multiply)."""
+    x, y = _float_io(op, graph)
+    alpha_t = graph.tensor(op.inputs[1])
+    alpha = _constant(op, alpha_t, "alpha").reshape(-1)
+    shape = tuple(y.shape) or (1,)
+    try:
+        strides = _broadcast_strides(alpha_t.shape, shape)
+    except ValueError as err:
+        raise refuse(op, str(err)) from None
+    X = te.placeholder(shape, "float32", name="input")
+    A = te.placeholder((alpha.size,), "float32", name="alpha")
+
+    def leaky(*idx):
+        v = X[idx]
+        return tirx.Select(v >= tirx.FloatImm("float32", 0.0), v,
+                           v * A[strided_offset(idx, strides)])
+
+    Y = te.compute(shape, leaky, name="output")
+    return _step(op, [x], y, _func([X, A, Y], name), name,
+                 (Constant(f"l{op.index}_alpha", alpha),), macs=y.size)
+
+
+def prelu_int8(op: Operator, graph: Graph, name: str) -> Step:
+    """PRELU on int8, :func:`..kernels.activation.prelu_plan`'s arithmetic: ``x - zp`` rescaled
+    on its own where it is >= 0, else times ``alpha - alpha_zp`` and rescaled by the other
+    multiplier; both double-rounding, as ``BroadcastPrelu4DSlow``."""
+    x, y, alpha, strides, (m1, s1), (m2, s2) = prelu_plan(op, graph)
+    shape = tuple(y.shape) or (1,)
+    X = te.placeholder(shape, "int8", name="input")
+    A = te.placeholder((alpha.array.size,), "int16", name="alpha")
+
+    def leaky(*idx):
+        v = X[idx].astype("int32") - zero_point(x)
+        scaled = tirx.Select(
+            v >= 0, multiply_by_quantized_multiplier(v, m1, s1),
+            multiply_by_quantized_multiplier(v * A[strided_offset(idx, strides)].astype("int32"),
+                                             m2, s2))
+        return clamp(scaled + zero_point(y), -128, 127).astype("int8")
+
+    Y = te.compute(shape, leaky, name="output")
+    return Step(op_index=op.index, opcode=op.opcode, layer=y.name, kind="kernel",
+                inputs=(x.index,), outputs=(y.index,), func=_func([X, A, Y], name),
+                func_name=name, args=(TensorArg(x.index), alpha, TensorArg(y.index, writes=True)),
+                macs=y.size, notes="alpha stored with its zero point removed")
+
+
+def resize_nearest(op: Operator, graph: Graph, name: str) -> Step:
+    """RESIZE_NEAREST_NEIGHBOR (int8, float32): a gather through the row and column tables of
+    :mod:`..kernels.resize` (TFLite's ``GetNearestNeighbor``, evaluated at compile time)."""
+    x, y = resize._tensors(op, graph)
+    ac, hp = bool(op.options.get("align_corners")), bool(op.options.get("half_pixel_centers"))
+    _, ih, iw, _ = x.shape
+    _, oh, ow, _ = y.shape
+    tables = (resize.nearest_indices(ih, oh, ac, hp), resize.nearest_indices(iw, ow, ac, hp))
+    X = te.placeholder(x.shape, x.dtype, name="input")
+    R, C = (te.placeholder((len(t),), "int32", name=nm) for nm, t in zip(("rows", "cols"), tables,
+                                                                         strict=True))
+    Y = te.compute(tuple(y.shape), lambda b, oy, ox, ch: X[b, R[oy], C[ox], ch], name="output")
+    consts = tuple(Constant(f"l{op.index}_{nm}", t)
+                   for nm, t in zip(("rows", "cols"), tables, strict=True))
+    return resize._step(op, x, y, _func([X, R, C, Y], name), name, consts,
+                        "input row/column tables")
+
+
+def resize_bilinear(op: Operator, graph: Graph, name: str) -> Step:
+    """RESIZE_BILINEAR with :mod:`..kernels.resize`'s tables: float32 as TFLite's four
+    ``value * wy * wx`` terms added left to right (no contraction: exact to LiteRT); int8 as
+    ``ResizeBilinearInteger``, weights in 1/1024ths, the sum in 64 bits divided by 2^20
+    rounding half away from zero."""
+    x, y = resize._tensors(op, graph)
+    integer = x.dtype != "float32"
+    axis = resize.bilinear_axis_integer if integer else resize.bilinear_axis
+    ac, hp = bool(op.options.get("align_corners")), bool(op.options.get("half_pixel_centers"))
+    _, ih, iw, _ = x.shape
+    _, oh, ow, _ = y.shape
+    tables = [*axis(ih, oh, ac, hp), *axis(iw, ow, ac, hp)]
+    names = ("y0", "y1", "wy0", "wy1", "x0", "x1", "wx0", "wx1")
+    X = te.placeholder(x.shape, x.dtype, name="input")
+    T = [te.placeholder((len(t),), str(t.dtype), name=nm)
+         for nm, t in zip(names, tables, strict=True)]
+    Y0, Y1, WY0, WY1, X0, X1, WX0, WX1 = T
+
+    def interpolate(b, oy, ox, ch):
+        taps = [(X[b, Y0[oy], X0[ox], ch], WY0[oy], WX0[ox]),
+                (X[b, Y1[oy], X0[ox], ch], WY1[oy], WX0[ox]),
+                (X[b, Y0[oy], X1[ox], ch], WY0[oy], WX1[ox]),
+                (X[b, Y1[oy], X1[ox], ch], WY1[oy], WX1[ox])]
+        if not integer:  # TFLite's expression, term by term and left to right
+            return reduce(operator.add, [v * wy * wx for v, wy, wx in taps])
+        total = reduce(operator.add, [v.astype("int64") * wy.astype("int64") * wx.astype("int64")
+                                      for v, wy, wx in taps])
+        rounding = tirx.Select(total > tirx.const(0, "int64"), tirx.const(1 << 19, "int64"),
+                               tirx.const(-(1 << 19), "int64"))
+        return tirx.truncdiv(total + rounding, tirx.const(1 << 20, "int64")).astype(y.dtype)
+
+    Y = te.compute(tuple(y.shape), interpolate, name="output")
+    consts = tuple(Constant(f"l{op.index}_{nm}", t) for nm, t in zip(names, tables, strict=True))
+    return resize._step(op, x, y, _func([X, *T, Y], name), name, consts,
+                        "interpolation tables per row/column" + (" (1/1024ths)" if integer else ""))
+
+
 INT8: dict[str, GpuLowering] = {
     "CONV_2D": conv2d_int8, "DEPTHWISE_CONV_2D": conv2d_int8,
     "FULLY_CONNECTED": fully_connected_int8,
     "AVERAGE_POOL_2D": pool2d_int8, "MAX_POOL_2D": pool2d_int8,
     "ADD": add_int8, "SOFTMAX": softmax_int8,
     "PAD": pad, "PADV2": pad, "CONCATENATION": concatenation,
+    "PRELU": prelu_int8, "RESIZE_BILINEAR": resize_bilinear,
+    "RESIZE_NEAREST_NEIGHBOR": resize_nearest,
 }
 FLOAT32: dict[str, GpuLowering] = {
     "CONV_2D": conv2d_float, "DEPTHWISE_CONV_2D": conv2d_float,
@@ -457,5 +565,7 @@ FLOAT32: dict[str, GpuLowering] = {
     "ADD": add_float, "SOFTMAX": softmax_float,
     "PAD": pad, "PADV2": pad, "CONCATENATION": concatenation,
     "RELU": clamp_float, "RELU6": clamp_float, "RELU_N1_TO_1": clamp_float,
+    "PRELU": prelu_float, "RESIZE_BILINEAR": resize_bilinear,
+    "RESIZE_NEAREST_NEIGHBOR": resize_nearest,
 }
 ALIASES = ("RESHAPE", "SQUEEZE", "EXPAND_DIMS")

@@ -80,11 +80,10 @@ def lower_rescale(op: Operator, graph: Graph, func_name: str) -> Step:
     )
 
 
-def lower_prelu(op: Operator, graph: Graph, func_name: str) -> Step:
-    """PRELU, int8 (``reference_ops::BroadcastPrelu4DSlow``): ``x`` rescaled by
-    ``input_scale / output_scale`` where ``x - zp >= 0``, else ``(x - zp) * (alpha - alpha_zp)``
-    by ``input_scale * alpha_scale / output_scale`` (``PreluPrepare`` forms both in float).
-    ``alpha`` is a constant broadcast over the input (typically one value per channel)."""
+def prelu_plan(op: Operator, graph: Graph) -> tuple:
+    """PRELU's ``Prepare``, for the CPU and GPU kernels: (input, output, the alpha constant
+    with its zero point removed (int16), alpha's strides over the output, the (multiplier,
+    shift) of the positive side, then of the negative side)."""
     x = int8_tensor(op, graph, op.inputs[0], "input")
     alpha = int8_tensor(op, graph, op.inputs[1], "alpha")
     y = int8_tensor(op, graph, op.outputs[0], "output")
@@ -95,10 +94,19 @@ def lower_prelu(op: Operator, graph: Graph, func_name: str) -> Step:
         alpha_strides = _broadcast_strides(alpha.shape, tuple(y.shape))
     except ValueError as err:
         raise refuse(op, str(err)) from None
-    m1, s1 = quantize_multiplier(f32(f32(scale(x)) / f32(scale(y))))
-    m2, s2 = quantize_multiplier(f32(f32(f32(scale(x)) * f32(scale(alpha))) / f32(scale(y))))
+    positive = quantize_multiplier(f32(f32(scale(x)) / f32(scale(y))))
+    negative = quantize_multiplier(f32(f32(f32(scale(x)) * f32(scale(alpha))) / f32(scale(y))))
     alpha_values = Constant(f"l{op.index}_alpha",
                             (data.astype(np.int32) - zero_point(alpha)).astype(np.int16))
+    return x, y, alpha_values, alpha_strides, positive, negative
+
+
+def lower_prelu(op: Operator, graph: Graph, func_name: str) -> Step:
+    """PRELU, int8 (``reference_ops::BroadcastPrelu4DSlow``): ``x`` rescaled by
+    ``input_scale / output_scale`` where ``x - zp >= 0``, else ``(x - zp) * (alpha - alpha_zp)``
+    by ``input_scale * alpha_scale / output_scale`` (``PreluPrepare`` forms both in float).
+    ``alpha`` is a constant broadcast over the input (typically one value per channel)."""
+    x, y, alpha_values, alpha_strides, (m1, s1), (m2, s2) = prelu_plan(op, graph)
     shape = tuple(y.shape) or (1,)
     with kernel(func_name) as k:
         X, Al, Y = buffer_args(("input", (x.size,), "int8"),
