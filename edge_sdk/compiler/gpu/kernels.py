@@ -450,6 +450,8 @@ def prelu_float(op: Operator, graph: Graph, name: str) -> Step:
     """PRELU on float32: ``x >= 0 ? x : x * alpha``, alpha a constant broadcast over the
     output; exact (one multiply)."""
     x, y = _float_io(op, graph)
+    if tuple(x.shape) != tuple(y.shape):
+        raise refuse(op, "input and output shapes differ")
     alpha_t = graph.tensor(op.inputs[1])
     alpha = _constant(op, alpha_t, "alpha").reshape(-1)
     shape = tuple(y.shape) or (1,)
