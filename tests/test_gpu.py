@@ -355,3 +355,55 @@ def test_prelu_and_resize_on_pocl_match_litert_exactly(case, tmp_path):
     assert proc.returncode == 0, proc.stderr
     expected = reference(model, x)
     np.testing.assert_array_equal(got.reshape(expected.shape), expected)
+
+
+def _float_elementwise_case(case: str) -> bytes:
+    """Float element-wise models from test_ops_extra, plus MUL with a constant operand."""
+    from edge_sdk.frontend.tflite_writer import OpSpec, TensorSpec, build_model
+    from tests.test_ops_extra import FLOAT_CASES, float_binary, float_unary
+
+    if case in FLOAT_CASES:
+        return FLOAT_CASES[case]()
+    if case == "float_mul_constant":
+        scale = np.array([0.5, -2.0, 3.25], np.float32).reshape(1, 1, 1, 3)
+        tensors = [TensorSpec("input", (1, 4, 5, 3), "float32"),
+                   TensorSpec("scale", scale.shape, "float32", data=scale),
+                   TensorSpec("output", (1, 4, 5, 3), "float32")]
+        return build_model(tensors, [OpSpec("MUL", [0, 1], [2], {"activation": "RELU6"})],
+                           [0], [2])
+    opcode = case.removeprefix("float_").upper()
+    return float_binary(opcode) if opcode == "MUL" else float_unary(opcode)
+
+
+EXACT_FLOAT_GPU = ["float_leaky_relu", "float_abs", "float_relu_n1_to_1", "float_mul_constant",
+                   "float_hard_swish"]
+# Binary cases take their second operand from an average pool (test_ops_extra.float_binary),
+# whose float sum runs in the GPU's order: an ulp off LiteRT's before the operator is reached.
+ROUNDED_FLOAT_GPU = ["float_sub_relu", "float_div", "float_maximum", "float_minimum",
+                     "float_squared_difference", "float_mul", "float_rsqrt", "float_logistic",
+                     "float_tanh"]
+
+
+@needs_pocl
+@pytest.mark.parametrize("case", EXACT_FLOAT_GPU + ROUNDED_FLOAT_GPU)
+def test_float_elementwise_on_pocl_matches_litert(case, tmp_path):
+    """Float binary and unary operators as GPU kernels, against LiteRT: bit for bit where each
+    element is a few IEEE operations on the input; exp, tanh and sqrt are the GPU's own (a few
+    ulp from the C library's) and the binary cases read a pooled operand, so those within 1e-6
+    relative."""
+    model = tmp_path / f"{case}.tflite"
+    model.write_bytes(_float_elementwise_case(case))
+    graph = edge_sdk.load(model)
+    x = np.random.default_rng(len(case)).uniform(-4, 4, (3, *graph.tensor(graph.inputs[0]).shape))
+    x = x.astype(np.float32)
+    if "rsqrt" in case:  # its domain
+        x = np.abs(x) + np.float32(0.05)
+    runner, _ = build_native(model, MALI, tmp_path)
+    proc, got = run_runner(runner, x, np.float32, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    expected = reference(model, x)
+    got = got.reshape(expected.shape)
+    if case in EXACT_FLOAT_GPU:
+        np.testing.assert_array_equal(got, expected)
+    else:
+        np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-7)

@@ -30,7 +30,16 @@ from edge_sdk.compiler.kernels.fixedpoint import (
     multiply_by_quantized_multiplier,
     multiply_by_quantized_multiplier_single_rounding,
 )
-from edge_sdk.compiler.kernels.float32 import _CLAMPS, _activation, _constant, _float_tensor, _step
+from edge_sdk.compiler.kernels.float32 import (
+    _BINARY,
+    _CLAMPS,
+    _activation,
+    _constant,
+    _float_tensor,
+    _step,
+    _unary_params,
+    unary_value,
+)
 from edge_sdk.compiler.kernels.fully_connected import plan_fully_connected
 from edge_sdk.compiler.kernels.layout import _step as _layout_step
 from edge_sdk.compiler.kernels.layout import concatenation_operands, pad_operands
@@ -359,22 +368,42 @@ def pool2d_float(op: Operator, graph: Graph, name: str) -> Step:
     return _step(op, [x], y, _func([X, Y], name), name, macs=n * oh * ow * c * fh * fw)
 
 
-def add_float(op: Operator, graph: Graph, name: str) -> Step:
+def binary_float(op: Operator, graph: Graph, name: str) -> Step:
+    """ADD, SUB, MUL, DIV, MAXIMUM, MINIMUM, SQUARED_DIFFERENCE on float32, broadcasting, with
+    the CPU kernels' expressions (``float32._BINARY``) and fused activation; a constant operand
+    travels as a table. One IEEE operation per element (two for SQUARED_DIFFERENCE): exact."""
     a = _float_tensor(op, graph, op.inputs[0], "first input")
     b = _float_tensor(op, graph, op.inputs[1], "second input")
     y = _float_tensor(op, graph, op.outputs[0], "output")
-    if a.is_constant or b.is_constant:
-        raise refuse(op, "constant input")
+    if a.is_constant and b.is_constant:
+        raise refuse(op, "two constant inputs")
     out_shape, off_a, off_b = _broadcast(op, a, b, y)
     A = te.placeholder((a.size,), "float32", name="input1")
     Bt = te.placeholder((b.size,), "float32", name="input2")
-    Y = te.compute(out_shape, lambda *idx: _activation(op, A[off_a(idx)] + Bt[off_b(idx)]),
-                   name="output")
+    Y = te.compute(out_shape, lambda *idx: _activation(
+        op, _BINARY[op.opcode](A[off_a(idx)], Bt[off_b(idx)])), name="output")
+    args = tuple(Constant(f"l{op.index}_operand{t.index}", _constant(op, t, "operand"))
+                 if t.is_constant else TensorArg(t.index) for t in (a, b))
     return Step(op_index=op.index, opcode=op.opcode, layer=y.name, kind="kernel",
-                inputs=(a.index, b.index), outputs=(y.index,), func=_func([A, Bt, Y], name),
-                func_name=name, args=(TensorArg(a.index), TensorArg(b.index),
-                                      TensorArg(y.index, writes=True)),
-                macs=y.size, notes="float32")
+                inputs=tuple(t.index for t in (a, b) if not t.is_constant),
+                outputs=(y.index,), func=_func([A, Bt, Y], name), func_name=name,
+                args=(*args, TensorArg(y.index, writes=True)), macs=y.size, notes="float32")
+
+
+def unary_float(op: Operator, graph: Graph, name: str) -> Step:
+    """LEAKY_RELU, ABS, RSQRT, LOGISTIC, TANH, HARD_SWISH on float32: the CPU kernels'
+    expressions (``float32.unary_value``) with TVM's math intrinsics, which each GPU API spells
+    its own way (``expf`` in CUDA, ``exp`` in OpenCL C). The GPU's exp, tanh and sqrt are
+    within a few ulp of the C library's, so these match LiteRT within rounding, not bit for
+    bit."""
+    x = _float_tensor(op, graph, op.inputs[0], "input")
+    y = _float_tensor(op, graph, op.outputs[0], "output")
+    params = _unary_params(op)
+    X = te.placeholder((x.size,), "float32", name="input")
+    P = te.placeholder((max(len(params), 1),), "float32", name="params")
+    Y = te.compute((y.size,), lambda i: unary_value(op, X[i], P, intrinsics=True), name="output")
+    consts = (Constant(f"l{op.index}_params", np.array(params or [0.0], np.float32)),)
+    return _step(op, [x], y, _func([X, P, Y], name), name, consts, macs=y.size)
 
 
 def softmax_float(op: Operator, graph: Graph, name: str) -> Step:
@@ -564,7 +593,11 @@ FLOAT32: dict[str, GpuLowering] = {
     "CONV_2D": conv2d_float, "DEPTHWISE_CONV_2D": conv2d_float,
     "FULLY_CONNECTED": fully_connected_float,
     "AVERAGE_POOL_2D": pool2d_float, "MAX_POOL_2D": pool2d_float,
-    "ADD": add_float, "SOFTMAX": softmax_float,
+    "ADD": binary_float, "SUB": binary_float, "MUL": binary_float, "DIV": binary_float,
+    "MAXIMUM": binary_float, "MINIMUM": binary_float, "SQUARED_DIFFERENCE": binary_float,
+    "SOFTMAX": softmax_float,
+    "LEAKY_RELU": unary_float, "ABS": unary_float, "RSQRT": unary_float,
+    "LOGISTIC": unary_float, "TANH": unary_float, "HARD_SWISH": unary_float,
     "PAD": pad, "PADV2": pad, "CONCATENATION": concatenation,
     "RELU": clamp_float, "RELU6": clamp_float, "RELU_N1_TO_1": clamp_float,
     "PRELU": prelu_float, "RESIZE_BILINEAR": resize_bilinear,

@@ -224,6 +224,44 @@ def _unary_params(op: Operator) -> list[float]:
     return []
 
 
+def unary_value(op: Operator, v, p, intrinsics: bool = False):
+    """The float unary operator's value at ``v`` (``p``: its parameter table). ``intrinsics``:
+    TVM's math intrinsics (each backend spells them its own way: OpenCL C has no ``expf``)
+    instead of the C library's float functions by name; None where the operator needs a
+    function TVM has no intrinsic for (ELU's expm1, GELU's erfc)."""
+    def call(cname: str, intrinsic, x):
+        return intrinsic(x) if intrinsics else tirx.call_pure_extern("float32", cname, x)
+
+    if op.opcode == "RELU":
+        return tirx.max(v, f32(0.0))
+    if op.opcode == "RELU6":
+        return tirx.min(tirx.max(v, f32(0.0)), f32(6.0))
+    if op.opcode == "RELU_N1_TO_1":
+        return tirx.min(tirx.max(v, f32(-1.0)), f32(1.0))
+    if op.opcode == "LEAKY_RELU":  # reference_ops::LeakyRelu
+        return tirx.Select(v > f32(0.0), v, v * p[0])
+    if op.opcode == "ABS":
+        return call("fabsf", tirx.abs, v)
+    if op.opcode == "RSQRT":
+        return f32(1.0) / call("sqrtf", tirx.sqrt, v)
+    if op.opcode == "LOGISTIC":
+        return f32(1.0) / (f32(1.0) + call("expf", tirx.exp, f32(0.0) - v))
+    if op.opcode == "TANH":
+        return call("tanhf", tirx.tanh, v)
+    if op.opcode == "HARD_SWISH":  # x * relu6(x + 3) / 6
+        return v * tirx.min(tirx.max(v + f32(3.0), f32(0.0)), f32(6.0)) / f32(6.0)
+    if intrinsics:
+        return None
+    if op.opcode == "ELU":  # x < 0 ? expm1(x) : x
+        return tirx.Select(v < f32(0.0), tirx.call_pure_extern("float32", "expm1f", v), v)
+    # GELU
+    if op.options.get("approximate"):  # 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
+        inner = p[0] * (v + p[1] * v * v * v)
+        return v / f32(2.0) * (f32(1.0) + tirx.call_pure_extern("float32", "tanhf", inner))
+    # 0.5 x erfc(-x / sqrt(2))
+    return v / f32(2.0) * tirx.call_pure_extern("float32", "erfcf", v * p[2])
+
+
 def lower_unary(op: Operator, graph: Graph, func_name: str) -> Step:
     x = _float_tensor(op, graph, op.inputs[0], "input")
     y = _float_tensor(op, graph, op.outputs[0], "output")
@@ -231,33 +269,7 @@ def lower_unary(op: Operator, graph: Graph, func_name: str) -> Step:
     consts = (Constant(f"l{op.index}_params", np.array(params, np.float32)),) if params else ()
 
     def fn(v, p):
-        if op.opcode == "RELU":
-            return tirx.max(v, f32(0.0))
-        if op.opcode == "RELU6":
-            return tirx.min(tirx.max(v, f32(0.0)), f32(6.0))
-        if op.opcode == "RELU_N1_TO_1":
-            return tirx.min(tirx.max(v, f32(-1.0)), f32(1.0))
-        if op.opcode == "LEAKY_RELU":  # reference_ops::LeakyRelu
-            return tirx.Select(v > f32(0.0), v, v * p[0])
-        if op.opcode == "ABS":
-            return tirx.call_pure_extern("float32", "fabsf", v)
-        if op.opcode == "RSQRT":
-            return f32(1.0) / tirx.call_pure_extern("float32", "sqrtf", v)
-        if op.opcode == "LOGISTIC":
-            return f32(1.0) / (f32(1.0) + tirx.call_pure_extern("float32", "expf", f32(0.0) - v))
-        if op.opcode == "TANH":
-            return tirx.call_pure_extern("float32", "tanhf", v)
-        if op.opcode == "ELU":  # x < 0 ? expm1(x) : x
-            return tirx.Select(v < f32(0.0), tirx.call_pure_extern("float32", "expm1f", v), v)
-        if op.opcode == "GELU":
-            if op.options.get("approximate"):  # 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
-                inner = p[0] * (v + p[1] * v * v * v)
-                return v / f32(2.0) * (f32(1.0) + tirx.call_pure_extern("float32", "tanhf",
-                                                                         inner))
-            # 0.5 x erfc(-x / sqrt(2))
-            return v / f32(2.0) * tirx.call_pure_extern("float32", "erfcf", v * p[2])
-        # HARD_SWISH: x * relu6(x + 3) / 6
-        return v * tirx.min(tirx.max(v + f32(3.0), f32(0.0)), f32(6.0)) / f32(6.0)
+        return unary_value(op, v, p)
 
     with kernel(func_name) as k:
         if consts:
