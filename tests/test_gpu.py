@@ -185,11 +185,11 @@ def test_unsupported_gpu_operator_is_refused_before_any_work(tmp_path):
     from edge_sdk.frontend.tflite_writer import OpSpec, TensorSpec, build_model
 
     model = build_model([TensorSpec("x", (1, 8), "int8", (0.05,), (0,)),
-                         TensorSpec("y", (1, 8), "int8", (1 / 128,), (0,))],
-                        [OpSpec("TANH", [0], [1])], inputs=[0], outputs=[1])
-    path = tmp_path / "tanh.tflite"
+                         TensorSpec("y", (1, 8), "int8", (0.01,), (0,))],
+                        [OpSpec("MUL", [0, 0], [1])], inputs=[0], outputs=[1])
+    path = tmp_path / "mul.tflite"
     path.write_bytes(model)
-    with pytest.raises(UnsupportedOpError, match=r"operator 0 \(TANH, int8\) is not supported "
+    with pytest.raises(UnsupportedOpError, match=r"operator 0 \(MUL, int8\) is not supported "
                        "on GPU targets"):
         compile_for(path, get_board(MALI))
 
@@ -407,3 +407,32 @@ def test_float_elementwise_on_pocl_matches_litert(case, tmp_path):
         np.testing.assert_array_equal(got, expected)
     else:
         np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-7)
+
+
+@needs_pocl
+@pytest.mark.parametrize("opcode, out_q, options", [
+    ("LOGISTIC", (1.0 / 256, -128), {}), ("TANH", (1.0 / 128, 0), {}),
+    ("HARD_SWISH", (0.04, -20), {}), ("LEAKY_RELU", (0.03, 20), {"alpha": 0.2}),
+    ("ABS", (0.03, -128), {}), ("RSQRT", (0.1, -128), {}), ("GELU", (0.03, -40), {}),
+])
+def test_int8_table_operators_on_pocl_on_every_value(opcode, out_q, options, tmp_path):
+    """int8 unary operators as a GPU gather from the CPU kernels' 256-entry table, run on every
+    int8 value (RSQRT: every positive one), bit for bit with LiteRT. (ELU shares the table code;
+    LiteRT's reference resolver has no int8 ELU, so it is checked against TFLM on the CPU.)"""
+    from edge_sdk.frontend.tflite_writer import OpSpec, build_model
+    from tests.test_ops import act
+
+    in_q = (0.02, -60) if opcode == "RSQRT" else (0.05, -10)
+    tensors = [act("input", (1, 256), *in_q), act("output", (1, 256), *out_q)]
+    model = tmp_path / f"{opcode}.tflite"
+    model.write_bytes(build_model(tensors, [OpSpec(opcode, [0], [1], options)], [0], [1]))
+    x = np.arange(-128, 128, dtype=np.int8)
+    x = (x[x > in_q[1]] if opcode == "RSQRT" else x).reshape(1, 1, -1)  # RSQRT: x > 0 only
+    x = np.resize(x, (1, 1, 256))  # the model's 256 inputs, the values repeated to fill
+    runner, compiled = build_native(model, MALI, tmp_path)
+    assert [s.opcode for s in compiled.program.steps if s.kind == "kernel"] == [opcode]
+    proc, got = run_runner(runner, x, np.int8, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    expected = reference(model, x)
+    assert len(np.unique(expected)) > 10
+    np.testing.assert_array_equal(got.reshape(expected.shape), expected)

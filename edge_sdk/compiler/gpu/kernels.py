@@ -43,6 +43,7 @@ from edge_sdk.compiler.kernels.float32 import (
 from edge_sdk.compiler.kernels.fully_connected import plan_fully_connected
 from edge_sdk.compiler.kernels.layout import _step as _layout_step
 from edge_sdk.compiler.kernels.layout import concatenation_operands, pad_operands
+from edge_sdk.compiler.kernels.lookup import int8_table
 from edge_sdk.compiler.kernels.pooling import plan_pool2d
 from edge_sdk.compiler.kernels.softmax import plan_softmax
 from edge_sdk.compiler.kernels.tir import clamp, i32, strided_offset
@@ -580,6 +581,20 @@ def resize_bilinear(op: Operator, graph: Graph, name: str) -> Step:
                         "interpolation tables per row/column" + (" (1/1024ths)" if integer else ""))
 
 
+def lookup_int8(op: Operator, graph: Graph, name: str) -> Step:
+    """LOGISTIC, TANH, HARD_SWISH, LEAKY_RELU, ABS, RSQRT, GELU, ELU on int8: a gather from
+    :func:`..kernels.lookup.int8_table` (TFLite's reference arithmetic on every int8 value, at
+    compile time), exact."""
+    x, y, table = int8_table(op, graph)
+    X = te.placeholder((x.size,), "int8", name="input")
+    T = te.placeholder((256,), "int8", name="table")
+    Y = te.compute((y.size,), lambda i: T[X[i].astype("int32") + 128], name="output")
+    return Step(op_index=op.index, opcode=op.opcode, layer=y.name, kind="kernel",
+                inputs=(x.index,), outputs=(y.index,), func=_func([X, T, Y], name),
+                func_name=name, args=(TensorArg(x.index), table, TensorArg(y.index, writes=True)),
+                macs=y.size, notes="256-entry table of TFLite's reference integer arithmetic")
+
+
 INT8: dict[str, GpuLowering] = {
     "CONV_2D": conv2d_int8, "DEPTHWISE_CONV_2D": conv2d_int8,
     "FULLY_CONNECTED": fully_connected_int8,
@@ -588,6 +603,8 @@ INT8: dict[str, GpuLowering] = {
     "PAD": pad, "PADV2": pad, "CONCATENATION": concatenation,
     "PRELU": prelu_int8, "RESIZE_BILINEAR": resize_bilinear,
     "RESIZE_NEAREST_NEIGHBOR": resize_nearest,
+    **dict.fromkeys(("LOGISTIC", "TANH", "HARD_SWISH", "LEAKY_RELU", "ABS", "RSQRT", "GELU",
+                     "ELU"), lookup_int8),
 }
 FLOAT32: dict[str, GpuLowering] = {
     "CONV_2D": conv2d_float, "DEPTHWISE_CONV_2D": conv2d_float,

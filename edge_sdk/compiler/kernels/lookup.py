@@ -27,7 +27,7 @@ from edge_sdk.compiler.kernels.sigmoid16 import lower_sigmoid16
 from edge_sdk.compiler.kernels.tir import buffer_args, clamp, i32, kernel, loop, scalar, store
 from edge_sdk.compiler.program import Constant, Step, TensorArg
 from edge_sdk.compiler.quantization import f32, quantize_multiplier
-from edge_sdk.frontend.tflite import Graph, Operator
+from edge_sdk.frontend.tflite import Graph, Operator, Tensor
 
 # TFLite requires these output parameters for int8 LOGISTIC and TANH.
 _FIXED_OUTPUT = {"LOGISTIC": (1.0 / 256, -128), "TANH": (1.0 / 128, 0)}
@@ -129,12 +129,9 @@ def lower_abs_int16(op: Operator, graph: Graph, func_name: str) -> Step:
     )
 
 
-def lower_lookup(op: Operator, graph: Graph, func_name: str) -> Step:
-    if graph.tensor(op.inputs[0]).dtype == "int16":
-        if op.opcode == "ABS":
-            return lower_abs_int16(op, graph, func_name)
-        if op.opcode in ("LOGISTIC", "TANH"):
-            return lower_sigmoid16(op, graph, func_name)
+def int8_table(op: Operator, graph: Graph) -> tuple[Tensor, Tensor, Constant]:
+    """The int8 operator as a 256-entry table (input value + 128 -> output), made with TFLite's
+    reference arithmetic; the CPU and GPU kernels both gather from it."""
     x = int8_tensor(op, graph, op.inputs[0], "input")
     y = int8_tensor(op, graph, op.outputs[0], "output")
     if x.size != y.size:
@@ -159,8 +156,16 @@ def lower_lookup(op: Operator, graph: Graph, func_name: str) -> Step:
                                       zero_point(y))
     else:
         values = gemmlowp.hard_swish_table(scale(x), zero_point(x), scale(y), zero_point(y))
-    table = Constant(f"l{op.index}_table", np.array(values, dtype=np.int8))
+    return x, y, Constant(f"l{op.index}_table", np.array(values, dtype=np.int8))
 
+
+def lower_lookup(op: Operator, graph: Graph, func_name: str) -> Step:
+    if graph.tensor(op.inputs[0]).dtype == "int16":
+        if op.opcode == "ABS":
+            return lower_abs_int16(op, graph, func_name)
+        if op.opcode in ("LOGISTIC", "TANH"):
+            return lower_sigmoid16(op, graph, func_name)
+    x, y, table = int8_table(op, graph)
     with kernel(func_name) as k:
         X, T, Y = buffer_args(("input", (x.size,), "int8"), ("table", (256,), "int8"),
                               ("output", (y.size,), "int8"))
