@@ -32,12 +32,12 @@ from edge_sdk.compiler.kernels.fixedpoint import (
 )
 from edge_sdk.compiler.kernels.float32 import (
     _BINARY,
-    _CLAMPS,
     _activation,
     _constant,
     _float_tensor,
     _step,
     _unary_params,
+    prelu_operands,
     unary_value,
 )
 from edge_sdk.compiler.kernels.fully_connected import plan_fully_connected
@@ -392,18 +392,21 @@ def binary_float(op: Operator, graph: Graph, name: str) -> Step:
 
 
 def unary_float(op: Operator, graph: Graph, name: str) -> Step:
-    """LEAKY_RELU, ABS, RSQRT, LOGISTIC, TANH, HARD_SWISH on float32: the CPU kernels'
-    expressions (``float32.unary_value``) with TVM's math intrinsics, which each GPU API spells
-    its own way (``expf`` in CUDA, ``exp`` in OpenCL C). The GPU's exp, tanh and sqrt are
-    within a few ulp of the C library's, so these match LiteRT within rounding, not bit for
-    bit."""
+    """RELU, RELU6, RELU_N1_TO_1, LEAKY_RELU, ABS, RSQRT, LOGISTIC, TANH, HARD_SWISH on float32:
+    the CPU kernels' expressions (``float32.unary_value``) with TVM's math intrinsics, which
+    each GPU API spells its own way (``expf`` in CUDA, ``exp`` in OpenCL C). The clamps are
+    exact; the GPU's exp, tanh and sqrt are within a few ulp of the C library's, so those match
+    LiteRT within rounding, not bit for bit. A parameter table only where the operator has
+    parameters (LEAKY_RELU's alpha)."""
     x = _float_tensor(op, graph, op.inputs[0], "input")
     y = _float_tensor(op, graph, op.outputs[0], "output")
     params = _unary_params(op)
     X = te.placeholder((x.size,), "float32", name="input")
-    P = te.placeholder((max(len(params), 1),), "float32", name="params")
+    P = te.placeholder((len(params),), "float32", name="params") if params else None
     Y = te.compute((y.size,), lambda i: unary_value(op, X[i], P, intrinsics=True), name="output")
-    consts = (Constant(f"l{op.index}_params", np.array(params or [0.0], np.float32)),)
+    if not params:
+        return _step(op, [x], y, _func([X, Y], name), name, macs=y.size)
+    consts = (Constant(f"l{op.index}_params", np.array(params, np.float32)),)
     return _step(op, [x], y, _func([X, P, Y], name), name, consts, macs=y.size)
 
 
@@ -461,34 +464,11 @@ def concatenation(op: Operator, graph: Graph, name: str) -> Step:
     return _layout_step(op, y, _func([*Xs, Y], name), name, xs)
 
 
-def clamp_float(op: Operator, graph: Graph, name: str) -> Step:
-    """RELU, RELU6, RELU_N1_TO_1 on float32: min/max, exact."""
-    x = _float_tensor(op, graph, op.inputs[0], "input")
-    y = _float_tensor(op, graph, op.outputs[0], "output")
-    lo, hi = _CLAMPS[op.opcode]  # the fused activations' table: the same clamps
-    X = te.placeholder((x.size,), "float32", name="input")
-
-    def clamped(i):
-        v = tirx.max(X[i], tirx.FloatImm("float32", lo))
-        return tirx.min(v, tirx.FloatImm("float32", hi)) if hi is not None else v
-
-    Y = te.compute((y.size,), clamped, name="output")
-    return _step(op, [x], y, _func([X, Y], name), name, macs=y.size)
-
-
 def prelu_float(op: Operator, graph: Graph, name: str) -> Step:
     """PRELU on float32: ``x >= 0 ? x : x * alpha``, alpha a constant broadcast over the
     output; exact (one multiply)."""
-    x, y = _float_io(op, graph)
-    if tuple(x.shape) != tuple(y.shape):
-        raise refuse(op, "input and output shapes differ")
-    alpha_t = graph.tensor(op.inputs[1])
-    alpha = _constant(op, alpha_t, "alpha").reshape(-1)
+    x, y, alpha, strides = prelu_operands(op, graph)
     shape = tuple(y.shape) or (1,)
-    try:
-        strides = _broadcast_strides(alpha_t.shape, shape)
-    except ValueError as err:
-        raise refuse(op, str(err)) from None
     X = te.placeholder(shape, "float32", name="input")
     A = te.placeholder((alpha.size,), "float32", name="alpha")
 
@@ -530,16 +510,11 @@ def resize_nearest(op: Operator, graph: Graph, name: str) -> Step:
     """RESIZE_NEAREST_NEIGHBOR (int8, float32): a gather through the row and column tables of
     :mod:`..kernels.resize` (TFLite's ``GetNearestNeighbor``, evaluated at compile time)."""
     x, y = resize._tensors(op, graph)
-    ac, hp = bool(op.options.get("align_corners")), bool(op.options.get("half_pixel_centers"))
-    _, ih, iw, _ = x.shape
-    _, oh, ow, _ = y.shape
-    tables = (resize.nearest_indices(ih, oh, ac, hp), resize.nearest_indices(iw, ow, ac, hp))
+    consts = resize.nearest_tables(op, x, y)
     X = te.placeholder(x.shape, x.dtype, name="input")
-    R, C = (te.placeholder((len(t),), "int32", name=nm) for nm, t in zip(("rows", "cols"), tables,
-                                                                         strict=True))
+    R, C = (te.placeholder(t.array.shape, "int32", name=nm)
+            for nm, t in zip(("rows", "cols"), consts, strict=True))
     Y = te.compute(tuple(y.shape), lambda b, oy, ox, ch: X[b, R[oy], C[ox], ch], name="output")
-    consts = tuple(Constant(f"l{op.index}_{nm}", t)
-                   for nm, t in zip(("rows", "cols"), tables, strict=True))
     return resize._step(op, x, y, _func([X, R, C, Y], name), name, consts,
                         "input row/column tables")
 
@@ -551,15 +526,10 @@ def resize_bilinear(op: Operator, graph: Graph, name: str) -> Step:
     rounding half away from zero."""
     x, y = resize._tensors(op, graph)
     integer = x.dtype != "float32"
-    axis = resize.bilinear_axis_integer if integer else resize.bilinear_axis
-    ac, hp = bool(op.options.get("align_corners")), bool(op.options.get("half_pixel_centers"))
-    _, ih, iw, _ = x.shape
-    _, oh, ow, _ = y.shape
-    tables = [*axis(ih, oh, ac, hp), *axis(iw, ow, ac, hp)]
-    names = ("y0", "y1", "wy0", "wy1", "x0", "x1", "wx0", "wx1")
+    consts = resize.bilinear_tables(op, x, y)
     X = te.placeholder(x.shape, x.dtype, name="input")
-    T = [te.placeholder((len(t),), str(t.dtype), name=nm)
-         for nm, t in zip(names, tables, strict=True)]
+    T = [te.placeholder(t.array.shape, str(t.array.dtype), name=nm)
+         for nm, t in zip(resize.BILINEAR_TABLES, consts, strict=True)]
     Y0, Y1, WY0, WY1, X0, X1, WX0, WX1 = T
 
     def interpolate(b, oy, ox, ch):
@@ -576,7 +546,6 @@ def resize_bilinear(op: Operator, graph: Graph, name: str) -> Step:
         return tirx.truncdiv(total + rounding, tirx.const(1 << 20, "int64")).astype(y.dtype)
 
     Y = te.compute(tuple(y.shape), interpolate, name="output")
-    consts = tuple(Constant(f"l{op.index}_{nm}", t) for nm, t in zip(names, tables, strict=True))
     return resize._step(op, x, y, _func([X, *T, Y], name), name, consts,
                         "interpolation tables per row/column" + (" (1/1024ths)" if integer else ""))
 
@@ -616,7 +585,7 @@ FLOAT32: dict[str, GpuLowering] = {
     "LEAKY_RELU": unary_float, "ABS": unary_float, "RSQRT": unary_float,
     "LOGISTIC": unary_float, "TANH": unary_float, "HARD_SWISH": unary_float,
     "PAD": pad, "PADV2": pad, "CONCATENATION": concatenation,
-    "RELU": clamp_float, "RELU6": clamp_float, "RELU_N1_TO_1": clamp_float,
+    "RELU": unary_float, "RELU6": unary_float, "RELU_N1_TO_1": unary_float,
     "PRELU": prelu_float, "RESIZE_BILINEAR": resize_bilinear,
     "RESIZE_NEAREST_NEIGHBOR": resize_nearest,
 }

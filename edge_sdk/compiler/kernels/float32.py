@@ -337,18 +337,28 @@ def lower_softmax(op: Operator, graph: Graph, func_name: str) -> Step:
     return _step(op, [x], y, k.func, func_name, macs=x.size)
 
 
-def lower_prelu(op: Operator, graph: Graph, func_name: str) -> Step:
-    """``x >= 0 ? x : x * alpha``, ``alpha`` a constant broadcast over the input."""
+def prelu_operands(op: Operator, graph: Graph) -> tuple[Tensor, Tensor, np.ndarray, list[int]]:
+    """Float PRELU's input, output, alpha (flat) and alpha's strides over the output, checked:
+    the kernels read the input at the output's index, so an input broadcast to a larger output
+    is refused. (The CPU and GPU kernels both use it.)"""
     x = _float_tensor(op, graph, op.inputs[0], "input")
     y = _float_tensor(op, graph, op.outputs[0], "output")
+    if tuple(x.shape) != tuple(y.shape):
+        raise refuse(op, "input and output shapes differ")
     alpha_t = graph.tensor(op.inputs[1])
-    alpha = _constant(op, alpha_t, "alpha")
-    shape = tuple(y.shape) or (1,)
+    alpha = _constant(op, alpha_t, "alpha").reshape(-1)
     try:
-        strides = _broadcast_strides(alpha_t.shape, shape)
+        strides = _broadcast_strides(alpha_t.shape, tuple(y.shape) or (1,))
     except ValueError as err:
         raise refuse(op, str(err)) from None
-    consts = (Constant(f"l{op.index}_alpha", alpha.reshape(-1)),)
+    return x, y, alpha, strides
+
+
+def lower_prelu(op: Operator, graph: Graph, func_name: str) -> Step:
+    """``x >= 0 ? x : x * alpha``, ``alpha`` a constant broadcast over the input."""
+    x, y, alpha, strides = prelu_operands(op, graph)
+    shape = tuple(y.shape) or (1,)
+    consts = (Constant(f"l{op.index}_alpha", alpha),)
     with kernel(func_name) as k:
         X, A, Y = buffer_args(("input", (x.size,), "float32"), ("alpha", (alpha.size,), "float32"),
                               ("output", (y.size,), "float32"))

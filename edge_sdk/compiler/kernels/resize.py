@@ -87,13 +87,36 @@ def _step(op: Operator, x: Tensor, y: Tensor, func, func_name: str, consts: tupl
                 macs=y.size, notes=notes)
 
 
+def _modes(op: Operator) -> tuple[bool, bool]:
+    return bool(op.options.get("align_corners")), bool(op.options.get("half_pixel_centers"))
+
+
+def nearest_tables(op: Operator, x: Tensor, y: Tensor) -> tuple[Constant, Constant]:
+    """The input row of each output row and the input column of each output column (the CPU
+    and GPU kernels both gather through them)."""
+    ac, hp = _modes(op)
+    return (Constant(f"l{op.index}_rows", nearest_indices(x.shape[1], y.shape[1], ac, hp)),
+            Constant(f"l{op.index}_cols", nearest_indices(x.shape[2], y.shape[2], ac, hp)))
+
+
+BILINEAR_TABLES = ("y0", "y1", "wy0", "wy1", "x0", "x1", "wx0", "wx1")
+
+
+def bilinear_tables(op: Operator, x: Tensor, y: Tensor) -> tuple[Constant, ...]:
+    """y0, y1, wy0, wy1 per output row, then x0, x1, wx0, wx1 per output column: float weights,
+    or 1/1024ths for integer types (the CPU and GPU kernels both read them)."""
+    axis = bilinear_axis if x.dtype == "float32" else bilinear_axis_integer
+    ac, hp = _modes(op)
+    tables = [*axis(x.shape[1], y.shape[1], ac, hp), *axis(x.shape[2], y.shape[2], ac, hp)]
+    return tuple(Constant(f"l{op.index}_{nm}", t)
+                 for nm, t in zip(BILINEAR_TABLES, tables, strict=True))
+
+
 def lower_resize_nearest(op: Operator, graph: Graph, func_name: str) -> Step:
     x, y = _tensors(op, graph)
-    ac, hp = bool(op.options.get("align_corners")), bool(op.options.get("half_pixel_centers"))
-    n, ih, iw, c = x.shape
+    n, _, _, c = x.shape
     _, oh, ow, _ = y.shape
-    rows = Constant(f"l{op.index}_rows", nearest_indices(ih, oh, ac, hp))
-    cols = Constant(f"l{op.index}_cols", nearest_indices(iw, ow, ac, hp))
+    rows, cols = nearest_tables(op, x, y)
     with kernel(func_name) as k:
         X, R, C, Y = buffer_args(("input", x.shape, x.dtype), ("rows", (oh,), "int32"),
                                  ("cols", (ow,), "int32"), ("output", y.shape, y.dtype))
@@ -134,18 +157,14 @@ def lower_resize_bilinear(op: Operator, graph: Graph, func_name: str) -> Step:
     bits, divided by 2^20 rounding half away from zero."""
     x, y = _tensors(op, graph)
     integer = x.dtype != "float32"
-    axis = bilinear_axis_integer if integer else bilinear_axis
-    ac, hp = bool(op.options.get("align_corners")), bool(op.options.get("half_pixel_centers"))
-    n, ih, iw, c = x.shape
+    n, _, _, c = x.shape
     _, oh, ow, _ = y.shape
-    tables = [*axis(ih, oh, ac, hp), *axis(iw, ow, ac, hp)]
-    names = ("y0", "y1", "wy0", "wy1", "x0", "x1", "wx0", "wx1")
-    consts = tuple(Constant(f"l{op.index}_{nm}", t) for nm, t in zip(names, tables, strict=True))
+    consts = bilinear_tables(op, x, y)
     with kernel(func_name) as k:
         X, Y0, Y1, WY0, WY1, X0, X1, WX0, WX1, Y = buffer_args(
             ("input", x.shape, x.dtype),
-            *[(nm, (oh if i < 4 else ow,), str(t.dtype))
-              for i, (nm, t) in enumerate(zip(names, tables, strict=True))],
+            *[(nm, t.array.shape, str(t.array.dtype))
+              for nm, t in zip(BILINEAR_TABLES, consts, strict=True)],
             ("output", y.shape, y.dtype))
         total = scalar("total", "int64") if integer else None
         with loop("b", n) as b, loop("oy", oh) as oy, loop("ox", ow) as ox, loop("ch", c) as ch:
