@@ -139,7 +139,6 @@ def prepare(names: list[str], samples: int, bundles: Path, matmul: bool = True,
             "output_dtype": g.tensor(g.outputs[0]).dtype, "torch_twin": twin,
             "outputs": [{"offset": io.offset, "bytes": io.nbytes,
                          "dtype": g.tensor(io.tensor).dtype} for io in ios],
-            "output_bytes": outputs_bytes(g),
             "input_shape": list(tin.shape), "schedules": compiled.gpu.schedules,
             "launches": len(compiled.gpu.device.launches), "compile_s": time.time() - t0}))
         print(f"prepared {name} in {time.time() - t0:.1f} s")
@@ -289,14 +288,28 @@ def _cupti_child(lib: str, inputs: str, trace: str, runs: str) -> int:
     return rc
 
 
+def _profile(folder: Path, runs: int) -> dict:
+    """Each launch's time: from CUPTI where PyTorch is there (ours, and the floor's under
+    "floor"), else event-timed (~3.5 us of events in every launch's figure)."""
+    if importlib.util.find_spec("torch"):
+        try:
+            profile = _kernel_times(folder, min(runs, 100), empty=False)
+            profile["floor"] = _kernel_times(folder, min(runs, 100), empty=True)
+            return profile
+        except (SystemExit, KeyError, IndexError, ValueError) as e:
+            print(f"{folder.name}: no CUPTI profile ({e}); event-timed instead", file=sys.stderr)
+    _, prof = _runner(folder, min(runs, 50), EDGE_GPU_PROFILE="1")
+    return json.loads(next(line for line in prof.splitlines()
+                           if line.startswith('{"profile_runs"')))
+
+
 def _check(folder: Path, meta: dict) -> str:
     """Each output against LiteRT's: integers bit for bit, floats as the largest difference,
     also relative to the output's largest value (ad01's reach 42). Outputs joined by "; "."""
     got = np.fromfile(folder / "out.bin", np.uint8).reshape(meta["samples"], -1)
     ref = np.fromfile(folder / "reference.bin", np.uint8).reshape(meta["samples"], -1)
     verdicts = []
-    for out in meta.get("outputs") or [{"offset": 0, "bytes": ref.shape[1],
-                                        "dtype": meta["output_dtype"]}]:
+    for out in meta["outputs"]:
         cut = slice(out["offset"], out["offset"] + out["bytes"])
         a, b = (np.ascontiguousarray(v[:, cut]).view(out["dtype"]) for v in (got, ref))
         if np.issubdtype(a.dtype, np.integer):
@@ -356,20 +369,7 @@ def run(names: list[str], runs: int, torch_modes: list[str], bundles: Path) -> l
             floor_ns.append(_runner(folder, runs, EDGE_GPU_EMPTY="1")[0]["p50_ns"])
             if k:
                 ours_ns.append(_runner(folder, runs)[0]["p50_ns"])
-        profile = None
-        if not PROFILE:
-            profile = {"launches": []}
-        elif importlib.util.find_spec("torch"):  # CUPTI: each kernel's own time on the GPU
-            try:
-                profile = _kernel_times(folder, min(runs, 100), empty=False)
-                profile["floor"] = _kernel_times(folder, min(runs, 100), empty=True)
-            except (SystemExit, KeyError, IndexError, ValueError) as e:
-                print(f"{name}: no CUPTI profile ({e}); event-timed instead", file=sys.stderr)
-                profile = None
-        if profile is None:  # event-timed: ~3.5 us of events in every launch's figure
-            _, prof = _runner(folder, min(runs, 50), EDGE_GPU_PROFILE="1")
-            profile = json.loads(next(line for line in prof.splitlines()
-                                      if line.startswith('{"profile_runs"')))
+        profile = _profile(folder, runs) if PROFILE else {"launches": []}
         row = {"model": name, "gpu": gpu, "launches": meta["launches"],
                "mode": info.strip().splitlines()[0] if info.strip() else "",
                "check": check if check == check_stream else f"{check}; stream: {check_stream}",
@@ -385,11 +385,12 @@ def run(names: list[str], runs: int, torch_modes: list[str], bundles: Path) -> l
             row["torch_ms"] = _torch_times(folder, meta, torch_modes, runs)
         rows.append(row)
         print(json.dumps({k: v for k, v in row.items() if k not in ("profile", "schedules")}))
-        for i, k in enumerate(profile["launches"]):  # one line per launch: ours | empty
-            empty = profile.get("floor", {}).get("launches", [{}] * (i + 1))[i]
+        ours = profile["launches"]  # one line per launch: ours | the empty kernel's
+        empty = profile.get("floor", {}).get("launches") or [{}] * len(ours)
+        for k, e in zip(ours, empty, strict=True):
             print(f"  {k['kernel'][-40:]:40} {k['us']:7.2f} us (gap {k.get('gap_us', 0):5.2f})"
-                  f" | empty {empty.get('us', float('nan')):5.2f} (gap "
-                  f"{empty.get('gap_us', float('nan')):5.2f})")
+                  f" | empty {e.get('us', float('nan')):5.2f} (gap "
+                  f"{e.get('gap_us', float('nan')):5.2f})")
     return rows
 
 
