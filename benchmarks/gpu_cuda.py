@@ -87,12 +87,14 @@ def prepare(names: list[str], samples: int, bundles: Path, matmul: bool = True,
             knobs: dict[str, str] | None = None) -> None:
     """``matmul=False``: the schedules of before dlight's Matmul rule took the convolutions and
     depthwise layers got their own (GeneralReduction for both), to compare on the GPU.
-    ``knobs``: module settings of :mod:`edge_sdk.compiler.gpu.schedule` to prepare with (their
-    names in capitals: SPLIT_MIN_TAPS, DEPTHWISE_THREADS, ...), each value a Python literal."""
+    ``knobs``: module settings of :mod:`edge_sdk.compiler.gpu.schedule` or ``.kernels`` to
+    prepare with (their names in capitals: SPLIT_MIN_TAPS, DOT4, ...), each value a Python
+    literal."""
     import ast
 
     sys.path.insert(0, str(ROOT))
     from edge_sdk.api import compile_for
+    from edge_sdk.compiler.gpu import kernels as gpu_kernels
     from edge_sdk.compiler.gpu import schedule
     from edge_sdk.model_io import output_ios, outputs_bytes
     from edge_sdk.project.boards import get_board
@@ -103,9 +105,11 @@ def prepare(names: list[str], samples: int, bundles: Path, matmul: bool = True,
         schedule.MATMUL, schedule.ONE_THREAD_PER_OUTPUT = False, ()
         schedule.SPLIT_REDUCTION_OPS = ()
     for key, value in (knobs or {}).items():
-        if not key.isupper() or not hasattr(schedule, key):
-            raise SystemExit(f"--schedule {key}: not a setting of edge_sdk.compiler.gpu.schedule")
-        setattr(schedule, key, ast.literal_eval(value))
+        module = next((m for m in (schedule, gpu_kernels) if hasattr(m, key)), None)
+        if not key.isupper() or module is None:
+            raise SystemExit(f"--schedule {key}: not a setting of edge_sdk.compiler.gpu.schedule "
+                             "or .kernels")
+        setattr(module, key, ast.literal_eval(value))
     board = get_board("jetson-orin-nano")
     bundles.mkdir(parents=True, exist_ok=True)
     for name in names:
@@ -429,8 +433,8 @@ def main() -> int:
     ap.add_argument("--no-matmul", action="store_true",
                     help="prepare with the schedules of before Matmul and the depthwise schedule")
     ap.add_argument("--schedule", action="append", default=[], metavar="NAME=VALUE",
-                    help="prepare with a setting of edge_sdk.compiler.gpu.schedule changed, "
-                    "e.g. SPLIT_MIN_TAPS=0 or DEPTHWISE_THREADS=128 (repeatable)")
+                    help="prepare with a setting of edge_sdk.compiler.gpu.schedule or .kernels "
+                    "changed, e.g. SPLIT_MIN_TAPS=0 or DOT4=False (repeatable)")
     ap.add_argument("--repeats", type=int, default=REPEATS,
                     help="processes for ours and for the floor, alternated (default %(default)s)")
     ap.add_argument("--no-profile", action="store_true",

@@ -17,6 +17,7 @@ import pytest
 import edge_sdk
 from edge_sdk.api import compile_for
 from edge_sdk.cli import main
+from edge_sdk.compiler.gpu import kernels as gpu_kernels
 from edge_sdk.compiler.gpu.schedule import default_rules
 from edge_sdk.errors import UnsupportedOpError
 from edge_sdk.project.boards import get_board
@@ -66,8 +67,31 @@ def check_bit_exact_on_pocl(name: str, tmp_path: Path, n: int = 3) -> None:
 
 @needs_pocl
 @pytest.mark.parametrize("name", ["kws_ref_model", "ad01_int8"])
-def test_int8_bit_exact_on_pocl(tmp_path, name):
+@pytest.mark.parametrize("dot4", [False, True])
+def test_int8_bit_exact_on_pocl(tmp_path, name, dot4, monkeypatch):
+    """Also with four-tap words (DOT4): KWS's pointwise layers, every ad01 layer."""
+    monkeypatch.setattr(gpu_kernels, "DOT4", dot4)
     check_bit_exact_on_pocl(name, tmp_path)
+
+
+def test_four_tap_words_shorten_the_sums_that_schedules_see(tmp_path, monkeypatch):
+    """With DOT4, a convolution's sum counts words of four taps: a 3x3x16 one (144 taps, 36
+    words) runs one thread per output, a 3x3x32 one (72 words) still splits its sums; the
+    kernels call edge_dp4a, and the CUDA source defines it."""
+    from tests.test_ops import conv_model
+
+    split = "edge-sdk: each sum split over a warp's lanes"
+    for dot4, depth, want in ((False, 16, split), (True, 16,
+                              "edge-sdk: one thread per output, taps in a loop"),
+                              (True, 32, split)):
+        monkeypatch.setattr(gpu_kernels, "DOT4", dot4)
+        path = tmp_path / f"conv{depth}.tflite"
+        path.write_bytes(conv_model((1, 8, 8, depth), 8, (3, 3), (1, 1), "SAME"))
+        for board in (MALI, "jetson-orin-nano"):
+            gpu = compile_for(path, get_board(board)).gpu
+            assert gpu.schedules[0] == want
+            assert ("edge_dp4a(" in gpu.device.source) == dot4
+            assert ("int edge_dp4a(int a, int b, int c)" in gpu.device.source) == dot4
 
 
 @needs_pocl
@@ -259,18 +283,27 @@ def test_two_inputs_two_outputs_and_add_of_different_scales_on_pocl(tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("case", ["conv_same_stride2_per_channel", "conv_valid_relu6_dilated",
                                   "conv_per_tensor_relu", "conv_saturates", "conv_1x1_zero_points",
-                                  "depthwise_same_stride2", "depthwise_multiplier2_relu"])
-def test_convolution_schedules_are_bit_exact_on_pocl(case, tmp_path):
-    """dlight's Matmul on our convolutions, our one-thread-per-output depthwise schedule:
-    strides, dilation, SAME/VALID padding, saturation, zero points, channel multipliers."""
+                                  "conv_words_split_lanes", "depthwise_same_stride2",
+                                  "depthwise_multiplier2_relu"])
+@pytest.mark.parametrize("dot4", [False, True])
+def test_convolution_schedules_are_bit_exact_on_pocl(case, dot4, tmp_path, monkeypatch):
+    """Our convolution schedules (one thread per output; sums split over lanes) and dlight's
+    Matmul, with and without four-tap words (DOT4, where the input depth is a multiple of 4): strides, dilation,
+    SAME/VALID padding (a word of four zero points), saturation, zero points, channel
+    multipliers."""
     from tests.test_ops import CASES
 
+    monkeypatch.setattr(gpu_kernels, "DOT4", dot4)
     path = tmp_path / f"{case}.tflite"
     path.write_bytes(CASES[case]())
     graph = edge_sdk.load(path)
     runner, compiled = build_native(path, MALI, tmp_path)
     assert set(compiled.gpu.schedules.values()) <= {
-        "dlight.gpu.Matmul", "edge-sdk: one thread per output, taps in a loop"}
+        "dlight.gpu.Matmul", "edge-sdk: each sum split over a warp's lanes",
+        "edge-sdk: one thread per output, taps in a loop"}
+    op = graph.operators[0]
+    words = op.opcode == "CONV_2D" and graph.tensor(op.inputs[0]).shape[3] % 4 == 0
+    assert ("edge_dp4a(" in compiled.gpu.device.source) == (dot4 and words)
     x = random_inputs(graph.tensor(graph.inputs[0]).shape, 2, seed=3)
     proc, got = run_runner(runner, x, np.int8, tmp_path)
     assert proc.returncode == 0, proc.stderr

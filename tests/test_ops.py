@@ -73,6 +73,8 @@ CASES = {
                                          out_q=(0.002, 100)),
     "conv_1x1_zero_points": lambda: conv_model((1, 4, 4, 16), 8, (1, 1), (1, 1), "VALID",
                                                in_q=(0.02, -100), out_q=(0.07, 90)),
+    "conv_words_split_lanes": lambda: conv_model((1, 7, 6, 32), 6, (3, 3), (2, 2), "SAME",
+                                                 in_q=(0.03, -100), out_q=(0.08, 20)),
     "depthwise_same_stride2": lambda: conv_model((1, 8, 8, 6), 6, (3, 3), (2, 2), "SAME",
                                                  depthwise=True),
     "depthwise_multiplier2_relu": lambda: conv_model((1, 7, 5, 3), 6, (3, 3), (1, 1), "VALID",

@@ -90,6 +90,20 @@ def _launches(host: tvm.IRModule, steps: dict[str, tuple[int, Step]]) -> list[La
     return launches
 
 
+# ``edge_dp4a`` (see :data:`.kernels.DOT4`) for each API, put before the kernels that call it.
+DOT4_DEFINITIONS = {
+    "cuda": "__device__ __forceinline__ int edge_dp4a(int a, int b, int c) {\n"
+            "  return __dp4a(a, b, c);\n}\n",
+    "opencl": "int edge_dp4a(int a, int b, int c) {\n"
+              "  char4 x = as_char4(a), y = as_char4(b);\n"
+              "  return c + x.s0 * y.s0 + x.s1 * y.s1 + x.s2 * y.s2 + x.s3 * y.s3;\n}\n",
+}
+
+
+def _with_definitions(source: str, api: str) -> str:
+    return DOT4_DEFINITIONS[api] + source if "edge_dp4a(" in source else source
+
+
 def lower_tir(mod: tvm.IRModule, tvm_target: Target) -> tvm.IRModule:
     """TVM's default TIR pipeline for the target, on scheduled functions."""
     mod = tvm.tirx.transform.BindTarget(tvm_target.with_host(tvm_target.host))(mod)
@@ -118,10 +132,11 @@ def build_device_code(steps: list[tuple[int, Step]], lowered: list[tvm.IRModule]
                                      lambda code, *_: bytearray(code.encode()), override=True)
         with tvm_target:
             source = tvm.get_global_func("target.build.cuda")(device, tvm_target)
-        source = source.inspect_source("cuda")
+        source = _with_definitions(source.inspect_source("cuda"), "cuda")
         ptx = compile_ptx(source, target.arch)
         return DeviceCode("cuda", "ptx", ptx, tuple(launches), source)
     module = tvm.get_global_func("target.build.opencl")(device, tvm_target)
     # OpenCL C may contract a*b+c into fma by default; TFLite's float steps are not contracted.
-    source = "#pragma OPENCL FP_CONTRACT OFF\n" + module.inspect_source()
+    source = "#pragma OPENCL FP_CONTRACT OFF\n" + _with_definitions(module.inspect_source(),
+                                                                    "opencl")
     return DeviceCode("opencl", "opencl-c", source, tuple(launches), source)

@@ -24,7 +24,7 @@ from edge_sdk.compiler import gemmlowp
 from edge_sdk.compiler.kernels import resize, softmax
 from edge_sdk.compiler.kernels.activation import prelu_plan
 from edge_sdk.compiler.kernels.common import int8_tensor, refuse, scale, zero_point
-from edge_sdk.compiler.kernels.conv import plan_conv2d
+from edge_sdk.compiler.kernels.conv import ConvPlan, plan_conv2d
 from edge_sdk.compiler.kernels.elementwise import LEFT_SHIFT, _broadcast_strides, add_multipliers
 from edge_sdk.compiler.kernels.fixedpoint import (
     multiply_by_quantized_multiplier,
@@ -96,8 +96,19 @@ def _taps_inside(y, x, image: tuple[int, int], window: tuple[int, int],
 
 # --- INT8 -------------------------------------------------------------------------------------
 
+# Regular convolutions whose input depth is a multiple of 4 sum four taps per instruction:
+# ``edge_dp4a(a, b, c)``, the dot product of two int32 words read as four signed bytes each, plus
+# ``c`` (CUDA's ``dp4a``, sm_61 and later; OpenCL C gets the same function written out, see
+# :data:`..build.DOT4_DEFINITIONS`). The input and weights are read as int32 words, a quarter of
+# the loads, and the sum is a quarter as long. Bit-exact on PoCL; off until a GPU run shows it
+# faster (`benchmarks/gpu_cuda.py --prepare-only --schedule DOT4=True`).
+DOT4 = False
+
+
 def conv2d_int8(op: Operator, graph: Graph, name: str) -> Step:
     p = plan_conv2d(op, graph)
+    if DOT4 and not p.depthwise and p.x.shape[3] % 4 == 0:
+        return _conv2d_int8_dot4(p, name)
     n, ih, iw, ic = p.x.shape
     _, oh, ow, oc = p.y.shape
     (kh, kw), (sy, sx), (dy, dx) = p.kernel, p.stride, p.dilation
@@ -130,6 +141,47 @@ def conv2d_int8(op: Operator, graph: Graph, name: str) -> Step:
     return p.step(_func([X, W, B, M, S, Y], name), name)
 
 
+def _words(bytes_: int) -> int:
+    """An int8 value repeated in the four bytes of an int32 word (the padding of a word)."""
+    return int(np.full(4, bytes_, np.int8).view(np.int32)[0])
+
+
+def _conv2d_int8_dot4(p: ConvPlan, name: str) -> Step:
+    """:func:`conv2d_int8` with every four input channels one int32 word (see :data:`DOT4`).
+
+    The sum is the folded form (``sum(x * w)`` over every tap, padding reading the zero point,
+    ``-zp * sum(w)`` in the bias), which needs no per-tap offset: the bias is folded here where
+    the CPU's plan kept the reference form. Buffers are read as words: the weights travel as
+    int32 (the same bytes), the input and every arena buffer start 4-byte aligned (each is a
+    GPU allocation of its own) and a pixel's channels fill whole words."""
+    n, ih, iw, ic = p.x.shape
+    _, oh, ow, oc = p.y.shape
+    (kh, kw), (sy, sx), (dy, dx) = p.kernel, p.stride, p.dilation
+    words = ic // 4
+    weights = np.ascontiguousarray(p.weights.array)
+    bias = p.bias.array
+    if not p.fold:
+        bias = (bias.astype(np.int64) - p.input_zp * weights.astype(np.int64).reshape(oc, -1)
+                .sum(axis=1)).astype(np.int32)
+    X = te.placeholder((n, ih, iw, words), "int32", name="input")
+    W = te.placeholder((oc, kh, kw, words), "int32", name="weights")
+    B, M, S = (te.placeholder((oc,), "int32", name=nm) for nm in ("bias", "multiplier", "shift"))
+    hw = (max(_needed(oh, kh, sy, dy), ih + p.pad[0]), max(_needed(ow, kw, sx, dx), iw + p.pad[1]))
+    Xp = _padded(X, (n, ih, iw, words), p.pad, hw, tirx.const(_words(p.input_zp), "int32"))
+    ky, kx = te.reduce_axis((0, kh), "ky"), te.reduce_axis((0, kw), "kx")
+    cw = te.reduce_axis((0, words), "cw")
+    acc = te.compute((n, oh, ow, oc), lambda b, y, x, c: te.sum(tirx.call_pure_extern(
+        "int32", "edge_dp4a", Xp[b, y * sy + ky * dy, x * sx + kx * dx, cw], W[c, ky, kx, cw],
+        tirx.const(0, "int32")), axis=[ky, kx, cw]), name="acc")
+    lo, hi = p.act
+    Y = te.compute((n, oh, ow, oc), lambda b, y, x, c: clamp(
+        multiply_by_quantized_multiplier(acc[b, y, x, c] + B[c], M[c], S[c]) + p.output_zp,
+        lo, hi).astype("int8"), name="output")
+    constants = (Constant(p.weights.name, weights.view(np.int32)),
+                 Constant(p.bias.name, bias.astype(np.int32)), p.multiplier, p.shift)
+    return p.step(_func([X, W, B, M, S, Y], name), name, constants=constants)
+
+
 def fully_connected_int8(op: Operator, graph: Graph, name: str) -> Step:
     p = plan_fully_connected(op, graph)
     X = te.placeholder((p.batches, p.depth), "int8", name="input")
@@ -137,9 +189,19 @@ def fully_connected_int8(op: Operator, graph: Graph, name: str) -> Step:
     B = te.placeholder((p.units,), "int32", name="bias")
     tables = [te.placeholder((p.units,), "int32", name=nm) for nm in ("multiplier", "shift")
               ] if p.tables else []
-    d = te.reduce_axis((0, p.depth), "d")
-    acc = te.compute((p.batches, p.units), lambda b, o: te.sum(
-        X[b, d].astype("int32") * W[o, d].astype("int32"), axis=d), name="acc")
+    constants = None
+    if DOT4 and p.depth % 4 == 0:  # four taps per word (see DOT4); the bias is folded already
+        X = te.placeholder((p.batches, p.depth // 4), "int32", name="input")
+        W = te.placeholder((p.units, p.depth // 4), "int32", name="weights")
+        d = te.reduce_axis((0, p.depth // 4), "dw")
+        acc = te.compute((p.batches, p.units), lambda b, o: te.sum(tirx.call_pure_extern(
+            "int32", "edge_dp4a", X[b, d], W[o, d], tirx.const(0, "int32")), axis=d), name="acc")
+        words = np.ascontiguousarray(p.weights.array).view(np.int32)
+        constants = (Constant(p.weights.name, words), *p.constants[1:])
+    else:
+        d = te.reduce_axis((0, p.depth), "d")
+        acc = te.compute((p.batches, p.units), lambda b, o: te.sum(
+            X[b, d].astype("int32") * W[o, d].astype("int32"), axis=d), name="acc")
     lo, hi = p.act
 
     def requant(b, o):
@@ -148,7 +210,7 @@ def fully_connected_int8(op: Operator, graph: Graph, name: str) -> Step:
         return clamp(v + p.output_zp, lo, hi).astype("int8")
 
     Y = te.compute((p.batches, p.units), requant, name="output")
-    return p.step(_func([X, W, B, *tables, Y], name), name)
+    return p.step(_func([X, W, B, *tables, Y], name), name, constants=constants)
 
 
 def pool2d_int8(op: Operator, graph: Graph, name: str) -> Step:

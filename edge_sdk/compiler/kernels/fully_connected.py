@@ -73,11 +73,15 @@ class FullyConnectedPlan:
     def constants(self) -> tuple[Constant, ...]:
         return (self.weights, self.bias, *(self.tables or ()))
 
-    def step(self, func: tirx.PrimFunc, func_name: str, notes: str = "") -> Step:
+    def step(self, func: tirx.PrimFunc, func_name: str, notes: str = "",
+             constants: tuple[Constant, ...] | None = None) -> Step:
+        """The lowered layer; ``constants``: the kernel's tables when not the plan's own (the
+        GPU's word-wise kernel takes the weights as int32 words)."""
+        middle = self.constants if constants is None else constants
         return Step(
             op_index=self.op.index, opcode=self.op.opcode, layer=self.y.name, kind="kernel",
             inputs=(self.x.index,), outputs=(self.y.index,), func=func, func_name=func_name,
-            args=(TensorArg(self.x.index), *self.constants, TensorArg(self.y.index, writes=True)),
+            args=(TensorArg(self.x.index), *middle, TensorArg(self.y.index, writes=True)),
             macs=self.batches * self.units * self.depth, notes=notes,
         )
 
