@@ -52,12 +52,19 @@ SHORT_SUM_ONE_THREAD = True
 CONV_THREADS = 256  # threads per block of split_reduction
 PREFETCH = True
 UNROLL = 64  # inner loops up to this many steps are unrolled (0: none)
+ROW_UNROLL = False  # one_thread_per_row's loops too (opt-in: not yet measured on a GPU)
 # Depthwise layers sum 9-25 taps per output: a reduction rule spreads those few taps over a
 # thread block and reduces across it, leaving most threads idle. One thread per output with
 # the taps in a loop keeps every thread busy, and neighbouring threads read neighbouring
 # channels (see :func:`one_thread_per_output`).
 ONE_THREAD_PER_OUTPUT = ("DEPTHWISE_CONV_2D",)
 DEPTHWISE_THREADS: int | None = 128  # threads per block (at most the target's most)
+# A convolution given one thread per output reads its weights [out channel][taps]: the threads
+# of a warp, on neighbouring output channels, read bytes `taps` apart, one load instruction
+# touching up to 32 memory sectors (KWS's first layer: 40 apart). Weights up to this size are
+# first copied into shared memory by the whole thread block, in order (0: never; opt-in until a
+# GPU run shows it faster: ``--schedule SHARED_WEIGHTS_BYTES=16384``).
+SHARED_WEIGHTS_BYTES = 0
 
 
 def _sum_and_epilogue(func: tirx.PrimFunc) -> tuple[s_tir.Schedule, list, list]:
@@ -73,8 +80,8 @@ def _sum_and_epilogue(func: tirx.PrimFunc) -> tuple[s_tir.Schedule, list, list]:
             [b for b in infos if "R" not in b.dom_kind()])
 
 
-def one_thread_per_output(func: tirx.PrimFunc, target: Target,
-                          threads: int | None = None) -> s_tir.Schedule | None:
+def one_thread_per_output(func: tirx.PrimFunc, target: Target, threads: int | None = None,
+                          stage_weights: bool = False) -> s_tir.Schedule | None:
     """Each thread computes one output element: the padding read inlined, the int32 sum over
     the taps in a register (its block computed at the thread's loop), then the epilogue
     (requantization). dlight's ``Fallback`` would give the sum its own kernel and a global
@@ -94,7 +101,28 @@ def one_thread_per_output(func: tirx.PrimFunc, target: Target,
         _prefetch(sch, out, acc, tx)
     sch.compute_at(acc, tx)
     sch.set_scope(acc, 0, "local")  # its init runs on the first tap (TIR's own lowering)
+    if stage_weights:
+        _weights_in_shared(sch, acc, bx, min(threads or most, most))
     return sch
+
+
+def _weights_in_shared(sch: s_tir.Schedule, acc, bx, threads: int) -> None:
+    """Copy the slice of ``weights`` that a thread block reads into shared memory, every thread
+    taking consecutive elements (one pass of coalesced loads), where the whole tensor is at most
+    SHARED_WEIGHTS_BYTES; the taps then read shared memory. TVM inserts the barrier."""
+    buffers = [_buffer(r) for r in sch.get(acc).reads]
+    names = [b.name for b in buffers]
+    if "weights" not in names:
+        return
+    weights = buffers[names.index("weights")]
+    size = int(np.prod([int(d) for d in weights.shape])) * np.dtype(str(weights.dtype)).itemsize
+    if not 0 < size <= SHARED_WEIGHTS_BYTES:
+        return
+    cached = sch.cache_read(acc, names.index("weights"), "shared")
+    sch.compute_at(cached, bx, preserve_unit_loops=True)
+    loops = sch.get_loops(cached)[1:]
+    _, tx = sch.split(sch.fuse(*loops), factors=[None, threads])
+    sch.bind(tx, "threadIdx.x")
 
 
 def one_thread_per_row(func: tirx.PrimFunc, target: Target) -> s_tir.Schedule | None:
@@ -116,6 +144,9 @@ def one_thread_per_row(func: tirx.PrimFunc, target: Target) -> s_tir.Schedule | 
     for block in reversed(stages):
         sch.compute_at(block, tx)
         sch.set_scope(block, 0, "local")
+    if UNROLL and ROW_UNROLL:  # a row's loads issued together, not one round trip per score
+        sch.annotate(tx, ann_key="pragma_auto_unroll_max_step", ann_val=UNROLL)
+        sch.annotate(tx, ann_key="pragma_unroll_explicit", ann_val=1)
     return sch
 
 
@@ -190,12 +221,15 @@ def _prefetch(sch: s_tir.Schedule, block, skip, loop) -> None:
         sch.compute_at(cached, loop, preserve_unit_loops=True, index=-2)
 
 
+LANE_MIN_TAPS = 4  # split_reduction leaves each lane at least this many taps
+
+
 def reduction_lanes(taps: int) -> int:
     """Threads per output in :func:`split_reduction`: the largest power of two up to a warp
-    (32) that leaves each lane at least 4 taps, so the shuffles that join the lanes stay a
-    small part of the work."""
+    (32) that leaves each lane at least LANE_MIN_TAPS taps, so the shuffles that join the
+    lanes stay a small part of the work."""
     lanes = 1
-    while lanes < 32 and taps >= 8 * lanes:
+    while lanes < 32 and taps >= 2 * LANE_MIN_TAPS * lanes:
         lanes *= 2
     return lanes
 
@@ -219,7 +253,12 @@ def _ours(step: Step, target: Target) -> list[tuple[str, object]]:
     if taps >= SPLIT_MIN_TAPS:
         candidates.append(("edge-sdk: each sum split over a warp's lanes",
                            lambda f: split_reduction(f, target, CONV_THREADS)))
-    if step.opcode in ONE_THREAD_PER_OUTPUT or (SHORT_SUM_ONE_THREAD and 0 < taps < SPLIT_MIN_TAPS):
+    short = SHORT_SUM_ONE_THREAD and 0 < taps < SPLIT_MIN_TAPS
+    if step.opcode in ONE_THREAD_PER_OUTPUT or short:
+        if short and SHARED_WEIGHTS_BYTES:
+            candidates.append(("edge-sdk: one thread per output, weights in shared memory",
+                               lambda f: one_thread_per_output(f, target, DEPTHWISE_THREADS,
+                                                               stage_weights=True)))
         candidates.append(("edge-sdk: one thread per output, taps in a loop",
                            lambda f: one_thread_per_output(f, target, DEPTHWISE_THREADS)))
     if step.opcode in SERIAL_SUM_OPS:
