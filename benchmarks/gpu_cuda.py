@@ -434,7 +434,7 @@ def main() -> int:
                     help="prepare with the schedules of before Matmul and the depthwise schedule")
     ap.add_argument("--schedule", action="append", default=[], metavar="NAME=VALUE",
                     help="prepare with a setting of edge_sdk.compiler.gpu.schedule or .kernels "
-                    "changed, e.g. SPLIT_MIN_TAPS=0 or DOT4=False (repeatable)")
+                    "changed, e.g. SPLIT_MIN_TAPS=0 or DOT4=True (repeatable)")
     ap.add_argument("--repeats", type=int, default=REPEATS,
                     help="processes for ours and for the floor, alternated (default %(default)s)")
     ap.add_argument("--no-profile", action="store_true",

@@ -88,6 +88,22 @@ def test_int8_bit_exact_on_pocl(tmp_path, name, variant, monkeypatch):
     check_bit_exact_on_pocl(name, tmp_path)
 
 
+def test_staged_weights_are_named_only_where_staged(tmp_path, monkeypatch):
+    """SHARED_WEIGHTS_BYTES: a short convolution whose weights fit gets them in shared memory
+    and says so; one whose weights do not fit keeps the plain schedule and its name (it was
+    reported as staged while its kernel read global memory)."""
+    from edge_sdk.compiler.gpu import schedule
+    from tests.test_ops import CASES
+
+    path = tmp_path / "conv.tflite"
+    path.write_bytes(CASES["conv_per_tensor_relu"]())  # 3 x 2x3x2 weights: 36 bytes
+    for limit, want in ((16384, "weights in shared memory"), (16, "taps in a loop")):
+        monkeypatch.setattr(schedule, "SHARED_WEIGHTS_BYTES", limit)
+        gpu = compile_for(path, get_board(MALI)).gpu
+        assert gpu.schedules[0] == f"edge-sdk: one thread per output, {want}"
+        assert ("__local" in gpu.device.source) == (limit == 16384)
+
+
 def test_four_tap_words_shorten_the_sums_that_schedules_see(tmp_path, monkeypatch):
     """With DOT4, a convolution's sum counts words of four taps: a 3x3x16 one (144 taps, 36
     words) runs one thread per output, a 3x3x32 one (72 words) still splits its sums; the

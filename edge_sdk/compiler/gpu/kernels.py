@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable
+from dataclasses import replace
 from functools import reduce
 
 import numpy as np
@@ -24,7 +25,7 @@ from edge_sdk.compiler import gemmlowp
 from edge_sdk.compiler.kernels import resize, softmax
 from edge_sdk.compiler.kernels.activation import prelu_plan
 from edge_sdk.compiler.kernels.common import int8_tensor, refuse, scale, zero_point
-from edge_sdk.compiler.kernels.conv import ConvPlan, plan_conv2d
+from edge_sdk.compiler.kernels.conv import folded_bias, plan_conv2d
 from edge_sdk.compiler.kernels.elementwise import LEFT_SHIFT, _broadcast_strides, add_multipliers
 from edge_sdk.compiler.kernels.fixedpoint import (
     multiply_by_quantized_multiplier,
@@ -105,18 +106,47 @@ def _taps_inside(y, x, image: tuple[int, int], window: tuple[int, int],
 DOT4 = False
 
 
+def _word_of(value: int) -> int:
+    """An int8 value repeated in the four bytes of an int32 word (a padding word)."""
+    return int(np.full(4, value, np.int8).view(np.int32)[0])
+
+
+def _as_words(weights: Constant) -> Constant:
+    """int8 weights whose last axis is a multiple of 4 as int32 words: the same bytes, a
+    quarter of the last axis (see :data:`DOT4`)."""
+    return Constant(weights.name, np.ascontiguousarray(weights.array).view(np.int32))
+
+
+def _dot4(a, b):
+    """The int32 sum of the four byte products of words ``a`` and ``b`` (see :data:`DOT4`)."""
+    return tirx.call_pure_extern("int32", "edge_dp4a", a, b, tirx.const(0, "int32"))
+
+
 def conv2d_int8(op: Operator, graph: Graph, name: str) -> Step:
     p = plan_conv2d(op, graph)
-    if DOT4 and not p.depthwise and p.x.shape[3] % 4 == 0:
-        return _conv2d_int8_dot4(p, name)
     n, ih, iw, ic = p.x.shape
     _, oh, ow, oc = p.y.shape
     (kh, kw), (sy, sx), (dy, dx) = p.kernel, p.stride, p.dilation
-    X = te.placeholder(p.x.shape, "int8", name="input")
-    W = te.placeholder(p.weights.array.shape, "int8", name="weights")
+    # Four-tap words (DOT4) read every four input channels as one int32 word. Their sum is the
+    # folded form (no per-tap offset): where the CPU's plan kept the reference form, the bias
+    # is folded here. Every buffer is a GPU allocation of its own, so words are aligned.
+    words = DOT4 and not p.depthwise and ic % 4 == 0
+    if words and not p.fold:
+        p = replace(p, fold=True, bias=Constant(p.bias.name, folded_bias(
+            p.bias.array, p.weights.array, p.input_zp, depthwise=False)))
+    if words:
+        x_shape = (n, ih, iw, ic // 4)
+        X = te.placeholder(x_shape, "int32", name="input")
+        W = te.placeholder((oc, kh, kw, ic // 4), "int32", name="weights")
+        pad_value = tirx.const(_word_of(p.input_zp), "int32")
+    else:
+        x_shape = p.x.shape
+        X = te.placeholder(x_shape, "int8", name="input")
+        W = te.placeholder(p.weights.array.shape, "int8", name="weights")
+        pad_value = tirx.const(p.input_zp, "int8")
     B, M, S = (te.placeholder((oc,), "int32", name=nm) for nm in ("bias", "multiplier", "shift"))
     hw = (max(_needed(oh, kh, sy, dy), ih + p.pad[0]), max(_needed(ow, kw, sx, dx), iw + p.pad[1]))
-    Xp = _padded(X, p.x.shape, p.pad, hw, tirx.const(p.input_zp, "int8"))
+    Xp = _padded(X, x_shape, p.pad, hw, pad_value)
     ky, kx = te.reduce_axis((0, kh), "ky"), te.reduce_axis((0, kw), "kx")
     # Folded form: padding reads the zero point and the offset lives in the bias. Reference
     # form (raw bias): subtract the offset per tap, so padding contributes exactly zero.
@@ -129,6 +159,11 @@ def conv2d_int8(op: Operator, graph: Graph, name: str) -> Step:
         acc = te.compute((n, oh, ow, oc), lambda b, y, x, c: te.sum(
             tap(Xp[b, y * sy + ky * dy, x * sx + kx * dx, tirx.floordiv(c, p.mult)])
             * W[0, ky, kx, c].astype("int32"), axis=[ky, kx]), name="acc")
+    elif words:
+        cw = te.reduce_axis((0, ic // 4), "cw")
+        acc = te.compute((n, oh, ow, oc), lambda b, y, x, c: te.sum(
+            _dot4(Xp[b, y * sy + ky * dy, x * sx + kx * dx, cw], W[c, ky, kx, cw]),
+            axis=[ky, kx, cw]), name="acc")
     else:
         ci = te.reduce_axis((0, ic), "ci")
         acc = te.compute((n, oh, ow, oc), lambda b, y, x, c: te.sum(
@@ -138,47 +173,7 @@ def conv2d_int8(op: Operator, graph: Graph, name: str) -> Step:
     Y = te.compute((n, oh, ow, oc), lambda b, y, x, c: clamp(
         multiply_by_quantized_multiplier(acc[b, y, x, c] + B[c], M[c], S[c]) + p.output_zp,
         lo, hi).astype("int8"), name="output")
-    return p.step(_func([X, W, B, M, S, Y], name), name)
-
-
-def _words(bytes_: int) -> int:
-    """An int8 value repeated in the four bytes of an int32 word (the padding of a word)."""
-    return int(np.full(4, bytes_, np.int8).view(np.int32)[0])
-
-
-def _conv2d_int8_dot4(p: ConvPlan, name: str) -> Step:
-    """:func:`conv2d_int8` with every four input channels one int32 word (see :data:`DOT4`).
-
-    The sum is the folded form (``sum(x * w)`` over every tap, padding reading the zero point,
-    ``-zp * sum(w)`` in the bias), which needs no per-tap offset: the bias is folded here where
-    the CPU's plan kept the reference form. Buffers are read as words: the weights travel as
-    int32 (the same bytes), the input and every arena buffer start 4-byte aligned (each is a
-    GPU allocation of its own) and a pixel's channels fill whole words."""
-    n, ih, iw, ic = p.x.shape
-    _, oh, ow, oc = p.y.shape
-    (kh, kw), (sy, sx), (dy, dx) = p.kernel, p.stride, p.dilation
-    words = ic // 4
-    weights = np.ascontiguousarray(p.weights.array)
-    bias = p.bias.array
-    if not p.fold:
-        bias = (bias.astype(np.int64) - p.input_zp * weights.astype(np.int64).reshape(oc, -1)
-                .sum(axis=1)).astype(np.int32)
-    X = te.placeholder((n, ih, iw, words), "int32", name="input")
-    W = te.placeholder((oc, kh, kw, words), "int32", name="weights")
-    B, M, S = (te.placeholder((oc,), "int32", name=nm) for nm in ("bias", "multiplier", "shift"))
-    hw = (max(_needed(oh, kh, sy, dy), ih + p.pad[0]), max(_needed(ow, kw, sx, dx), iw + p.pad[1]))
-    Xp = _padded(X, (n, ih, iw, words), p.pad, hw, tirx.const(_words(p.input_zp), "int32"))
-    ky, kx = te.reduce_axis((0, kh), "ky"), te.reduce_axis((0, kw), "kx")
-    cw = te.reduce_axis((0, words), "cw")
-    acc = te.compute((n, oh, ow, oc), lambda b, y, x, c: te.sum(tirx.call_pure_extern(
-        "int32", "edge_dp4a", Xp[b, y * sy + ky * dy, x * sx + kx * dx, cw], W[c, ky, kx, cw],
-        tirx.const(0, "int32")), axis=[ky, kx, cw]), name="acc")
-    lo, hi = p.act
-    Y = te.compute((n, oh, ow, oc), lambda b, y, x, c: clamp(
-        multiply_by_quantized_multiplier(acc[b, y, x, c] + B[c], M[c], S[c]) + p.output_zp,
-        lo, hi).astype("int8"), name="output")
-    constants = (Constant(p.weights.name, weights.view(np.int32)),
-                 Constant(p.bias.name, bias.astype(np.int32)), p.multiplier, p.shift)
+    constants = (_as_words(p.weights), *p.constants[1:]) if words else None
     return p.step(_func([X, W, B, M, S, Y], name), name, constants=constants)
 
 
@@ -194,10 +189,9 @@ def fully_connected_int8(op: Operator, graph: Graph, name: str) -> Step:
         X = te.placeholder((p.batches, p.depth // 4), "int32", name="input")
         W = te.placeholder((p.units, p.depth // 4), "int32", name="weights")
         d = te.reduce_axis((0, p.depth // 4), "dw")
-        acc = te.compute((p.batches, p.units), lambda b, o: te.sum(tirx.call_pure_extern(
-            "int32", "edge_dp4a", X[b, d], W[o, d], tirx.const(0, "int32")), axis=d), name="acc")
-        words = np.ascontiguousarray(p.weights.array).view(np.int32)
-        constants = (Constant(p.weights.name, words), *p.constants[1:])
+        acc = te.compute((p.batches, p.units), lambda b, o: te.sum(_dot4(X[b, d], W[o, d]),
+                                                                  axis=d), name="acc")
+        constants = (_as_words(p.weights), *p.constants[1:])
     else:
         d = te.reduce_axis((0, p.depth), "d")
         acc = te.compute((p.batches, p.units), lambda b, o: te.sum(

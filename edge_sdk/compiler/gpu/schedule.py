@@ -50,6 +50,7 @@ SPLIT_MIN_TAPS = 64
 # as depthwise layers, instead of Matmul's tiles (4 blocks for KWS's first layer).
 SHORT_SUM_ONE_THREAD = True
 CONV_THREADS = 256  # threads per block of split_reduction
+LANE_MIN_TAPS = 4  # split_reduction leaves each lane at least this many taps
 PREFETCH = True
 UNROLL = 64  # inner loops up to this many steps are unrolled (0: none)
 ROW_UNROLL = False  # one_thread_per_row's loops too (opt-in: not yet measured on a GPU)
@@ -101,28 +102,30 @@ def one_thread_per_output(func: tirx.PrimFunc, target: Target, threads: int | No
         _prefetch(sch, out, acc, tx)
     sch.compute_at(acc, tx)
     sch.set_scope(acc, 0, "local")  # its init runs on the first tap (TIR's own lowering)
-    if stage_weights:
-        _weights_in_shared(sch, acc, bx, min(threads or most, most))
+    if stage_weights and not _weights_in_shared(sch, acc, bx, min(threads or most, most)):
+        return None  # nothing staged: the plain schedule, under its own name, is next
     return sch
 
 
-def _weights_in_shared(sch: s_tir.Schedule, acc, bx, threads: int) -> None:
+def _weights_in_shared(sch: s_tir.Schedule, acc, bx, threads: int) -> bool:
     """Copy the slice of ``weights`` that a thread block reads into shared memory, every thread
     taking consecutive elements (one pass of coalesced loads), where the whole tensor is at most
-    SHARED_WEIGHTS_BYTES; the taps then read shared memory. TVM inserts the barrier."""
+    SHARED_WEIGHTS_BYTES; the taps then read shared memory. TVM inserts the barrier. False
+    where nothing was staged (no weights, or too many)."""
     buffers = [_buffer(r) for r in sch.get(acc).reads]
     names = [b.name for b in buffers]
     if "weights" not in names:
-        return
+        return False
     weights = buffers[names.index("weights")]
     size = int(np.prod([int(d) for d in weights.shape])) * np.dtype(str(weights.dtype)).itemsize
     if not 0 < size <= SHARED_WEIGHTS_BYTES:
-        return
+        return False
     cached = sch.cache_read(acc, names.index("weights"), "shared")
     sch.compute_at(cached, bx, preserve_unit_loops=True)
     loops = sch.get_loops(cached)[1:]
     _, tx = sch.split(sch.fuse(*loops), factors=[None, threads])
     sch.bind(tx, "threadIdx.x")
+    return True
 
 
 def one_thread_per_row(func: tirx.PrimFunc, target: Target) -> s_tir.Schedule | None:
@@ -219,9 +222,6 @@ def _prefetch(sch: s_tir.Schedule, block, skip, loop) -> None:
         index = [_buffer(r).name for r in sch.get(block).reads].index(name)
         cached = sch.cache_read(block, index, "local")
         sch.compute_at(cached, loop, preserve_unit_loops=True, index=-2)
-
-
-LANE_MIN_TAPS = 4  # split_reduction leaves each lane at least this many taps
 
 
 def reduction_lanes(taps: int) -> int:

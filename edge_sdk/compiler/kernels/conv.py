@@ -115,6 +115,16 @@ class ConvPlan:
                 (-(-px // sx), min(ow, (iw - 1 - (kw - 1) * dx + px) // sx + 1)))
 
 
+def folded_bias(bias: np.ndarray, weights: np.ndarray, input_zp: int,
+                depthwise: bool) -> np.ndarray:
+    """``bias - input_zp * sum(w)`` per output channel, in the bias's type: the folded form's
+    bias (see the module docstring). Weights are OHWI, or 1HWO for a depthwise layer."""
+    oc = len(bias)
+    taps = (weights.astype(np.int64).reshape(-1, oc).sum(axis=0) if depthwise
+            else weights.astype(np.int64).reshape(oc, -1).sum(axis=1))
+    return (bias.astype(np.int64) - input_zp * taps).astype(bias.dtype)
+
+
 def plan_conv2d(op: Operator, graph: Graph) -> ConvPlan:
     depthwise = op.opcode == "DEPTHWISE_CONV_2D"
     x = quantized_tensor(op, graph, op.inputs[0], "input")
@@ -148,9 +158,7 @@ def plan_conv2d(op: Operator, graph: Graph) -> ConvPlan:
                      or (ow - 1) * stride[1] + (kw - 1) * dilation[1] >= iw)
     fold = depthwise or not reads_padding
     if fold:  # move the input offset into the bias (see the module docstring)
-        taps = (weights.astype(np.int64).reshape(-1, oc).sum(axis=0) if depthwise
-                else weights.astype(np.int64).reshape(oc, -1).sum(axis=1))
-        bias = (bias.astype(np.int64) - zero_point(x) * taps).astype(bias.dtype)
+        bias = folded_bias(bias, weights, zero_point(x), depthwise)
     mults, shifts = per_channel_multipliers(scale(x), w.quant.scale, scale(y), oc)
     if wide:
         mults = np.array([reduced_multiplier(int(m)) for m in mults], dtype=np.int32)
