@@ -3,12 +3,31 @@
 Pipeline stages, one package each: ``frontend`` (read models) -> ``compiler`` (integer lowering,
 memory planning) -> ``codegen`` (C) -> ``project`` (boards, templates, build) -> ``device``
 (serial protocol, QEMU, host). ``edge_sdk.api`` strings them together.
+
+The API's names load on first use: ``import edge_sdk`` does not import TVM, so the command
+line's light commands (``--version``, ``boards``, ``monitor``, ...) answer at once.
 """
 
-from edge_sdk.api import build, compile, generate, load, report, run, write_compiled
-from edge_sdk.errors import EdgeSDKError
-from edge_sdk.quantize import quantize
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from edge_sdk.api import build, compile, generate, load, report, run, write_compiled
+    from edge_sdk.errors import EdgeSDKError
+    from edge_sdk.quantize import quantize
 
 __all__ = ["EdgeSDKError", "build", "compile", "generate", "load", "quantize", "report", "run",
            "write_compiled"]
 __version__ = "0.1.0"
+
+_WHERE = {"EdgeSDKError": "errors", "quantize": "quantize",
+          **{name: "api" for name in ("build", "compile", "generate", "load", "report", "run",
+                                      "write_compiled")}}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        return getattr(importlib.import_module(f"edge_sdk.{_WHERE[name]}"), name)
+    raise AttributeError(f"module 'edge_sdk' has no attribute '{name}'")

@@ -10,8 +10,6 @@
 from __future__ import annotations
 
 import json
-import os
-import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -27,6 +25,7 @@ from edge_sdk.compiler.kernels.schedule import Tuning
 from edge_sdk.device.launch import open_board, run_budget
 from edge_sdk.device.timing import linux_timing, timing
 from edge_sdk.errors import DeviceError, UsageError
+from edge_sdk.files import write_json
 from edge_sdk.frontend.tflite import Graph
 from edge_sdk.frontend.tflite import load as load_tflite
 from edge_sdk.model_io import (
@@ -165,23 +164,6 @@ def report(compiled: CompiledModel, board: Board, build: BuildResult | None = No
     else:
         rep["flash_bytes_estimate"] = compiled.weights_bytes
     return rep
-
-
-def write_atomic(path: str | Path, data: bytes) -> None:
-    """Write a file atomically: a reader never sees half of it, a failure leaves no part."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def write_json(path: str | Path, data: dict) -> None:
-    write_atomic(path, (json.dumps(data, indent=2) + "\n").encode())
 
 
 def write_compiled(compiled: CompiledModel, out_dir: str | Path, board: str = "host",
@@ -365,8 +347,10 @@ def run_linux_here(graph: Graph, b: Board, inputs: Inputs | None, bench: int | N
         work = Path(workdir) if workdir else Path(scratch)
         bundle = linux.build_bundle(compiled, b, work, force=ours)
         (work / "input.bin").write_bytes(batch.tobytes())
-        stdout = linux.run_here(bundle, prefix, work / "input.bin", work / "output.bin", bench,
-                                threads)
+        with progress.stage(f"running {len(batch)} inference(s) on {b.name}"
+                            + (f" under {prefix[0]}" if prefix else "")):
+            stdout = linux.run_here(bundle, prefix, work / "input.bin", work / "output.bin",
+                                    bench, threads)
         raw = (work / "output.bin").read_bytes()
     rows, stats = linux.read_results(stdout, raw, outputs_bytes(graph), len(batch),
                                      "this machine")
@@ -382,10 +366,11 @@ def tune(model: Graph | str | Path, board: str, output: str | Path, host: str | 
          trials: int | None = None, runs: int = 20, identity: str | Path | None = None,
          port: int | None = None, known_hosts: str | Path | None = None,
          accept_new_host_key: bool = False, run_prefix: list[str] | None = None,
-         remote_dir: str = "edge-sdk-tune", progress: bool = False) -> Tuning:
+         remote_dir: str = "edge-sdk-tune") -> Tuning:
     """``edge-sdk tune``: time each layer's candidate schedules on ``board`` (over SSH with
     ``host``, else on this machine as ``run`` would) and write the fastest to ``output``
-    (resumable: layers already there are kept). See :mod:`edge_sdk.tune`."""
+    (resumable: layers already there are kept). See :mod:`edge_sdk.tune`. Progress, a line
+    per layer, goes to stderr with ``-v`` or on a terminal (:mod:`edge_sdk.progress`)."""
     from edge_sdk import tune as tuner
     from edge_sdk.device import linux
     from edge_sdk.device.ssh import SshHost
@@ -403,53 +388,8 @@ def tune(model: Graph | str | Path, board: str, output: str | Path, host: str | 
         target = tuner.Target(b, ssh, run_prefix)
     else:
         target = tuner.Target(b, None, run_prefix if run_prefix else linux.local_prefix(b))
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=0, unit="layer", desc="tuning", file=sys.stderr)
-
-    def report_progress(done: int, total: int, what: str) -> None:
-        if bar is not None:
-            bar.total = total
-            bar.n = done
-            bar.set_postfix_str(what)
-            bar.refresh()
-
-    try:
-        return tuner.tune(graph, b, cpu_isa(b.llvm_target), Path(output), target, trials, runs,
-                          remote_dir, report_progress)
-    finally:
-        if bar is not None:
-            bar.close()
-
-
-def monitor(port: str, seconds: float | None = None, baudrate: int = 115200, out=None) -> None:
-    """Copy what the board prints to ``out`` (stdout) until ``seconds`` pass or Ctrl-C."""
-    import sys
-    import time
-
-    from edge_sdk.device.transport import SerialTransport
-
-    out = out or sys.stdout
-    transport = SerialTransport(port, baudrate=baudrate)
-    deadline = None if seconds is None else time.monotonic() + seconds
-    try:
-        while deadline is None or time.monotonic() < deadline:
-            try:
-                chunk = transport.read(1, timeout=0.2)
-            except DeviceError as err:
-                if "did not answer" in str(err):
-                    continue
-                raise
-            text = chunk.decode("utf-8", "replace")
-            if text.isprintable() or text in "\r\n\t":
-                out.write(text)
-                out.flush()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        transport.close()
+    return tuner.tune(graph, b, cpu_isa(b.llvm_target), Path(output), target, trials, runs,
+                      remote_dir, progress.note)
 
 
 @dataclass
@@ -570,13 +510,14 @@ def run(model: str | Path | Graph, board: str = "host", inputs: np.ndarray | Non
     rows, ticks, marks = [], [], []
     with board_session(compiled, b, batch[0].nbytes, workdir, profile=profile) as (dev, build):
         info = dev.info()
-        for x in batch:
-            dev.write_input(x.tobytes())
-            res = dev.run()
-            ticks.append(res.ticks)
-            if profile:
-                marks.append(dev.profile())
-            rows.append(dev.read_output(outputs_bytes(graph)))
+        with progress.stage(f"running {len(batch)} inference(s) on {b.name}"):
+            for x in batch:
+                dev.write_input(x.tobytes())
+                res = dev.run()
+                ticks.append(res.ticks)
+                if profile:
+                    marks.append(dev.profile())
+                rows.append(dev.read_output(outputs_bytes(graph)))
     rep = report(compiled, b, build)
     rep["timer"] = timing(info.timer_kind, info.timer_hz, ticks, emulated=b.emulator is not None)
     if profile:

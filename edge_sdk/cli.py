@@ -18,10 +18,10 @@ from typing import NoReturn
 
 import numpy as np
 
-from edge_sdk import __version__, api
+from edge_sdk import __version__, progress
 from edge_sdk.device.timing import describe
 from edge_sdk.errors import EdgeSDKError, UsageError, did_you_mean
-from edge_sdk.model_io import default_inputs, layout, output_key, quantize_inputs
+from edge_sdk.files import write_atomic, write_json
 
 
 def _load_npy(path: str) -> np.ndarray:
@@ -89,17 +89,20 @@ def _check_output_path(args: argparse.Namespace, graph) -> None:
 
 def _save_npy(path: str, data: np.ndarray | dict[str, np.ndarray]) -> None:
     """An ``.npy`` (one array) or ``.npz`` (several), written whole or not at all."""
+
     buf = io.BytesIO()
     if isinstance(data, dict):
         np.savez(buf, **data)
     else:
         np.save(buf, data)
-    api.write_atomic(path, buf.getvalue())
+    write_atomic(path, buf.getvalue())
 
 
 def _input_layout(graph, x) -> str:
     """How the user gave the samples (see :func:`edge_sdk.model_io.layout`); the outputs are
     shaped the same way."""
+    from edge_sdk.model_io import layout
+
     if x is None:
         return "one"
     first = x if isinstance(x, np.ndarray) else next(iter(x.values()))
@@ -111,6 +114,8 @@ def _save_results(args: argparse.Namespace, graph, x, result) -> np.ndarray:
     samples along the batch axis: ``(N, *shape[1:])``; else ``(N, *shape)``), then write
     ``--output`` (``.npz`` with ``output_0``, ... for several outputs) and ``--report``. Shared
     by run, run-remote and deploy; returns the first output, for the summary line."""
+    from edge_sdk.model_io import output_key
+
     outs = list(result.output_list)
     if graph is not None:
         how = _input_layout(graph, x)
@@ -124,11 +129,13 @@ def _save_results(args: argparse.Namespace, graph, x, result) -> np.ndarray:
         _save_npy(args.output, outs[0] if len(outs) == 1 else {
             output_key(i): o for i, o in enumerate(outs)})
     if getattr(args, "report", None):
-        api.write_json(args.report, result.report)
+        write_json(args.report, result.report)
     return outs[0]
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
+    from edge_sdk import api
+
     board = api.get_board(args.board)
     compiled = api.compile_for(args.model, board, prefer=args.prefer, tuning=args.tuning)
     out = api.write_compiled(compiled, args.output, board=args.board, force=args.force)
@@ -148,6 +155,9 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from edge_sdk import api
+    from edge_sdk.model_io import default_inputs, quantize_inputs
+
     graph = api.load(args.model)
     _check_output_path(args, graph)
     x = _load_inputs(args.input) if args.input else None
@@ -158,7 +168,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         from edge_sdk.validate import check_run
 
         arrays = default_inputs(graph) if x is None else quantize_inputs(graph, x)
-        result.report["check"] = check_run(graph, arrays, result.output_list)
+        with progress.stage("checking the outputs against the reference interpreter"):
+            result.report["check"] = check_run(graph, arrays, result.output_list)
     out = _save_results(args, graph, x, result)
     if args.json:
         print(json.dumps(_json_result(result), indent=2))
@@ -225,6 +236,8 @@ def print_profile(rep: dict) -> None:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
+    from edge_sdk import api
+
     sample = _load_inputs(args.sample) if args.sample else None
     out = api.generate(args.model, args.board, args.output, template=args.template,
                        force=args.force, sample=sample, prefer=args.prefer,
@@ -236,6 +249,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
+    from edge_sdk import api
+
     result = api.build(args.project)
     if result is not None:
         model_flash = result.model_text_bytes + result.model_data_bytes
@@ -269,11 +284,15 @@ def cmd_flash(args: argparse.Namespace) -> int:
 
 
 def cmd_monitor(args: argparse.Namespace) -> int:
-    api.monitor(args.port, seconds=args.seconds, baudrate=args.baud)
+    from edge_sdk.device.monitor import monitor
+
+    monitor(args.port, seconds=args.seconds, baudrate=args.baud)
     return 0
 
 
 def cmd_run_remote(args: argparse.Namespace) -> int:
+    from edge_sdk import api
+
     graph = api.load(args.model) if args.model else None
     _check_output_path(args, graph)
     x = _load_inputs(args.input)
@@ -306,9 +325,9 @@ def cmd_quantize(args: argparse.Namespace) -> int:
                       skip_layers=skip, float_io=args.float_io,
                       evaluation=args.evaluation, nhwc=args.nhwc)
     out = Path(args.output)
-    api.write_atomic(out, result.model)
+    write_atomic(out, result.model)
     if args.report:
-        api.write_json(args.report, result.report)
+        write_json(args.report, result.report)
     e = result.report["end_to_end"]
     worst = min((layer for layer in result.report["layers"] if layer["sqnr_db"] is not None),
                 key=lambda layer: layer["sqnr_db"], default=None)
@@ -333,6 +352,8 @@ def cmd_quantize(args: argparse.Namespace) -> int:
 
 
 def cmd_deploy(args: argparse.Namespace) -> int:
+    from edge_sdk import api
+
     graph = api.load(args.model)
     _check_output_path(args, graph)
     x = _load_inputs(args.input) if args.input else None
@@ -366,18 +387,19 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
                           host=args.host, **ssh)
     print(bm.describe(result))
     if args.json:
-        api.write_json(args.json, result)
+        write_json(args.json, result)
         print(f"wrote {args.json}")
     return 0
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
+    from edge_sdk import api
+
     tuning = api.tune(args.model, args.board, args.output, host=args.host, trials=args.trials,
                       runs=args.runs, identity=args.identity, port=args.port,
                       known_hosts=args.known_hosts,
                       accept_new_host_key=args.accept_new_host_key,
-                      run_prefix=shlex.split(args.run_prefix) if args.run_prefix else None,
-                      progress=sys.stderr.isatty())
+                      run_prefix=shlex.split(args.run_prefix) if args.run_prefix else None)
     gains = [r["default_ns"] / max(r["best_ns"], 1) for r in tuning.records.values()]
     print(f"{len(tuning.records)} layer(s) tuned for {tuning.board} ({tuning.isa}) -> "
           f"{args.output}; fastest vs default schedule: up to "
@@ -386,13 +408,14 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    from edge_sdk import api
     from edge_sdk.validate import CheckFailed
 
     graph = api.load(args.model)
     x = _load_inputs(args.input) if args.input else None
     rep = api.validate(graph, board=args.board, inputs=x, workdir=args.workdir)
     if args.report:
-        api.write_json(args.report, rep)
+        write_json(args.report, rep)
     floating = any("max_rel_error" in r for r in rep["layers"])
     print(f"{'step':>4}  {'op':<22} {'layer':<34} {'elements':>9} {'differ':>7} {'max err':>9}"
           + (f" {'rel err':>9}" if floating else ""))
@@ -424,6 +447,7 @@ def cmd_ops(args: argparse.Namespace) -> int:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
+    from edge_sdk import api
     from edge_sdk.compiler.lower import LOWERINGS
 
     graph = api.load(args.model)
@@ -477,6 +501,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from edge_sdk import api
     from edge_sdk import render as rp
 
     if args.source.endswith((".tflite", ".onnx")):  # a model: compile it for the board first
@@ -491,10 +516,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     else:
         print(rp.layer_table(rep))
     if args.html:
-        api.write_atomic(args.html, rp.render_html(rep).encode())
+        write_atomic(args.html, rp.render_html(rep).encode())
         print(f"wrote {args.html}")
     if args.png:
-        api.write_atomic(args.png, rp.render_png(rep))
+        write_atomic(args.png, rp.render_png(rep))
         print(f"wrote {args.png}")
     return 0
 
@@ -512,7 +537,7 @@ def cmd_boards(args: argparse.Namespace) -> int:
         out = Path(args.output or f"{board['name']}.yaml")
         if out.exists() and not args.force:
             raise UsageError(f"{out} already exists: choose another path (-o) or pass --force")
-        api.write_atomic(out, (f"# Imported by edge-sdk from {Path(pdsc).name}, device {device}.\n"
+        write_atomic(out, (f"# Imported by edge-sdk from {Path(pdsc).name}, device {device}.\n"
                                + yaml.safe_dump(board, sort_keys=False)).encode("utf-8"))
         print(f"wrote {out}: {board['cpu']}, flash {board['memory']['flash']['size']} B, "
               f"RAM {board['memory']['ram']['size']} B; use it with --board {out}")
@@ -876,8 +901,6 @@ def _plain_streams() -> None:
 
 
 def _main(argv: list[str] | None) -> int:
-    from edge_sdk import progress
-
     _plain_streams()
 
     args = parser().parse_args(argv)

@@ -39,3 +39,9 @@ def stage(what: str) -> Iterator[None]:
     took = time.monotonic() - start
     done = f"done in {took:.1f} s"
     print(f" {done}" if tty else f"edge-sdk: {what}: {done}", file=sys.stderr, flush=True)
+
+
+def note(what: str) -> None:
+    """One line of progress inside a long step (``tune``'s layers), when progress is shown."""
+    if enabled():
+        print(f"edge-sdk: {what}", file=sys.stderr, flush=True)

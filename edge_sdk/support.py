@@ -3,13 +3,19 @@
 ``edge-sdk ops`` prints it; the README's operator table is this output (a test keeps them equal).
 Microcontrollers and Linux CPUs share the C kernels (Linux compiles them with TVM's LLVM
 backend); float32 on a microcontroller needs an FPU to be fast, but runs anywhere.
+
+The registries live in modules that import TVM (seconds), so the table also ships as
+``edge_sdk/data/operators.json``, which ``edge-sdk ops`` reads; a test keeps it equal to
+:func:`registry_rows`, and ``python -m edge_sdk.support`` writes it again after a change.
 """
 
 from __future__ import annotations
 
-from edge_sdk.compiler.gpu import kernels as gpu
-from edge_sdk.compiler.kernels import float32
-from edge_sdk.compiler.lower import INT16_OPS, LOWERINGS
+import json
+
+from edge_sdk.resources import data_path
+
+OPERATORS_FILE = data_path("operators.json")
 
 ALIASES = ("RESHAPE", "SQUEEZE", "EXPAND_DIMS")
 FOLDED = ("DENSIFY",)  # constant-only: done at compile time, on every target
@@ -31,7 +37,12 @@ LIMITS = {
 }
 
 
-def operator_rows() -> list[tuple[str, ...]]:
+def registry_rows() -> list[tuple[str, ...]]:
+    """The table from the compiler's registries (imports the kernels, and so TVM)."""
+    from edge_sdk.compiler.gpu import kernels as gpu
+    from edge_sdk.compiler.kernels import float32
+    from edge_sdk.compiler.lower import INT16_OPS, LOWERINGS
+
     ops = sorted({*LOWERINGS, *float32.LOWERINGS, *gpu.INT8, *gpu.FLOAT32, *ALIASES, *FOLDED})
 
     def mark(ok: bool) -> str:
@@ -47,9 +58,25 @@ def operator_rows() -> list[tuple[str, ...]]:
     return rows
 
 
+def operator_rows() -> list[tuple[str, ...]]:
+    """The table as shipped (``data/operators.json``): no TVM import."""
+    return [tuple(row) for row in json.loads(OPERATORS_FILE.read_text(encoding="utf-8"))]
+
+
+def write_operators_file() -> None:
+    """``python -m edge_sdk.support``: the shipped table, from the registries."""
+    rows = ",\n".join(json.dumps(row) for row in registry_rows())  # a row a line: clear diffs
+    OPERATORS_FILE.write_text(f"[\n{rows}\n]\n", encoding="utf-8")
+
+
 def operator_table() -> str:
     """The Markdown table: one row per operator."""
     header = ("operator", "int8", "int16x8", "float32", "GPU int8", "GPU float32", "notes")
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in operator_rows()]
     return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    write_operators_file()
+    print(f"wrote {OPERATORS_FILE}")

@@ -17,10 +17,10 @@ skipped.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -38,6 +38,7 @@ from edge_sdk.compiler.kernels.schedule import (
 from edge_sdk.compiler.lower import _is_float_op, _special_lowerings
 from edge_sdk.compiler.program import Constant, Program, Scratch, Step, TensorArg
 from edge_sdk.errors import ToolchainError, UsageError
+from edge_sdk.files import write_atomic
 from edge_sdk.frontend.tflite import Graph, Operator
 from edge_sdk.project.boards import Board
 
@@ -174,8 +175,9 @@ def _build(graph: Graph, steps: list[Step], board: Board, work: Path) -> Path:
 
 def tune(graph: Graph, board: Board, isa: str, out: Path, target: Target,
          trials: int | None = None, runs: int = 20, remote_dir: str = "edge-sdk-tune",
-         progress: Callable[[int, int, str], None] | None = None) -> Tuning:
-    """Tune every tunable layer of ``graph`` not yet in ``out`` and return all records."""
+         progress: Callable[[str], None] | None = None) -> Tuning:
+    """Tune every tunable layer of ``graph`` not yet in ``out`` and return all records;
+    ``progress`` gets a line before and after each layer (they take seconds each)."""
     graph = fold_constants(graph)
     tuning = Tuning.load(out) if out.exists() else Tuning(board=board.name, isa=isa)
     if tuning.isa and tuning.isa != isa:
@@ -189,9 +191,11 @@ def tune(graph: Graph, board: Board, isa: str, out: Path, target: Target,
     from edge_sdk.compiler.kernels.cpu import DOT_STEPS
 
     width = DOT_STEPS[isa].width
+    say = progress or (lambda line: None)
+    say(f"tuning {len(todo)} layer(s) of {graph.name} for {board.name} ({isa})"
+        + (f"; {len(layers) - len(todo)} already in {out}" if len(layers) > len(todo) else ""))
     for done, (key, op) in enumerate(todo):
-        if progress:
-            progress(done, len(todo), f"{op.opcode} (layer {op.index})")
+        started = time.monotonic()
         channels = graph.tensor(op.outputs[0]).shape[-1]
         width_here = 1 if _is_float_op(op, graph) or op.opcode == "DEPTHWISE_CONV_2D" else width
         cands = candidates(op.opcode, channels, width_here)[: trials or None]
@@ -203,6 +207,8 @@ def tune(graph: Graph, board: Board, isa: str, out: Path, target: Target,
                 kept.append(sched)
         if not steps:
             continue
+        say(f"layer {done + 1}/{len(todo)}: {op.opcode} (operator {op.index}): building and "
+            f"timing {len(steps)} schedule(s), {runs} runs each")
         with tempfile.TemporaryDirectory(prefix="edge-sdk-tune-") as tmp:
             bench = _build(graph, steps, board, Path(tmp))
             stdout = target.run(bench, Path(tmp) / "bench.bin", runs, remote_dir)
@@ -215,11 +221,11 @@ def tune(graph: Graph, board: Board, isa: str, out: Path, target: Target,
         best = min(times, key=times.get)
         tuning.record(key, kept[best], {json.dumps(asdict(s)): times[k]
                                         for k, s in enumerate(kept)}, times[0])
-        tmp_out = out.with_name(out.name + f".tmp{os.getpid()}")
-        tmp_out.write_text(tuning.to_json(), encoding="utf-8")
-        tmp_out.replace(out)  # after every layer: an interrupted run keeps what it measured
-    if progress:
-        progress(len(todo), len(todo), "done")
+        # After every layer: an interrupted run keeps what it measured.
+        write_atomic(out, tuning.to_json().encode())
+        say(f"layer {done + 1}/{len(todo)}: fastest {times[best]:,.0f} ns against the "
+            f"default's {times[0]:,.0f} ns ({times[0] / max(times[best], 1e-9):.2f}x), "
+            f"{time.monotonic() - started:.1f} s")
     if not out.exists():
-        out.write_text(tuning.to_json(), encoding="utf-8")
+        write_atomic(out, tuning.to_json().encode())
     return tuning

@@ -14,7 +14,7 @@ from edge_sdk.errors import BoardError, DeviceError
 from edge_sdk.project.boards import all_boards, get_board
 from edge_sdk.project.generate import available_templates
 from edge_sdk.project.pdsc import board_from_pdsc
-from tests.conftest import ROOT
+from tests.conftest import ROOT, shared_model
 
 PDSC = ROOT / "tests" / "data" / "STM32F7xx_excerpt.pdsc"
 
@@ -32,7 +32,7 @@ def test_shipped_board_is_consistent(name):
     if "arduino" in b.templates:
         assert b.arduino and b.arduino["fqbn"].count(":") == 2
     if "cmsis" in b.templates:
-        assert {"vendor", "device", "pack"} <= set(b.cmsis)
+        assert b.cmsis and b.cmsis.vendor and b.cmsis.device and b.cmsis.pack
 
 
 def test_zephyr_spelling_finds_the_board():
@@ -67,6 +67,20 @@ def test_cli_import_then_compile_for_it(tmp_path, capsys):
     assert data["memory"]["ram"]["size"] == 0x80000
     assert get_board(str(out)).cpu == "cortex-m7"
     assert main(["boards", "--import-pdsc", str(PDSC), "STM32F767ZITx", "-o", str(out)]) == 6
+
+
+def test_generate_for_an_imported_board(tmp_path, capsys):
+    """An imported board has no support file: its CMSIS project says how to write one (this
+    crashed with exit 70 on the template's board.cmsis.support)."""
+    board = tmp_path / "f767.yaml"
+    assert main(["boards", "--import-pdsc", str(PDSC), "STM32F767ZITx", "-o", str(board)]) == 0
+    project = tmp_path / "proj"
+    assert main(["generate", str(shared_model("ad01_int8")), "--board", str(board),
+                 "--template", "cmsis", "-o", str(project)]) == 0
+    readme = (project / "README.md").read_text()
+    assert "cpackget add Keil::STM32F7xx_DFP" in readme
+    assert "no support file yet" in readme
+    assert "edge_board_" not in (project / "proj.cproject.yml").read_text()
 
 
 def test_busy_serial_port_is_reported():

@@ -87,8 +87,8 @@ def check_cmsis(project: Path, board: str) -> None:
     solution = yaml.safe_load((project / "kws_app.csolution.yml").read_text())["solution"]
     b = get_board(board)
     (target,) = solution["target-types"]
-    assert target["device"] == f"{b.cmsis['vendor']}::{b.cmsis['device']}"
-    assert {"pack": b.cmsis["pack"]} in solution["packs"]
+    assert target["device"] == f"{b.cmsis.vendor}::{b.cmsis.device}"
+    assert {"pack": b.cmsis.pack} in solution["packs"]
     (proj,) = solution["projects"]
     cproject = yaml.safe_load((project / proj["project"]).read_text())["project"]
     files = [f["file"] for g in cproject["groups"] for f in g["files"]]

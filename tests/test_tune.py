@@ -43,9 +43,13 @@ def test_tune_here_records_every_layer_and_resumes(tmp_path, capsys):
     model = tmp_path / "tiny.tflite"
     model.write_bytes(tiny_model())
     out = tmp_path / "tuning.json"
-    assert main(["tune", str(model), "--board", "linux-x86_64", "--trials", "4", "--runs", "3",
-                 "-o", str(out)]) == 0
-    assert "3 layer(s) tuned for linux-x86_64" in capsys.readouterr().out
+    assert main(["-v", "tune", str(model), "--board", "linux-x86_64", "--trials", "4",
+                 "--runs", "3", "-o", str(out)]) == 0
+    said = capsys.readouterr()
+    assert "3 layer(s) tuned for linux-x86_64" in said.out
+    # -v: a line before and after each layer, not minutes of silence.
+    for k in (1, 2, 3):
+        assert f"layer {k}/3: " in said.err and f"layer {k}/3: fastest" in said.err
     data = json.loads(out.read_text())
     assert data["isa"] == edge_sdk.api.cpu_isa(get_board("linux-x86_64").llvm_target)
     for record in data["records"].values():

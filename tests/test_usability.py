@@ -291,9 +291,9 @@ def test_cmsis_boards_name_real_devices_and_ship_their_support():
     cmsis = [b for b in all_boards().values() if "cmsis" in b.templates]
     assert len(cmsis) >= 8
     for b in cmsis:
-        if b.cmsis["pack"] == "ARM::Cortex_DFP":
-            assert b.cmsis["device"] in CORTEX_DFP_DEVICES, b.name
-        assert (FIRMWARE_DIR / "cmsis_boards" / f"{b.cmsis['support']}.c").is_file(), b.name
+        if b.cmsis.pack == "ARM::Cortex_DFP":
+            assert b.cmsis.device in CORTEX_DFP_DEVICES, b.name
+        assert (FIRMWARE_DIR / "cmsis_boards" / f"{b.cmsis.support}.c").is_file(), b.name
 
 
 def test_cmsis_projects_set_up_clock_caches_and_uart(conv_model, tmp_path):

@@ -14,12 +14,15 @@ import platform
 import shutil
 import subprocess
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from edge_sdk.compiler import CompiledModel
 from edge_sdk.errors import DeviceError, ToolchainError
 from edge_sdk.project.boards import Board
 from edge_sdk.project.build import require_tool
 from edge_sdk.project.generate import generate_project
+
+if TYPE_CHECKING:
+    from edge_sdk.compiler import CompiledModel
 
 RUNNER_STATS = ("bench_runs", "p50_ns", "p90_ns", "p99_ns", "mean_ns")
 _CROSS_PACKAGES = {"aarch64": "gcc-aarch64-linux-gnu", "armv7": "gcc-arm-linux-gnueabihf"}

@@ -1,4 +1,5 @@
-"""Boards: one YAML file each under ``boards/`` (memory map, CPU, UART, how to run it)."""
+"""Boards: one YAML file each under ``edge_sdk/data/boards/`` (memory map, CPU, UART, how to run
+it)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,7 @@ import yaml
 
 from edge_sdk.compiler.targets import Target, get_target
 from edge_sdk.errors import BoardError, did_you_mean
-
-BOARDS_DIR = Path(__file__).resolve().parents[2] / "boards"
+from edge_sdk.resources import BOARDS_DIR
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,18 @@ class Region:
 class Uart:
     base: int
     baud: int
+
+
+@dataclass(frozen=True)
+class Cmsis:
+    """A CMSIS-Toolbox device: ``vendor::device`` from ``pack``; ``support`` names the board
+    support file under ``firmware/cmsis_boards/`` (clocks, caches, console UART), or None for a
+    board (an imported one) that has none yet: its project says how to write one."""
+
+    vendor: str
+    device: str
+    pack: str
+    support: str | None = None
 
 
 @dataclass(frozen=True)
@@ -41,7 +53,7 @@ class Board:
     templates: tuple[str, ...]
     zephyr: str | None = None   # Zephyr's board name (west build -b ...)
     arduino: dict | None = None  # {"fqbn": ...}
-    cmsis: dict | None = None   # {"vendor", "device", "pack", "support"}: CMSIS-Toolbox
+    cmsis: Cmsis | None = None  # CMSIS-Toolbox device and support file
     runners: dict | None = None  # {"default": name, name: settings}
     linux: dict | None = None   # Cortex-A Linux boards: arch, LLVM triple/mcpu/mattr, cross gcc
     gpu: dict | None = None     # GPU boards: {"api": cuda|opencl, "tag" or "attrs", ...}
@@ -108,7 +120,7 @@ def _board(data: dict) -> Board:
         zephyr_flash=(data.get("zephyr") or {}).get("flash"),
         console=data.get("console"),
         arduino=data.get("arduino"),
-        cmsis=data.get("cmsis"),
+        cmsis=Cmsis(**data["cmsis"]) if data.get("cmsis") else None,
         runners=data.get("runners"),
         linux=data.get("linux"),
         gpu=data.get("gpu"),
@@ -121,6 +133,9 @@ def all_boards() -> dict[str, Board]:
     for path in sorted(BOARDS_DIR.glob("*.yaml")):
         board = _board(yaml.safe_load(path.read_text(encoding="utf-8")))
         boards[board.name] = board
+    if not boards:  # an install without its package data: say so rather than list nothing
+        raise BoardError(f"no board files in {BOARDS_DIR}: this edge-sdk installation is "
+                         "incomplete; reinstall it (pip install --force-reinstall edge-sdk)")
     return boards
 
 

@@ -1,4 +1,5 @@
-"""Write a firmware project for a board from ``templates/<template>/`` and ``firmware/``.
+"""Write a firmware project for a board from ``edge_sdk/data/templates/<template>/`` and
+``edge_sdk/data/firmware/``.
 
 Output directories are written next to their destination under a temporary name and renamed
 into place at the end, so a failure never leaves a half-written project behind.
@@ -13,20 +14,21 @@ import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import jinja2
 import numpy as np
 import yaml
 
-from edge_sdk.compiler import CompiledModel
 from edge_sdk.compiler.program import packed_bytes
 from edge_sdk.errors import BoardError, UsageError, did_you_mean
 from edge_sdk.frontend.tflite import c_identifier
 from edge_sdk.project.boards import Board
+from edge_sdk.resources import FIRMWARE_DIR, TEMPLATES_DIR
 
-ROOT = Path(__file__).resolve().parents[2]
-TEMPLATES_DIR = ROOT / "templates"
-FIRMWARE_DIR = ROOT / "firmware"
+if TYPE_CHECKING:
+    from edge_sdk.compiler import CompiledModel
+
 
 
 @contextmanager
@@ -227,7 +229,7 @@ def generate_project(
         for part in (port,) if isinstance(port, str) else port:
             for src in sorted((FIRMWARE_DIR / "port" / part).iterdir()):
                 shutil.copy2(src, port_dir / src.name)
-        support = (board.cmsis or {}).get("support") if template == "cmsis" else None
+        support = board.cmsis.support if template == "cmsis" and board.cmsis else None
         if support:  # the board's clocks, caches and console UART (firmware/cmsis_boards/)
             shutil.copy2(FIRMWARE_DIR / "cmsis_boards" / f"{support}.c",
                          port_dir / f"edge_board_{support}.c")
