@@ -114,3 +114,19 @@ def test_readme_operator_table_is_the_generated_one(capsys):
     start = readme.index("<!-- ops-table:start -->") + len("<!-- ops-table:start -->")
     assert readme[start:readme.index("<!-- ops-table:end -->")].strip() == printed
     assert "| CONV_2D | yes | yes | yes | yes | yes |" in printed
+
+
+def test_shipped_operator_table_matches_the_registries():
+    """`edge-sdk ops` reads data/operators.json (no TVM import); it must say what the compiler's
+    registries say (`python -m edge_sdk.support` writes it again)."""
+    from edge_sdk.support import operator_rows, registry_rows
+
+    assert operator_rows() == registry_rows()
+
+
+def test_run_verbose_shows_the_inference_and_the_check(capsys):
+    assert main(["-v", "run", str(shared_model("ad01_int8")), "--board", "host", "--check"]) == 0
+    err = capsys.readouterr().err
+    for step in ("compiling ad01_int8 for host", "building the firmware for host",
+                 "running 1 inference(s) on host", "checking the outputs against"):
+        assert f"edge-sdk: {step}" in err, f"-v did not show '{step}'"

@@ -48,7 +48,8 @@ MAX_PAYLOAD = 1024
  CMD_RUN_TO, CMD_READ_TRACE, CMD_RESET) = range(1, 11)
 (STATUS_OK, STATUS_BAD_CRC, STATUS_BAD_COMMAND, STATUS_BAD_ARGUMENT, STATUS_RUN_FAILED,
  STATUS_STARTED) = range(6)
-TIMER_KINDS = {0: "none", 1: "cycles", 2: "systick", 3: "nanoseconds", 4: "clock"}
+TIMER_KINDS = {0: "none", 1: "cycles", 2: "systick", 3: "nanoseconds", 4: "clock",
+               5: "systick-emulated"}
 COMMAND_NAMES = {CMD_INFO: "INFO", CMD_WRITE_INPUT: "WRITE_INPUT", CMD_RUN: "RUN",
                  CMD_READ_OUTPUT: "READ_OUTPUT", CMD_PING: "PING", CMD_EXIT: "EXIT",
                  CMD_PROFILE: "PROFILE", CMD_RUN_TO: "RUN_TO", CMD_READ_TRACE: "READ_TRACE",

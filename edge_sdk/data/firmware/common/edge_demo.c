@@ -66,6 +66,7 @@ void edge_demo(const edge_port_t *port, const edge_model_t *model, const uint8_t
   switch (port->timer_kind) {
     case EDGE_TIMER_CYCLES: put_str(port, " cycles"); break;
     case EDGE_TIMER_NANOSECONDS: put_str(port, " ns"); break;
+    case EDGE_TIMER_SYSTICK_EMULATED: put_str(port, " ticks (an emulator: instructions)"); break;
     default:
       put_str(port, " ticks at ");
       put_u64(port, port->timer_hz);

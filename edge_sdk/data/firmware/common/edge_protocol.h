@@ -81,6 +81,8 @@ enum edge_timer_kind {
   EDGE_TIMER_NANOSECONDS = 3, /* host wall clock */
   EDGE_TIMER_CLOCK = 4,       /* ticks of a clock at timer_hz that is not the core's (an RTC,
                                  micros()): time only, not cycles */
+  EDGE_TIMER_SYSTICK_EMULATED = 5, /* SysTick on a core whose cycle counter is there but never
+                                      moves: an emulator's (QEMU -icount: instructions) */
 };
 
 /* What a port provides: byte I/O and a free-running tick counter. */

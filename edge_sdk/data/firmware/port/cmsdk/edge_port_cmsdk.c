@@ -1,10 +1,13 @@
 /* edge_port_cmsdk.c: Arm MPS2/MPS3 boards (and QEMU's models of them).
- * CMSDK APB UART for the link, SysTick for timing, semihosting to end the emulator.
+ * CMSDK APB UART for the link; the DWT cycle counter for timing where it counts (a real
+ * board), else SysTick, reported as an emulator's where the counter is there but stuck (QEMU);
+ * semihosting to end the emulator.
  * Board values come from edge_board.h, generated from boards/<board>.yaml. */
 #include <stdint.h>
 
 #include "edge_board.h"
 #include "edge_cmsdk_uart.h"
+#include "edge_dwt.h"
 #include "edge_port.h"
 #include "edge_systick.h"
 
@@ -26,12 +29,24 @@ static int read_byte(uint32_t timeout_ms) {
   }
 }
 
-static const edge_port_t port = {read_byte, write_bytes, edge_systick_restart, edge_systick_ticks,
-                                 EDGE_CPU_HZ, EDGE_TIMER_SYSTICK};
+static edge_port_t port = {read_byte, write_bytes, edge_systick_restart, edge_systick_ticks,
+                           EDGE_CPU_HZ, EDGE_TIMER_SYSTICK};
 
 const edge_port_t *edge_port_init(void) {
   edge_cmsdk_uart_init(EDGE_UART_BAUDDIV);
   edge_systick_restart();
+  switch (edge_dwt_probe()) {
+    case EDGE_DWT_COUNTS:
+      port.timer_start = edge_dwt_start;
+      port.timer_ticks = edge_dwt_ticks;
+      port.timer_kind = EDGE_TIMER_CYCLES;
+      break;
+    case EDGE_DWT_STUCK:
+      port.timer_kind = EDGE_TIMER_SYSTICK_EMULATED;
+      break;
+    default:
+      break;
+  }
   return &port;
 }
 

@@ -10,40 +10,12 @@
 #include <stdint.h>
 
 #include "edge_board_cmsis.h"
+#include "edge_dwt.h"
 #include "edge_port.h"
 #include "edge_systick.h"
 
 /* From the device's CMSIS system file (system_<device>.c). */
 extern uint32_t SystemCoreClock;
-
-#define REG(addr) (*(volatile uint32_t *)(addr))
-#define DEMCR REG(0xE000EDFCu)
-#define DEMCR_TRCENA (1u << 24)
-#define DWT_CTRL REG(0xE0001000u)
-#define DWT_CTRL_NOCYCCNT (1u << 25)
-#define DWT_CTRL_CYCCNTENA 1u
-#define DWT_CYCCNT REG(0xE0001004u)
-
-void SysTick_Handler(void) { edge_systick_wraps++; }
-
-/* Armv6-M has no DWT cycle counter, and some cores and emulators (QEMU) leave it at 0: use it
- * only when it is there and moves. */
-static int dwt_counts(void) {
-#if defined(__ARM_ARCH_6M__) || defined(EDGE_NO_DWT)
-  return 0;
-#else
-  DEMCR |= DEMCR_TRCENA;
-  if (DWT_CTRL & DWT_CTRL_NOCYCCNT) return 0;
-  DWT_CYCCNT = 0;
-  DWT_CTRL |= DWT_CTRL_CYCCNTENA;
-  for (volatile int i = 0; i < 16; ++i) {
-  }
-  return DWT_CYCCNT != 0u;
-#endif
-}
-
-static void dwt_start(void) { DWT_CYCCNT = 0; }
-static uint64_t dwt_ticks(void) { return DWT_CYCCNT; } /* 32 bits: 19 s at 216 MHz */
 
 static int read_byte(uint32_t timeout_ms) {
   uint64_t start = edge_systick_ticks();
@@ -67,10 +39,17 @@ static edge_port_t port = {read_byte, write_bytes, edge_systick_restart, edge_sy
 const edge_port_t *edge_port_init(void) {
   edge_board_init();
   edge_systick_restart();
-  if (dwt_counts()) {
-    port.timer_start = dwt_start;
-    port.timer_ticks = dwt_ticks;
-    port.timer_kind = EDGE_TIMER_CYCLES;
+  switch (edge_dwt_probe()) {
+    case EDGE_DWT_COUNTS:
+      port.timer_start = edge_dwt_start;
+      port.timer_ticks = edge_dwt_ticks;
+      port.timer_kind = EDGE_TIMER_CYCLES;
+      break;
+    case EDGE_DWT_STUCK:
+      port.timer_kind = EDGE_TIMER_SYSTICK_EMULATED;
+      break;
+    default:
+      break;
   }
   port.timer_hz = SystemCoreClock;
   return &port;
