@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from edge_sdk.quantize import quantize  # noqa: E402
+from edge_sdk.quantization import quantize  # noqa: E402
 from tests.test_quantize import PAIRS, agreement, outputs_float, synthetic  # noqa: E402
 
 MODELS = ROOT.parent / "shared" / "models" / "mlperf_tiny"

@@ -11,18 +11,19 @@ line's light commands (``--version``, ``boards``, ``monitor``, ...) answer at on
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from edge_sdk.api import build, compile, generate, load, report, run, write_compiled
     from edge_sdk.errors import EdgeSDKError
-    from edge_sdk.quantize import quantize
+    from edge_sdk.quantization import quantize
 
 __all__ = ["EdgeSDKError", "build", "compile", "generate", "load", "quantize", "report", "run",
            "write_compiled"]
 __version__ = "0.1.0"
 
-_WHERE = {"EdgeSDKError": "errors", "quantize": "quantize",
+_WHERE = {"EdgeSDKError": "errors", "quantize": "quantization",
           **{name: "api" for name in ("build", "compile", "generate", "load", "report", "run",
                                       "write_compiled")}}
 
@@ -30,4 +31,7 @@ _WHERE = {"EdgeSDKError": "errors", "quantize": "quantize",
 def __getattr__(name: str) -> Any:
     if name in _WHERE:
         return getattr(importlib.import_module(f"edge_sdk.{_WHERE[name]}"), name)
+    if not name.startswith("_") and importlib.util.find_spec(f"edge_sdk.{name}") is not None:
+        # ``edge_sdk.api.compile_for`` after a bare ``import edge_sdk``, as before names were lazy.
+        return importlib.import_module(f"edge_sdk.{name}")
     raise AttributeError(f"module 'edge_sdk' has no attribute '{name}'")

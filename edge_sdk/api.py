@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from edge_sdk import progress
+from edge_sdk import progress, provenance
 from edge_sdk.compiler import CompiledModel, compile_graph
 from edge_sdk.compiler.kernels.schedule import Tuning
 from edge_sdk.device.launch import open_board, run_budget
@@ -34,6 +34,7 @@ from edge_sdk.model_io import (
     outputs_bytes,
     pack,
     quantize_inputs,
+    shape_outputs,
     unpack,
 )
 from edge_sdk.project.boards import Board, all_boards, get_board
@@ -142,7 +143,11 @@ def report(compiled: CompiledModel, board: Board, build: BuildResult | None = No
         "memory_plan": compiled.memory_plan(),
         "notes": "arena holds intermediates only; the caller owns input and output "
                  "(io_bytes). ram_bytes = arena_bytes + io_bytes.",
+        "made": provenance.made(),
     }
+    if board.linux is None and board.gpu is None and board.port != "host":
+        rep["flash_capacity_bytes"] = board.flash.size  # what the microcontroller has
+        rep["ram_capacity_bytes"] = board.ram.size
     if compiled.gpu is not None:
         rep["gpu"] = {
             "target": compiled.gpu.target.summary,
@@ -158,11 +163,13 @@ def report(compiled: CompiledModel, board: Board, build: BuildResult | None = No
         rep["ram_bytes"] = compiled.io_bytes
     if build is not None:
         rep["flash_bytes"] = build.model_text_bytes + build.model_data_bytes
+        rep["flash_basis"] = "measured: the model's code and constants in the built firmware"
         rep["firmware"] = {"text_bytes": build.firmware_text_bytes,
                            "data_bytes": build.firmware_data_bytes,
                            "bss_bytes": build.firmware_bss_bytes}
     else:
-        rep["flash_bytes_estimate"] = compiled.weights_bytes
+        rep["flash_bytes"] = compiled.weights_bytes
+        rep["flash_basis"] = "estimate: the weights alone (run or build to measure the code too)"
     return rep
 
 
@@ -269,7 +276,7 @@ def run_remote(port: str, inputs: np.ndarray, model: Graph | str | Path | None =
            "timer": timing(info.timer_kind, info.timer_hz, ticks, emulated=emulated)}
     if graph is None:  # raw bytes, read as int8
         return RunResult([np.frombuffer(b"".join(rows), np.int8).reshape(len(rows), -1)], rep)
-    return RunResult(unpack(graph, rows), rep)
+    return RunResult(shape_outputs(graph, inputs, unpack(graph, rows)), rep)
 
 
 def deploy(model: Graph | str | Path, board: str, host: str, inputs: np.ndarray | None = None,
@@ -321,7 +328,7 @@ def deploy(model: Graph | str | Path, board: str, host: str, inputs: np.ndarray 
     rep.update({"host": host, "remote_dir": remote, "run_prefix": _shlex.join(run_prefix or []),
                 "latency": {k: stats[k] for k in linux.RUNNER_STATS},
                 "threads": stats.get("threads", 1), "peak_rss_kb": stats["peak_rss_kb"]})
-    return RunResult(unpack(graph, rows), rep)
+    return RunResult(shape_outputs(graph, inputs, unpack(graph, rows)), rep)
 
 
 def run_linux_here(graph: Graph, b: Board, inputs: Inputs | None, bench: int | None = None,
@@ -359,7 +366,7 @@ def run_linux_here(graph: Graph, b: Board, inputs: Inputs | None, bench: int | N
                 "latency": {k: stats[k] for k in linux.RUNNER_STATS},
                 "threads": stats.get("threads", 1), "peak_rss_kb": stats["peak_rss_kb"],
                 "timer": linux_timing(stats, emulated=bool(prefix))})
-    return RunResult(unpack(graph, rows), rep)
+    return RunResult(shape_outputs(graph, inputs, unpack(graph, rows)), rep)
 
 
 def tune(model: Graph | str | Path, board: str, output: str | Path, host: str | None = None,
@@ -394,7 +401,9 @@ def tune(model: Graph | str | Path, board: str, output: str | Path, host: str | 
 
 @dataclass
 class RunResult:
-    """What a run returns: one ``(batch, *shape)`` array per model output, and the report."""
+    """What a run returns: one array per model output, shaped as the inputs were given (one
+    sample: the output's own shape; see :func:`edge_sdk.model_io.shape_outputs`), and the
+    report."""
 
     output_list: list[np.ndarray]
     report: dict = field(repr=False)
@@ -522,7 +531,7 @@ def run(model: str | Path | Graph, board: str = "host", inputs: np.ndarray | Non
     rep["timer"] = timing(info.timer_kind, info.timer_hz, ticks, emulated=b.emulator is not None)
     if profile:
         add_layer_timing(rep, marks, info.timer_kind, info.timer_hz, b.emulator is not None)
-    return RunResult(unpack(graph, rows), rep)
+    return RunResult(shape_outputs(graph, inputs, unpack(graph, rows)), rep)
 
 
 def validate(model: str | Path | Graph, board: str = "host", inputs: Inputs | None = None,
@@ -535,7 +544,7 @@ def validate(model: str | Path | Graph, board: str = "host", inputs: Inputs | No
     number of layers, which keeps the board's memory what the model needs). Returns the
     report: one row per layer (elements, differing, max error; relative error for float) and
     the first layer that differs."""
-    from edge_sdk.validate import layer_report, reference_tensors
+    from edge_sdk.validate import contained, layer_report, reference_tensors
 
     graph = model if isinstance(model, Graph) else load(model)
     if graph.source is None:
@@ -566,8 +575,8 @@ def validate(model: str | Path | Graph, board: str = "host", inputs: Inputs | No
                                       f"({step.opcode}), expected {t.nbytes}: is its "
                                       "firmware built with EDGE_TRACE (make TRACE=1)?")
                 ours[k].append(np.frombuffer(dev.read_trace(size), np.dtype(t.dtype)))
-    theirs = reference_tensors(graph.source, arrays, [s.outputs[0] for s in steps],
-                               fresh_state=stateful)
+    theirs = contained("LiteRT", reference_tensors, graph.source, arrays,
+                       [s.outputs[0] for s in steps], fresh_state=stateful)
     layers = [{"step": k, "index": s.op_index, "op": s.opcode,
                "name": graph.tensor(s.outputs[0]).short_name} for k, s in enumerate(steps)]
     rep = layer_report(layers, [np.stack(o) for o in ours], theirs)

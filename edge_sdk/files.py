@@ -101,6 +101,24 @@ def write_atomic(path: str | Path, data: bytes) -> None:
         raise
 
 
+# Every JSON document edge-sdk writes or prints carries this first, so that a script reading
+# them can tell which vocabulary it has. The vocabulary is one across commands: a quantity has
+# one key wherever it appears (``flash_bytes`` is the model's flash, measured or estimated as
+# ``flash_basis`` says; a board's capacity is ``flash_capacity_bytes``). Bump on a renamed or
+# removed key, not on an added one.
+SCHEMA = "edge-sdk/1"
+
+
+def stamped(data: dict) -> dict:
+    """``data`` with the ``schema`` key first."""
+    return {"schema": SCHEMA, **{k: v for k, v in data.items() if k != "schema"}}
+
+
+def json_text(data: dict) -> str:
+    """What ``--json`` prints: ``data`` stamped with the schema, indented."""
+    return json.dumps(stamped(data), indent=2)
+
+
 def write_json(path: str | Path, data: dict) -> None:
-    """``data`` as indented JSON, through :func:`write_atomic`."""
-    write_atomic(path, (json.dumps(data, indent=2) + "\n").encode())
+    """``data`` as indented JSON with the schema stamp, through :func:`write_atomic`."""
+    write_atomic(path, (json_text(data) + "\n").encode())

@@ -163,6 +163,25 @@ def unpack(graph: Graph, rows: list[bytes]) -> list[np.ndarray]:
     return out
 
 
+def shape_outputs(graph: Graph, inputs: Inputs | None, outs: list[np.ndarray]
+                  ) -> list[np.ndarray]:
+    """The outputs shaped as the inputs were given (see :func:`layout`), the same in the API's
+    ``result.outputs`` and the CLI's ``--output``: one sample (or none given: the default
+    input) gives the model's output shape, ``(1, 12)``; N samples along the batch axis give
+    ``(N, *shape[1:])``; N stacked samples ``(N, *shape)``."""
+    how = "one"
+    if inputs is not None:
+        first = input_list(graph, inputs)[0]  # the model's first input, whatever the keys' order
+        how = layout(np.asarray(first), graph.tensor(graph.inputs[0]))[1]
+    shapes = [tuple(graph.tensor(t).shape) for t in graph.outputs]
+    if how == "one":
+        return [o.reshape(shape) for o, shape in zip(outs, shapes, strict=True)]
+    if how == "batch":
+        return [o.reshape(len(o), *(shape[1:] if shape[:1] == (1,) else shape))
+                for o, shape in zip(outs, shapes, strict=True)]
+    return outs
+
+
 def output_ios(graph: Graph) -> tuple[ModelIO, ...]:
     return model_io(graph, "output")
 

@@ -130,3 +130,39 @@ def test_run_verbose_shows_the_inference_and_the_check(capsys):
     for step in ("compiling ad01_int8 for host", "building the firmware for host",
                  "running 1 inference(s) on host", "checking the outputs against"):
         assert f"edge-sdk: {step}" in err, f"-v did not show '{step}'"
+
+
+def test_a_crashing_reference_interpreter_is_one_line_and_keeps_the_outputs(tmp_path, capsys):
+    """LiteRT's reference SOFTMAX aborts the process on a 1000-class int8 input that is flat
+    (checked first in a child, as a fact about today's LiteRT). In the CLI's own process that
+    was exit 134, no message, outputs lost; now the oracle runs in a child: one line, exit 8,
+    outputs and report written."""
+    import subprocess
+    import sys
+
+    from edge_sdk.frontend.tflite_writer import OpSpec, TensorSpec, build_model
+
+    model = tmp_path / "softmax1000.tflite"
+    model.write_bytes(build_model(
+        [TensorSpec("input", (1, 1000), "int8", (0.1,), (0,)),
+         TensorSpec("output", (1, 1000), "int8", (1 / 256,), (-128,))],
+        [OpSpec("SOFTMAX", [0], [1], {"beta": 1.0})], [0], [1]))
+    flat = np.full((1, 1000), 5, np.int8)
+    np.save(tmp_path / "x.npy", flat)
+    litert = subprocess.run([sys.executable, "-c", (
+        "import sys, numpy as np\n"
+        "from edge_sdk.validate import reference_outputs\n"
+        "reference_outputs(__import__('pathlib').Path(sys.argv[1]), [np.load(sys.argv[2])])\n"),
+        str(model), str(tmp_path / "x.npy")], capture_output=True)
+    assert litert.returncode < 0 or litert.returncode == 134, litert.returncode
+
+    out, report = tmp_path / "y.npy", tmp_path / "r.json"
+    assert main(["run", str(model), "--input", str(tmp_path / "x.npy"), "--check",
+                 "--output", str(out), "--report", str(report)]) == 8
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert "the reference interpreter crashed on this model: outputs written, not checked" in err
+    y = np.load(out)
+    assert y.shape == (1, 1000) and len(np.unique(y)) == 1  # flat in, flat out
+    check = json.loads(report.read_text())["check"]
+    assert check["match"] is None and "crashed" in check["error"]

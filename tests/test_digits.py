@@ -9,7 +9,7 @@ import pytest
 import edge_sdk
 from edge_sdk.frontend.onnx import onnx_to_tflite
 from edge_sdk.frontend.tflite import parse
-from edge_sdk.quantize import quantize
+from edge_sdk.quantization import quantize
 from tests.conftest import reference
 from tests.models import digits_cnn
 

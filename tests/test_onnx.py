@@ -8,6 +8,7 @@ down.
 from __future__ import annotations
 
 import glob
+import json
 import os
 import sys
 from pathlib import Path
@@ -223,3 +224,46 @@ def test_conformance_on_the_mali_board_with_pocl(tmp_path, capsys):
         results[case.name] = pocl_case(case, tmp_path / str(k))
     assert not any(r == "mismatch" for r in results.values())
     assert tally("pytorch-converted on PoCL", results, capsys) >= POCL_FLOOR
+
+
+def test_check_passes_correct_float_outputs_near_zero(tmp_path, capsys):
+    """The old purely relative rule (1e-4 of each value) failed correct ONNX results: a Sigmoid
+    of inputs in [-12, -8] is ~1e-5, where onnxruntime's own Sigmoid is off by up to 1.5%; and a
+    MatMul's sum in another order is off by ~1e-7 of the output's magnitude, all of a value near
+    zero. The rule is now numpy's isclose with atol = rtol * max|ref| of the sample."""
+    from onnx import TensorProto, helper
+
+    rng = np.random.default_rng(3)
+    w = rng.standard_normal((64, 32)).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("Sigmoid", ["x"], ["s"]), helper.make_node("MatMul", ["x", "w"], ["m"])],
+        "near_zero", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 64])],
+        [helper.make_tensor_value_info("s", TensorProto.FLOAT, [1, 64]),
+         helper.make_tensor_value_info("m", TensorProto.FLOAT, [1, 32])],
+        [numpy_helper.from_array(w, "w")])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]),
+              tmp_path / "near_zero.onnx")
+    x = np.concatenate([rng.uniform(-12, -8, 32), rng.uniform(-3, 3, 32)]).astype(np.float32)
+    np.save(tmp_path / "x.npy", x[None, None])
+    assert main(["run", str(tmp_path / "near_zero.onnx"), "--input", str(tmp_path / "x.npy"),
+                 "--check", "--json"]) == 0
+    check = json.loads(capsys.readouterr().out)["check"]
+    assert check["match"] and check["reference"] == "onnxruntime"
+    assert check["max_rel_error"] > 1e-4  # the old rule would have failed this correct result
+    assert "max|ref|" in check["rule"]
+
+
+def test_the_float_rule_is_isclose_against_the_outputs_range():
+    from edge_sdk.validate import compare
+
+    ref = np.array([[100.0, -3.0, 2e-7, np.nan, np.inf, -np.inf]], np.float32)
+    near = ref + np.array([[1e-3, 0, 9e-4, 0, 0, 0]], np.float32)  # within 1e-5 * 100
+    assert compare(near, ref)["match"]
+    for k, wrong in ((0, 100.003), (2, 2.1e-3), (3, 0.0), (4, -np.inf), (5, 1e30)):
+        bad = ref.copy()
+        bad[0, k] = wrong
+        assert compare(bad, ref)["differing"] == 1, k
+    # each sample has its own range: a large first sample does not excuse the second
+    two = np.array([[1000.0, 0.0], [1.0, 0.0]], np.float32)
+    assert compare(two + np.array([[0, 5e-3], [0, 0]], np.float32), two)["match"]
+    assert not compare(two + np.array([[0, 0], [0, 5e-3]], np.float32), two)["match"]

@@ -22,7 +22,7 @@ from edge_sdk.cli import main
 from edge_sdk.errors import EdgeSDKError
 from edge_sdk.frontend.onnx import onnx_to_tflite
 from edge_sdk.model_io import quantize_inputs
-from edge_sdk.quantize import quantize
+from edge_sdk.quantization import quantize
 from tests.conftest import reference
 from tests.test_onnx import DATA, case_data, tally
 from tests.test_reduce import tflm

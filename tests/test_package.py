@@ -75,6 +75,19 @@ def test_flash_dry_run_does_not_import_tvm(tmp_path):
     assert (verdict, rc) == ("NO-TVM", 0)
 
 
+def test_lazy_names_survive_their_modules_being_imported():
+    """CI caught ``edge_sdk.quantize(...)`` failing with "'module' object is not callable" once
+    something had imported the quantize package (its name then shadowed the function), and
+    ``edge_sdk.api`` missing after a bare ``import edge_sdk``."""
+    code = ("import edge_sdk, edge_sdk.quantization, edge_sdk.cli\n"
+            "assert edge_sdk.quantize.__name__ == 'quantize' and callable(edge_sdk.quantize)\n"
+            "assert edge_sdk.api.compile_for and edge_sdk.compiler.lower.supported_ops\n"
+            "assert edge_sdk.compiler.compile_graph.__name__ == 'compile_graph'\n"
+            "try:\n    edge_sdk.no_such_name\nexcept AttributeError:\n    pass\n"
+            "else:\n    raise SystemExit('no AttributeError')\n")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
 def test_no_board_files_is_an_error(tmp_path, monkeypatch, capsys):
     """An install without its data says so, instead of listing no boards with exit 0."""
     from edge_sdk.cli import main

@@ -13,7 +13,7 @@ from edge_sdk.cli import main
 from edge_sdk.errors import EdgeSDKError
 from edge_sdk.frontend.tflite import parse
 from edge_sdk.frontend.tflite_writer import OpSpec, TensorSpec, build_model
-from edge_sdk.quantize import quantize
+from edge_sdk.quantization import quantize
 from tests.conftest import random_inputs, reference, shared_model
 
 # float model, official int8 model, whether the output is a class score

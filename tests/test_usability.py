@@ -229,9 +229,39 @@ def test_boards_table_is_aligned_with_human_sizes_and_has_json(capsys):
     pico = next(line for line in lines if line.startswith("rpi-pico "))
     assert "2.0 MiB" in pico and "264.0 KiB" in pico and "run-remote" in pico
     assert main(["boards", "--json"]) == 0
-    rows = json.loads(capsys.readouterr().out)
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["schema"] == "edge-sdk/1"
+    rows = doc["boards"]
     assert {r["board"] for r in rows} >= {"host", "mps2-an386", "rpi-pico", "rpi4"}
     assert next(r for r in rows if r["board"] == "mps2-an386")["run"] == "here (QEMU)"
+
+
+def test_every_json_document_has_the_schema_and_one_vocabulary(conv_model, tmp_path, capsys):
+    """compile's report said ``flash_bytes_estimate`` where run's said ``flash_bytes``, boards
+    said ``flash_bytes`` for the board's capacity, and no document had a schema version."""
+    docs = {}
+    for name, argv in (("compile", ["compile", str(conv_model), "-o", str(tmp_path / "c"),
+                                    "--json"]),
+                       ("run", ["run", str(conv_model), "--json", "--report",
+                                str(tmp_path / "run.json")]),
+                       ("inspect", ["inspect", str(conv_model), "--json"]),
+                       ("report", ["report", str(tmp_path / "c"), "--json"]),
+                       ("boards", ["boards", "--json"])):
+        assert main(argv) == 0, name
+        docs[name] = json.loads(capsys.readouterr().out)
+    docs["report.json"] = json.loads((tmp_path / "c" / "report.json").read_text())
+    docs["run --report"] = json.loads((tmp_path / "run.json").read_text())
+    assert {k: d["schema"] for k, d in docs.items()} == {k: "edge-sdk/1" for k in docs}
+    for name in ("compile", "report.json", "report"):
+        assert docs[name]["flash_bytes"] == docs[name]["weights_bytes"], name
+        assert docs[name]["flash_basis"].startswith("estimate"), name
+    for name in ("run", "run --report"):
+        assert docs[name]["flash_bytes"] > docs[name]["weights_bytes"], name
+        assert docs[name]["flash_basis"].startswith("measured"), name
+    assert not any("flash_bytes_estimate" in d for d in docs.values())
+    assert docs["inspect"]["estimate"]["arena_bytes"] == docs["compile"]["arena_bytes"]
+    host = next(r for r in docs["boards"]["boards"] if r["board"] == "mps2-an386")
+    assert host["flash_capacity_bytes"] == 4 << 20 and "flash_bytes" not in host
 
 
 def test_json_quiet_and_verbose(conv_model, tmp_path, capsys):
@@ -360,9 +390,9 @@ def test_a_cmsis_project_runs_bit_exact_on_its_emulated_board(conv_model, tmp_pa
     result = json.loads(capsys.readouterr().out)
     np.testing.assert_array_equal(np.load(tmp_path / "y.npy").reshape(-1),
                                   reference(conv_model, x[:, None]).reshape(-1))
-    # QEMU's DWT does not count: the port falls back to SysTick at the board's real clock.
+    # QEMU's DWT is there but does not count: the port marks its SysTick ticks as an emulator's.
     timer = result["timer"]
-    assert (timer["kind"], timer["timer_hz"], timer["unit"]) == ("systick", board.clock_hz,
+    assert (timer["kind"], timer["timer_hz"], timer["unit"]) == ("systick-emulated", board.clock_hz,
                                                                  "instructions")
     assert all(n > 0 for n in timer["per_inference"])
 

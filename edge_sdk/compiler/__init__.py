@@ -7,6 +7,7 @@ that importing a light submodule such as :mod:`edge_sdk.compiler.targets` stays 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -22,4 +23,6 @@ _WHERE = {"PREFERENCES": "compile", "CompiledModel": "compile", "compile_graph":
 def __getattr__(name: str) -> Any:
     if name in _WHERE:
         return getattr(importlib.import_module(f"edge_sdk.compiler.{_WHERE[name]}"), name)
+    if not name.startswith("_") and importlib.util.find_spec(f"edge_sdk.compiler.{name}"):
+        return importlib.import_module(f"edge_sdk.compiler.{name}")
     raise AttributeError(f"module 'edge_sdk.compiler' has no attribute '{name}'")

@@ -7,7 +7,6 @@ into place at the end, so a failure never leaves a half-written project behind.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
@@ -20,8 +19,10 @@ import jinja2
 import numpy as np
 import yaml
 
+from edge_sdk import __version__
 from edge_sdk.compiler.program import packed_bytes
 from edge_sdk.errors import BoardError, UsageError, did_you_mean
+from edge_sdk.files import json_text
 from edge_sdk.frontend.tflite import c_identifier
 from edge_sdk.project.boards import Board
 from edge_sdk.resources import FIRMWARE_DIR, TEMPLATES_DIR
@@ -243,8 +244,8 @@ def generate_project(
 
             build_kernel_object(compiled.program, compiled.sources.function_of_step,
                                 board.llvm_target, tmp / layout["model"] / "kernels.o")
-        (tmp / "edge_project.json").write_text(json.dumps(
+        (tmp / "edge_project.json").write_text(json_text(
             {"model": compiled.name, "board": board.name, "template": template,
              "project": context["project"], "library": context["library"],
-             "edge_sdk": "0.1.0"}, indent=2) + "\n", encoding="utf-8")
+             "edge_sdk": __version__}) + "\n", encoding="utf-8")
     return dest

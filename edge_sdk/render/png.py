@@ -1,48 +1,58 @@
-"""The memory plan as a PNG, drawn without a graphics library: boxes on a raster, encoded with
-zlib (PNG is a zlib stream of filtered rows with CRC-framed chunks)."""
+"""The memory plan as a PNG, for a slide or an issue: the same boxes as the HTML page, with a
+title, both axes labelled and ticked. Drawn with Pillow and its built-in font, so it needs no
+system fonts and looks the same on every machine."""
 
 from __future__ import annotations
 
-import struct
-import zlib
-
-import numpy as np
+import io
 
 from edge_sdk.render.html import PALETTE, SCRATCH
+from edge_sdk.render.table import human_bytes
 
 
-def _rgb(color: str) -> tuple[int, int, int]:
-    return int(color[1:3], 16), int(color[3:5], 16), int(color[5:7], 16)
-
-
-def encode_png(pixels: np.ndarray) -> bytes:
-    """``pixels``: (height, width, 3) uint8 -> PNG bytes (8-bit RGB, filter 0 on every row)."""
-    height, width, _ = pixels.shape
-    raw = b"".join(b"\x00" + pixels[y].tobytes() for y in range(height))
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return (struct.pack(">I", len(data)) + kind + data
-                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
-            + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b""))
-
-
-def render_png(rep: dict, width: int = 960, height: int = 360) -> bytes:
+def render_png(rep: dict, width: int = 960, height: int = 420) -> bytes:
     """Offset (down) over layers (across), one box per arena buffer, as in the HTML page."""
-    img = np.full((height, width, 3), 255, np.uint8)
-    left, top, w, h = 10, 10, width - 20, height - 20
-    img[top:top + h, left:left + w] = 250
-    plan, n = rep.get("memory_plan") or [], max(len(rep["layers"]), 1)
+    from PIL import Image, ImageDraw, ImageFont
+
+    img = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(img)
+    font, title_font = ImageFont.load_default(size=12), ImageFont.load_default(size=16)
+    plan, layers = rep.get("memory_plan") or [], rep["layers"]
+    n = max(len(layers), 1)
     arena = max([rep.get("arena_bytes") or 0, *(b["offset"] + b["bytes"] for b in plan), 1])
+    left, top, right, bottom = 90, 40, width - 20, height - 50
+    w, h = right - left, bottom - top
+
+    title = (f"{rep.get('model', '?')} on {rep.get('board', '?')}: arena memory plan "
+             f"({human_bytes(rep.get('arena_bytes'))}, {len(layers)} layers)")
+    draw.text((left, 10), title, fill="#222", font=title_font)
+    draw.rectangle((left, top, right, bottom), fill="#fafafa")
     for i, b in enumerate(plan):
-        x0 = left + int(b["first"] * w / n)
-        x1 = max(left + int((b["last"] + 1) * w / n) - 1, x0 + 1)
-        y0 = top + int(b["offset"] / arena * h)
-        y1 = max(top + int((b["offset"] + b["bytes"]) / arena * h), y0 + 2)
+        x0 = left + b["first"] * w / n
+        x1 = max(left + (b["last"] + 1) * w / n - 1, x0 + 1)
+        y0 = top + b["offset"] / arena * h
+        y1 = max(top + (b["offset"] + b["bytes"]) / arena * h, y0 + 2)
         color = SCRATCH if b["kind"] == "scratch" else PALETTE[i % len(PALETTE)]
-        img[y0:y1, x0:x1] = _rgb(color)
-    img[top, left:left + w] = img[top + h - 1, left:left + w] = 120  # frame
-    img[top:top + h, left] = img[top:top + h, left + w - 1] = 120
-    return encode_png(img)
+        draw.rectangle((x0, y0, x1, y1), fill=color, outline="white")
+    draw.rectangle((left, top, right, bottom), outline="#777")
+
+    for k in range(5):  # y: arena offset
+        y = top + h * k / 4
+        draw.line((left - 4, y, left, y), fill="#777")
+        draw.text((left - 8, y), human_bytes(arena * k / 4), fill="#333", font=font,
+                  anchor="rm")
+    label = Image.new("RGB", (h, 16), "white")
+    ImageDraw.Draw(label).text((h / 2, 8), "arena offset", fill="#333", font=font,
+                               anchor="mm")
+    img.paste(label.rotate(90, expand=True), (4, top))
+    step = max(1, -(-n // 16))  # at most ~16 layer ticks
+    for i in range(0, n, step):  # x: layers
+        x = left + (i + 0.5) * w / n
+        draw.line((x, bottom, x, bottom + 4), fill="#777")
+        draw.text((x, bottom + 6), str(i), fill="#333", font=font, anchor="mt")
+    draw.text((left + w / 2, height - 8), "layer (each box: a buffer, from the layer that "
+              "writes it to the last that reads it; grey: scratch)", fill="#333", font=font,
+              anchor="mb")
+    out = io.BytesIO()
+    img.save(out, format="PNG")
+    return out.getvalue()

@@ -77,7 +77,7 @@ def layer_table(rep: dict) -> str:
              f"{human_bytes(rep.get('io_bytes'))} RAM; weights "
              f"{human_bytes(rep.get('weights_bytes'))}")
     flash = rep.get("flash_bytes")
-    if flash:
+    if flash and not str(rep.get("flash_basis", "measured")).startswith("estimate"):
         total += f"; model flash {human_bytes(flash)}"
     rows.append(total + f" ({rep.get('model', '?')} for {rep.get('board', '?')})")
     return "\n".join(rows)

@@ -17,6 +17,8 @@
 /* From the device's CMSIS system file (system_<device>.c). */
 extern uint32_t SystemCoreClock;
 
+void SysTick_Handler(void) { edge_systick_wraps++; }
+
 static int read_byte(uint32_t timeout_ms) {
   uint64_t start = edge_systick_ticks();
   uint64_t limit = (uint64_t)timeout_ms * (SystemCoreClock / 1000u);

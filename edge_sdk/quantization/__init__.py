@@ -21,8 +21,8 @@ from edge_sdk.compiler.quantization import quantize_array
 from edge_sdk.errors import ModelError, UsageError
 from edge_sdk.frontend.tflite import Graph, parse
 from edge_sdk.model_io import input_key, input_list, output_key
-from edge_sdk.quantize.calibration import _interpreter, check_samples, choose_range, collect
-from edge_sdk.quantize.rewrite import FLOAT_ONLY, activation_params, build_int8, fuse
+from edge_sdk.quantization.calibration import _interpreter, check_samples, choose_range, collect
+from edge_sdk.quantization.rewrite import FLOAT_ONLY, activation_params, build_int8, fuse
 
 __all__ = ["QuantizeResult", "load_calibration", "quantize"]
 
