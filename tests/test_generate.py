@@ -8,6 +8,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,9 @@ GENERATED = [  # (template, board)
     ("zephyr", "mps3-an547"), ("arduino", "nano33ble"), ("arduino", "rpi-pico"),
     ("cmsis", "stm32f746g-disco"), ("cmsis", "nrf52840dk"), ("cmsis", "mps2-an386"),
     ("baremetal", "mps2-an386"), ("baremetal", "mps3-an547"),
+    ("platformio", "nano33ble"), ("platformio", "rpi-pico"), ("platformio", "stm32f746g-disco"),
+    ("platformio", "nucleo-l4r5zi"), ("zephyr", "mps2-an385"), ("zephyr", "mps2-an386"),
+    ("zephyr", "mps2-an500"),
 ]
 
 
@@ -60,6 +64,36 @@ def check_zephyr(project: Path, board: str) -> None:
     assert re.fullmatch(sample["common"]["harness_config"]["regex"][0],
                         "edge-sdk: kws_ref_model: top class 9")
     assert (project / "src" / "main.c").exists() and (project / "README.rst").exists()
+    b = get_board(board)
+    manifest = yaml.safe_load((project / "west.yml").read_text())["manifest"]
+    assert manifest["self"]["path"] == project.name
+    (zephyr,) = manifest["projects"]
+    assert zephyr["name"] == "zephyr" and zephyr["revision"].startswith("v")
+    assert set(zephyr["import"]["name-allowlist"]) == set(b.zephyr_modules)
+    if b.emulator:  # `west build -t run_edge_qemu` starts the board's QEMU machine
+        assert "add_custom_target(run_edge_qemu" in cmake
+        assert f"-M {b.emulator['machine']}" in cmake and "zephyr_final" in cmake
+        assert "run_edge_qemu" in (project / "README.rst").read_text()
+
+
+def test_zephyr_project_is_a_west_workspace(kws, tmp_path):
+    """`west init -l PROJECT` (west from PyPI) makes a workspace whose manifest is the project's
+    west.yml, and west's own parser takes it (imports not followed: no network here)."""
+    import shutil as sh
+
+    if sh.which("west") is None and not (Path(sys.executable).parent / "west").exists():
+        pytest.skip("west is not installed (pip install -e '.[dev]' installs it)")
+    west = sh.which("west") or str(Path(sys.executable).parent / "west")
+    project = generate(kws, tmp_path, "zephyr", "mps2-an386")
+    subprocess.run([west, "init", "-l", project.name], cwd=tmp_path, check=True,
+                   capture_output=True)
+    assert "path = kws_app" in (tmp_path / ".west" / "config").read_text()
+    from west.manifest import ImportFlag, Manifest
+
+    m = Manifest.from_topdir(topdir=tmp_path, import_flags=ImportFlag.IGNORE)
+    zephyr = m.get_projects(["zephyr"])[0]
+    assert zephyr.url == "https://github.com/zephyrproject-rtos/zephyr"
+    assert zephyr.revision == "v4.2.0" and m.projects[0].abspath == str(project)
 
 
 ARDUINO_FIELDS = {"name", "version", "author", "maintainer", "sentence", "paragraph",
@@ -96,6 +130,29 @@ def check_cmsis(project: Path, board: str) -> None:
     assert {"component": "ARM::CMSIS:CORE"} in cproject["components"]
 
 
+def check_platformio(project: Path, board: str) -> None:
+    """PlatformIO's layout: platformio.ini with one environment for the board, the program in
+    src/, the model and protocol as a private library in lib/ (PlatformIO cannot fetch its
+    platforms here, so the sources are compiled against stub headers below)."""
+    import configparser
+
+    b = get_board(board)
+    ini = configparser.ConfigParser(inline_comment_prefixes=(";",))
+    ini.read(project / "platformio.ini")
+    assert ini["platformio"]["default_envs"] == b.name
+    env = ini[f"env:{b.name}"]
+    assert (env["platform"], env["board"], env["framework"]) == (
+        b.platformio["platform"], b.platformio["board"], "arduino")
+    assert "-ffp-contract=off" in env["build_flags"] and env["monitor_speed"] == "115200"
+    (lib,) = (project / "lib").iterdir()
+    manifest = json.loads((lib / "library.json").read_text())
+    assert manifest["name"] == lib.name == "KwsApp" and manifest["frameworks"] == "arduino"
+    assert (lib / "src" / "KwsApp.h").is_file() and (lib / "src" / "kws_ref_model.h").is_file()
+    main_cpp = (project / "src" / "main.cpp").read_text()
+    assert "#include <KwsApp.h>" in main_cpp and "void setup()" in main_cpp
+    assert not list(project.rglob("main.c")), "the program starts in src/main.cpp"
+
+
 def check_baremetal(project: Path, board: str) -> None:
     ld = (project / "linker.ld").read_text()
     b = get_board(board)
@@ -104,7 +161,7 @@ def check_baremetal(project: Path, board: str) -> None:
 
 
 CHECKS = {"zephyr": check_zephyr, "arduino": check_arduino, "cmsis": check_cmsis,
-          "baremetal": check_baremetal}
+          "baremetal": check_baremetal, "platformio": check_platformio}
 
 
 @pytest.mark.parametrize(("template", "board"), GENERATED)
@@ -147,6 +204,14 @@ def test_arduino_sources_compile_against_stub_headers(kws, tmp_path):
     cpp.write_text(sketch.read_text())
     arm_gcc(*TARGETS["cortex-m4"].cflags.split(), f"-I{STUBS / 'arduino'}",
             f"-I{project / 'src'}", str(cpp), "-o", str(tmp_path / "sketch.o"), cxx=True)
+
+
+@pytest.mark.parametrize(("board", "cpu"), [("nucleo-l4r5zi", "cortex-m4"),
+                                           ("rpi-pico", "cortex-m0plus")])
+def test_platformio_sources_compile_against_stub_headers(kws, tmp_path, board, cpu):
+    project = generate(kws, tmp_path, "platformio", board)
+    lib = project / "lib" / "KwsApp" / "src"
+    compile_all(project, cpu, [STUBS / "arduino", lib], tmp_path)
 
 
 def test_unknown_template_lists_the_valid_ones(tmp_path, capsys):

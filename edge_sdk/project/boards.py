@@ -59,6 +59,9 @@ class Board:
     gpu: dict | None = None     # GPU boards: {"api": cuda|opencl, "tag" or "attrs", ...}
     zephyr_flash: str | None = None  # how to flash a Zephyr build on this board (README text)
     console: dict | None = None  # template -> {"port", "how"}: the serial port the firmware uses
+    platformio: dict | None = None  # {"platform", "board"[, "upload"]}: PlatformIO's names
+    zephyr_modules: tuple[str, ...] = ("cmsis", "cmsis_6")  # what west.yml's import keeps
+    zephyr_run: str | None = None  # what Zephyr's own `west build -t run` starts: qemu, fvp
 
     def console_port(self, template: str) -> dict:
         """The serial port a project of ``template`` talks on: ``{"port", "how"}``."""
@@ -118,6 +121,9 @@ def _board(data: dict) -> Board:
         templates=tuple(data.get("templates", ())),
         zephyr=(data.get("zephyr") or {}).get("board"),
         zephyr_flash=(data.get("zephyr") or {}).get("flash"),
+        zephyr_modules=tuple((data.get("zephyr") or {}).get("modules", ("cmsis", "cmsis_6"))),
+        platformio=data.get("platformio"),
+        zephyr_run=(data.get("zephyr") or {}).get("run"),
         console=data.get("console"),
         arduino=data.get("arduino"),
         cmsis=Cmsis(**data["cmsis"]) if data.get("cmsis") else None,

@@ -115,7 +115,10 @@ def load_template(name: str) -> TemplateSpec:
 def _environment(template_dir: Path) -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.ChoiceLoader([jinja2.FileSystemLoader(template_dir),
-                                    jinja2.FileSystemLoader(TEMPLATES_DIR / "_common")]),
+                                    jinja2.FileSystemLoader(TEMPLATES_DIR / "_common"),
+                                    # one template may include another's files (platformio's
+                                    # library is the Arduino template's)
+                                    jinja2.FileSystemLoader(TEMPLATES_DIR)]),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
     )
@@ -149,6 +152,10 @@ def _sample_rows(data: bytes) -> list[str]:
     return [", ".join(f"0x{b:02x}" for b in data[i : i + 16]) + ","
             for i in range(0, len(data), 16)]
 
+
+# The Zephyr release a generated west.yml pins (has mps2/an385, an386, an500 and the other boards'
+# targets under their hardware-model-v2 names); change it in the project's west.yml at will.
+ZEPHYR_REVISION = "v4.2.0"
 
 _ARDUINO_CORE_NAMES = {"Arduino", "Wire", "SPI", "Stream", "Print", "HardwareSerial", "WString",
                        "Printable", "Client", "Server", "Udp", "IPAddress"}
@@ -200,23 +207,24 @@ def generate_project(
         raise UsageError(f"the sample has {len(sample_bytes)} bytes, the model's inputs "
                          f"{packed_bytes(program.inputs)}")
     dest = Path(dest)
-    if template == "arduino" and library_name(dest.name) in _ARDUINO_CORE_NAMES:
+    if template in ("arduino", "platformio") and library_name(dest.name) in _ARDUINO_CORE_NAMES:
         raise UsageError(f"an Arduino library named '{library_name(dest.name)}' would hide the "
                          "core header of that name: choose another output directory name")
     context = {
         "board": board, "target": board.target, "model": compiled.name, "template": spec,
         "project": c_identifier(dest.name), "library": library_name(dest.name),
-        "trace": trace,
+        "trace": trace, "zephyr_revision": ZEPHYR_REVISION,
         "output_is_float": all(graph.tensor(io.tensor).dtype == "float32"
                                for io in program.outputs), "demo": demo, "profile": profile,
         # The sample's bytes only where the program can use them (a 224x224 float image is
         # 24 MB of C text): the boot demo, and the Arduino library's Demo() function.
-        "sample_rows": _sample_rows(sample_bytes) if demo or template == "arduino" else [],
+        "sample_rows": (_sample_rows(sample_bytes) if demo or template in ("arduino", "platformio")
+                        else []),
         "sample_note": note,
         "input": tin, "output": tout, "arena_bytes": compiled.memory.arena_bytes,
         "ios": [*compiled.program.inputs, *compiled.program.outputs],
     }
-    layout = spec.layout
+    layout = {k: v.replace("__LIBRARY__", context["library"]) for k, v in spec.layout.items()}
     with atomic_directory(dest, force=force) as tmp:
         write_model_sources(compiled, tmp / layout["model"])
         if "common" in layout:
