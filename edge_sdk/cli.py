@@ -8,6 +8,7 @@ import contextlib
 import functools
 import io
 import json
+import math
 import os
 import shlex
 import signal
@@ -285,9 +286,18 @@ def cmd_run_remote(args: argparse.Namespace) -> int:
     x = _load_inputs(args.input)
     if isinstance(x, dict) and graph is None:
         raise UsageError("an .npz input needs --model, to know the order of the inputs")
-    emulated = bool(args.board and api.get_board(args.board).emulator)
+    board = api.get_board(args.board) if args.board else None
+    emulated = bool(board and board.emulator)
+    run_timeout = args.run_timeout
+    if run_timeout is None:
+        run_timeout = 120.0
+        if graph is not None and board is not None:  # as run and benchmark bound RUN
+            from edge_sdk.device.launch import run_budget
+
+            run_timeout = run_budget(sum(s.macs for s in api.compile_for(
+                graph, board).program.steps), board)
     result = api.run_remote(args.port, x, model=graph, baudrate=args.baud, timeout=args.timeout,
-                            run_timeout=args.run_timeout, emulated=emulated)
+                            run_timeout=run_timeout, emulated=emulated)
     _save_results(args, result)
     if args.json:
         print(json_text(_json_result(result)))
@@ -576,6 +586,18 @@ def _threads(text: str) -> int:
     return value
 
 
+def _seconds(text: str) -> float:
+    """A time limit: finite and above zero (``nan`` and ``inf`` never give up, 0 and below
+    gave a misleading "cannot open serial port")."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number of seconds") from None
+    if not math.isfinite(value) or value <= 0 or value > 86400:
+        raise argparse.ArgumentTypeError(f"takes seconds above 0 and at most a day, not {text}")
+    return value
+
+
 BOARD_HELP = "a board of `edge-sdk boards`, or a board .yaml file"
 
 
@@ -739,7 +761,7 @@ def parser() -> argparse.ArgumentParser:
     m.add_argument("--port", required=True, help="/dev/ttyACM0, COM3, socket://HOST:PORT")
     m.add_argument("--baud", type=int, default=115200,
                    help="serial baud rate (ignored for socket://)")
-    m.add_argument("--seconds", type=float, help="stop after this long (default: Ctrl-C)")
+    m.add_argument("--seconds", type=_seconds, help="stop after this long (default: Ctrl-C)")
     m.set_defaults(func=cmd_monitor)
 
     rr = sub.add_parser("run-remote", help="run inputs on a board that runs edge-sdk firmware")
@@ -750,9 +772,12 @@ def parser() -> argparse.ArgumentParser:
     rr.add_argument("--report", help="write timings as JSON")
     rr.add_argument("--baud", type=int, default=115200,
                     help="serial baud rate (ignored for socket://)")
-    rr.add_argument("--timeout", type=float, default=10.0, help="seconds per reply")
-    rr.add_argument("--run-timeout", type=float, default=120.0,
-                    help="seconds one inference may take (default 120)")
+    rr.add_argument("--timeout", type=_seconds, default=10.0,
+                    help="seconds a reply may take; a command gives up after twice this "
+                         "(default 10)")
+    rr.add_argument("--run-timeout", type=_seconds,
+                    help="seconds one inference may take (default: from the model's MACs and "
+                         "the --board's clock, at least 10 s; 120 s without both)")
     rr.add_argument("--board", help="the board on the port: tells what its timer counts (an "
                                     "emulated board's SysTick counts instructions)")
     json_option(rr)

@@ -166,3 +166,22 @@ def test_a_crashing_reference_interpreter_is_one_line_and_keeps_the_outputs(tmp_
     assert y.shape == (1, 1000) and len(np.unique(y)) == 1  # flat in, flat out
     check = json.loads(report.read_text())["check"]
     assert check["match"] is None and "crashed" in check["error"]
+
+
+def test_api_and_cli_give_one_sample_the_same_shape(tmp_path):
+    """The API's result.outputs was (1, 1, 12) for one KWS sample where --output wrote (1, 12);
+    both are now the model's output shape for one sample, and (N, 12) for N samples."""
+    import edge_sdk
+
+    model = shared_model("kws_ref_model")
+    rng = np.random.default_rng(2)
+    one = rng.integers(-128, 128, (1, 49, 10, 1), dtype=np.int8)
+    three = rng.integers(-128, 128, (3, 49, 10, 1), dtype=np.int8)
+    for x, shape in ((one, (1, 12)), (one[0], (1, 12)), (three, (3, 12))):
+        api = edge_sdk.run(model, board="host", inputs=x).outputs
+        np.save(tmp_path / "x.npy", x)
+        assert main(["run", str(model), "--input", str(tmp_path / "x.npy"), "--output",
+                     str(tmp_path / "y.npy")]) == 0
+        cli = np.load(tmp_path / "y.npy")
+        assert api.shape == cli.shape == shape, (x.shape, api.shape, cli.shape)
+        np.testing.assert_array_equal(api, cli)

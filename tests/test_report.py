@@ -170,6 +170,8 @@ def test_png_of_the_memory_plan(kws_compiled, tmp_path):
     assert dark[5:35, 80:700].sum() > 300, "no title above the chart"
     assert dark[40:400, 0:85].sum() > 200, "no offset ticks or axis name on the left"
     assert dark[372:420, 90:950].sum() > 300, "no layer ticks or axis name below"
+    legend = img[14:26, 700:950].reshape(-1, 3)
+    assert any(tuple(c) == (0xB8, 0xB8, 0xB8) for c in legend), "no legend swatch for scratch"
 
 
 def test_html_report_renders_in_a_real_browser(kws_compiled, tmp_path):

@@ -21,11 +21,13 @@ reply's timeout, not an inference's. It sends nothing while the board runs (a po
 drop it), so a garbled notice is waited out as if it had come.
 
 Each try waits at most ``timeout`` seconds for its reply (plus ``run_timeout`` for RUN and
-RUN_TO). A command gives up after ``retries`` tries in a row with no reply at all (a board gone
-silent) or ``tries`` tries in all (a line so noisy that little gets through), so a command
-waits at most ``tries * (timeout + run_timeout)`` (a data chunk: 12 tries more, 2 at each
-larger size it shrinks through); a board that streams bytes that never make the awaited reply
-is cut off by the same deadlines. On a noisy link the data chunks shrink, so that
+RUN_TO, once the board said STARTED). A command gives up after ``retries`` tries in a row with
+no reply at all (a board gone silent) or ``tries`` tries in all (a line so noisy that little
+gets through), and, whatever its tries, at its deadline: ``2 * timeout`` from its first try
+(RUN and RUN_TO: ``2 * (timeout + run_timeout)``, room for one inference to be run again after
+its result was lost). No retry path waits past it: a board that hangs mid-inference, or keeps
+saying STARTED and never answers, or streams bytes that never make the awaited reply, is a
+clean error by then. On a noisy link the data chunks shrink, so that
 each frame is less likely to be hit. A reply of the wrong length is a DeviceError, never a crash.
 """
 
@@ -157,15 +159,20 @@ class Client:
         name = COMMAND_NAMES.get(cmd, str(cmd))
         seqs: set[int] = set()  # the numbers of this request's tries
         problems: list[str] = []
-        silent = 0
-        while len(problems) < (tries or self.tries) and silent < self.retries:
+        silent = started = 0
+        begun = time.monotonic()
+        budget = 2 * (timeout + (work or 0.0))
+        end = begun + budget  # the command's own deadline: no try waits past it
+        while (len(problems) < (tries or self.tries) and silent < self.retries
+               and time.monotonic() < end):
             if problems and problems[-1] == "no reply":
                 self.transport.write(RESYNC)
             seq = self._next_seq()
             seqs.add(seq)
             self.transport.write(encode_request(cmd, payload, seq))
-            deadline = time.monotonic() + timeout
+            deadline = min(time.monotonic() + timeout, end)
             heard = False  # anything came back: the board is alive (and maybe running)
+            running = False  # it said STARTED for this try: its deadline is the inference's
             try:
                 while True:
                     try:
@@ -175,7 +182,7 @@ class Client:
                             raise
                         # Perhaps the STARTED notice, garbled: resending now would reach a busy
                         # board and be lost, so wait for the answer as if it had started.
-                        heard, deadline = True, time.monotonic() + work
+                        heard, deadline = True, min(time.monotonic() + work, end)
                         continue
                     heard = True
                     # Ours: this command, one of its tries; an earlier try's BAD_CRC is moot.
@@ -183,7 +190,9 @@ class Client:
                                                             status == STATUS_BAD_CRC):
                         continue
                     if status == STATUS_STARTED and work is not None:
-                        deadline = time.monotonic() + work
+                        started += 1
+                        if not running:  # a repeated notice does not extend the wait
+                            running, deadline = True, min(time.monotonic() + work, end)
                         continue
                     break
             except _Corrupt:
@@ -204,11 +213,18 @@ class Client:
                                   f"{names.get(status, f'status {status}')}")
             self._last_tries = len(problems) + 1
             return reply
-        seen = ", ".join(sorted(set(problems)))
-        raise LinkFailed(f"{name} failed {len(problems)} times ({seen}; each try waited up to "
-                          f"{timeout:.1f} s): check that the board runs the edge-sdk firmware "
-                          "for this model (protocol version 2: rebuild older firmware), the cable "
-                          "and the baud rate", tries=len(problems), silent=silent)
+        seen = ", ".join(sorted(set(problems))) or "no reply"
+        waited = time.monotonic() - begun
+        if started:
+            raise LinkFailed(f"{name}: the board started the inference ({started} STARTED "
+                              f"notice(s)) but no result came in {waited:.1f} s ({len(problems)} "
+                              f"tries: {seen}): the model may hang the board, or need more than "
+                              f"--run-timeout {work:g} s", tries=len(problems), silent=silent)
+        raise LinkFailed(f"{name} failed after {len(problems)} tries in {waited:.1f} s ({seen}; "
+                          f"the limit is {budget:.1f} s, twice --timeout {timeout:g} s): check that "
+                          "the board runs the edge-sdk firmware for this model (protocol version "
+                          "2: rebuild older firmware), the cable and the baud rate",
+                          tries=len(problems), silent=silent)
 
     def _chunked(self, cmd: int, head: Callable[[int, int], bytes], size: int,
                  limit: int = MAX_PAYLOAD) -> bytes:

@@ -26,6 +26,15 @@ def render_png(rep: dict, width: int = 960, height: int = 420) -> bytes:
     title = (f"{rep.get('model', '?')} on {rep.get('board', '?')}: arena memory plan "
              f"({human_bytes(rep.get('arena_bytes'))}, {len(layers)} layers)")
     draw.text((left, 10), title, fill="#222", font=title_font)
+    # legend, top right: a box's colour tells buffers apart; grey is a kernel's scratch
+    x = right
+    for label, colors in (("scratch", (SCRATCH,)), ("tensors", PALETTE[:3])):
+        x -= int(draw.textlength(label, font=font)) + 6
+        draw.text((x, 20), label, fill="#333", font=font, anchor="lm")
+        for color in reversed(colors):
+            x -= 12
+            draw.rectangle((x, 15, x + 9, 24), fill=color)
+        x -= 14
     draw.rectangle((left, top, right, bottom), fill="#fafafa")
     for i, b in enumerate(plan):
         x0 = left + b["first"] * w / n
@@ -51,8 +60,7 @@ def render_png(rep: dict, width: int = 960, height: int = 420) -> bytes:
         draw.line((x, bottom, x, bottom + 4), fill="#777")
         draw.text((x, bottom + 6), str(i), fill="#333", font=font, anchor="mt")
     draw.text((left + w / 2, height - 8), "layer (each box: a buffer, from the layer that "
-              "writes it to the last that reads it; grey: scratch)", fill="#333", font=font,
-              anchor="mb")
+              "writes it to the last that reads it)", fill="#333", font=font, anchor="mb")
     out = io.BytesIO()
     img.save(out, format="PNG")
     return out.getvalue()
