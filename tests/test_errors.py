@@ -296,7 +296,6 @@ def test_a_board_that_never_finishes_an_inference_is_cut_off_at_the_deadline(run
     each try waited the whole run_timeout and a command had 8 tries (> 300 s with the defaults,
     and a chattering board was waited on forever). Now RUN ends at its deadline,
     2 * (timeout + run_timeout), with a message that names what happened."""
-    from edge_sdk.device import protocol as p
 
     board = SlowBoard(0, 0.0, run=run)
     client = Client(board.transport, timeout=0.3, run_timeout=0.6)
