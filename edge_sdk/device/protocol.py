@@ -221,9 +221,9 @@ class Client:
                               f"tries: {seen}): the model may hang the board, or need more than "
                               f"--run-timeout {work:g} s", tries=len(problems), silent=silent)
         raise LinkFailed(f"{name} failed after {len(problems)} tries in {waited:.1f} s ({seen}; "
-                          f"the limit is {budget:.1f} s, twice --timeout {timeout:g} s): check that "
-                          "the board runs the edge-sdk firmware for this model (protocol version "
-                          "2: rebuild older firmware), the cable and the baud rate",
+                          f"the limit is {budget:.1f} s, twice --timeout {timeout:g} s): check "
+                          "that the board runs the edge-sdk firmware for this model (protocol "
+                          "version 2: rebuild older firmware), the cable and the baud rate",
                           tries=len(problems), silent=silent)
 
     def _chunked(self, cmd: int, head: Callable[[int, int], bytes], size: int,
