@@ -260,7 +260,11 @@ def emit(program: Program, memory: MemoryPlan, external_kernels: bool = False) -
                             f"  /* {buf.nbytes} B, live steps {buf.first}..{buf.last} */")
         if step.notes:
             body.append(f"  /* kernel: {_comment(step.notes)} */")
-        if step.kind == "alias":
+        if step.kind == "copy":
+            src = (f"{name}_{step.constants[0].name}" if step.constants
+                   else pointer(step.inputs[0]))
+            body.append(f"  memcpy({pointer(step.outputs[0])}, {src}, {out.nbytes});")
+        elif step.kind == "alias":
             src, dst = pointer(step.inputs[0]), pointer(step.outputs[0])
             if src != dst:  # the graph's input reshaped straight into its output
                 body.append(f"  memcpy({dst}, {src}, {out.nbytes});")

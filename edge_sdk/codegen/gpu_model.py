@@ -52,8 +52,8 @@ def emit_gpu(program: Program, memory: MemoryPlan, gpu: GpuCode) -> CSources:
         data.append("NULL")
     index_of_other: dict[str, int] = {}
     for step in program.steps:
-        if step.kind == "alias" and index_of_tensor[step.inputs[0]] != index_of_tensor[
-                step.outputs[0]]:
+        if step.kind == "copy" or (step.kind == "alias" and index_of_tensor[step.inputs[0]]
+                                   != index_of_tensor[step.outputs[0]]):
             raise UnsupportedOpError(f"layer {step.op_index} ({step.opcode}) copies the model "
                                      "input straight to its output; nothing to run on a GPU")
         for a in step.args:

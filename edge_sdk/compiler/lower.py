@@ -7,8 +7,11 @@ any work is done, naming the operator and its index.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from functools import partial
+
+import numpy as np
 
 from edge_sdk.compiler.kernels import extremes, movement
 from edge_sdk.compiler.kernels.activation import (
@@ -45,7 +48,7 @@ from edge_sdk.compiler.kernels.schedule import Tuning
 from edge_sdk.compiler.kernels.softmax import lower_softmax
 from edge_sdk.compiler.kernels.svdf import lower_svdf
 from edge_sdk.compiler.kernels.transpose_conv import lower_transpose_conv
-from edge_sdk.compiler.program import Program, Step
+from edge_sdk.compiler.program import Constant, KernelArg, Program, Step
 from edge_sdk.errors import ModelError, UnsupportedOpError
 from edge_sdk.frontend.tflite import Graph, Operator
 
@@ -268,6 +271,7 @@ def lower(graph: Graph, isa: str = "generic", no_scratch: frozenset[int] = froze
 
         return lower_relax(graph)
     check_graph(graph)
+    graph, copies = separate_outputs(graph)
     special = _special_lowerings(isa, tuning)
     cache = {} if cache is None else cache
     steps = []
@@ -283,7 +287,41 @@ def lower(graph: Graph, isa: str = "generic", no_scratch: frozenset[int] = froze
             except _MALFORMED as err:
                 raise malformed(op, graph, err) from err
         steps.append(cache[key])
-    return Program(name=graph.name, graph=graph, steps=steps, isa=isa)
+    return Program(name=graph.name, graph=graph, steps=steps + copies, isa=isa)
+
+
+def separate_outputs(graph: Graph) -> tuple[Graph, list[Step]]:
+    """A model output that no operator writes (the model's input passed through, a constant)
+    or that is listed twice gets a tensor of its own and a step that copies into it.
+
+    LiteRT returns the input or the constant there; without this the output buffer was never
+    written (all zeros, exit 0) or the C had an unused ``output`` parameter (-Werror failed,
+    blamed on the toolchain)."""
+    written = {t for op in graph.operators for t in op.outputs}
+    seen: set[int] = set()
+    tensors, outputs, copies = list(graph.tensors), list(graph.outputs), []
+    for k, t in enumerate(graph.outputs):
+        src = graph.tensor(t)
+        if t in written and t not in seen and not src.is_variable:
+            seen.add(t)
+            continue
+        index = len(tensors)
+        tensors.append(dataclasses.replace(src, index=index, name=f"{src.name} (output {k})",
+                                           data=None, is_variable=False))
+        outputs[k] = index
+        op_index = len(graph.operators) + len(copies)
+        what = "constant" if src.is_constant else "input" if t in graph.inputs else "tensor"
+        args: tuple[KernelArg, ...] = ()
+        if src.is_constant:
+            args = (Constant(f"output{k}_value", np.ascontiguousarray(
+                np.asarray(src.data).astype(src.dtype).reshape(src.shape))),)
+        copies.append(Step(op_index=op_index, opcode="COPY", layer=tensors[index].name,
+                           kind="copy", inputs=() if src.is_constant else (t,),
+                           outputs=(index,), args=args,
+                           notes=f"output {k} is the model's {what} '{src.short_name}'"))
+    if not copies:
+        return graph, []
+    return dataclasses.replace(graph, tensors=tensors, outputs=tuple(outputs)), copies
 
 
 # What a kernel's own arithmetic raises when an operator's tensors do not fit together (a

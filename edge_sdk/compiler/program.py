@@ -68,8 +68,10 @@ KernelArg = TensorArg | Constant | Scratch
 class Step:
     """One source layer, lowered.
 
-    ``kind`` is ``"kernel"`` (call ``func`` with ``args``) or ``"alias"`` (the output shares the
-    input's memory: RESHAPE and friends cost nothing at run time).
+    ``kind`` is ``"kernel"`` (call ``func`` with ``args``), ``"alias"`` (the output shares the
+    input's memory: RESHAPE and friends cost nothing at run time) or ``"copy"`` (the output gets
+    the bytes of ``inputs[0]``, or of the step's one constant: a model output that is a model
+    input, a constant, or another output already, has its own buffer to be written to).
     """
 
     op_index: int
