@@ -267,3 +267,85 @@ def test_the_float_rule_is_isclose_against_the_outputs_range():
     two = np.array([[1000.0, 0.0], [1.0, 0.0]], np.float32)
     assert compare(two + np.array([[0, 5e-3], [0, 0]], np.float32), two)["match"]
     assert not compare(two + np.array([[0, 0], [0, 5e-3]], np.float32), two)["match"]
+
+
+def _mutant(kind: str):
+    """The depthwise-conv conformance model, broken one way ONNX forbids."""
+    import copy
+
+    from onnx import TensorProto, helper
+
+    m = copy.deepcopy(onnx.load(str(DATA / "pytorch-converted" / "test_Conv2d_depthwise_padded"
+                                    / "model.onnx")))
+    conv = m.graph.node[0]
+    attrs = {a.name: a for a in conv.attribute}
+    if kind.startswith("opset"):
+        m.opset_import[0].version = int(kind[5:])
+    elif kind == "no_opset_import":
+        del m.opset_import[:]
+    elif kind in ("com.microsoft", "com.evil"):
+        conv.domain = kind
+        m.opset_import.append(helper.make_opsetid(kind, 1))
+    elif kind == "strides_0":
+        attrs["strides"].ints[:] = [0, 0]
+    elif kind == "group_-1":
+        attrs["group"].i = -1
+    elif kind == "auto_pad_and_pads":
+        conv.attribute.append(helper.make_attribute("auto_pad", "SAME_UPPER"))
+    elif kind == "output_float16":
+        m.graph.output[0].type.tensor_type.elem_type = TensorProto.FLOAT16
+    elif kind == "negative_dims":
+        m.graph.initializer[0].dims[0] = -m.graph.initializer[0].dims[0]
+    return m
+
+
+@pytest.mark.parametrize("kind", ["opset0", "opset99", "no_opset_import", "com.microsoft",
+                                  "com.evil", "strides_0", "group_-1", "auto_pad_and_pads",
+                                  "output_float16", "negative_dims"])
+def test_onnx_that_onnx_forbids_is_refused_in_one_line(kind, tmp_path, capsys):
+    """Each of these compiled without a word (a custom-domain node as the standard operator of
+    its name); ONNX's checker or ONNX Runtime refuses every one. Now: one line, exit 2, nothing
+    written."""
+    path = tmp_path / f"{kind}.onnx"
+    onnx.save(_mutant(kind), path)
+    assert main(["compile", str(path), "-o", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and ("re-export" in err or "standard ONNX" in err), err
+    if kind.startswith("com."):
+        assert f"({kind}:Conv)" in err
+    assert not (tmp_path / "out").exists()
+    assert main(["run", str(path)]) == 2  # run refuses too, before building anything
+    capsys.readouterr()
+
+
+def test_a_custom_domain_sigmoid_is_not_the_standard_sigmoid(tmp_path, capsys):
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Sigmoid", ["x"], ["y"], name="fused", domain="com.microsoft")],
+        "custom", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17),
+                                                      helper.make_opsetid("com.microsoft", 1)]),
+              tmp_path / "custom.onnx")
+    assert main(["inspect", str(tmp_path / "custom.onnx")]) == 2
+    assert "node 'fused' (com.microsoft:Sigmoid)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("kind", ["dangling", "cycle"])
+def test_a_graph_that_is_no_dag_is_refused_by_onnx_rules(kind, tmp_path, capsys):
+    """These read "TVM's ONNX importer cannot take model ('f')"."""
+    from onnx import TensorProto, helper
+
+    nodes = ([helper.make_node("Add", ["x", "ghost"], ["y"])] if kind == "dangling" else
+             [helper.make_node("Relu", ["b"], ["a"]), helper.make_node("Relu", ["a"], ["b"]),
+              helper.make_node("Add", ["x", "a"], ["y"])])
+    graph = helper.make_graph(nodes, kind,
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]),
+              tmp_path / "m.onnx")
+    assert main(["compile", str(tmp_path / "m.onnx"), "-o", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "topologically sorted" in err and "is not output of any previous nodes" in err
+    assert "TVM" not in err

@@ -1023,9 +1023,11 @@ def onnx_to_tflite(path: str | Path, nhwc: bool = False) -> bytes:
     path = Path(path)
     try:
         model = onnx.load(str(path))
-        onnx.checker.check_model(model)
     except Exception as err:  # onnx raises its own error family
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]
         raise ModelError(f"{path} is not a valid ONNX model: {first}") from None
+    from edge_sdk.frontend.onnx_check import check_onnx
+
+    check_onnx(model, path)
     name = path.stem
     return _Translator(relax_module(model, name), name, nhwc).translate()

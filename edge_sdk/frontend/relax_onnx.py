@@ -127,6 +127,9 @@ def load_onnx(path: str | Path) -> Graph:
     except Exception as err:  # onnx raises DecodeError, ValueError... for a damaged file
         raise ModelError(f"{path} is not a readable ONNX model ({type(err).__name__}): "
                          "re-export it") from None
+    from edge_sdk.frontend.onnx_check import check_onnx
+
+    check_onnx(model, path)
     return import_onnx(model, path)
 
 
