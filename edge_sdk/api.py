@@ -24,7 +24,7 @@ from edge_sdk.compiler import CompiledModel, compile_graph
 from edge_sdk.compiler.kernels.schedule import Tuning
 from edge_sdk.device.launch import open_board, run_budget
 from edge_sdk.device.timing import linux_timing, timing
-from edge_sdk.errors import DeviceError, UsageError
+from edge_sdk.errors import BoardError, DeviceError, UsageError
 from edge_sdk.files import write_json
 from edge_sdk.frontend.tflite import Graph
 from edge_sdk.frontend.tflite import load as load_tflite
@@ -67,6 +67,7 @@ def compile(model: Graph | str | Path, board: str | None = None) -> CompiledMode
     graph = model if isinstance(model, Graph) else load(model)
     if board is not None:
         return compile_for(graph, get_board(board))
+    check_constants_fit(graph, get_board("host"))
     return compile_graph(graph)
 
 
@@ -111,12 +112,24 @@ def compile_for(model: Graph | str | Path, board: Board, isa: str | None = None,
     if tuning is not None and board.linux is None:
         raise UsageError(f"--tuning is for Linux boards' CPU kernels; {board.name} has none "
                          "to tune")
+    check_constants_fit(graph, board)
     with progress.stage(f"compiling {graph.name} for {board.name}"):
         if board.gpu is not None:
             return compile_graph(graph, gpu=board.gpu_target)
         return compile_graph(graph, external_kernels=board.linux is not None,
                              isa=isa or isa_for(board), flash_budget=weights_budget(board),
                              prefer=prefer, tuning=tuning)
+
+
+def check_constants_fit(graph: Graph, board: Board) -> None:
+    """Refuse, before any array is made, a model whose constants alone exceed the board's
+    flash (a 1 GiB constant was widened to 8 GiB of int64 before any size check, for a board
+    with 1 MB of flash). Counted from the declared shapes, so nothing is allocated."""
+    total = sum(t.nbytes for t in graph.tensors if t.is_constant)
+    if total > board.flash.size:
+        raise BoardError(f"{graph.name}'s constants (weights) take {total:,} B but {board.name} "
+                         f"has {board.flash.size:,} B of flash: choose a board with more, or a "
+                         "smaller model")
 
 
 # Flash kept free for code (firmware, kernels, libc) when choosing kernels by weight size.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import codecs
 import contextlib
+import errno
 import functools
 import io
 import json
@@ -30,6 +31,9 @@ def _load_npy(path: str) -> np.ndarray:
     claims more data than the file holds (read before anything is allocated)."""
     if Path(path).is_dir():
         raise UsageError(f"input {path} is a directory: give an .npy or .npz file")
+    if Path(path).exists() and not Path(path).is_file():  # a FIFO would block until written
+        raise UsageError(f"input {path} is not a regular file (a pipe or a device): save the "
+                         "inputs to an .npy or .npz file and give that")
     try:
         with open(path, "rb") as f:
             if f.read(6) == b"\x93NUMPY":
@@ -586,6 +590,20 @@ def _threads(text: str) -> int:
     return value
 
 
+def _count(most: int, least: int = 1):
+    """An argparse type: a whole number from ``least`` to ``most`` (``--runs 10**12`` tried
+    to allocate 446 TiB of inputs)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+        if not least <= value <= most:
+            raise argparse.ArgumentTypeError(f"takes {least} to {most:,}, not {text}")
+        return value
+    return parse
+
+
 def _seconds(text: str) -> float:
     """A time limit: finite and above zero (``nan`` and ``inf`` never give up, 0 and below
     gave a misleading "cannot open serial port")."""
@@ -686,8 +704,9 @@ def parser() -> argparse.ArgumentParser:
                    help="trust a host not yet in known_hosts (first contact)")
     t.add_argument("--run-prefix", help="command before the benchmark, e.g. "
                                         "'qemu-aarch64-static'")
-    t.add_argument("--trials", type=int, help="candidate schedules per layer (default: all)")
-    t.add_argument("--runs", type=int, default=20, help="timed runs per candidate")
+    t.add_argument("--trials", type=_count(1000),
+                   help="candidate schedules per layer (default: all)")
+    t.add_argument("--runs", type=_count(100_000), default=20, help="timed runs per candidate")
     t.add_argument("-o", "--output", required=True,
                    help="tuning file (JSON); an existing one is resumed")
     t.set_defaults(func=cmd_tune)
@@ -817,7 +836,8 @@ def parser() -> argparse.ArgumentParser:
                                    "fixed pattern")
     d.add_argument("--output", help=".npy (one output) or .npz (keys output_0, output_1, ...)")
     d.add_argument("--report", help="write report.json (latency percentiles, peak memory)")
-    d.add_argument("--bench", type=int, default=0, help="time this many runs")
+    d.add_argument("--bench", type=_count(1_000_000, least=0), default=0,
+                   help="time this many runs")
     threads_option(d)
     tuning_option(d)
     d.add_argument("--remote-dir", default="edge-sdk", help="on the board (default ~/edge-sdk)")
@@ -832,7 +852,7 @@ def parser() -> argparse.ArgumentParser:
                                           "the board's own unit, and as time where known")
     bm.add_argument("model", help="the model: .tflite (int8, int16 or float), or .onnx")
     bm.add_argument("--board", default="host", help=BOARD_HELP)
-    bm.add_argument("--runs", type=int, default=10, help="inferences to time")
+    bm.add_argument("--runs", type=_count(100_000), default=10, help="inferences to time")
     bm.add_argument("--port", help="a flashed microcontroller's serial port (else the host build "
                                    "or QEMU is started here)")
     bm.add_argument("--host", help="a Linux board over SSH: user@address")
@@ -957,6 +977,17 @@ def _dispatch(args: argparse.Namespace, argv: list[str] | None) -> int:
     except KeyboardInterrupt:
         print("edge-sdk: interrupted", file=sys.stderr)
         return 130
+    except OSError as err:  # the file system said no (a name too long, /proc, a full disk)
+        if err.errno not in USER_ERRNOS:
+            raise
+        where = f" ({str(err.filename)[:120]})" if err.filename else ""
+        print(f"edge-sdk: error: cannot write or read a file{where}: {err.strerror}; choose "
+              "another path", file=sys.stderr)
+        return UsageError.exit_code
+    except MemoryError:
+        print("edge-sdk: error: out of memory: the model or the inputs are larger than this "
+              "machine can hold; use a smaller model, batch or --runs", file=sys.stderr)
+        return UsageError.exit_code
     except Exception as err:  # the last guard: a bug of ours, never a traceback on screen
         crash = save_crash_report(err, argv)
         print(f"edge-sdk: internal error ({type(err).__name__}: "
@@ -967,6 +998,10 @@ def _dispatch(args: argparse.Namespace, argv: list[str] | None) -> int:
 
 # Exit status of an unexpected exception (BSD's EX_SOFTWARE): distinct from every user error.
 INTERNAL_ERROR = 70
+# OSErrors that are about the paths a user gave, never a bug of ours.
+USER_ERRNOS = {errno.ENAMETOOLONG, errno.EACCES, errno.EPERM, errno.ENOENT, errno.EROFS,
+               errno.ENOSPC, errno.EDQUOT, errno.ENOTDIR, errno.EISDIR, errno.EEXIST,
+               errno.ELOOP, errno.EXDEV, errno.EFBIG}
 
 
 def save_crash_report(err: BaseException, argv: list[str] | None) -> Path:

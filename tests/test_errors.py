@@ -351,3 +351,54 @@ def test_a_time_limit_must_be_a_finite_positive_number(value, capsys):
         assert exit_.value.code == 6
         err = capsys.readouterr().err
         assert f"argument {option}:" in err and "serial" not in err
+
+
+def test_user_errors_are_not_internal_errors(tmp_path, capsys, monkeypatch):
+    """Each of these ended in "internal error ... this is a bug" (exit 70): writing into /proc
+    or /sys, a 300-character file name, --runs 10**12 (446 TiB of inputs), an --input that is
+    a FIFO (blocked forever). Now: one line, exit 6 (argparse's own errors: SystemExit 6)."""
+    import os as _os
+
+    from edge_sdk.cli import main
+    from tests.conftest import shared_model
+
+    kws = str(shared_model("kws_ref_model"))
+    long = str(tmp_path / ("a" * 300))
+    for argv in (["compile", kws, "-o", "/proc/edge-sdk-x"], ["compile", kws, "-o", long],
+                 ["run", kws, "--output", long + ".npy"]):
+        assert main(argv) == 6, argv
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "internal error" not in err, err
+    fifo = tmp_path / "fifo"
+    _os.mkfifo(fifo)
+    assert main(["run", kws, "--input", str(fifo)]) == 6
+    assert "not a regular file" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        main(["benchmark", kws, "--board", "host", "--runs", str(10**12)])
+    assert exit_.value.code == 6 and "takes 1 to 100,000" in capsys.readouterr().err
+
+
+def test_constants_larger_than_the_flash_are_refused_before_any_array_is_made(tmp_path,
+                                                                                monkeypatch):
+    """A model whose weights alone exceed the board's flash: refused from the declared sizes,
+    before lowering widens any array (a 1 GiB constant took 8 GiB first)."""
+    import edge_sdk
+    import edge_sdk.api as api
+    from edge_sdk.errors import BoardError
+    from edge_sdk.frontend.tflite_writer import OpSpec, TensorSpec, build_model
+
+    w = np.ones((1024, 2048), np.int8)  # 2 MiB of weights; nano33ble has 960 KiB of flash
+    model = tmp_path / "big.tflite"
+    model.write_bytes(build_model(
+        [TensorSpec("x", (1, 2048), "int8", (0.1,), (0,)),
+         TensorSpec("w", (1024, 2048), "int8", (0.01,), (0,), 0, w),
+         TensorSpec("y", (1, 1024), "int8", (0.2,), (0,))],
+        [OpSpec("FULLY_CONNECTED", [0, 1, -1], [2], {})], [0], [2]))
+
+    def never(*args, **kwargs):
+        raise AssertionError("lowered before the size check")
+
+    monkeypatch.setattr(api, "compile_graph", never)
+    with pytest.raises(BoardError, match=r"constants \(weights\) take 2,097,152 B but nano33ble "
+                                         r"has 983,040 B of flash"):
+        edge_sdk.compile(model, board="nano33ble")

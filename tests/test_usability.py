@@ -180,7 +180,9 @@ def test_benchmark_on_qemu_over_its_port_and_on_the_host(conv_model, tmp_path, c
 def test_benchmark_refuses_what_would_not_mean_anything(conv_model, capsys):
     assert main(["benchmark", str(conv_model), "--board", "rpi4"]) == 6
     assert "--host" in capsys.readouterr().err
-    assert main(["benchmark", str(conv_model), "--runs", "0"]) == 6
+    with pytest.raises(SystemExit) as exit_:  # now refused by the argument parser itself
+        main(["benchmark", str(conv_model), "--runs", "0"])
+    assert exit_.value.code == 6 and "takes 1 to 100,000" in capsys.readouterr().err
 
 
 def smooth_samples(n: int, seed: int = 0, scale: float = 1.0) -> list[np.ndarray]:

@@ -46,8 +46,12 @@ def atomic_directory(dest: Path, force: bool = False, marker: str = "edge_projec
     if dest.exists() and not (dest / marker).is_file():
         raise UsageError(f"{dest} exists and was not made by edge-sdk (no {marker}): "
                          "refusing to replace it, even with --force; choose another directory")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    except OSError as err:  # /proc, /sys, a name too long, a read-only disk
+        raise UsageError(f"cannot create {dest}: {err.strerror}; choose another directory") \
+            from None
     try:
         yield tmp
     except BaseException:
