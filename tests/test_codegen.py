@@ -168,3 +168,31 @@ def test_no_temporary_is_read_stale(board):
             pytest.skip(f"{model} is absent")
         program = compile_for(edge_sdk.load(model), get_board(board)).program
         assert reused_temporaries(generate_kernels(program).code) == [], model.name
+
+
+HOSTILE_NAMES = ["a/*b", "x*/y", "??/\nnext", "bidi\u202eevil\u202c", "tab\there", "ünï ∑ name",
+                 "end??/"]
+
+
+@pytest.mark.parametrize("board", ["host", "mps2-an386"])
+def test_hostile_tensor_and_model_names_build_warning_free(tmp_path, board):
+    """Names from the model file went into C comments as they were: '/*' (-Wcomment), '??/'
+    and a line break (a trigraph splicing lines), a bidi control character (-Wbidi-chars),
+    all fatal under -Werror; a non-ASCII file name gave non-ASCII C identifiers. Names are
+    now ASCII and inert in comments; the model builds and runs bit-exact."""
+    import edge_sdk
+    from edge_sdk.frontend.tflite_writer import OpSpec, TensorSpec, build_model
+    from tests.conftest import random_inputs, reference
+
+    tensors = [TensorSpec(HOSTILE_NAMES[k % len(HOSTILE_NAMES)] + str(k), (1, 8), "int8",
+                          (0.1,), (0,)) for k in range(3)]
+    path = tmp_path / "modèle ü.tflite"
+    path.write_bytes(build_model(tensors, [OpSpec("RELU", [0], [1], {}),
+                                           OpSpec("RELU6", [1], [2], {})], [0], [2]))
+    graph = edge_sdk.load(path)
+    assert graph.name.isascii() and graph.name.isidentifier()
+    x = random_inputs((1, 8), 2, seed=1)
+    got = edge_sdk.run(graph, board=board, inputs=x).outputs
+    np.testing.assert_array_equal(got.reshape(2, 1, 8), reference(path, x))
+    source = edge_sdk.compile(graph).sources.source
+    assert source.isascii() and "??" not in source and "\u202e" not in source

@@ -202,7 +202,7 @@ def import_onnx(model: Any, path: Path | None = None, name: str | None = None) -
     from tvm.relax.frontend.onnx import from_onnx
 
     name = name or (path.stem if path else "model")
-    name = "".join(c if c.isalnum() else "_" for c in name) or "model"
+    name = "".join(c if c.isascii() and c.isalnum() else "_" for c in name) or "model"
     if name[0].isdigit():
         name = "m_" + name
     try:

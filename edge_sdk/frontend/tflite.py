@@ -411,5 +411,7 @@ def load(path: str | Path) -> Graph:
 
 def c_identifier(text: str) -> str:
     """Turn a file stem into a C identifier usable as a symbol prefix."""
-    out = "".join(c if c.isalnum() else "_" for c in text.lower()).strip("_") or "model"
+    # ASCII only: a C identifier of other letters is legal C99 but not every toolchain's.
+    out = "".join(c if c.isascii() and c.isalnum() else "_"
+                  for c in text.lower()).strip("_") or "model"
     return out if not out[0].isdigit() else f"m_{out}"

@@ -167,7 +167,8 @@ _ARDUINO_CORE_NAMES = {"Arduino", "Wire", "SPI", "Stream", "Print", "HardwareSer
 
 def library_name(text: str) -> str:
     """``kws_app`` -> ``KwsApp``: the Arduino library name of a project directory."""
-    parts = [p for p in "".join(c if c.isalnum() else " " for c in text).split() if p]
+    parts = [p for p in "".join(c if c.isascii() and c.isalnum() else " "
+                                for c in text).split() if p]
     name = "".join(p[:1].upper() + p[1:] for p in parts) or "EdgeModel"
     return name if not name[0].isdigit() else f"Model{name}"
 
