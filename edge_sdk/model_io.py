@@ -95,6 +95,12 @@ def quantize_one(x: np.ndarray, t: Tensor) -> np.ndarray:
         if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
             raise UsageError(f"input '{t.name}': dtype {x.dtype} is not supported: give float32")
         q = x.astype(np.float32)
+        bad = int(np.count_nonzero(~np.isfinite(q)))
+        if bad:  # a float model takes them as they are; say so instead of running silently
+            from edge_sdk import progress
+
+            progress.warn(f"input '{t.name}' holds {bad} NaN or infinite value(s): the model "
+                          "computes with them as given, so its outputs will likely be NaN too")
     elif x.dtype == np.dtype(t.dtype):
         q = x
     elif np.issubdtype(x.dtype, np.floating) and t.quant is not None:

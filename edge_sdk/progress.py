@@ -41,6 +41,12 @@ def stage(what: str) -> Iterator[None]:
     print(f" {done}" if tty else f"edge-sdk: {what}: {done}", file=sys.stderr, flush=True)
 
 
+def warn(what: str) -> None:
+    """A warning, on stderr unless ``-q``: something the user should know, not an error."""
+    if level != QUIET:
+        print(f"edge-sdk: warning: {what}", file=sys.stderr, flush=True)
+
+
 def note(what: str) -> None:
     """One line of progress inside a long step (``tune``'s layers), when progress is shown."""
     if enabled():

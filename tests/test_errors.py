@@ -402,3 +402,33 @@ def test_constants_larger_than_the_flash_are_refused_before_any_array_is_made(tm
     with pytest.raises(BoardError, match=r"constants \(weights\) take 2,097,152 B but nano33ble "
                                          r"has 983,040 B of flash"):
         edge_sdk.compile(model, board="nano33ble")
+
+
+@pytest.mark.parametrize("port", ["socket://127.0.0.1:99999", "socket://:4444",
+                                  "socket://127.0.0.1:0", "socket://127.0.0.1:http"])
+def test_a_bad_socket_port_is_named_not_pyserials_internals(port, tmp_path, capsys):
+    """socket://127.0.0.1:99999 printed pyserial's "'debug|info|warning|error'"."""
+    from edge_sdk.cli import main
+
+    np.save(tmp_path / "x.npy", np.zeros((1, 8), np.int8))
+    assert main(["run-remote", "--port", port, "--input", str(tmp_path / "x.npy"),
+                 "--timeout", "1"]) == 6
+    err = capsys.readouterr().err
+    assert "socket://HOST:PORT, with a port from 1 to 65535" in err and "debug|" not in err
+
+
+def test_nan_given_to_a_float_model_is_said(tmp_path, capsys):
+    """A float model took NaN inputs silently; now a warning says so (and the run goes on,
+    as LiteRT's would)."""
+    from edge_sdk.cli import main
+    from edge_sdk.frontend.tflite_writer import OpSpec, TensorSpec, build_model
+
+    model = tmp_path / "f.tflite"
+    model.write_bytes(build_model([TensorSpec("x", (1, 4), "float32"),
+                                   TensorSpec("y", (1, 4), "float32")],
+                                  [OpSpec("RELU", [0], [1], {})], [0], [1]))
+    np.save(tmp_path / "x.npy", np.array([[1.0, np.nan, -2.0, np.inf]], np.float32))
+    assert main(["run", str(model), "--input", str(tmp_path / "x.npy"), "--check"]) == 0
+    captured = capsys.readouterr()
+    assert "warning: input 'x' holds 2 NaN or infinite value(s)" in captured.err
+    assert "check:" in captured.out  # NaN against LiteRT's NaN is a match now

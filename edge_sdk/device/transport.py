@@ -12,7 +12,7 @@ import subprocess
 import time
 from typing import Protocol
 
-from edge_sdk.errors import DeviceError
+from edge_sdk.errors import DeviceError, UsageError
 
 
 class LinkTimeout(DeviceError):
@@ -28,6 +28,23 @@ class Transport(Protocol):
     def close(self) -> None: ...
 
 
+def check_port_name(url: str) -> None:
+    """A ``socket://HOST:PORT`` URL must name a host and a port from 1 to 65535; pyserial's own
+    words for a bad one are its internals ("'debug|info|warning|error'")."""
+    if not url.startswith("socket://"):
+        return
+    from urllib.parse import urlsplit
+
+    where = urlsplit(url)
+    try:
+        port = where.port
+    except ValueError:
+        port = None
+    if not where.hostname or port is None or not 1 <= port <= 65535:
+        raise UsageError(f"--port {url}: a TCP serial port is socket://HOST:PORT, with a port "
+                          "from 1 to 65535 (QEMU's UART: socket://127.0.0.1:4444)")
+
+
 class SerialTransport:
     """pyserial: ``/dev/ttyACM0``, ``COM3``, or ``socket://127.0.0.1:PORT`` (QEMU's UART)."""
 
@@ -35,6 +52,7 @@ class SerialTransport:
         import serial
 
         self.url = url
+        check_port_name(url)
         # A device path is locked for us alone, so a second program (a monitor left open) is
         # reported as "busy" instead of silently stealing bytes; URLs (socket://) cannot be.
         extra = {} if "://" in url else {"exclusive": True}

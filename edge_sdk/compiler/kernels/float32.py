@@ -30,6 +30,7 @@ from edge_sdk.compiler.kernels.elementwise import _broadcast_strides
 from edge_sdk.compiler.kernels.tir import (
     buffer_args,
     f32,
+    float_clamp,
     i32,
     in_range,
     kernel,
@@ -53,11 +54,7 @@ def _activation(op: Operator, value):
     lo, hi = _CLAMPS.get(op.options.get("activation", "NONE"), ("?", "?"))
     if lo == "?":
         raise refuse(op, f"fused activation {op.options.get('activation')}")
-    if hi is not None:
-        value = tirx.min(value, f32(hi))
-    if lo is not None:
-        value = tirx.max(value, f32(lo))
-    return value
+    return float_clamp(value, lo, hi)
 
 
 def _float_tensor(op: Operator, graph: Graph, index: int, role: str) -> Tensor:
@@ -232,12 +229,8 @@ def unary_value(op: Operator, v, p, intrinsics: bool = False):
     def call(cname: str, intrinsic, x):
         return intrinsic(x) if intrinsics else tirx.call_pure_extern("float32", cname, x)
 
-    if op.opcode == "RELU":
-        return tirx.max(v, f32(0.0))
-    if op.opcode == "RELU6":
-        return tirx.min(tirx.max(v, f32(0.0)), f32(6.0))
-    if op.opcode == "RELU_N1_TO_1":
-        return tirx.min(tirx.max(v, f32(-1.0)), f32(1.0))
+    if op.opcode in ("RELU", "RELU6", "RELU_N1_TO_1"):
+        return float_clamp(v, *_CLAMPS[op.opcode])
     if op.opcode == "LEAKY_RELU":  # reference_ops::LeakyRelu
         return tirx.Select(v > f32(0.0), v, v * p[0])
     if op.opcode == "ABS":

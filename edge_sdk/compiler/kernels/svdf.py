@@ -27,7 +27,7 @@ from edge_sdk.compiler.kernels.fixedpoint import emit_multiply_by_quantized_mult
 from edge_sdk.compiler.kernels.tir import (
     buffer_args,
     clamp,
-    f32,
+    float_clamp,
     i32,
     kernel,
     loop,
@@ -150,9 +150,4 @@ def _output(op: Operator, total: tirx.Buffer, y: Tensor, requant) -> Any:
     if activation not in _FLOAT_CLAMPS:
         raise refuse(op, f"fused activation {activation}")
     lo, hi = _FLOAT_CLAMPS[activation]
-    value = total[0]
-    if hi is not None:
-        value = tirx.min(value, f32(hi))
-    if lo is not None:
-        value = tirx.max(value, f32(lo))
-    return value
+    return float_clamp(total[0], lo, hi)

@@ -149,6 +149,17 @@ def clamp(x: Any, lo: int, hi: int) -> Any:
     return tirx.max(tirx.min(x, i32(hi)), i32(lo))
 
 
+def float_clamp(x: Any, lo: float | None, hi: float | None) -> Any:
+    """TFLite's float clamp, ``x < lo ? lo : x`` then ``x > hi ? hi : x``: a NaN passes
+    through, as in LiteRT's RELU, RELU6 and fused activations (TVM's max/min return the bound
+    for a NaN, so ours gave 0 where LiteRT gives NaN)."""
+    if lo is not None:
+        x = tirx.Select(x < f32(lo), f32(lo), x)
+    if hi is not None:
+        x = tirx.Select(x > f32(hi), f32(hi), x)
+    return x
+
+
 def in_range(index: Any, size: int) -> Any:
     """``0 <= index < size`` as a TIR condition."""
     return tirx.all(index >= 0, index < size)
