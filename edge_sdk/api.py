@@ -324,7 +324,9 @@ def deploy(model: Graph | str | Path, board: str, host: str, inputs: np.ndarray 
         if machine not in b.linux["uname"]:
             raise DeviceError(f"{host} is {machine}, but {b.name} binaries need "
                               f"{' or '.join(b.linux['uname'])}: pick the matching --board")
-    remote = f"{remote_dir.rstrip('/')}/{compiled.name}"
+    from edge_sdk.device.ssh import remote_path
+
+    remote = f"{remote_path(remote_dir).rstrip('/')}/{compiled.name}"
     with tempfile.TemporaryDirectory(prefix="edge-sdk-") as scratch:
         work = Path(scratch)
         bundle = linux.build_bundle(compiled, b, work)

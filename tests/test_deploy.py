@@ -3,6 +3,7 @@ board's run prefix (on a real Pi the same code path runs without it)."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -88,6 +89,19 @@ def test_armv7_bit_exact_with_latency_and_memory(sshd, tmp_path):
     lat = result.report["latency"]
     assert lat["bench_runs"] == 5 and 0 < lat["p50_ns"] <= lat["p90_ns"] <= lat["p99_ns"]
     assert result.report["peak_rss_kb"] > 0
+
+
+def test_a_remote_dir_that_looks_like_an_option_is_a_path(sshd, tmp_path, monkeypatch):
+    """--remote-dir=-oX reached the board's mkdir as an option; it is a relative path."""
+    monkeypatch.chdir(tmp_path)
+    home = Path(os.path.expanduser("~"))
+    weird = "-odd-dir"
+    result = edge_sdk.api.deploy(
+        shared_model("ad01_int8"), "rpi4", sshd.host, port=sshd.port, identity=sshd.identity,
+        known_hosts=sshd.known_hosts, remote_dir=weird, run_prefix=["qemu-aarch64-static"])
+    assert result.report["remote_dir"] == "./-odd-dir/ad01_int8"
+    assert (home / weird / "ad01_int8").is_dir()
+    shutil.rmtree(home / weird)
 
 
 def test_bundle_is_installed_atomically_and_paths_are_not_shell_code(sshd, tmp_path):
@@ -223,6 +237,35 @@ def test_a_changed_host_key_is_refused_even_with_accept_new(sshd, tmp_path):
     assert not (tmp_path / "remote").exists()
 
 
+def descendants(pid: int) -> dict[int, str]:
+    """Every process below ``pid`` (from /proc): pid -> command name."""
+    parent: dict[int, tuple[int, str]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        name = text[text.index("(") + 1:text.rindex(")")]
+        parent[int(stat.parent.name)] = (int(text[text.rindex(")") + 2:].split()[1]), name)
+    found, todo = {}, [pid]
+    while todo:
+        p = todo.pop()
+        for child, (ppid, name) in parent.items():
+            if ppid == p and child not in found:
+                found[child] = name
+                todo.append(child)
+    return found
+
+
+def alive(pid: int) -> bool:
+    """Running, not a zombie (a container's init may never reap a killed orphan)."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return text[text.rindex(")") + 2:].split()[0] != "Z"
+
+
 def _tree(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
             if p.is_file()}
@@ -268,10 +311,16 @@ def test_an_interrupted_upload_leaves_the_board_and_this_machine_as_they_were(ss
             assert proc.poll() is None, f"the deploy ended before its upload: {proc.stderr.read()}"
             assert time.monotonic() < deadline, "the upload never started"
             time.sleep(0.02)
+        family = descendants(proc.pid)  # scp, and the ssh that scp runs
         proc.send_signal(getattr(signal, how))
         _, err = proc.communicate(timeout=30)
     finally:
         proc.kill()
+    # No child outlives edge-sdk: scp, and scp's own ssh (killing scp alone left that ssh to
+    # notice its closed pipe by itself: >= 3 s over a slow link). Checked the moment we exit.
+    names = {pid: name for pid, name in family.items() if alive(pid)}
+    assert any(n == "ssh" for n in family.values()), family
+    assert not names, f"still running when edge-sdk exited: {names}"
     assert proc.returncode == 130
     assert err.strip().splitlines() == ["edge-sdk: interrupted"]
     time.sleep(0.5)

@@ -14,8 +14,10 @@ parameters of that fixed script, never spliced into it.
 from __future__ import annotations
 
 import contextlib
+import os
 import shlex
 import shutil
+import signal
 import subprocess
 import tarfile
 from dataclasses import dataclass
@@ -26,13 +28,38 @@ from edge_sdk.errors import DeviceError, ToolchainError, UsageError
 # Unpack $1 (an uploaded tar) into $2 (the bundle directory), atomically replacing it.
 _INSTALL = r'''set -e
 up="$1"; dest="$2"; stage="$dest.staging.$$"; old="$dest.old.$$"
-mkdir -p "$(dirname "$dest")"
-rm -rf "$stage"; mkdir -p "$stage"
-tar -xf "$up" -C "$stage"; rm -f "$up"
-if [ -e "$dest" ]; then mv "$dest" "$old"; fi
-mv "$stage" "$dest"
-rm -rf "$old"
+mkdir -p -- "$(dirname -- "$dest")"
+rm -rf -- "$stage"; mkdir -p -- "$stage"
+tar -xf "$up" -C "$stage"; rm -f -- "$up"
+if [ -e "$dest" ]; then mv -- "$dest" "$old"; fi
+mv -- "$stage" "$dest"
+rm -rf -- "$old"
 '''
+
+
+def remote_path(path: str) -> str:
+    """A remote directory as given, made safe to pass to a command: a relative path that starts
+    with '-' (``--remote-dir=-o...``) would be read as an option, so it gets a leading ``./``."""
+    if not path or any(ord(c) < 32 for c in path):
+        raise UsageError(f"{path!r} is not a remote directory: give a path such as edge-sdk or "
+                         "/home/pi/models")
+    return f"./{path}" if path.startswith("-") else path
+
+
+def run_group(cmd: list[str], timeout: float) -> subprocess.CompletedProcess:
+    """``subprocess.run`` for ssh and scp, in a process group of their own that is killed
+    whole when we stop for any reason (SIGTERM, Ctrl-C, a timeout): scp runs ssh as its child,
+    and killing scp alone left that ssh alive for seconds after edge-sdk had exited."""
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except BaseException:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        raise
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
 
 
 @dataclass(frozen=True)
@@ -94,7 +121,7 @@ class SshHost:
         cmd = ["ssh", *self._options(), *(["-p", str(self.port)] if self.port else []),
                "--", self.destination, shlex.join(argv)]
         try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+            proc = run_group(cmd, timeout)
         except subprocess.TimeoutExpired:
             raise DeviceError(f"{what} on {self.destination} did not finish within "
                               f"{timeout:.0f} s") from None
@@ -105,7 +132,12 @@ class SshHost:
             raise ToolchainError("scp not found: install it with apt-get install openssh-client")
         cmd = ["scp", "-q", *self._options(), *(["-P", str(self.port)] if self.port else []),
                "--", source, target]
-        self._check(subprocess.run(cmd, capture_output=True, text=True, timeout=600), what)
+        try:
+            proc = run_group(cmd, 600)
+        except subprocess.TimeoutExpired:
+            raise DeviceError(f"{what} to or from {self.destination} did not finish within "
+                              "600 s") from None
+        self._check(proc, what)
 
     def put(self, local: Path, remote: str) -> None:
         self._scp(str(local), f"{self.destination}:{remote}", "the upload")
@@ -119,16 +151,19 @@ class SshHost:
         with tarfile.open(archive, "w") as tar:
             for item in sorted(bundle.iterdir()):
                 tar.add(item, arcname=item.name)
+        remote_dir = remote_path(remote_dir)
         upload = f"{remote_dir}.upload.tar"
         try:
-            self.run(["mkdir", "-p", str(Path(remote_dir).parent)], what="creating the directory")
+            self.run(["mkdir", "-p", "--", str(Path(remote_dir).parent)],
+                     what="creating the directory")
             self.put(archive, upload)
             self.run(["sh", "-c", _INSTALL, "edge-sdk-install", upload, remote_dir],
                      what="installing the bundle")
         except BaseException:
-            # Interrupted or failed half-way (scp is killed with us: subprocess.run ends its
-            # child on any exception): the installed bundle, if any, is untouched; drop the
-            # partial upload so nothing is left on the board. Best effort, briefly.
+            # Interrupted or failed half-way (scp and its ssh are killed with us: run_group
+            # ends their process group on any exception): the installed bundle, if any, is
+            # untouched; drop the partial upload so nothing is left on the board. Best effort,
+            # briefly.
             with contextlib.suppress(Exception):
                 self.run(["rm", "-f", upload], timeout=15, what="removing the partial upload")
             raise
