@@ -4,6 +4,11 @@ ours, counted.
 
     python3 benchmarks/robustness.py [--count 3200] [--models kws_ref_model,vww_96_int8]
                                       [--run 20] [--json benchmarks/robustness.json]
+    python3 benchmarks/robustness.py --onnx 1100 [--run 40]
+
+``--onnx N``: N protobuf-level mutants of a small PyTorch-style ONNX classifier
+(``tests/onnx_mutants.py``; several random-weight copies), onnxruntime's verdict beside ours;
+``wrong`` is then an output outside the ``--check`` float rule (rtol 1e-4).
 
 For each mutant (see ``tests/mutants.py``): LiteRT (reference kernels) loads and runs it, or
 rejects it; edge-sdk loads and compiles it (plain C for the host), or refuses it with an
@@ -95,6 +100,59 @@ def classify(raw: bytes, verdict, x: np.ndarray, run_it: bool, workdir: Path
     return ("both accept, same output" if same else "wrong"), ""
 
 
+def measure_onnx(count: int, run: int, seed: int) -> dict:
+    from onnx_mutants import onnx_mutants, ort_verdict, sample_model
+    from test_mutants import input_for
+
+    import edge_sdk
+    from edge_sdk.errors import EdgeSDKError
+    from edge_sdk.validate import compare
+
+    per_model = 200
+    outcomes: Counter = Counter()
+    examples: dict[str, list[str]] = {}
+    ran = 0
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="edge-sdk-robust-onnx-") as tmp:
+        for k in range(-(-count // per_model)):
+            base = sample_model(seed + k)
+            x = np.random.default_rng(seed + k).normal(0, 1, (1, 3, 8, 8)).astype(np.float32)
+            for i, m in enumerate(onnx_mutants(base, min(per_model, count - k * per_model),
+                                               seed=seed + k)):
+                path = Path(tmp) / f"m{k}_{i}.onnx"
+                path.write_bytes(m.raw)
+                feed = input_for(m.raw, x)
+                verdict = ort_verdict(m.raw, [feed])
+                detail = ""
+                try:
+                    graph = edge_sdk.load(path)
+                    edge_sdk.compile(graph)
+                    if not verdict.accepted:
+                        outcome, detail = "compiled, onnxruntime refuses", verdict.error
+                    elif ran < run:
+                        ran += 1
+                        got = edge_sdk.run(graph, board="host", inputs=feed).output_list
+                        same = all(compare(g, w[None], rtol=1e-4)["match"]
+                                   for g, w in zip(got, verdict.outputs, strict=True))
+                        outcome = "both accept, same output" if same else "wrong"
+                    else:
+                        outcome = "both accept"
+                except EdgeSDKError as err:
+                    detail = str(err)
+                    outcome = ("traceback" if "\n" in detail else "both refuse"
+                               if not verdict.accepted else "we refuse, onnxruntime runs")
+                except Exception as err:
+                    outcome, detail = "traceback", f"{type(err).__name__}: {str(err)[:160]}"
+                path.unlink()
+                outcomes[outcome] += 1
+                examples.setdefault(outcome, [])
+                if len(examples[outcome]) < 8:
+                    examples[outcome].append(f"{m.what}: {detail[:200]}")
+    return {"model": "sample ONNX classifier (opset 17)", "mutants": count,
+            "seconds": round(time.perf_counter() - start, 1), "outcomes": dict(outcomes),
+            "examples": examples}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=1600, help="mutants per model (default 1600)")
@@ -104,10 +162,14 @@ def main() -> int:
     parser.add_argument("--run", type=int, default=20,
                         help="mutants LiteRT accepts to build and run on the host (default 20)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--onnx", type=int, default=0,
+                        help="ONNX mutants instead of TFLite ones (onnxruntime the oracle)")
     parser.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "robustness.json"))
     args = parser.parse_args()
     results = []
-    for name in args.models.split(","):
+    if args.onnx:
+        results.append(measure_onnx(args.onnx, args.run, args.seed))
+    for name in ([] if args.onnx else args.models.split(",")):
         path = SHARED / f"{name}.tflite"
         if not path.exists():
             print(f"{path} is absent: the MLPerf Tiny models live in ../shared", file=sys.stderr)

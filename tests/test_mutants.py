@@ -142,3 +142,61 @@ def test_misaligned_flatbuffer_parts_are_refused_as_litert_does(model, position,
     assert not litert_verdict(bytes(buf), [x]).accepted
     with pytest.raises(ModelError, match=rf"corrupt or truncated: .*{where}.* is misaligned"):
         parse(bytes(buf), name="mutant")
+
+
+def input_for(raw: bytes, x: np.ndarray) -> np.ndarray:
+    """``x``, or random data of the shape the mutant declares for its input when that is
+    another small, fully known shape."""
+    import onnx
+
+    try:
+        dims = [d.dim_value for d in onnx.load_from_string(raw).graph.input[0].type
+                .tensor_type.shape.dim]
+    except Exception:
+        return x
+    if dims and all(0 < d <= 64 for d in dims) and tuple(dims) != x.shape:
+        return np.random.default_rng(2).normal(0, 1, dims).astype(np.float32)
+    return x
+
+
+def test_onnx_mutants_are_refused_where_onnxruntime_refuses_them(capsys, tmp_path):
+    """ONNX at the protobuf level (tests/onnx_mutants.py), onnxruntime as the second opinion:
+    nothing it refuses is compiled, nothing escapes as a traceback, and a mutant both accept
+    runs on the host with onnxruntime's outputs (the float rule of --check)."""
+    from onnx_mutants import onnx_mutants, ort_verdict, sample_model
+
+    from edge_sdk.validate import compare
+
+    base = sample_model()
+    x = np.random.default_rng(1).normal(0, 1, (1, 3, 8, 8)).astype(np.float32)
+    counts = {"both refuse": 0, "both accept": 0, "we refuse, onnxruntime runs": 0}
+    compiled_refused, wrong, ran = [], [], 0
+    for k, m in enumerate(onnx_mutants(base, 60, seed=3)):
+        path = tmp_path / f"m{k}.onnx"
+        path.write_bytes(m.raw)
+        feed = input_for(m.raw, x)  # a mutant with another (valid) input shape gets that shape
+        verdict = ort_verdict(m.raw, [feed])
+        try:
+            graph = edge_sdk.load(path)
+            compiled = edge_sdk.compile(graph)
+        except EdgeSDKError as err:
+            assert "\n" not in str(err), f"{m.what}: a refusal of several lines: {err}"
+            counts["both refuse" if not verdict.accepted else "we refuse, onnxruntime runs"] += 1
+            continue
+        except Exception as err:
+            pytest.fail(f"{m.what}: {type(err).__name__} escaped: {err}")
+        if not verdict.accepted:
+            compiled_refused.append(f"{m.what} (onnxruntime: {verdict.error})")
+            continue
+        counts["both accept"] += 1
+        if ran < 6 and compiled is not None:
+            ran += 1
+            got = edge_sdk.run(graph, board="host", inputs=feed).output_list
+            for g, want in zip(got, verdict.outputs, strict=True):
+                if not compare(g, want[None], rtol=1e-4)["match"]:
+                    wrong.append(m.what)
+    with capsys.disabled():
+        print(f"\nONNX sample: 60 mutants: {counts}, compiled but onnxruntime refuses: "
+              f"{len(compiled_refused)}, ran {ran}, wrong {len(wrong)}")
+    assert not compiled_refused, "; ".join(compiled_refused)
+    assert not wrong, wrong

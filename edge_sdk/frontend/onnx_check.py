@@ -20,6 +20,15 @@ STANDARD_DOMAINS = ("", "ai.onnx")
 PADDED = ("Conv", "ConvTranspose", "ConvInteger", "QLinearConv", "AveragePool", "MaxPool",
           "LpPool")
 GROUPED = ("Conv", "ConvTranspose", "ConvInteger", "QLinearConv")
+# Operator sets before 6 predate every exporter in use; ONNX Runtime has no kernels for them
+# (Relu-1), so nothing could check our result. 6 stays: PyTorch's own conformance models use it.
+OLDEST_OPSET = 6
+
+
+def _known_types() -> frozenset[int]:
+    from onnx import TensorProto
+
+    return frozenset(v for v in TensorProto.DataType.values() if v != TensorProto.UNDEFINED)
 
 
 def _node_name(node: Any, k: int) -> str:
@@ -33,6 +42,7 @@ def check_onnx(model: Any, path: Path | None = None) -> None:
     import onnx
     from onnx import defs
 
+    known_types = _known_types()
     where = path.name if path is not None else "the model"
     versions = {o.domain: o.version for o in model.opset_import}
     default = [versions[d] for d in STANDARD_DOMAINS if d in versions]
@@ -43,6 +53,16 @@ def check_onnx(model: Any, path: Path | None = None) -> None:
     if not 1 <= default[0] <= newest:
         raise ModelError(f"{where} asks for ONNX operator set {default[0]}, which does not "
                          f"exist (1 to {newest} do): re-export it with a real opset_version")
+    if default[0] < OLDEST_OPSET:
+        raise ModelError(f"{where} uses ONNX operator set {default[0]}, older than any exporter "
+                         f"in use makes and than ONNX Runtime implements: re-export it with "
+                         "opset_version 7 or newer")
+    for v in (*model.graph.input, *model.graph.output):
+        kind = v.type.WhichOneof("value")
+        if kind == "tensor_type" and v.type.tensor_type.elem_type not in known_types:
+            raise ModelError(f"{where}: '{v.name}' has element type "
+                             f"{v.type.tensor_type.elem_type}, which ONNX does not define: "
+                             "re-export it")
     for k, node in enumerate(model.graph.node):
         if node.domain not in STANDARD_DOMAINS:
             raise UnsupportedOpError(
