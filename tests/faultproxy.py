@@ -86,13 +86,17 @@ class LinkFigures:
     faults: int = 0
     bytes: int = 0
     seconds: list[float] = field(default_factory=list)
+    # The longest any one command took, over its base time (--timeout; RUN: --timeout +
+    # --run-timeout): the client's own deadline is 2.0 of it, which no retry may pass.
+    worst_command: float = 0.0
 
     def as_dict(self) -> dict:
         s = sorted(self.seconds) or [0.0]
         return {"rate": self.rate, "inferences": self.count, "succeeded": self.succeeded,
                 "clean_errors": self.clean_errors, "wrong": self.wrong, "hung": self.hung,
                 "faults": self.faults, "bytes": self.bytes,
-                "s_median": s[len(s) // 2], "s_mean": sum(s) / len(s), "s_max": s[-1]}
+                "s_median": s[len(s) // 2], "s_mean": sum(s) / len(s), "s_max": s[-1],
+                "worst_command_over_timeout": round(self.worst_command, 3)}
 
 
 def deadline(client: Client, commands: int) -> float:
@@ -111,6 +115,18 @@ def measure_link(board: Board, elf: Path, inputs: np.ndarray, expected: np.ndarr
         proxy = FaultyProxy(port, rate, seed)
         transport = SerialTransport(f"socket://127.0.0.1:{proxy.port}")
         client = Client(transport, timeout=timeout, run_timeout=run_timeout)
+        plain_request = client.request
+
+        def timed(cmd, payload=b"", timeout=None, work=None, tries=None):
+            base = (timeout or client.timeout) + (work or 0.0)
+            start = time.monotonic()
+            try:
+                return plain_request(cmd, payload, timeout=timeout, work=work, tries=tries)
+            finally:
+                figures.worst_command = max(figures.worst_command,
+                                            (time.monotonic() - start) / base)
+
+        client.request = timed  # type: ignore[method-assign]
         out_bytes = expected[0].nbytes
         chunks = -(-inputs[0].nbytes // 16) + 1 + -(-out_bytes // 16)
         limit = deadline(client, chunks)

@@ -43,3 +43,14 @@ def test_loader_and_compiler_fuzz_smoke(tmp_path):
 
 def test_serial_frame_parser_fuzz_smoke(tmp_path):
     fuzz("fuzz_frames.py", 5000, tmp_path)
+
+
+def test_onnx_loader_fuzz_smoke(tmp_path):
+    sys.path.insert(0, str(Path(__file__).parent))
+    from onnx_mutants import sample_model
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for seed in range(2):
+        (corpus / f"sample{seed}.onnx").write_bytes(sample_model(seed).SerializeToString())
+    fuzz("fuzz_onnx.py", 300, tmp_path, corpus)

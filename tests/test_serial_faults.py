@@ -47,6 +47,7 @@ def test_one_fault_in_a_thousand_bytes(board_firmware):
     fig = inferences(board_firmware, 1e-3, 200, seed=1)
     print(fig.as_dict())
     assert fig.faults > 0 and fig.wrong == 0 and fig.hung == 0
+    assert fig.worst_command <= 2.0 + 0.1  # no command waits past its deadline
     assert fig.succeeded >= 0.99 * 200
 
 
@@ -55,3 +56,4 @@ def test_one_fault_in_a_hundred_bytes(board_firmware):
     fig = inferences(board_firmware, 1e-2, 30, seed=2)
     print(fig.as_dict())
     assert fig.faults > 0 and fig.wrong == 0 and fig.hung == 0
+    assert fig.worst_command <= 2.0 + 0.1  # no command waits past its deadline
