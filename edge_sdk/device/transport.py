@@ -75,12 +75,17 @@ class SerialTransport:
         buf = bytearray()
         deadline = time.monotonic() + timeout
         while len(buf) < n:
+            # Wait no longer than the deadline leaves (pyserial's own timeout, 0.1 s, would
+            # overshoot a short deadline by up to that much).
+            wait = min(0.1, max(deadline - time.monotonic(), 0.005))
+            if abs(self._port.timeout - wait) > 0.002:
+                self._port.timeout = wait
             try:
                 chunk = self._port.read(n - len(buf))
             except (serial.SerialException, OSError) as err:
                 raise DeviceError(f"serial link {self.url} failed: {err}") from None
             buf += chunk
-            if len(buf) < n and time.monotonic() > deadline:
+            if len(buf) < n and time.monotonic() >= deadline:
                 raise LinkTimeout(
                     f"the board on {self.url} did not answer within {timeout:.1f} s "
                     f"(got {len(buf)} of {n} bytes): check that it runs the edge-sdk firmware"
