@@ -14,7 +14,7 @@ from pathlib import Path
 def data_path(name: str) -> Path:
     """``edge_sdk/data/<name>`` as a real path (templates and firmware are copied and
     rendered from it, so a path is needed, not just a readable resource)."""
-    where = files("edge_sdk").joinpath("data", name)
+    where = files("edge_sdk").joinpath("data").joinpath(name)  # one part each: Python 3.10
     if not isinstance(where, Path):  # installed as a zip: the files cannot be copied from it
         raise RuntimeError(f"edge-sdk's {name}/ is not on the file system ({where}): install "
                            "edge-sdk as files (pip install), not as a zipped package")

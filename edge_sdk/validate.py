@@ -199,7 +199,7 @@ def onnx_reference_outputs(graph: Graph, inputs: list[np.ndarray]
                      for n, x, shape in zip(names, inputs, shapes, strict=True)}
             results.append([np.asarray(v) for v in run(None, feeds)])
     except Exception as err:  # either oracle raises whatever its operator code raises
-        raise UsageError(f"--check: {oracle} cannot run {graph.source.name} "
+        raise UsageError(f"--check: {oracle} cannot run {Path(str(graph.source)).name} "
                          f"({type(err).__name__}: {str(err).splitlines()[0][:100]})") from None
     return [np.stack([r[k] for r in results]) for k in range(len(results[0]))], oracle
 

@@ -299,7 +299,8 @@ def separate_outputs(graph: Graph) -> tuple[Graph, list[Step]]:
     blamed on the toolchain)."""
     written = {t for op in graph.operators for t in op.outputs}
     seen: set[int] = set()
-    tensors, outputs, copies = list(graph.tensors), list(graph.outputs), []
+    tensors, outputs = list(graph.tensors), list(graph.outputs)
+    copies: list[Step] = []
     for k, t in enumerate(graph.outputs):
         src = graph.tensor(t)
         if t in written and t not in seen and not src.is_variable:

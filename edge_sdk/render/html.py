@@ -227,8 +227,9 @@ def bars_svg(rep: dict) -> str:
     layers = rep["layers"]
     live = live_bytes(rep.get("memory_plan") or [], len(layers))
     timed = [measured(layer) for layer in layers]
-    if all(timed):
-        work, work_label = [t[1] for t in timed], f"measured ({timed[0][0]})"
+    present = [t for t in timed if t is not None]
+    if present and len(present) == len(timed):
+        work, work_label = [t[1] for t in present], f"measured ({present[0][0]})"
     else:
         work, work_label = [layer.get("macs", 0) for layer in layers], "MACs"
     top_work, top_live = max([*work, 1]), max([*live, 1])

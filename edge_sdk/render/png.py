@@ -27,14 +27,14 @@ def render_png(rep: dict, width: int = 960, height: int = 420) -> bytes:
              f"({human_bytes(rep.get('arena_bytes'))}, {len(layers)} layers)")
     draw.text((left, 10), title, fill="#222", font=title_font)
     # legend, top right: a box's colour tells buffers apart; grey is a kernel's scratch
-    x = right
+    lx = float(right)
     for label, colors in (("scratch", (SCRATCH,)), ("tensors", PALETTE[:3])):
-        x -= int(draw.textlength(label, font=font)) + 6
-        draw.text((x, 20), label, fill="#333", font=font, anchor="lm")
+        lx -= draw.textlength(label, font=font) + 6
+        draw.text((lx, 20), label, fill="#333", font=font, anchor="lm")
         for color in reversed(colors):
-            x -= 12
-            draw.rectangle((x, 15, x + 9, 24), fill=color)
-        x -= 14
+            lx -= 12
+            draw.rectangle((lx, 15, lx + 9, 24), fill=color)
+        lx -= 14
     draw.rectangle((left, top, right, bottom), fill="#fafafa")
     for i, b in enumerate(plan):
         x0 = left + b["first"] * w / n
@@ -50,10 +50,10 @@ def render_png(rep: dict, width: int = 960, height: int = 420) -> bytes:
         draw.line((left - 4, y, left, y), fill="#777")
         draw.text((left - 8, y), human_bytes(arena * k / 4), fill="#333", font=font,
                   anchor="rm")
-    label = Image.new("RGB", (h, 16), "white")
-    ImageDraw.Draw(label).text((h / 2, 8), "arena offset", fill="#333", font=font,
-                               anchor="mm")
-    img.paste(label.rotate(90, expand=True), (4, top))
+    axis_name = Image.new("RGB", (h, 16), "white")
+    ImageDraw.Draw(axis_name).text((h / 2, 8), "arena offset", fill="#333", font=font,
+                                   anchor="mm")
+    img.paste(axis_name.rotate(90, expand=True), (4, top))
     step = max(1, -(-n // 16))  # at most ~16 layer ticks
     for i in range(0, n, step):  # x: layers
         x = left + (i + 0.5) * w / n

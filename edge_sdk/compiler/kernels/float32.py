@@ -46,15 +46,15 @@ from edge_sdk.compiler.program import Constant, Step, TensorArg
 from edge_sdk.compiler.quantization import conv_geometry, same_padding
 from edge_sdk.frontend.tflite import Graph, Operator, Tensor
 
-_CLAMPS = {"NONE": (None, None), "RELU": (0.0, None), "RELU6": (0.0, 6.0),
-           "RELU_N1_TO_1": (-1.0, 1.0)}
+_CLAMPS: dict[str, tuple[float | None, float | None]] = {
+    "NONE": (None, None), "RELU": (0.0, None), "RELU6": (0.0, 6.0), "RELU_N1_TO_1": (-1.0, 1.0)}
 
 
 def _activation(op: Operator, value):
-    lo, hi = _CLAMPS.get(op.options.get("activation", "NONE"), ("?", "?"))
-    if lo == "?":
-        raise refuse(op, f"fused activation {op.options.get('activation')}")
-    return float_clamp(value, lo, hi)
+    activation = op.options.get("activation", "NONE")
+    if activation not in _CLAMPS:
+        raise refuse(op, f"fused activation {activation}")
+    return float_clamp(value, *_CLAMPS[activation])
 
 
 def _float_tensor(op: Operator, graph: Graph, index: int, role: str) -> Tensor:
