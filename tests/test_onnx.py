@@ -349,3 +349,15 @@ def test_a_graph_that_is_no_dag_is_refused_by_onnx_rules(kind, tmp_path, capsys)
     err = capsys.readouterr().err
     assert "topologically sorted" in err and "is not output of any previous nodes" in err
     assert "TVM" not in err
+
+
+def test_a_kernel_shape_that_contradicts_the_weights_is_refused(tmp_path, capsys):
+    """Found by the ONNX mutant sweep: kernel_shape [2, 3] on 3x3 weights was compiled (TVM's
+    importer reads the weights' shape); onnxruntime refuses the model."""
+    m = _mutant("opset7")  # the conformance model at opset 7, then the one change
+    for a in m.graph.node[0].attribute:
+        if a.name == "kernel_shape":
+            a.ints[:] = [2, 3]
+    onnx.save(m, tmp_path / "k.onnx")
+    assert main(["compile", str(tmp_path / "k.onnx"), "-o", str(tmp_path / "out")]) == 2
+    assert "kernel_shape [2, 3] but its weights have [3, 3]" in capsys.readouterr().err

@@ -63,6 +63,7 @@ def check_onnx(model: Any, path: Path | None = None) -> None:
             raise ModelError(f"{where}: '{v.name}' has element type "
                              f"{v.type.tensor_type.elem_type}, which ONNX does not define: "
                              "re-export it")
+    weights = {t.name: list(t.dims) for t in model.graph.initializer}
     for k, node in enumerate(model.graph.node):
         if node.domain not in STANDARD_DOMAINS:
             raise UnsupportedOpError(
@@ -74,6 +75,12 @@ def check_onnx(model: Any, path: Path | None = None) -> None:
                 attrs["auto_pad"].s not in (b"", b"NOTSET")):
             raise ModelError(f"{where}: {_node_name(node, k)} has both auto_pad and pads, "
                              "which ONNX forbids: re-export it")
+        if (node.op_type in ("Conv", "ConvTranspose") and "kernel_shape" in attrs
+                and len(node.input) > 1 and node.input[1] in weights
+                and list(attrs["kernel_shape"].ints) != weights[node.input[1]][2:]):
+            raise ModelError(f"{where}: {_node_name(node, k)} says kernel_shape "
+                             f"{list(attrs['kernel_shape'].ints)} but its weights have "
+                             f"{weights[node.input[1]][2:]}: re-export it")
         if node.op_type in GROUPED and "group" in attrs and attrs["group"].i < 1:
             raise ModelError(f"{where}: {_node_name(node, k)} has group {attrs['group'].i}; "
                              "ONNX requires 1 or more: re-export it")
