@@ -110,7 +110,7 @@ def test_serial_peer_that_never_answers():
     transport = SerialTransport(f"socket://127.0.0.1:{port}")
     client = Client(transport, timeout=0.5)
     start = time.monotonic()
-    with pytest.raises(DeviceError, match=r"INFO failed after 2 tries in 1\.\d s \(no reply; "
+    with pytest.raises(DeviceError, match=r"INFO failed after \d+ tries in 1\.\d s \(no reply; "
                                           r"the limit is 1\.0 s, twice --timeout 0\.5 s\)"):
         client.info()
     assert time.monotonic() - start < 2 * 0.5 + 0.3  # the command's deadline, no wait past it
@@ -323,7 +323,7 @@ def test_a_late_reply_is_never_taken_for_a_later_request():
 
 
 def test_a_command_that_gave_up_does_not_answer_the_next():
-    """The first PING is answered after the client gave up on it (2 tries of 0.2 s); its late
+    """The first PING is answered after the client gave up on it (0.4 s of tries); its late
     replies are then in the stream when the next PING is sent. The next PING must get its own
     echo: before sequence numbers the client took the stale b"first" for it (found by the
     fault benchmark at 1e-2: an input written by one inference answered by the previous one's
@@ -332,7 +332,7 @@ def test_a_command_that_gave_up_does_not_answer_the_next():
 
     board = SlowBoard(p.CMD_PING, 1.0)
     client = Client(board.transport, timeout=0.2)
-    with pytest.raises(DeviceError, match="PING failed after 2 tries"):
+    with pytest.raises(DeviceError, match=r"PING failed after \d+ tries"):
         client.ping(b"first")
     time.sleep(1.0)  # the board catches up: stale b"first" echoes wait in the stream
     assert client.ping(b"second") == b"second"

@@ -20,8 +20,9 @@ RUN and RUN_TO are answered STARTED at once and then with their result: the clie
 reply's timeout, not an inference's. It sends nothing while the board runs (a polled UART would
 drop it), so a garbled notice is waited out as if it had come.
 
-Each try waits at most ``timeout`` seconds for its reply (plus ``run_timeout`` for RUN and
-RUN_TO, once the board said STARTED). A command gives up after ``retries`` tries in a row with
+Each try waits a quarter of ``timeout`` for its reply (plus ``run_timeout`` for RUN and
+RUN_TO, once the board said STARTED); a reply to any of the command's tries is taken, so a reply
+that is merely slow still counts. A command gives up after ``retries`` whole ``timeout``s with
 no reply at all (a board gone silent) or ``tries`` tries in all (a line so noisy that little
 gets through), and, whatever its tries, at its deadline: ``2 * timeout`` from its first try
 (RUN and RUN_TO: ``2 * (timeout + run_timeout)``, room for one inference to be run again after
@@ -63,6 +64,7 @@ RESYNC = bytes(MAX_PAYLOAD + 8)
 # payload byte (2 ms: a byte at 4800 baud).
 FRAME_GAP, FRAME_BYTE = 0.5, 0.002
 MIN_CHUNK = 16  # the smallest data chunk a noisy link shrinks to
+TRIES_PER_TIMEOUT = 4  # a try waits timeout / 4 for its reply
 
 
 class _Corrupt(Exception):
@@ -163,14 +165,18 @@ class Client:
         begun = time.monotonic()
         budget = 2 * (timeout + (work or 0.0))
         end = begun + budget  # the command's own deadline: no try waits past it
-        while (len(problems) < (tries or self.tries) and silent < self.retries
-               and time.monotonic() < end):
+        # A try waits a quarter of --timeout: a reply that is only slow is still taken when it
+        # comes (any try's reply is), and a lost one costs a quarter, so a noisy line gets its
+        # retries within the command's deadline. Silence counts in whole --timeouts.
+        try_wait = timeout / TRIES_PER_TIMEOUT
+        while (len(problems) < (tries or self.tries)
+               and silent < self.retries * TRIES_PER_TIMEOUT and time.monotonic() < end):
             if problems and problems[-1] == "no reply":
                 self.transport.write(RESYNC)
             seq = self._next_seq()
             seqs.add(seq)
             self.transport.write(encode_request(cmd, payload, seq))
-            deadline = min(time.monotonic() + timeout, end)
+            deadline = min(time.monotonic() + try_wait, end)
             heard = False  # anything came back: the board is alive (and maybe running)
             running = False  # it said STARTED for this try: its deadline is the inference's
             try:
@@ -243,7 +249,7 @@ class Client:
                     reply = self.request(cmd, head(off, n), tries=2)
                 except LinkFailed as err:
                     quiet = quiet + err.silent if err.silent == err.tries else err.silent
-                    if quiet >= self.retries:
+                    if quiet >= self.retries * TRIES_PER_TIMEOUT:
                         raise
                     self._chunk, self._clean = max(MIN_CHUNK, n // 2), 0
                     continue
