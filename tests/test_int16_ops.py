@@ -5,12 +5,16 @@ STRIDED_SLICE and QUANTIZE; these are the others that take int16."""
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 import edge_sdk
 from edge_sdk.frontend.tflite import parse
 from edge_sdk.frontend.tflite_writer import OpSpec, TensorSpec, build_model
+from edge_sdk.validate import reference_outputs
 from tests.test_multi_io import litert
 
 RNG = np.random.default_rng(0)
@@ -155,4 +159,22 @@ def test_int16_abs(out_scale):
     x[0, 0, 0, 0, 0] = -32768  # |-32768| does not fit int16
     want = litert(model, [x])[0]
     got = edge_sdk.run(parse(model), board="host", inputs=x).outputs
+    np.testing.assert_array_equal(got.reshape(want.shape), want)
+
+
+@pytest.mark.parametrize("board", ["host", "linux-x86_64"])
+def test_quantize_int16_to_int32(board):
+    """QUANTIZE int16 -> int32 (met in SEANet layers) was refused; TFLite's Requantize with the
+    int32 range, bit-exact with LiteRT."""
+    model = build_model([TensorSpec("x", (1, 64), "int16", (0.003,), (0,)),
+                         TensorSpec("y", (1, 64), "int32", (0.00011,), (7,))],
+                        [OpSpec("QUANTIZE", [0], [1], {})], [0], [1])
+    x = np.random.default_rng(0).integers(-32768, 32768, (3, 64)).astype(np.int16)
+    got = edge_sdk.run(parse(model, name="widen"), board=board, inputs=x).outputs
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "widen.tflite"
+        path.write_bytes(model)
+        (want,) = reference_outputs(path, [x])
+    assert got.dtype == np.int32
     np.testing.assert_array_equal(got.reshape(want.shape), want)

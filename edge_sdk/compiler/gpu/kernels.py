@@ -448,7 +448,8 @@ def binary_float(op: Operator, graph: Graph, name: str) -> Step:
 
 
 def unary_float(op: Operator, graph: Graph, name: str) -> Step:
-    """RELU, RELU6, RELU_N1_TO_1, LEAKY_RELU, ABS, RSQRT, LOGISTIC, TANH, HARD_SWISH on float32:
+    """RELU, RELU6, RELU_N1_TO_1, LEAKY_RELU, ABS, RSQRT, LOG, LOGISTIC, TANH, HARD_SWISH on
+    float32:
     the CPU kernels' expressions (``float32.unary_value``) with TVM's math intrinsics, which
     each GPU API spells its own way (``expf`` in CUDA, ``exp`` in OpenCL C). The clamps are
     exact; the GPU's exp, tanh and sqrt are within a few ulp of the C library's, so those match
@@ -638,7 +639,7 @@ FLOAT32: dict[str, GpuLowering] = {
     "ADD": binary_float, "SUB": binary_float, "MUL": binary_float, "DIV": binary_float,
     "MAXIMUM": binary_float, "MINIMUM": binary_float, "SQUARED_DIFFERENCE": binary_float,
     "SOFTMAX": softmax_float,
-    "LEAKY_RELU": unary_float, "ABS": unary_float, "RSQRT": unary_float,
+    "LEAKY_RELU": unary_float, "ABS": unary_float, "RSQRT": unary_float, "LOG": unary_float,
     "LOGISTIC": unary_float, "TANH": unary_float, "HARD_SWISH": unary_float,
     "PAD": pad, "PADV2": pad, "CONCATENATION": concatenation,
     "RELU": unary_float, "RELU6": unary_float, "RELU_N1_TO_1": unary_float,

@@ -53,12 +53,18 @@ def lower_rescale(op: Operator, graph: Graph, func_name: str) -> Step:
     """QUANTIZE between integer types (``Requantize``: int8/int16/int32 in, int8/int16 out) and
     the RELUs."""
     x = _requantizable(op, graph, op.inputs[0], "input")
-    y = quantized_tensor(op, graph, op.outputs[0], "output")
+    out = graph.tensor(op.outputs[0])
+    wide = (op.opcode == "QUANTIZE" and out.dtype == "int32" and x.dtype == "int16"
+            and out.quant is not None and not out.quant.per_channel)
+    # int16 -> int32 (SEANet-style int16 models widen before a 32-bit ADD; LiteRT has no int8
+    # -> int32): TFLite's Requantize with the int32 range as the clamp.
+    y = out if wide else quantized_tensor(op, graph, op.outputs[0], "output")
     if x.size != y.size:
         raise refuse(op, "input and output sizes differ")
     if op.opcode == "QUANTIZE":
         m, s = quantize_multiplier(scale(x) / scale(y))
-        lo, hi = activation_range("NONE", scale(y), zero_point(y), y.dtype)
+        lo, hi = ((-(2**31), 2**31 - 1) if wide
+                  else activation_range("NONE", scale(y), zero_point(y), y.dtype))
     else:
         if x.dtype != y.dtype:
             raise refuse(op, f"input is {x.dtype}, output {y.dtype}")

@@ -237,6 +237,8 @@ def unary_value(op: Operator, v, p, intrinsics: bool = False):
         return call("fabsf", tirx.abs, v)
     if op.opcode == "RSQRT":
         return f32(1.0) / call("sqrtf", tirx.sqrt, v)
+    if op.opcode == "LOG":  # reference_ops: std::log (audio front ends' log-mel)
+        return call("logf", tirx.log, v)
     if op.opcode == "LOGISTIC":
         return f32(1.0) / (f32(1.0) + call("expf", tirx.exp, f32(0.0) - v))
     if op.opcode == "TANH":
@@ -406,7 +408,7 @@ LOWERINGS = {
     "SUB": lower_binary, "DIV": lower_binary, "MAXIMUM": lower_binary, "MINIMUM": lower_binary,
     "SQUARED_DIFFERENCE": lower_binary,
     "RELU_N1_TO_1": lower_unary, "LEAKY_RELU": lower_unary, "ABS": lower_unary,
-    "RSQRT": lower_unary, "ELU": lower_unary, "GELU": lower_unary,
+    "RSQRT": lower_unary, "LOG": lower_unary, "ELU": lower_unary, "GELU": lower_unary,
     "TRANSPOSE_CONV": lower_transpose_conv,
     "PRELU": lower_prelu,
     "RESIZE_BILINEAR": resize.lower_resize_bilinear,
