@@ -81,3 +81,25 @@ def test_densify_folds_and_the_model_matches_litert(block, dtype):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
     else:
         np.testing.assert_array_equal(got, want)
+
+
+def test_sparse_float16_weights_densify_then_dequantize(tmp_path):
+    """MediaPipe's full-range face detector keeps sparse float16 weights: DENSIFY, then
+    DEQUANTIZE to float32. The DEQUANTIZE was left unfolded (the fold read the DENSIFY's output
+    before it had been made a constant) and the model was refused, blaming DEQUANTIZE."""
+    dense, values, sp = sparse_weights(block=4)
+    tensors = [TensorSpec("x", (2, 16), "float32"),
+               TensorSpec("w_sparse", dense.shape, "float16", data=values.astype(np.float16),
+                          sparsity=sp),
+               TensorSpec("w16", dense.shape, "float16"),
+               TensorSpec("w", dense.shape, "float32"),
+               TensorSpec("y", (2, 8), "float32")]
+    ops = [OpSpec("DENSIFY", [1], [2]), OpSpec("DEQUANTIZE", [2], [3]),
+           OpSpec("FULLY_CONNECTED", [0, 3, -1], [4], {"activation": "NONE"})]
+    model = build_model(tensors, ops, [0], [4])
+    graph = parse(model)
+    assert {s.opcode for s in edge_sdk.compile(graph).program.steps} == {"FULLY_CONNECTED"}
+    x = np.random.default_rng(3).normal(0, 1, (3, 2, 16)).astype(np.float32)
+    (want,) = litert(model, [x])
+    got = edge_sdk.run(graph, board="host", inputs=x).outputs.reshape(want.shape)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)

@@ -45,15 +45,19 @@ def fold_constants(graph: Graph) -> Graph:
     tensors = list(graph.tensors)
     kept: list[Operator] = []
     for op in graph.operators:
+        # Inputs are read from ``tensors``, which holds what earlier folds made: a DENSIFY of
+        # sparse float16 weights feeds a DEQUANTIZE (MediaPipe's full-range face detector), and
+        # reading the graph's own tensors left that DEQUANTIZE with no constant to fold.
         if (op.opcode == "DENSIFY" and len(op.inputs) == 1 and op.outputs[0] not in graph.outputs
-                and graph.tensor(op.inputs[0]).data is not None):
+                and 0 <= op.inputs[0] < len(tensors) and tensors[op.inputs[0]].data is not None):
             # The frontend already expanded the sparse constant (edge_sdk.frontend.sparsity).
-            src, out = graph.tensor(op.inputs[0]), tensors[op.outputs[0]]
+            src, out = tensors[op.inputs[0]], tensors[op.outputs[0]]
             tensors[out.index] = dataclasses.replace(
                 out, data=src.data.reshape(out.shape), quant=out.quant or src.quant)
             continue
-        if op.opcode == "DEQUANTIZE" and len(op.inputs) == 1 and op.outputs[0] not in graph.outputs:
-            value = _dequantized(graph.tensor(op.inputs[0]))
+        if (op.opcode == "DEQUANTIZE" and len(op.inputs) == 1 and op.outputs[0] not in graph.outputs
+                and 0 <= op.inputs[0] < len(tensors)):
+            value = _dequantized(tensors[op.inputs[0]])
             if value is not None:
                 out = tensors[op.outputs[0]]
                 tensors[out.index] = dataclasses.replace(
