@@ -68,6 +68,7 @@ def compile(model: Graph | str | Path, board: str | None = None) -> CompiledMode
     if board is not None:
         return compile_for(graph, get_board(board))
     check_constants_fit(graph, get_board("host"))
+    warn_open_dimensions(graph)
     return compile_graph(graph)
 
 
@@ -113,12 +114,26 @@ def compile_for(model: Graph | str | Path, board: Board, isa: str | None = None,
         raise UsageError(f"--tuning is for Linux boards' CPU kernels; {board.name} has none "
                          "to tune")
     check_constants_fit(graph, board)
+    warn_open_dimensions(graph)
     with progress.stage(f"compiling {graph.name} for {board.name}"):
         if board.gpu is not None:
             return compile_graph(graph, gpu=board.gpu_target)
         return compile_graph(graph, external_kernels=board.linux is not None,
                              isa=isa or isa_for(board), flash_budget=weights_budget(board),
                              prefer=prefer, tuning=tuning)
+
+
+_WARNED_OPEN: set[tuple[str, str]] = set()
+
+
+def warn_open_dimensions(graph: Graph) -> None:
+    """Say so when a model input leaves a dimension open (-1 in its shape signature: Keras'
+    batch, an audio model's length): edge-sdk compiles the shape the file stores there."""
+    for t in (graph.tensor(i) for i in graph.inputs):
+        if t.dynamic and (graph.name, t.name) not in _WARNED_OPEN:
+            _WARNED_OPEN.add((graph.name, t.name))  # once per process, not per compile
+            progress.warn(f"input '{t.name}' has open dimensions {list(t.signature or ())}: "
+                          f"compiled for the shape the model file stores, {list(t.shape)}")
 
 
 def check_constants_fit(graph: Graph, board: Board) -> None:

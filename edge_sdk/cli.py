@@ -450,11 +450,12 @@ def cmd_ops(args: argparse.Namespace) -> int:
 def cmd_inspect(args: argparse.Namespace) -> int:
     from edge_sdk import api
     from edge_sdk.compiler.lower import LOWERINGS
+    from edge_sdk.support import FOLDED
 
     graph = api.load(args.model)
     # An ONNX model's operators are the kernels TVM's importer legalized: all have code.
     ops = [{"index": op.index, "op": op.opcode,
-            "supported": graph.origin == "onnx" or op.opcode in LOWERINGS,
+            "supported": graph.origin == "onnx" or op.opcode in LOWERINGS or op.opcode in FOLDED,
             "output": graph.tensor(op.outputs[0]).short_name if op.outputs else ""}
            for op in graph.operators]
     tensors = [{"index": t.index, "name": t.name, "shape": list(t.shape), "dtype": t.dtype,
@@ -491,6 +492,9 @@ def cmd_inspect(args: argparse.Namespace) -> int:
             q = (f" scale {t.quant.scale[0]:.6g} zero point {t.quant.zero_point[0]}"
                  if t.quant else "")
             print(f"  {role}: {t.name} {list(t.shape)} {t.dtype}{q}")
+            if t.dynamic:
+                print(f"    open dimensions: {list(t.signature or ())}; compiled at the shape "
+                      f"the file stores, {list(t.shape)}")
     if "estimate" in info:
         e = info["estimate"]
         print(f"  estimate: arena {e['arena_bytes']} B + input/output {e['io_bytes']} B RAM, "

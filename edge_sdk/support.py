@@ -18,14 +18,14 @@ from edge_sdk.resources import data_path
 OPERATORS_FILE = data_path("operators.json")
 
 ALIASES = ("RESHAPE", "SQUEEZE", "EXPAND_DIMS")
-FOLDED = ("DENSIFY",)  # constant-only: done at compile time, on every target
+FOLDED = ("DENSIFY", "SHAPE")  # constant-only: done at compile time, on every target
 LIMITS = {
     "MEAN": "any axes, rank and keep_dims",
     "SUM": "any axes; int8/int16 as TFLite Micro computes it (LiteRT's reference reads them "
            "as uint8)",
     "TRANSPOSE_CONV": "output-shape operand fixed at compile time",
     "SOFTMAX": "float: beta 1 only",
-    "QUANTIZE": "float->int8, int8/int16/int32->int8/int16",
+    "QUANTIZE": "float->int8, int8/int16/int32->int8/int16, int16->int32",
     "UNIDIRECTIONAL_SEQUENCE_LSTM": "int8 with int16 cell state (TFLite's 8x8->16) and float32; "
                                     "no peephole, projection, layer norm or CIFG",
     "BATCH_MATMUL": "adj_x/adj_y, broadcast batch dimensions, either operand constant",
@@ -33,6 +33,8 @@ LIMITS = {
     "LOG_SOFTMAX": "int8 output at TFLite's fixed 16/256, zero point 127",
     "SVDF": "state kept in the arena between inferences; int8: int16 state and time weights",
     "DENSIFY": "of sparse weights (CSR, block-sparse): expanded when the model is loaded",
+    "SHAPE": "folded at the stored shape (an open batch, -1, compiles as 1), with the integer "
+             "ops after it on constants",
     "DEQUANTIZE": "of a constant (float16 or int8 weights): folded at compile time",
 }
 

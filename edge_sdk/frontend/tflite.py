@@ -75,6 +75,13 @@ class Tensor:
     quant: QuantParams | None = None
     data: np.ndarray | None = field(default=None, repr=False)
     is_variable: bool = False  # state kept across inferences (an LSTM's hidden and cell state)
+    # The shape with -1 where the model leaves a dimension open (Keras' batch); ``shape`` holds
+    # what the file stores there (1), which is what edge-sdk compiles for. None: all fixed.
+    signature: tuple[int, ...] | None = None
+
+    @property
+    def dynamic(self) -> bool:
+        return self.signature is not None and any(d < 0 for d in self.signature)
 
     @property
     def short_name(self) -> str:
@@ -318,6 +325,14 @@ def _name(raw: bytes | None, index: int) -> str:
     return "".join(c if c.isprintable() else "?" for c in text)
 
 
+def _signature(t: Any, shape: tuple[int, ...]) -> tuple[int, ...] | None:
+    """The tensor's shape signature when it differs from its shape (a -1 left open)."""
+    if not t.ShapeSignatureLength():
+        return None
+    signature = tuple(int(d) for d in t.ShapeSignatureAsNumpy())
+    return signature if signature != shape and len(signature) == len(shape) else None
+
+
 def parse(raw: bytes, name: str = "model", source: Path | None = None) -> Graph:
     """Parse flatbuffer bytes into a :class:`Graph` (the first subgraph). ``name`` becomes the
     C prefix of everything generated, so it is made a valid identifier here."""
@@ -365,6 +380,7 @@ def parse(raw: bytes, name: str = "model", source: Path | None = None) -> Graph:
                     quant=_quant(t),
                     data=_buffer_data(model, t.Buffer(), raw, dtype, shape),
                     is_variable=bool(t.IsVariable()),
+                    signature=_signature(t, shape),
                 )
             )
         operators = []

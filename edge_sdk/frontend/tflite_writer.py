@@ -29,6 +29,7 @@ class TensorSpec:
     data: np.ndarray | None = None
     variable: bool = False  # state kept across inferences (an LSTM's or SVDF's)
     sparsity: Any = None  # edge_sdk.frontend.sparsity.Sparsity: ``data`` holds the non-zeros
+    signature: tuple[int, ...] | None = None  # shape_signature: -1 where a dimension is open
 
 
 @dataclass
@@ -131,6 +132,10 @@ def _options(b: flatbuffers.Builder, op: OpSpec) -> tuple[int, int]:
         tflite.ReducerOptionsStart(b)
         tflite.ReducerOptionsAddKeepDims(b, bool(o.get("keep_dims", False)))
         return BO.ReducerOptions, tflite.ReducerOptionsEnd(b)
+    if op.opcode == "SHAPE":
+        tflite.ShapeOptionsStart(b)
+        tflite.ShapeOptionsAddOutType(b, _TYPES[o.get("out_type", "int32")])
+        return BO.ShapeOptions, tflite.ShapeOptionsEnd(b)
     if op.opcode == "STRIDED_SLICE":
         tflite.StridedSliceOptionsStart(b)
         tflite.StridedSliceOptionsAddBeginMask(b, int(o.get("begin_mask", 0)))
@@ -291,6 +296,7 @@ def build_model(tensors: list[TensorSpec], ops: list[OpSpec], inputs: list[int],
     for t, buf in zip(tensors, tensor_buffer, strict=True):
         name = b.CreateString(t.name)
         shape = _vector_i32(b, list(t.shape))
+        signature = _vector_i32(b, list(t.signature)) if t.signature is not None else None
         quant = None
         if t.scale is not None:
             scales = list(t.scale)
@@ -311,6 +317,8 @@ def build_model(tensors: list[TensorSpec], ops: list[OpSpec], inputs: list[int],
         sparsity = _sparsity(b, t.sparsity) if t.sparsity is not None else None
         tflite.TensorStart(b)
         tflite.TensorAddShape(b, shape)
+        if signature is not None:
+            tflite.TensorAddShapeSignature(b, signature)
         tflite.TensorAddType(b, _TYPES[t.dtype])
         tflite.TensorAddBuffer(b, buf)
         tflite.TensorAddName(b, name)
