@@ -47,8 +47,15 @@ from edge_sdk.project.generate import (
 )
 
 
-def load(path: str | Path) -> Graph:
-    """A model file: ``.tflite``, or ``.onnx`` (through TVM's Relax importer)."""
+def load(path: str | Path | Graph,
+         input_shapes: dict[str, tuple[int, ...]] | None = None) -> Graph:
+    """A model file: ``.tflite``, or ``.onnx`` (through TVM's Relax importer); a Graph is
+    returned as it is. ``input_shapes``: a shape for inputs, by name, that leave a dimension
+    open (``{"audio": (1, 16000)}``), as ``--input-shape``; see :func:`with_input_shapes`."""
+    if isinstance(path, Graph):
+        return path if not input_shapes else with_input_shapes(path, input_shapes)
+    if input_shapes:
+        return with_input_shapes(load(path), input_shapes)
     if Path(path).is_dir():
         raise UsageError(f"{path} is a directory: give the model file (.tflite or .onnx)")
     if Path(path).suffix.lower() == ".onnx":
@@ -58,6 +65,47 @@ def load(path: str | Path) -> Graph:
             raise UsageError(f"model file {path} does not exist: check the path")
         return load_onnx(path)
     return load_tflite(path)
+
+
+def with_input_shapes(graph: Graph, shapes: dict[str, tuple[int, ...]]) -> Graph:
+    """``graph`` with the given inputs at the given shapes and every other tensor's shape
+    as LiteRT propagates it (its own resize of the inputs, then its allocation): the shapes a
+    model with an open length (``[1, -1]``) has at that length. Only open dimensions may be
+    set; a name that is no input, or a shape LiteRT cannot propagate, is refused."""
+    import dataclasses
+
+    if graph.origin != "tflite" or graph.source is None:
+        raise UsageError("--input-shape applies to .tflite models loaded from a file")
+    by_name = {graph.tensor(i).name: graph.tensor(i) for i in graph.inputs}
+    for name, shape in shapes.items():
+        t = by_name.get(name)
+        if t is None:
+            raise UsageError(f"--input-shape {name}: the model's inputs are "
+                             f"{', '.join(by_name)}")
+        fixed = t.signature or t.shape
+        if len(shape) != len(fixed) or any(s != d for s, d in zip(shape, fixed, strict=True)
+                                           if d >= 0 and t.signature is not None) or (
+                t.signature is None and tuple(shape) != t.shape):
+            raise UsageError(f"--input-shape {name}:{','.join(map(str, shape))} does not fit "
+                             f"the input's shape {list(fixed)} (only its -1 dimensions may be "
+                             "chosen)")
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    try:
+        it = Interpreter(model_path=str(graph.source),
+                         experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
+        for d in it.get_input_details():
+            if d["name"] in shapes:
+                it.resize_tensor_input(d["index"], list(shapes[d["name"]]), strict=True)
+        it.allocate_tensors()
+        new = {d["index"]: tuple(int(x) for x in d["shape"]) for d in it.get_tensor_details()}
+    except (RuntimeError, ValueError) as err:
+        first = " ".join(str(err).split())[:160]
+        raise UsageError(f"--input-shape: LiteRT cannot run the model at that shape ({first})"
+                         ) from None
+    tensors = [t if t.is_constant or t.index not in new
+               else dataclasses.replace(t, shape=new[t.index]) for t in graph.tensors]
+    return dataclasses.replace(graph, tensors=tensors)
 
 
 def compile(model: Graph | str | Path, board: str | None = None) -> CompiledModel:

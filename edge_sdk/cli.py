@@ -671,6 +671,12 @@ def parser() -> argparse.ArgumentParser:
         sp.add_argument("--json", action="store_true",
                         help="print the result as JSON (the report) instead of the summary")
 
+    def shape_option(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--input-shape", action="append", metavar="NAME:D1,D2,...",
+                        help="the shape of an input that leaves a dimension open (-1), e.g. "
+                             "audio:1,16000; repeat for several inputs (default: the shape the "
+                             "file stores)")
+
     def tuning_option(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--tuning", help="Linux boards: schedules from `edge-sdk tune` "
                                          "(default: the built-in ones)")
@@ -687,6 +693,7 @@ def parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("compile", help="INT8 model -> C sources, model.h and report.json")
     c.add_argument("model", help="the model: .tflite (int8, int16 or float), or .onnx")
+    shape_option(c)
     c.add_argument("--board", default="host", help=BOARD_HELP)
     c.add_argument("-o", "--output", required=True, help="output directory")
     c.add_argument("--force", action="store_true", help="replace an existing output directory")
@@ -698,6 +705,7 @@ def parser() -> argparse.ArgumentParser:
     t = sub.add_parser("tune", help="time each layer's kernel schedules on a Linux board "
                                     "and keep the fastest (for --tuning)")
     t.add_argument("model", help="the model: .tflite (int8, int16 or float), or .onnx")
+    shape_option(t)
     t.add_argument("--board", required=True, help="a Linux board: rpi4, rpi5, linux-x86_64...")
     t.add_argument("--host", help="user@address: measure on the board over SSH (default: "
                                   "this machine, natively or under the board's emulator)")
@@ -721,6 +729,7 @@ def parser() -> argparse.ArgumentParser:
     v = sub.add_parser("validate", help="run layer by layer on the board and compare every "
                                         "layer's output with LiteRT's reference kernels")
     v.add_argument("model", help="the model: .tflite (int8, int16 or float), or .onnx")
+    shape_option(v)
     v.add_argument("--board", default="host", help=BOARD_HELP)
     v.add_argument("--input", help=".npy or .npz (keys input_0, ...) inputs; default: the "
                                    "deterministic pattern of BASELINES.md")
@@ -730,6 +739,7 @@ def parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("run", help="compile, build, start the board, run inference")
     r.add_argument("model", help="the model: .tflite (int8, int16 or float), or .onnx")
+    shape_option(r)
     r.add_argument("--board", default="host", help=BOARD_HELP)
     r.add_argument("--input", help=".npy (one input) or .npz (keys input_0, input_1, ...), "
                                    "int8 or float to quantize; default: the deterministic "
@@ -755,6 +765,7 @@ def parser() -> argparse.ArgumentParser:
     g = sub.add_parser("generate", help="a firmware project for a board (zephyr, arduino, "
                                          "cmsis, baremetal)")
     g.add_argument("model", help="the model: .tflite (int8, int16 or float), or .onnx")
+    shape_option(g)
     g.add_argument("--board", required=True, help=BOARD_HELP)
     g.add_argument("--template", help="default: the board's first template (edge-sdk boards)")
     g.add_argument("-o", "--output", required=True, help="project directory")
@@ -832,6 +843,7 @@ def parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("deploy", help="cross-build for a Linux board, run it there over SSH")
     d.add_argument("model", help="the model: .tflite (int8, int16 or float), or .onnx")
+    shape_option(d)
     d.add_argument("--board", required=True, help="rpi3, rpi3-aarch64, rpi4, rpi5, linux-...")
     d.add_argument("--host", required=True, help="user@address (or an ~/.ssh/config alias)")
     d.add_argument("--identity", help="SSH private key")
@@ -855,6 +867,7 @@ def parser() -> argparse.ArgumentParser:
     bm = sub.add_parser("benchmark", help="time N inferences on a board: min/median/max in "
                                           "the board's own unit, and as time where known")
     bm.add_argument("model", help="the model: .tflite (int8, int16 or float), or .onnx")
+    shape_option(bm)
     bm.add_argument("--board", default="host", help=BOARD_HELP)
     bm.add_argument("--runs", type=_count(100_000), default=10, help="inferences to time")
     bm.add_argument("--port", help="a flashed microcontroller's serial port (else the host build "
@@ -880,6 +893,7 @@ def parser() -> argparse.ArgumentParser:
 
     i = sub.add_parser("inspect", help="operators, tensors, quantization, RAM/flash estimate")
     i.add_argument("model", help="the model: .tflite (int8, int16 or float), or .onnx")
+    shape_option(i)
     i.add_argument("--json", action="store_true", help="print JSON instead of the tables")
     i.set_defaults(func=cmd_inspect)
 
@@ -962,8 +976,28 @@ def _main(argv: list[str] | None) -> int:
         progress.level = progress.NORMAL
 
 
+def _input_shapes(items: list[str]) -> dict[str, tuple[int, ...]]:
+    """``--input-shape NAME:1,16000`` (repeatable) -> {NAME: (1, 16000)}."""
+    shapes = {}
+    for item in items:
+        name, _, dims = item.rpartition(":")
+        try:
+            shape = tuple(int(d) for d in dims.split(","))
+        except ValueError:
+            shape = ()
+        if not name or not shape or any(d < 1 for d in shape):
+            raise UsageError(f"--input-shape takes NAME:D1,D2,... with every dimension 1 or "
+                             f"more (e.g. audio:1,16000), not '{item}'")
+        shapes[name] = shape
+    return shapes
+
+
 def _dispatch(args: argparse.Namespace, argv: list[str] | None) -> int:
     try:
+        if getattr(args, "input_shape", None):  # a Graph at those shapes, for every command
+            from edge_sdk import api
+
+            args.model = api.load(args.model, input_shapes=_input_shapes(args.input_shape))
         command = getattr(args, "command", None) or args.func.__name__.removeprefix("cmd_")
         _check_writable(getattr(args, "output", None),
                         "--output file" if command in FILE_OUTPUTS else "--output")

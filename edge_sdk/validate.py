@@ -90,15 +90,20 @@ def _oracle_child(send: Any, stderr: int, fn: Callable[..., Any], args: tuple,
     send.close()
 
 
-def reference_outputs(model: Path, inputs: list[np.ndarray]) -> list[np.ndarray]:
+def reference_outputs(model: Path, inputs: list[np.ndarray],
+                      shapes: list[tuple[int, ...]] | None = None) -> list[np.ndarray]:
     """LiteRT's outputs (BUILTIN_REF: the reference kernels), one ``(batch, *shape)`` array per
     model output, for ``inputs`` (one ``(batch, size)`` array per model input, already in the
-    inputs' types)."""
+    inputs' types). ``shapes``: the inputs' shapes when the model was compiled at others than
+    the file stores (``--input-shape``): LiteRT resizes to them first."""
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
     try:
         it = Interpreter(model_path=str(model),
                          experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
+        for detail, shape in zip(it.get_input_details(), shapes or [], strict=False):
+            if tuple(detail["shape"]) != tuple(shape):
+                it.resize_tensor_input(detail["index"], list(shape), strict=True)
         it.allocate_tensors()
     except (RuntimeError, ValueError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
@@ -215,7 +220,8 @@ def check_run(graph: Graph, inputs: list[np.ndarray], outputs: list[np.ndarray])
         each = [compare(ours, ref, reference=oracle, rtol=ONNX_RTOL)
                 for ours, ref in zip(outputs, expected, strict=True)]
     else:
-        expected = contained("LiteRT", reference_outputs, graph.source, inputs)
+        expected = contained("LiteRT", reference_outputs, graph.source, inputs,
+                             [graph.tensor(i).shape for i in graph.inputs])
         each = [compare(ours, ref) for ours, ref in zip(outputs, expected, strict=True)]
     result = dict(each[0])
     result["match"] = all(e["match"] for e in each)

@@ -62,3 +62,40 @@ def test_inspect_and_compile_say_the_shape_they_chose(tmp_path, capsys, monkeypa
     assert main(["compile", str(path), "-o", str(tmp_path / "c")]) == 0
     err = capsys.readouterr().err
     assert err.count("warning: input 'x' has open dimensions [-1, 4, 4, 2]") == 1
+
+
+def open_length_model(path):
+    """Audio-style: input [1, -1] (any length), stored as [1, 1]."""
+    path.write_bytes(build_model(
+        [TensorSpec("audio", (1, 1), "int8", (0.1,), (2,), signature=(1, -1)),
+         TensorSpec("y", (1, 1), "int8", (0.1,), (2,), signature=(1, -1))],
+        [OpSpec("RELU", [0], [1], {})], [0], [1]))
+    return path
+
+
+def test_input_shape_chooses_an_open_length(tmp_path, capsys):
+    """An input of open length compiled silently as [1, 1]; --input-shape chooses the length
+    (LiteRT propagates it to every tensor), and --check resizes the reference the same way."""
+    path = open_length_model(tmp_path / "audio.tflite")
+    x = np.random.default_rng(0).integers(-128, 128, (1, 16)).astype(np.int8)
+    np.save(tmp_path / "x.npy", x)
+    assert main(["run", str(path), "--input-shape", "audio:1,16", "--input",
+                 str(tmp_path / "x.npy"), "--output", str(tmp_path / "y.npy"), "--check"]) == 0
+    assert "check: bit-exact" in capsys.readouterr().out
+    y = np.load(tmp_path / "y.npy")
+    np.testing.assert_array_equal(y.reshape(-1), np.maximum(x, 2).reshape(-1))
+    assert main(["inspect", str(path), "--input-shape", "audio:1,16"]) == 0
+    assert "input: audio [1, 16] int8" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("given", "says"), [
+    ("audio:2,16", "does not fit the input's shape [1, -1]"),
+    ("speech:1,16", "the model's inputs are audio"),
+    ("audio:1,x", "takes NAME:D1,D2,..."),
+    ("audio", "takes NAME:D1,D2,..."),
+])
+def test_a_wrong_input_shape_is_one_line(tmp_path, capsys, given, says):
+    path = open_length_model(tmp_path / "audio.tflite")
+    assert main(["compile", str(path), "--input-shape", given, "-o", str(tmp_path / "c")]) == 6
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and says in err, err
