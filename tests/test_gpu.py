@@ -503,3 +503,34 @@ def test_int8_table_operators_on_pocl_on_every_value(opcode, out_q, options, tmp
     expected = reference(model, x)
     assert len(np.unique(expected)) > 10
     np.testing.assert_array_equal(got.reshape(expected.shape), expected)
+
+
+@needs_pocl
+@pytest.mark.parametrize("dtype", ["int8", "float32"])
+def test_transpose_on_pocl(dtype, tmp_path):
+    """TRANSPOSE (NCHW -> NHWC, as every PyTorch export has at its input) was refused by the GPU
+    path; a move, so bit for bit with LiteRT, int8 and float32."""
+    from edge_sdk.frontend.tflite_writer import OpSpec, TensorSpec, build_model
+    from edge_sdk.model_io import outputs_bytes, pack, unpack
+    from tests.test_multi_io import litert
+
+    def t(name, shape):
+        return (TensorSpec(name, shape, "int8", (0.05,), (3,)) if dtype == "int8"
+                else TensorSpec(name, shape, "float32"))
+
+    perm = np.array([0, 2, 3, 1], np.int32)
+    model = tmp_path / "t.tflite"
+    model.write_bytes(build_model(
+        [t("x", (1, 3, 5, 4)), TensorSpec("perm", (4,), "int32", data=perm), t("y", (1, 5, 4, 3))],
+        [OpSpec("TRANSPOSE", [0, 1], [2])], [0], [2]))
+    graph = edge_sdk.load(model)
+    rng = np.random.default_rng(4)
+    x = (rng.integers(-128, 128, (2, 1, 3, 5, 4), dtype=np.int8) if dtype == "int8"
+         else rng.normal(0, 3, (2, 1, 3, 5, 4)).astype(np.float32))
+    runner, _ = build_native(model, MALI, tmp_path)
+    proc, out = run_runner(runner, pack(graph, [x]), np.uint8, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    n = outputs_bytes(graph)
+    (got,) = unpack(graph, [out[i * n:(i + 1) * n].tobytes() for i in range(2)])
+    (want,) = litert(model.read_bytes(), [x])
+    np.testing.assert_array_equal(got.reshape(want.shape), want)

@@ -43,7 +43,11 @@ from edge_sdk.compiler.kernels.float32 import (
 )
 from edge_sdk.compiler.kernels.fully_connected import plan_fully_connected
 from edge_sdk.compiler.kernels.layout import _step as _layout_step
-from edge_sdk.compiler.kernels.layout import concatenation_operands, pad_operands
+from edge_sdk.compiler.kernels.layout import (
+    concatenation_operands,
+    pad_operands,
+    transpose_operands,
+)
 from edge_sdk.compiler.kernels.lookup import int8_table
 from edge_sdk.compiler.kernels.pooling import plan_pool2d
 from edge_sdk.compiler.kernels.softmax import plan_softmax
@@ -501,6 +505,22 @@ def pad(op: Operator, graph: Graph, name: str) -> Step:
     return _layout_step(op, y, _func([X, Y], name), name, [x])
 
 
+def transpose(op: Operator, graph: Graph, name: str) -> Step:
+    """TRANSPOSE (every PyTorch-exported NCHW model has one at its input): each output element
+    reads the input element its permutation names; any element type, exact."""
+    x, y, perm = transpose_operands(op, graph)
+    X = te.placeholder(tuple(x.shape), x.dtype, name="input")
+
+    def read(*idx):
+        src = [0] * len(perm)
+        for out_axis, in_axis in enumerate(perm):
+            src[in_axis] = idx[out_axis]
+        return X[tuple(src)]
+
+    Y = te.compute(tuple(y.shape), read, name="output")
+    return _layout_step(op, y, _func([X, Y], name), name, [x])
+
+
 def concatenation(op: Operator, graph: Graph, name: str) -> Step:
     """CONCATENATION of inputs quantized alike (TFLite requantizes otherwise: refused here):
     each output element reads the input whose slice of the axis holds it."""
@@ -626,7 +646,7 @@ INT8: dict[str, GpuLowering] = {
     "FULLY_CONNECTED": fully_connected_int8,
     "AVERAGE_POOL_2D": pool2d_int8, "MAX_POOL_2D": pool2d_int8,
     "ADD": add_int8, "SOFTMAX": softmax_int8,
-    "PAD": pad, "PADV2": pad, "CONCATENATION": concatenation,
+    "PAD": pad, "PADV2": pad, "CONCATENATION": concatenation, "TRANSPOSE": transpose,
     "PRELU": prelu_int8, "RESIZE_BILINEAR": resize_bilinear,
     "RESIZE_NEAREST_NEIGHBOR": resize_nearest,
     **dict.fromkeys(("LOGISTIC", "TANH", "HARD_SWISH", "LEAKY_RELU", "ABS", "RSQRT", "GELU",
@@ -641,7 +661,7 @@ FLOAT32: dict[str, GpuLowering] = {
     "SOFTMAX": softmax_float,
     "LEAKY_RELU": unary_float, "ABS": unary_float, "RSQRT": unary_float, "LOG": unary_float,
     "LOGISTIC": unary_float, "TANH": unary_float, "HARD_SWISH": unary_float,
-    "PAD": pad, "PADV2": pad, "CONCATENATION": concatenation,
+    "PAD": pad, "PADV2": pad, "CONCATENATION": concatenation, "TRANSPOSE": transpose,
     "RELU": unary_float, "RELU6": unary_float, "RELU_N1_TO_1": unary_float,
     "PRELU": prelu_float, "RESIZE_BILINEAR": resize_bilinear,
     "RESIZE_NEAREST_NEIGHBOR": resize_nearest,

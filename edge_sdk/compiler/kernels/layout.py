@@ -169,13 +169,20 @@ def lower_strided_slice(op: Operator, graph: Graph, func_name: str) -> Step:
     return _step(op, y, k.func, func_name, [x])
 
 
-def lower_transpose(op: Operator, graph: Graph, func_name: str) -> Step:
+def transpose_operands(op: Operator, graph: Graph) -> tuple[Tensor, Tensor, list[int]]:
+    """TRANSPOSE's input, output and permutation, checked (the CPU and GPU kernels share it):
+    a pure move, so any element type, with input and output quantized alike."""
     x = _moved(op, graph, op.inputs[0], "input")
     y = _moved(op, graph, op.outputs[0], "output")
     _same_quant(op, x, y)
     perm = [int(p) % len(x.shape) for p in constant_data(op, graph.tensor(op.inputs[1]), "perm")]
     if sorted(perm) != list(range(len(x.shape))):
         raise refuse(op, f"permutation {perm}")
+    return x, y, perm
+
+
+def lower_transpose(op: Operator, graph: Graph, func_name: str) -> Step:
+    x, y, perm = transpose_operands(op, graph)
     in_strides = row_major_strides(x.shape)
 
     with kernel(func_name) as k:
