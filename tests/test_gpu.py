@@ -534,3 +534,43 @@ def test_transpose_on_pocl(dtype, tmp_path):
     (got,) = unpack(graph, [out[i * n:(i + 1) * n].tobytes() for i in range(2)])
     (want,) = litert(model.read_bytes(), [x])
     np.testing.assert_array_equal(got.reshape(want.shape), want)
+
+
+@needs_pocl
+@pytest.mark.parametrize("dtype", ["int8", "float32"])
+@pytest.mark.parametrize(("axes", "keep"), [((1, 2), False), ((1, 2), True), ((3,), False)])
+def test_mean_on_pocl(dtype, axes, keep, tmp_path):
+    """MEAN (a global average pool as converters write it) was refused by the GPU path; the CPU
+    kernel's arithmetic: int8 bit for bit with LiteRT, float32 within rounding."""
+    from edge_sdk.frontend.tflite_writer import OpSpec, TensorSpec, build_model
+    from edge_sdk.model_io import outputs_bytes, pack, unpack
+    from edge_sdk.validate import compare
+    from tests.test_multi_io import litert
+
+    def t(name, shape, q=(0.05, 3)):
+        return (TensorSpec(name, shape, "int8", (q[0],), (q[1],)) if dtype == "int8"
+                else TensorSpec(name, shape, "float32"))
+
+    out = [d for a, d in enumerate((1, 6, 5, 8)) if a not in axes]
+    if keep:
+        out = [1 if a in axes else d for a, d in enumerate((1, 6, 5, 8))]
+    model = tmp_path / "m.tflite"
+    model.write_bytes(build_model(
+        [t("x", (1, 6, 5, 8)), TensorSpec("axes", (len(axes),), "int32",
+                                          data=np.array(axes, np.int32)),
+         t("y", tuple(out), (0.03, -7))],
+        [OpSpec("MEAN", [0, 1], [2], {"keep_dims": keep})], [0], [2]))
+    graph = edge_sdk.load(model)
+    rng = np.random.default_rng(5)
+    x = (rng.integers(-128, 128, (2, 1, 6, 5, 8), dtype=np.int8) if dtype == "int8"
+         else rng.normal(0, 3, (2, 1, 6, 5, 8)).astype(np.float32))
+    runner, _ = build_native(model, MALI, tmp_path)
+    proc, raw = run_runner(runner, pack(graph, [x]), np.uint8, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    n = outputs_bytes(graph)
+    (got,) = unpack(graph, [raw[i * n:(i + 1) * n].tobytes() for i in range(2)])
+    (want,) = litert(model.read_bytes(), [x])
+    if dtype == "int8":
+        np.testing.assert_array_equal(got.reshape(want.shape), want)
+    else:
+        assert compare(got, want)["match"]

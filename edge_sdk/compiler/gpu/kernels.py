@@ -22,6 +22,7 @@ import numpy as np
 from tvm import te, tirx
 
 from edge_sdk.compiler import gemmlowp
+from edge_sdk.compiler.kernels import reduce as reduction
 from edge_sdk.compiler.kernels import resize, softmax
 from edge_sdk.compiler.kernels.activation import prelu_plan
 from edge_sdk.compiler.kernels.common import int8_tensor, refuse, scale, zero_point
@@ -505,6 +506,42 @@ def pad(op: Operator, graph: Graph, name: str) -> Step:
     return _layout_step(op, y, _func([X, Y], name), name, [x])
 
 
+def reduce_mean_sum(op: Operator, graph: Graph, name: str) -> Step:
+    """MEAN and SUM over any axes, int8 and float32: the CPU kernel's arithmetic (the int32 sum
+    of ``x - zero_point`` requantized once, TFLite's ``QuantizedMeanOrSum``; float: the sum,
+    then one division by the count). Integers are exact; a float sum the GPU schedule splits
+    over threads adds in another order, within rounding of LiteRT's."""
+    x, y, axes, kept, count, out_shape = reduction.reduce_operands(op, graph)
+    if x.dtype not in ("int8", "float32"):
+        raise refuse(op, f"{x.dtype} MEAN/SUM on a GPU")
+    X = te.placeholder(tuple(x.shape), x.dtype, name="input")
+    rs = [te.reduce_axis((0, x.shape[a]), f"r{a}") for a in axes]
+
+    def source(kept_idx):
+        idx, k, r = [], iter(kept_idx), iter(rs)
+        for a in range(len(x.shape)):
+            idx.append(next(r) if a in axes else next(k))
+        return X[tuple(idx)]
+
+    if x.dtype == "float32":
+        acc = te.compute(out_shape, lambda *o: te.sum(source(o[:len(kept)]), axis=rs),
+                         name="acc")
+        is_mean = op.opcode == "MEAN"
+        if is_mean and count > 1 << 24:
+            raise refuse(op, f"a mean over {count} elements (more than float32 counts exactly)")
+        Y = te.compute(out_shape, lambda *o: acc[o] / tirx.const(float(count), "float32")
+                       if is_mean else acc[o], name="output")
+    else:
+        zp_in = zero_point(x)
+        acc = te.compute(out_shape, lambda *o: te.sum(
+            source(o[:len(kept)]).astype("int32") - i32(zp_in), axis=rs), name="acc")
+        m, s = reduction.requantize_constants(op, x, y, count)
+        Y = te.compute(out_shape, lambda *o: clamp(
+            multiply_by_quantized_multiplier(acc[o], i32(m), i32(s)) + i32(zero_point(y)),
+            -128, 127).astype("int8"), name="output")
+    return _layout_step(op, y, _func([X, Y], name), name, [x])
+
+
 def transpose(op: Operator, graph: Graph, name: str) -> Step:
     """TRANSPOSE (every PyTorch-exported NCHW model has one at its input): each output element
     reads the input element its permutation names; any element type, exact."""
@@ -647,6 +684,7 @@ INT8: dict[str, GpuLowering] = {
     "AVERAGE_POOL_2D": pool2d_int8, "MAX_POOL_2D": pool2d_int8,
     "ADD": add_int8, "SOFTMAX": softmax_int8,
     "PAD": pad, "PADV2": pad, "CONCATENATION": concatenation, "TRANSPOSE": transpose,
+    "MEAN": reduce_mean_sum, "SUM": reduce_mean_sum,
     "PRELU": prelu_int8, "RESIZE_BILINEAR": resize_bilinear,
     "RESIZE_NEAREST_NEIGHBOR": resize_nearest,
     **dict.fromkeys(("LOGISTIC", "TANH", "HARD_SWISH", "LEAKY_RELU", "ABS", "RSQRT", "GELU",
@@ -662,6 +700,7 @@ FLOAT32: dict[str, GpuLowering] = {
     "LEAKY_RELU": unary_float, "ABS": unary_float, "RSQRT": unary_float, "LOG": unary_float,
     "LOGISTIC": unary_float, "TANH": unary_float, "HARD_SWISH": unary_float,
     "PAD": pad, "PADV2": pad, "CONCATENATION": concatenation, "TRANSPOSE": transpose,
+    "MEAN": reduce_mean_sum, "SUM": reduce_mean_sum,
     "RELU": unary_float, "RELU6": unary_float, "RELU_N1_TO_1": unary_float,
     "PRELU": prelu_float, "RESIZE_BILINEAR": resize_bilinear,
     "RESIZE_NEAREST_NEIGHBOR": resize_nearest,

@@ -70,8 +70,10 @@ def reduced_axes(op: Operator, graph: Graph, x: Tensor) -> list[int]:
     return sorted(set(axes))
 
 
-def lower_reduce_sum(op: Operator, graph: Graph, func_name: str) -> Step:
-    """MEAN or SUM (``op.opcode``) of an int8, int16 or float32 tensor."""
+def reduce_operands(op: Operator, graph: Graph
+                    ) -> tuple[Tensor, Tensor, list[int], list[int], int, tuple[int, ...]]:
+    """MEAN/SUM's input and output, checked, the reduced and the kept axes, the element count
+    each output sums and the output's shape over the kept axes (the CPU and GPU kernels)."""
     x = graph.tensor(op.inputs[0])
     y = graph.tensor(op.outputs[0])
     if x.dtype == "float32":
@@ -85,10 +87,16 @@ def lower_reduce_sum(op: Operator, graph: Graph, func_name: str) -> Step:
     axes = reduced_axes(op, graph, x)
     kept = [a for a in range(len(x.shape)) if a not in axes]
     count = int(np.prod([x.shape[a] for a in axes], dtype=np.int64))
-    strides = [int(np.prod(x.shape[a + 1:], dtype=np.int64)) for a in range(len(x.shape))]
     out_shape = tuple(x.shape[a] for a in kept) or (1,)
     if int(np.prod(out_shape)) != y.size:
         raise refuse(op, f"output shape {list(y.shape)} does not match the reduction")
+    return x, y, axes, kept, count, out_shape
+
+
+def lower_reduce_sum(op: Operator, graph: Graph, func_name: str) -> Step:
+    """MEAN or SUM (``op.opcode``) of an int8, int16 or float32 tensor."""
+    x, y, axes, kept, count, out_shape = reduce_operands(op, graph)
+    strides = [int(np.prod(x.shape[a + 1:], dtype=np.int64)) for a in range(len(x.shape))]
     is_mean = op.opcode == "MEAN"
     dtype = x.dtype
 
@@ -116,6 +124,12 @@ def lower_reduce_sum(op: Operator, graph: Graph, func_name: str) -> Step:
     )
 
 
+def requantize_constants(op: Operator, x: Tensor, y: Tensor, count: int) -> tuple[int, int]:
+    """The integer MEAN/SUM's multiplier and shift (see the module docstring)."""
+    return (mean_multiplier(scale(x), scale(y), count) if op.opcode == "MEAN"
+            else quantize_multiplier(scale(x) / scale(y)))
+
+
 def _finish(acc: tirx.Buffer, op: Operator, x: Tensor, y: Tensor, count: int,
             is_mean: bool) -> Any:
     """The output value from the sum in ``acc``: requantized (integers) or divided (float)."""
@@ -125,8 +139,7 @@ def _finish(acc: tirx.Buffer, op: Operator, x: Tensor, y: Tensor, count: int,
         if count > 1 << 24:
             raise refuse(op, f"a mean over {count} elements (more than float32 counts exactly)")
         return acc[0] / tirx.Cast("float32", i32(count))
-    m, s = (mean_multiplier(scale(x), scale(y), count) if is_mean
-            else quantize_multiplier(scale(x) / scale(y)))
+    m, s = requantize_constants(op, x, y, count)
     emit_multiply_by_quantized_multiplier(acc, m, s)
     lo, hi = RANGES[x.dtype]
     return tirx.Cast(x.dtype, clamp(acc[0] + i32(zero_point(y)), lo, hi))
