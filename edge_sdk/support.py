@@ -50,7 +50,7 @@ def registry_rows() -> list[tuple[str, ...]]:
     def mark(ok: bool) -> str:
         return "yes" if ok else "-"
 
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for op in ops:
         alias = op in ALIASES or op in FOLDED
         rows.append((op, mark(op in LOWERINGS or op in FOLDED), mark(op in INT16_OPS),

@@ -164,6 +164,8 @@ def _build(graph: Graph, steps: list[Step], board: Board, work: Path) -> Path:
     source, data = _harness(graph, steps)
     (work / "bench.c").write_text(source, encoding="utf-8")
     (work / "bench.bin").write_bytes(data)
+    if board.linux is None:
+        raise UsageError(f"{board.name} is no Linux board: tune is for Linux CPU kernels")
     cc = board.linux["cross"] + "gcc"
     proc = subprocess.run([cc, "-O2", "-std=c99", "-static", str(work / "bench.c"), str(obj),
                            "-lm", "-o", str(work / "bench")], capture_output=True, text=True)
@@ -218,7 +220,7 @@ def tune(graph: Graph, board: Board, isa: str, out: Path, target: Target,
         except (ValueError, IndexError):
             raise ToolchainError(f"the layer benchmark printed no timings: {stdout[-200:]!r}"
                                  ) from None
-        best = min(times, key=times.get)
+        best = min(times, key=lambda k: times[k])
         tuning.record(key, kept[best], {json.dumps(asdict(s)): times[k]
                                         for k, s in enumerate(kept)}, times[0])
         # After every layer: an interrupted run keeps what it measured.

@@ -95,8 +95,9 @@ def test_run_check_failure_exits_7_and_keeps_outputs(tmp_path, capsys, monkeypat
 
     real = validate.reference_outputs
     monkeypatch.setattr(validate, "reference_outputs",
-                        lambda m, b: [(r.astype(np.int16) + 1).clip(-128, 127).astype(np.int8)
-                                      for r in real(m, b)])
+                        lambda m, b, *shapes: [
+                            (r.astype(np.int16) + 1).clip(-128, 127).astype(np.int8)
+                            for r in real(m, b, *shapes)])
     out = tmp_path / "y.npy"
     assert main(["run", str(shared_model("kws_ref_model")), "--check", "--output", str(out)]) == 7
     err = capsys.readouterr().err.strip()

@@ -64,11 +64,13 @@ def pointer_params(func: Any, splats: frozenset[int] = frozenset(),
         m = _ALLOC.match(line) if scratch_args else None
         if m is None:
             continue
-        name, shape, dtype = m.group(2), m.group(3), m.group(4) or "float32"
-        dims = [int(a or b) for a, b in re.findall(r"T\.int64\((\d+)\)|\b(\d+)\b", shape)]
+        name, shape_text, dtype = m.group(2), m.group(3), m.group(4) or "float32"
+        extents = [int(a or b)
+                   for a, b in re.findall(r"T\.int64\((\d+)\)|\b(\d+)\b", shape_text)]
         params.append(f'{name}_ptr: T.handle("{dtype}")')
-        lines[k] = f'{m.group(1)}{name} = T.decl_buffer(({shape}), "{dtype}", data={name}_ptr)'
-        scratch.append(Scratch(f"{name}", (int(np.prod(dims)),), dtype))
+        lines[k] = (f'{m.group(1)}{name} = T.decl_buffer(({shape_text}), "{dtype}", '
+                    f'data={name}_ptr)')
+        scratch.append(Scratch(f"{name}", (int(np.prod(extents)),), dtype))
     source = (text[:start] + "def main(" + ", ".join(params) + "):\n"
               + "\n".join([*lines[:attrs], *decls, *lines[attrs:]]))
     try:

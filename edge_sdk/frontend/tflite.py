@@ -201,7 +201,7 @@ def _options(op: Any, opcode: str) -> dict[str, Any]:
     if opcode in ("ADD", "MUL", "SUB"):
         cls = {"ADD": tflite.AddOptions, "MUL": tflite.MulOptions, "SUB": tflite.SubOptions}
         o = load(cls[opcode])
-        options = {"activation": _activation(o.FusedActivationFunction())}
+        options: dict[str, Any] = {"activation": _activation(o.FusedActivationFunction())}
         if opcode != "MUL":  # int16 only: power-of-two scales (an older, separate kernel)
             options["pot_scale_int16"] = bool(o.PotScaleInt16())
         return options

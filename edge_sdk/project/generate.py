@@ -229,7 +229,8 @@ def generate_project(
         "input": tin, "output": tout, "arena_bytes": compiled.memory.arena_bytes,
         "ios": [*compiled.program.inputs, *compiled.program.outputs],
     }
-    layout = {k: v.replace("__LIBRARY__", context["library"]) for k, v in spec.layout.items()}
+    library = library_name(dest.name)
+    layout = {k: v.replace("__LIBRARY__", library) for k, v in spec.layout.items()}
     with atomic_directory(dest, force=force) as tmp:
         write_model_sources(compiled, tmp / layout["model"])
         if "common" in layout:

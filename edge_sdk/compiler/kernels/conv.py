@@ -159,6 +159,7 @@ def plan_conv2d(op: Operator, graph: Graph) -> ConvPlan:
     fold = depthwise or not reads_padding
     if fold:  # move the input offset into the bias (see the module docstring)
         bias = folded_bias(bias, weights, zero_point(x), depthwise)
+    assert w.quant is not None  # symmetric_weights checked it
     mults, shifts = per_channel_multipliers(scale(x), w.quant.scale, scale(y), oc)
     if wide:
         mults = np.array([reduced_multiplier(int(m)) for m in mults], dtype=np.int32)

@@ -68,7 +68,7 @@ def plan_pool2d(op: Operator, graph: Graph) -> PoolPlan:
     if tuple(y.shape) != (n, oh, ow, c):
         raise refuse(op, f"output shape {y.shape} does not match computed {(n, oh, ow, c)}")
     return PoolPlan(op=op, x=x, y=y, is_avg=op.opcode == "AVERAGE_POOL_2D", filter=(fh, fw),
-                    stride=tuple(stride), pad=tuple(pad),
+                    stride=(int(stride[0]), int(stride[1])), pad=(int(pad[0]), int(pad[1])),
                     act=activation_range(op.options["activation"], scale(y), zero_point(y),
                                          y.dtype))
 

@@ -115,7 +115,7 @@ def _svdf(op: Operator, x: Tensor, y: Tensor, w_feature: Tensor, w_time: Tensor,
                 with loop("i", n_input) as i:
                     inp = i32(X[b, i]) - i32(zero_point(x)) if integer else X[b, i]
                     store(acc, acc[0] + widen(WF[f, i]) * inp)
-                if integer:
+                if requant is not None:
                     emit_multiply_by_quantized_multiplier(acc, *requant[0])
                     store(S, tirx.Cast("int16", clamp(acc[0], -32768, 32767)), b, f, memory - 1)
                 else:
