@@ -308,7 +308,7 @@ def build(project: str | Path) -> BuildResult | None:
     return None
 
 
-def run_remote(port: str, inputs: np.ndarray, model: Graph | str | Path | None = None,
+def run_remote(port: str, inputs: Inputs, model: Graph | str | Path | None = None,
                baudrate: int = 115200, timeout: float = 10.0,
                run_timeout: float = 120.0, emulated: bool = False) -> RunResult:
     """Drive inference on a board that already runs edge-sdk firmware, over its serial port.
@@ -355,7 +355,7 @@ def run_remote(port: str, inputs: np.ndarray, model: Graph | str | Path | None =
     return RunResult(shape_outputs(graph, inputs, unpack(graph, rows)), rep)
 
 
-def deploy(model: Graph | str | Path, board: str, host: str, inputs: np.ndarray | None = None,
+def deploy(model: Graph | str | Path, board: str, host: str, inputs: Inputs | None = None,
            bench: int = 0, threads: int = 0, identity: str | Path | None = None,
            port: int | None = None,
            remote_dir: str = "edge-sdk", accept_new_host_key: bool = False,
@@ -524,7 +524,8 @@ def board_session(compiled: CompiledModel, b: Board, input_bytes: int,
     with tempfile.TemporaryDirectory(prefix="edge-sdk-") as scratch:
         project = Path(workdir) if workdir else Path(scratch) / "project"
         ours = reusable_workdir(workdir)
-        generate_project(compiled, b, project, force=ours, demo=False, **features)
+        generate_project(compiled, b, project, force=ours, demo=False,
+                         profile=bool(features.get("profile")), trace=bool(features.get("trace")))
         with progress.stage(f"building the firmware for {b.name}"):
             build = build_project(project, b, compiled.name)
         macs = sum(step.macs for step in compiled.program.steps)
@@ -573,7 +574,7 @@ def require_startable(b: Board, what: str = "run") -> None:
         f"--port PORT --model MODEL --input x.npy`{instead}")
 
 
-def run(model: str | Path | Graph, board: str = "host", inputs: np.ndarray | None = None,
+def run(model: str | Path | Graph, board: str = "host", inputs: Inputs | None = None,
         workdir: str | Path | None = None, isa: str | None = None,
         profile: bool = False, prefer: str = "memory", threads: int = 0,
         tuning: str | Path | None = None) -> RunResult:

@@ -113,6 +113,7 @@ def fold_constants(graph: Graph) -> Graph:
                 and 0 <= op.inputs[0] < len(tensors) and tensors[op.inputs[0]].data is not None):
             # The frontend already expanded the sparse constant (edge_sdk.frontend.sparsity).
             src, out = tensors[op.inputs[0]], tensors[op.outputs[0]]
+            assert src.data is not None  # tested above
             tensors[out.index] = dataclasses.replace(
                 out, data=src.data.reshape(out.shape), quant=out.quant or src.quant)
             continue

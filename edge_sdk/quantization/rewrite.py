@@ -239,6 +239,7 @@ def build_int8(graph: Graph, ops: list[Operator], params: dict[int, Params], ski
     def const(t: int) -> int:
         src = graph.tensor(t)
         data = float_data(src) if src.dtype in ("float32", "int8") and src.quant else src.data
+        assert data is not None  # called for constants only
         return add(TensorSpec(src.name, src.shape, str(data.dtype), data=data))
 
     out_ops: list[OpSpec] = []

@@ -105,6 +105,7 @@ def plan_fully_connected(op: Operator, graph: Graph) -> FullyConnectedPlan:
     # sum((x - zp) * w) = sum(x * w) - zp * sum(w): fold the offset into the bias.
     bias = (bias.astype(np.int64)
             - zero_point(x) * weights.astype(np.int64).sum(axis=1)).astype(np.int32)
+    assert w.quant is not None  # the weights were checked quantized above
     mults, shifts = per_channel_multipliers(scale(x), w.quant.scale, scale(y), units)
     prefix = f"l{op.index}"
     tables = ((Constant(f"{prefix}_multiplier", mults), Constant(f"{prefix}_shift", shifts))
@@ -134,6 +135,7 @@ def lower_fully_connected_int16(op: Operator, graph: Graph, func_name: str) -> S
                          f"{units}x{depth} weights")
     batches = x.size // depth
     bias = bias_or_zeros(op, graph, 2, units, "int64")
+    assert w.quant is not None  # the weights were checked quantized above
     mults, shifts = per_channel_multipliers(scale(x), w.quant.scale, scale(y), units)
     act = activation_range(op.options["activation"], scale(y), 0, "int16")
     prefix = f"l{op.index}"

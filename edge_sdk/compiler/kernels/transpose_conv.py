@@ -65,6 +65,7 @@ def lower_transpose_conv(op: Operator, graph: Graph, func_name: str) -> Step:
     else:
         ph = pw = 0
     bias = bias_or_zeros(op, graph, 3, oc, "int64" if wide else "int32")
+    assert w.quant is not None  # the weights were checked quantized above
     mults, shifts = per_channel_multipliers(scale(x), w.quant.scale, scale(y), oc)
     if wide:
         mults = np.array([reduced_multiplier(int(m)) for m in mults], dtype=np.int32)
@@ -79,7 +80,8 @@ def lower_transpose_conv(op: Operator, graph: Graph, func_name: str) -> Step:
 
     with kernel(func_name) as k:
         X, W, B, M, S, Y = buffer_args(
-            ("input", x.shape, x.dtype), ("weights", w.shape, "int8"), ("bias", (oc,), bias.dtype),
+            ("input", x.shape, x.dtype), ("weights", w.shape, "int8"),
+            ("bias", (oc,), str(bias.dtype)),
             ("multiplier", (oc,), "int32"), ("shift", (oc,), "int32"),
             ("output", y.shape, y.dtype))
         acc = scalar("acc", "int64" if wide else "int32")
