@@ -175,13 +175,23 @@ _WARNED_OPEN: set[tuple[str, str]] = set()
 
 
 def warn_open_dimensions(graph: Graph) -> None:
-    """Say so when a model input leaves a dimension open (-1 in its shape signature: Keras'
-    batch, an audio model's length): edge-sdk compiles the shape the file stores there."""
+    """Say so when a model input leaves a dimension open (-1 in its shape signature): edge-sdk
+    compiles the shape the file stores there. An open length (an audio model's ``[1, -1]``)
+    is a warning, as the stored 1 is rarely what the user means; an open batch alone (Keras
+    leaves it open in nearly every model) is compiled as 1, which is what a board runs, and
+    said only with ``-v``."""
     for t in (graph.tensor(i) for i in graph.inputs):
-        if t.dynamic and (graph.name, t.name) not in _WARNED_OPEN:
-            _WARNED_OPEN.add((graph.name, t.name))  # once per process, not per compile
-            progress.warn(f"input '{t.name}' has open dimensions {list(t.signature or ())}: "
-                          f"compiled for the shape the model file stores, {list(t.shape)}")
+        if not t.dynamic or (graph.name, t.name) in _WARNED_OPEN:
+            continue
+        _WARNED_OPEN.add((graph.name, t.name))  # once per process, not per compile
+        signature = list(t.signature or ())
+        if any(d < 0 for d in signature[1:]):
+            progress.warn(f"input '{t.name}' has open dimensions {signature}: compiled for "
+                          f"the shape the model file stores, {list(t.shape)} (choose another "
+                          f"with --input-shape {t.name}:...)")
+        else:
+            progress.note(f"input '{t.name}' leaves its batch open ({signature}): compiled "
+                          f"for batch {t.shape[0] if t.shape else 1}")
 
 
 def check_constants_fit(graph: Graph, board: Board) -> None:

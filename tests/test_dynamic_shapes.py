@@ -58,10 +58,13 @@ def test_inspect_and_compile_say_the_shape_they_chose(tmp_path, capsys, monkeypa
     out = capsys.readouterr()
     assert "UNSUPPORTED" not in out.out
     assert "open dimensions: [-1, 4, 4, 2]; compiled at the shape the file stores" in out.out
-    monkeypatch.setattr(api, "_WARNED_OPEN", set())  # warned once per process: start afresh
+    monkeypatch.setattr(api, "_WARNED_OPEN", set())  # said once per process: start afresh
     assert main(["compile", str(path), "-o", str(tmp_path / "c")]) == 0
+    assert "warning" not in capsys.readouterr().err  # an open batch alone: compiled as 1, quiet
+    monkeypatch.setattr(api, "_WARNED_OPEN", set())
+    assert main(["-v", "compile", str(path), "-o", str(tmp_path / "d")]) == 0
     err = capsys.readouterr().err
-    assert err.count("warning: input 'x' has open dimensions [-1, 4, 4, 2]") == 1
+    assert err.count("input 'x' leaves its batch open ([-1, 4, 4, 2]): compiled for batch 1") == 1
 
 
 def open_length_model(path):
@@ -86,6 +89,18 @@ def test_input_shape_chooses_an_open_length(tmp_path, capsys):
     np.testing.assert_array_equal(y.reshape(-1), np.maximum(x, 2).reshape(-1))
     assert main(["inspect", str(path), "--input-shape", "audio:1,16"]) == 0
     assert "input: audio [1, 16] int8" in capsys.readouterr().out
+
+
+def test_an_open_length_is_a_warning(tmp_path, capsys, monkeypatch):
+    import edge_sdk.api as api
+
+    monkeypatch.setattr(api, "_WARNED_OPEN", set())
+    path = open_length_model(tmp_path / "audio.tflite")
+    assert main(["compile", str(path), "-o", str(tmp_path / "c")]) == 0
+    err = capsys.readouterr().err
+    assert err.count("warning: input 'audio' has open dimensions [1, -1]: compiled for the "
+                     "shape the model file stores, [1, 1] (choose another with --input-shape "
+                     "audio:...)") == 1
 
 
 @pytest.mark.parametrize(("given", "says"), [
