@@ -231,12 +231,18 @@ def _litert(raw: bytes, inputs: list[np.ndarray]) -> Verdict:
 def litert_verdict(raw: bytes, inputs: list[np.ndarray]) -> Verdict:
     """LiteRT's verdict on ``raw`` with ``inputs``, in a forked child (a crash is a verdict:
     rejected, ``crashed``)."""
+    return forked_verdict(_litert, raw, inputs, "interpreter")
+
+
+def forked_verdict(judge, raw: bytes, inputs: list[np.ndarray], who: str) -> Verdict:
+    """``judge(raw, inputs)`` in a forked child, its Verdict sent back; a child that dies is
+    the verdict "rejected, ``crashed``" (``who`` names the oracle in the message)."""
     read_fd, write_fd = os.pipe()
     pid = os.fork()
     if pid == 0:  # child
         os.close(read_fd)
         try:
-            data = pickle.dumps(_litert(raw, inputs))
+            data = pickle.dumps(judge(raw, inputs))
             with os.fdopen(write_fd, "wb") as f:
                 f.write(data)
         finally:
@@ -247,5 +253,5 @@ def litert_verdict(raw: bytes, inputs: list[np.ndarray]) -> Verdict:
     _, status = os.waitpid(pid, 0)
     if not data:
         sig = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
-        return Verdict(False, error=f"interpreter crashed (signal {sig})", crashed=True)
+        return Verdict(False, error=f"{who} crashed (signal {sig})", crashed=True)
     return pickle.loads(data)

@@ -13,11 +13,9 @@ crash it. Used by ``tests/test_mutants.py`` and ``benchmarks/robustness.py --onn
 from __future__ import annotations
 
 import copy
-import os
-import pickle
 
 import numpy as np
-from mutants import Mutant, Verdict  # the same records as the TFLite mutants
+from mutants import Mutant, Verdict, forked_verdict  # the TFLite mutants' records
 
 AWKWARD_INTS = [0, -1, -2, 2, 7, 1 << 31, -(1 << 40)]
 OTHER_OPS = ["Add", "Relu", "Sigmoid", "MatMul", "Conv", "Reshape", "Softmax", "Gemm", "Concat",
@@ -158,24 +156,7 @@ def _ort(raw: bytes, inputs: list[np.ndarray]) -> Verdict:
 def ort_verdict(raw: bytes, inputs: list[np.ndarray]) -> Verdict:
     """onnxruntime's verdict on ``raw`` with ``inputs``, in a forked child (a crash is a
     verdict: rejected, ``crashed``)."""
-    read_fd, write_fd = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # child
-        os.close(read_fd)
-        try:
-            data = pickle.dumps(_ort(raw, inputs))
-            with os.fdopen(write_fd, "wb") as f:
-                f.write(data)
-        finally:
-            os._exit(0)
-    os.close(write_fd)
-    with os.fdopen(read_fd, "rb") as f:
-        data = f.read()
-    _, status = os.waitpid(pid, 0)
-    if not data:
-        sig = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
-        return Verdict(False, error=f"onnxruntime crashed (signal {sig})", crashed=True)
-    return pickle.loads(data)
+    return forked_verdict(_ort, raw, inputs, "onnxruntime")
 
 
 def sample_model(seed: int = 0):
