@@ -650,7 +650,8 @@ def validate(model: str | Path | Graph, board: str = "host", inputs: Inputs | No
     arrays = default_inputs(graph) if inputs is None else quantize_inputs(graph, inputs)
     batch = pack(graph, arrays)
     # The model's own layers (copies into outputs come last and are no layer of LiteRT's).
-    steps = [s for s in program.steps if s.kind != "copy"]
+    # ASSIGN_VARIABLE writes a variable, no tensor LiteRT shows.
+    steps = [s for s in program.steps if s.opcode not in ("COPY", "ASSIGN_VARIABLE")]
     ours: list[list[np.ndarray]] = [[] for _ in steps]
     with board_session(compiled, b, batch[0].nbytes, workdir, trace=True) as (dev, _):
         for x in batch:

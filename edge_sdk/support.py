@@ -19,13 +19,15 @@ OPERATORS_FILE = data_path("operators.json")
 
 ALIASES = ("RESHAPE", "SQUEEZE", "EXPAND_DIMS")
 FOLDED = ("DENSIFY", "SHAPE")  # constant-only: done at compile time, on every target
+# Resolved when the model is loaded into variable tensors (frontend.variables): CPU targets.
+RESOLVED = ("VAR_HANDLE", "CALL_ONCE")
 LIMITS = {
     "MEAN": "any axes, rank and keep_dims",
     "SUM": "any axes; int8/int16 as TFLite Micro computes it (LiteRT's reference reads them "
            "as uint8)",
     "TRANSPOSE_CONV": "output-shape operand fixed at compile time",
     "SOFTMAX": "float: beta 1 only",
-    "QUANTIZE": "float->int8, int8/int16/int32->int8/int16, int16->int32",
+    "QUANTIZE": "float->int8, int8/int16/int32->int8/int16, int16->int32, int8->uint8",
     "UNIDIRECTIONAL_SEQUENCE_LSTM": "int8 with int16 cell state (TFLite's 8x8->16) and float32; "
                                     "no peephole, projection, layer norm or CIFG",
     "BATCH_MATMUL": "adj_x/adj_y, broadcast batch dimensions, either operand constant",
@@ -35,6 +37,10 @@ LIMITS = {
     "DENSIFY": "of sparse weights (CSR, block-sparse): expanded when the model is loaded",
     "SHAPE": "folded at the stored shape (an open batch, -1, compiles as 1), with the integer "
              "ops after it on constants",
+    "READ_VARIABLE": "resource variables: one arena buffer each, kept between inferences",
+    "ASSIGN_VARIABLE": "resource variables: one arena buffer each, kept between inferences",
+    "VAR_HANDLE": "resolved when the model is loaded: names the variable's buffer",
+    "CALL_ONCE": "an initialiser that assigns constants: set on the first call",
     "DEQUANTIZE": "of a constant (float16 or int8 weights): folded at compile time",
 }
 
@@ -45,7 +51,8 @@ def registry_rows() -> list[tuple[str, ...]]:
     from edge_sdk.compiler.kernels import float32
     from edge_sdk.compiler.lower import INT16_OPS, LOWERINGS
 
-    ops = sorted({*LOWERINGS, *float32.LOWERINGS, *gpu.INT8, *gpu.FLOAT32, *ALIASES, *FOLDED})
+    ops = sorted({*LOWERINGS, *float32.LOWERINGS, *gpu.INT8, *gpu.FLOAT32, *ALIASES, *FOLDED,
+                  *RESOLVED})
 
     def mark(ok: bool) -> str:
         return "yes" if ok else "-"
@@ -53,8 +60,9 @@ def registry_rows() -> list[tuple[str, ...]]:
     rows: list[tuple[str, ...]] = []
     for op in ops:
         alias = op in ALIASES or op in FOLDED
-        rows.append((op, mark(op in LOWERINGS or op in FOLDED), mark(op in INT16_OPS),
-                     mark(op in float32.LOWERINGS or alias),
+        cpu = op in FOLDED or op in RESOLVED
+        rows.append((op, mark(op in LOWERINGS or cpu), mark(op in INT16_OPS),
+                     mark(op in float32.LOWERINGS or alias or cpu),
                      mark(op in gpu.INT8 or alias), mark(op in gpu.FLOAT32 or alias),
                      LIMITS.get(op, "")))
     return rows

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edge_sdk.codegen.tvm_c import C_TYPES, generate_kernels
-from edge_sdk.compiler.planner import MemoryPlan
+from edge_sdk.compiler.planner import STATE_READY, MemoryPlan
 from edge_sdk.compiler.program import (
     Constant,
     ModelIO,
@@ -209,6 +209,44 @@ def emit_header(program: Program, arena_bytes: int, about: list[str], api_doc: l
     )
 
 
+STATE_READY_MARK = "0x45444745u"  # "EDGE": a zeroed arena never holds it
+
+
+def _state_init(program: Program, memory: MemoryPlan) -> tuple[list[str], list[str]]:
+    """The arrays and the first-call block that set the model's state to its starting value
+    (:attr:`Program.state_init`): memset where the value is one byte repeated (an int8 zero
+    point), memcpy from a flash array otherwise. A word in the arena says it was done, so "zero
+    the arena" still means "start from the initial state" to every caller."""
+    if not program.state_init:
+        return [], []
+    name = program.name
+    ready = memory.scratch(STATE_READY)
+    arrays: list[str] = ["/* ---- the state's starting values ---- */"]
+    sets: list[str] = []
+    for t, value in program.state_init:
+        tensor = program.graph.tensor(t)
+        buf = memory.buffer_of(t)
+        raw = value.reshape(-1).view(np.uint8)
+        where = f"arena + {buf.offset}"
+        what = f"'{_comment(tensor.short_name)}', {tensor.dtype} {list(tensor.shape)}"
+        if (raw == raw[0]).all():
+            sets.append(f"    memset({where}, {int(raw[0])}, {raw.size});  /* {what} */")
+        else:
+            const = Constant(f"state{t}_initial", value)
+            arrays.append(_array(const, name))
+            sets.append(f"    memcpy({where}, {name}_{const.name}, {raw.size});  /* {what} */")
+    lines = [
+        "  /* The state starts from the model's initial values, set on the first call on a",
+        "     zeroed arena (TFLite: a variable's initialiser, or its zero point). */",
+        f"  uint32_t *const state_ready = (uint32_t *)(arena + {ready.offset});",
+        f"  if (*state_ready != {STATE_READY_MARK}) {{",
+        *sets,
+        f"    *state_ready = {STATE_READY_MARK};",
+        "  }",
+    ]
+    return arrays, lines
+
+
 def emit(program: Program, memory: MemoryPlan, external_kernels: bool = False) -> CSources:
     """Print the model. With ``external_kernels`` the kernels are only declared: they come from
     an object file compiled by TVM's LLVM backend (the Cortex-A path)."""
@@ -229,9 +267,9 @@ def emit(program: Program, memory: MemoryPlan, external_kernels: bool = False) -
         f" *   arena  [{upper}_ARENA_SIZE]  scratch for intermediates, 16-byte aligned",
     ], ["/* Run one inference. Returns 0 on success. Inputs and outputs must not overlap",
         "   the arena. Reentrant: all state lives in the arena the caller passes. */",
-        *(["/* This model keeps state between inferences (an LSTM's hidden and cell state, as",
-           "   TFLite does) in the arena: zero the arena before the first call to start from",
-           "   a zero state, and keep it between calls. */"]
+        *(["/* This model keeps state between inferences (an LSTM's hidden and cell state, a",
+           "   stream buffer) in the arena: zero the arena before the first call to start from",
+           "   the model's initial state, and keep it between calls. */"]
           if any(t.is_variable for t in graph.tensors) else [])])
     params = {(io.role, io.index): io.param for io in (*program.inputs, *program.outputs)}
 
@@ -253,6 +291,11 @@ def emit(program: Program, memory: MemoryPlan, external_kernels: bool = False) -
         for k, t in enumerate(step.outputs):
             producer.setdefault(memory.buffer_of(t).root,
                                 f"l{step.op_index}_out{k if k else ''}")
+    for step in program.steps:  # a variable that no step writes (its value only read)
+        for t in step.inputs:
+            buf = memory.buffer_of(t)
+            if buf.location == "arena":
+                producer.setdefault(buf.root, f"state{buf.root}")
     body: list[str] = []
     declared: set[int] = set()
     tasks: dict[str, Step] = {}  # kernels split over threads, by function
@@ -260,7 +303,8 @@ def emit(program: Program, memory: MemoryPlan, external_kernels: bool = False) -
         out = graph.tensor(step.outputs[0])
         body.append(f"  /* [{step.op_index}] {step.opcode}: {_comment(out.short_name)}")
         body.append(f"     -> {_shape_text(out)} {out.dtype}, {step.macs} MACs */")
-        for t in step.outputs:
+        # A variable may be read (READ_VARIABLE) before the step that writes it: declared here.
+        for t in (*step.inputs, *step.outputs):
             buf = memory.buffer_of(t)
             if buf.location == "arena" and buf.root not in declared:
                 declared.add(buf.root)
@@ -303,6 +347,7 @@ def emit(program: Program, memory: MemoryPlan, external_kernels: bool = False) -
         body.append(f"  EDGE_TRACE_LAYER({position}, {pointer(step.outputs[0])}, {out.nbytes});")
         body.append("")
 
+    state_arrays, state_lines = _state_init(program, memory)
     used = {pointer(t) for step in program.steps for t in (*step.inputs, *step.outputs)}
     unused = [f"  (void){io.param};  /* not read by any layer (e.g. a shape operand we fix at "
               "compile time) */" for io in program.inputs if io.param not in used]
@@ -350,9 +395,11 @@ def emit(program: Program, memory: MemoryPlan, external_kernels: bool = False) -
                kernels.code]),
             *(_parallel_section(tasks) if tasks else []),
             "/* ---- the model ---- */",
+            *state_arrays,
             f"{signature} {{",
             "  (void)arena;",
             *unused,
+            *state_lines,
             *body,
             "  return 0;",
             "}",

@@ -206,8 +206,8 @@ def check_graph(graph: Graph) -> None:
         raise ModelError("the model has no inputs or no outputs: nothing to compile")
     for i in (*graph.inputs, *graph.outputs):
         t = graph.tensor(i)
-        quantized = t.dtype in ("int8", "int16")
-        if t.dtype not in ("int8", "int16", "int32", "int64", "float32") or (
+        quantized = t.dtype in ("int8", "int16", "uint8")
+        if t.dtype not in ("int8", "int16", "uint8", "int32", "int64", "float32") or (
                 quantized and t.quant is None):
             raise ModelError(
                 f"model input/output '{t.name}' is {t.dtype}"

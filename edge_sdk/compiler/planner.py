@@ -16,6 +16,7 @@ from edge_sdk.compiler.program import Program
 from edge_sdk.errors import ModelError
 
 ALIGNMENT = 16
+STATE_READY = "state_ready"  # the arena word that says the model's state has been set
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,9 @@ def plan(program: Program, scratch_in_arena: bool = True) -> MemoryPlan:
         buffers.append(Buffer(r, tuple(members), graph.tensor(r).nbytes, start, end, location,
                               io=io_index))
 
+    if program.state_init:  # a word that says the state was set (see codegen.c_model)
+        buffers.append(Buffer(-1 - len(buffers), (), ALIGNMENT, 0, len(program.steps), "arena",
+                              scratch=STATE_READY))
     if scratch_in_arena:
         for i, step in enumerate(program.steps):
             for sc in step.scratch:

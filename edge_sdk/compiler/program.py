@@ -160,6 +160,29 @@ class Program:
         return None
 
     @property
+    def state_init(self) -> list[tuple[int, np.ndarray]]:
+        """The variables (state kept between inferences) whose starting value is not all zero
+        bytes, with that value: what the run function sets on its first call, since a zeroed
+        arena holds zeros. TFLite starts a variable from its initialiser's constant (a
+        resource variable's CALL_ONCE) or else resets it to its zero point: an int8 LSTM whose
+        hidden state has zero point -4 starts from -4 (real 0), not from 0."""
+        used = {t for step in self.steps for t in (*step.inputs, *step.outputs)}
+        found = []
+        for t in sorted(used):
+            tensor = self.graph.tensor(t)
+            if not tensor.is_variable:
+                continue
+            if tensor.initial is not None:
+                value = np.ascontiguousarray(tensor.initial, dtype=tensor.dtype)
+            elif tensor.dtype == "int8" and tensor.quant is not None and tensor.quant.zero_point[0]:
+                value = np.full(tensor.shape, tensor.quant.zero_point[0], np.int8)
+            else:
+                continue
+            if value.view(np.uint8).any():
+                found.append((t, value.reshape(tensor.shape)))
+        return found
+
+    @property
     def constants(self) -> list[Constant]:
         """Every step's constants, once each: steps may share one by name (e.g. the int16
         sigmoid knots), and a shared name must hold the same array."""

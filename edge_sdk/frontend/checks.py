@@ -186,7 +186,7 @@ def check_model(graph: Graph) -> None:
             if tensor.is_constant or t in graph.inputs:
                 raise ModelError(f"{_where(op)} writes tensor {t} '{tensor.short_name}', which "
                                  f"is {'a constant' if tensor.is_constant else 'a graph input'}")
-            if t in written:
+            if t in written and not tensor.is_variable:  # ASSIGN_VARIABLEs may repeat
                 raise ModelError(f"{_where(op)} writes tensor {t} '{tensor.short_name}', which "
                                  f"operator {written[t]} writes too")
             written[t] = op.index

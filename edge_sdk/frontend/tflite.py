@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from edge_sdk.errors import ModelError
+from edge_sdk.errors import ModelError, UnsupportedOpError
 from edge_sdk.frontend.sparsity import densify, read_sparsity
 
 # TensorType enum of the TFLite schema -> numpy dtype name.
@@ -31,6 +31,7 @@ _TENSOR_TYPES: dict[int, str] = {
     7: "int16",
     9: "int8",
     10: "float64",
+    13: "resource",  # a resource variable's handle: resolved by frontend.variables
 }
 
 _ACTIVATIONS = {0: "NONE", 1: "RELU", 2: "RELU_N1_TO_1", 3: "RELU6", 4: "TANH", 5: "SIGN_BIT"}
@@ -75,6 +76,9 @@ class Tensor:
     quant: QuantParams | None = None
     data: np.ndarray | None = field(default=None, repr=False)
     is_variable: bool = False  # state kept across inferences (an LSTM's hidden and cell state)
+    # A variable's value before the first inference: a resource variable's initialiser
+    # (CALL_ONCE). None: TFLite's reset value, the zero point for int8 and 0 otherwise.
+    initial: np.ndarray | None = field(default=None, repr=False)
     # The shape with -1 where the model leaves a dimension open (Keras' batch); ``shape`` holds
     # what the file stores there (1), which is what edge-sdk compiles for. None: all fixed.
     signature: tuple[int, ...] | None = None
@@ -259,6 +263,12 @@ def _options(op: Any, opcode: str) -> dict[str, Any]:
         o = load(tflite.SVDFOptions)
         return {"rank": o.Rank(), "activation": _activation(o.FusedActivationFunction()),
                 "asymmetric_quantize_inputs": bool(o.AsymmetricQuantizeInputs())}
+    if opcode == "VAR_HANDLE":
+        o = load(tflite.VarHandleOptions)
+        return {"container": (o.Container() or b"").decode("utf-8", "replace"),
+                "shared_name": (o.SharedName() or b"").decode("utf-8", "replace")}
+    if opcode == "CALL_ONCE":
+        return {"init_subgraph_index": load(tflite.CallOnceOptions).InitSubgraphIndex()}
     if opcode == "GELU":
         return {"approximate": bool(load(tflite.GeluOptions).Approximate())}
     if opcode == "BATCH_MATMUL":
@@ -333,12 +343,70 @@ def _signature(t: Any, shape: tuple[int, ...]) -> tuple[int, ...] | None:
     return signature if signature != shape and len(signature) == len(shape) else None
 
 
+def _read_subgraph(model: Any, raw: bytes, index: int, names: dict[int, str]
+                   ) -> tuple[list[Tensor], list[Operator], tuple[int, ...], tuple[int, ...]]:
+    """The tensors, operators, inputs and outputs of subgraph ``index`` (0 is the model; a
+    CALL_ONCE's initialiser is another)."""
+    graph = model.Subgraphs(index)
+    tensors = []
+    for i in range(graph.TensorsLength()):
+        t = graph.Tensors(i)
+        ttype = t.Type()
+        if ttype not in _TENSOR_TYPES:
+            raise ModelError(f"tensor {i} has unsupported element type {ttype}")
+        dtype = _TENSOR_TYPES[ttype]
+        shape = tuple(int(d) for d in t.ShapeAsNumpy()) if t.ShapeLength() else ()
+        sparsity = read_sparsity(t)
+        if sparsity is not None:  # stored non-zeros: expand to the dense constant now
+            values = _buffer_data(model, t.Buffer(), raw, dtype, (-1,))
+            if values is None:
+                raise ModelError(f"sparse tensor {i} has no values")
+            tensors.append(Tensor(index=i, name=_name(t.Name(), i), shape=shape, dtype=dtype,
+                                  quant=_quant(t), data=densify(values, shape, sparsity)))
+            continue
+        tensors.append(
+            Tensor(
+                index=i,
+                name=_name(t.Name(), i),
+                shape=shape,
+                dtype=dtype,
+                quant=_quant(t),
+                data=_buffer_data(model, t.Buffer(), raw, dtype, shape),
+                is_variable=bool(t.IsVariable()),
+                signature=_signature(t, shape),
+            )
+        )
+    operators = []
+    for i in range(graph.OperatorsLength()):
+        op = graph.Operators(i)
+        if op.OpcodeIndex() >= model.OperatorCodesLength():
+            raise ModelError(f"operator {i} names operator code {op.OpcodeIndex()}, of "
+                             f"{model.OperatorCodesLength()}")
+        oc = model.OperatorCodes(op.OpcodeIndex())
+        code = max(oc.BuiltinCode(), oc.DeprecatedBuiltinCode())
+        opcode = names.get(code, f"BUILTIN_{code}")
+        if opcode == "CUSTOM":
+            opcode = f"CUSTOM:{oc.CustomCode().decode('utf-8', 'replace')}"
+        ins = tuple(int(x) for x in op.InputsAsNumpy()) if op.InputsLength() else ()
+        outs = tuple(int(x) for x in op.OutputsAsNumpy()) if op.OutputsLength() else ()
+        mids = (tuple(int(x) for x in op.IntermediatesAsNumpy())
+                if op.IntermediatesLength() else ())
+        for t in (*ins, *outs, *mids):
+            if t >= len(tensors):
+                raise ModelError(f"operator {i} refers to tensor {t}, which does not exist")
+        operators.append(Operator(i, opcode, ins, outs, _options(op, opcode), mids))
+    inputs = tuple(int(x) for x in graph.InputsAsNumpy()) if graph.InputsLength() else ()
+    outputs = tuple(int(x) for x in graph.OutputsAsNumpy()) if graph.OutputsLength() else ()
+    return tensors, operators, inputs, outputs
+
+
 def parse(raw: bytes, name: str = "model", source: Path | None = None) -> Graph:
     """Parse flatbuffer bytes into a :class:`Graph` (the first subgraph). ``name`` becomes the
     C prefix of everything generated, so it is made a valid identifier here."""
     import tflite
 
     from edge_sdk.frontend.checks import check_model
+    from edge_sdk.frontend.variables import resolve_variables
     from edge_sdk.frontend.verify import verify_flatbuffer
 
     where = str(source) if source else name
@@ -353,59 +421,15 @@ def parse(raw: bytes, name: str = "model", source: Path | None = None) -> Graph:
         model = tflite.Model.GetRootAsModel(raw, 0)
         if model.SubgraphsLength() < 1:
             raise ModelError("the model has no subgraph")
-        graph = model.Subgraphs(0)
         names = _builtin_names()
-        tensors = []
-        for i in range(graph.TensorsLength()):
-            t = graph.Tensors(i)
-            ttype = t.Type()
-            if ttype not in _TENSOR_TYPES:
-                raise ModelError(f"tensor {i} has unsupported element type {ttype}")
-            dtype = _TENSOR_TYPES[ttype]
-            shape = tuple(int(d) for d in t.ShapeAsNumpy()) if t.ShapeLength() else ()
-            sparsity = read_sparsity(t)
-            if sparsity is not None:  # stored non-zeros: expand to the dense constant now
-                values = _buffer_data(model, t.Buffer(), raw, dtype, (-1,))
-                if values is None:
-                    raise ModelError(f"sparse tensor {i} has no values")
-                tensors.append(Tensor(index=i, name=_name(t.Name(), i), shape=shape, dtype=dtype,
-                                      quant=_quant(t), data=densify(values, shape, sparsity)))
-                continue
-            tensors.append(
-                Tensor(
-                    index=i,
-                    name=_name(t.Name(), i),
-                    shape=shape,
-                    dtype=dtype,
-                    quant=_quant(t),
-                    data=_buffer_data(model, t.Buffer(), raw, dtype, shape),
-                    is_variable=bool(t.IsVariable()),
-                    signature=_signature(t, shape),
-                )
-            )
-        operators = []
-        for i in range(graph.OperatorsLength()):
-            op = graph.Operators(i)
-            if op.OpcodeIndex() >= model.OperatorCodesLength():
-                raise ModelError(f"operator {i} names operator code {op.OpcodeIndex()}, of "
-                                 f"{model.OperatorCodesLength()}")
-            oc = model.OperatorCodes(op.OpcodeIndex())
-            code = max(oc.BuiltinCode(), oc.DeprecatedBuiltinCode())
-            opcode = names.get(code, f"BUILTIN_{code}")
-            if opcode == "CUSTOM":
-                opcode = f"CUSTOM:{oc.CustomCode().decode('utf-8', 'replace')}"
-            ins = tuple(int(x) for x in op.InputsAsNumpy()) if op.InputsLength() else ()
-            outs = tuple(int(x) for x in op.OutputsAsNumpy()) if op.OutputsLength() else ()
-            mids = (tuple(int(x) for x in op.IntermediatesAsNumpy())
-                    if op.IntermediatesLength() else ())
-            for t in (*ins, *outs, *mids):
-                if t >= len(tensors):
-                    raise ModelError(f"operator {i} refers to tensor {t}, which does not exist")
-            operators.append(Operator(i, opcode, ins, outs, _options(op, opcode), mids))
-        inputs = tuple(int(x) for x in graph.InputsAsNumpy()) if graph.InputsLength() else ()
-        outputs = tuple(int(x) for x in graph.OutputsAsNumpy()) if graph.OutputsLength() else ()
+        tensors, operators, inputs, outputs = _read_subgraph(model, raw, 0, names)
+        tensors, operators = resolve_variables(
+            tensors, operators, lambda k: _read_subgraph(model, raw, k, names)[:2],
+            model.SubgraphsLength())
         result = Graph(name, tensors, operators, inputs, outputs, source)
         check_model(result)
+    except UnsupportedOpError as err:
+        raise UnsupportedOpError(f"{where}: {err}") from None
     except ModelError as err:
         raise ModelError(f"{where} is not a valid TFLite model: {err}") from None
     except Exception as err:  # flatbuffers raises IndexError/struct.error on garbage

@@ -41,10 +41,11 @@ _RELU_KIND = {"RELU": "RELU", "RELU6": "RELU6", "RELU_N1_TO_1": "RELU_N1_TO_1"}
 
 
 def _requantizable(op: Operator, graph: Graph, index: int, role: str) -> Tensor:
-    """int8/int16 activations, and (QUANTIZE's input only) a quantized int32 tensor."""
+    """int8/int16 activations; for QUANTIZE also uint8 (a model's uint8 input or output, as
+    microWakeWord's streaming models have) and, as input, a quantized int32 tensor."""
     t = graph.tensor(index)
-    if role == "input" and op.opcode == "QUANTIZE" and t.dtype == "int32" and (
-            t.quant is not None and not t.quant.per_channel):
+    if op.opcode == "QUANTIZE" and (t.dtype == "uint8" or (role == "input" and t.dtype == "int32")
+                                    ) and t.quant is not None and not t.quant.per_channel:
         return t
     return quantized_tensor(op, graph, index, role)
 
@@ -58,12 +59,12 @@ def lower_rescale(op: Operator, graph: Graph, func_name: str) -> Step:
             and out.quant is not None and not out.quant.per_channel)
     # int16 -> int32 (SEANet-style int16 models widen before a 32-bit ADD; LiteRT has no int8
     # -> int32): TFLite's Requantize with the int32 range as the clamp.
-    y = out if wide else quantized_tensor(op, graph, op.outputs[0], "output")
+    y = out if wide else _requantizable(op, graph, op.outputs[0], "output")
     if x.size != y.size:
         raise refuse(op, "input and output sizes differ")
     if op.opcode == "QUANTIZE":
         m, s = quantize_multiplier(scale(x) / scale(y))
-        lo, hi = ((-(2**31), 2**31 - 1) if wide
+        lo, hi = ((-(2**31), 2**31 - 1) if wide else (0, 255) if y.dtype == "uint8"
                   else activation_range("NONE", scale(y), zero_point(y), y.dtype))
     else:
         if x.dtype != y.dtype:

@@ -1,5 +1,5 @@
 """Pure data movement, any element type: SPLIT, SPLIT_V, PACK, UNPACK, DEPTH_TO_SPACE,
-SPACE_TO_DEPTH, GATHER.
+SPACE_TO_DEPTH, GATHER, and the resource variables' READ_VARIABLE and ASSIGN_VARIABLE.
 
 None of these changes a value: TFLite copies the raw elements and (for quantized tensors) expects
 the same scale and zero point on both sides, which we check. Each operator is a list of copy
@@ -178,7 +178,22 @@ def lower_gather(op: Operator, graph: Graph, func_name: str) -> Step:
     return _kernel(op, func_name, ins, [y], [(tuple(y.shape), source)], extra)
 
 
+def lower_variable(op: Operator, graph: Graph, func_name: str) -> Step:
+    """READ_VARIABLE copies a variable's value out; ASSIGN_VARIABLE copies a new value in (see
+    frontend.variables: the variable is an arena tensor kept between inferences). A copy, not an
+    alias: a value read stays as it was after the variable is assigned, as in TFLite."""
+    x, y = graph.tensor(op.inputs[0]), graph.tensor(op.outputs[0])
+    _same(op, [x, y])
+    if x.shape != y.shape:
+        raise refuse(op, f"'{x.name}' is {list(x.shape)}, '{y.name}' {list(y.shape)}")
+    return Step(op_index=op.index, opcode=op.opcode, layer=y.name, kind="copy",
+                inputs=(x.index,), outputs=(y.index,),
+                notes=("the variable's value, copied out" if op.opcode == "READ_VARIABLE"
+                       else "the variable's new value, kept for the next inference"))
+
+
 LOWERINGS: dict[str, Callable[[Operator, Graph, str], Step]] = {
+    "READ_VARIABLE": lower_variable, "ASSIGN_VARIABLE": lower_variable,
     "SPLIT": lower_split, "SPLIT_V": lower_split, "PACK": lower_pack, "UNPACK": lower_unpack,
     "DEPTH_TO_SPACE": lower_depth_space, "SPACE_TO_DEPTH": lower_depth_space,
     "GATHER": lower_gather,
