@@ -23,12 +23,12 @@ from tests.conftest import random_inputs, reference
 from tests.test_ops import act, conv_model, fc_model, weights
 
 
-def add_model(shape_b, opcode="ADD"):
+def add_model(shape_b, opcode="ADD", shape=(1, 8, 8, 4)):
     """input -> 1x1 conv (4 channels) -> ADD or SUB(input, conv or a pooled copy), different
-    scales."""
+    scales. 256 outputs by default: the DSP kernel's two 256-entry tables serve sums at least
+    that large (smaller ones use the portable kernel)."""
     from tests.test_ops import bias
 
-    shape = (1, 5, 3, 4)
     tensors = [act("input", shape, 0.05, 3), weights("w", (4, 1, 1, 4), [0.02] * 4),
                bias("b", 4, 0.05, [0.02] * 4), act("conv", shape, 0.13, -20)]
     ops = [OpSpec("CONV_2D", [0, 1, 2], [3], {"padding": "VALID"})]
@@ -37,7 +37,7 @@ def add_model(shape_b, opcode="ADD"):
         ops.append(OpSpec(opcode, [0, 3], [4], {"activation": "RELU"}))
         return build_model(tensors, ops, [0], [4])
     tensors += [act("pooled", shape_b, 0.13, -20), act("sum", shape, 0.11, -4)]
-    ops += [OpSpec("AVERAGE_POOL_2D", [3], [4], {"filter": (5, 3), "stride": (1, 1)}),
+    ops += [OpSpec("AVERAGE_POOL_2D", [3], [4], {"filter": shape[1:3], "stride": (1, 1)}),
             OpSpec(opcode, [0, 4], [5])]
     return build_model(tensors, ops, [0], [5])
 
@@ -88,9 +88,11 @@ CASES = {
         lambda: fc_model(3, 20, 5, per_channel=True), "DSP", "MVE"),
     "fc_d6_u3_relu_saturating": (  # depth 6: no DSP kernel; MVE predicates the tail
         lambda: fc_model(1, 6, 3, "RELU", out_q=(0.01, -128)), None, "MVE"),
-    "add_residual": (lambda: add_model((1, 5, 3, 4)), "input rescaling", "input rescaling"),
+    "add_residual": (lambda: add_model((1, 8, 8, 4)), "input rescaling", "input rescaling"),
+    "add_small_portable": (  # 60 outputs: the tables (2 KB) would outweigh the sum
+        lambda: add_model((1, 5, 3, 4), shape=(1, 5, 3, 4)), None, None),
     "add_broadcast": (lambda: add_model((1, 1, 1, 4)), "input rescaling", "input rescaling"),
-    "sub_residual": (lambda: add_model((1, 5, 3, 4), "SUB"), "input rescaling",
+    "sub_residual": (lambda: add_model((1, 8, 8, 4), "SUB"), "input rescaling",
                      "input rescaling"),
     "sub_broadcast": (lambda: add_model((1, 1, 1, 4), "SUB"), "input rescaling",
                       "input rescaling"),

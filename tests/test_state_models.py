@@ -159,3 +159,25 @@ def test_resolve_variables_refuses_a_variable_used_as_two_shapes():
     with pytest.raises(ModelError, match="variable 'past' is read, assigned or initialised as "
                                          "different tensors"):
         resolve_variables(tensors, ops, read, 2)
+
+
+@pytest.mark.parametrize("board", ["mps2-an386", "host"])
+def test_unrolled_gru_stores_its_shared_weights_once(board):
+    """Keras unrolls the GRU into 12 copies of its step, all reading one weight matrix; the
+    compiled model stores each distinct array once (before: once per step, 5.9x a real unrolled
+    keyword spotter's file) and stays bit-exact."""
+    from edge_sdk.api import compile_for
+    from edge_sdk.project.boards import get_board
+    from edge_sdk.validate import reference_outputs
+
+    model = STATE / "gru_unrolled_int8.tflite"
+    graph = edge_sdk.load(model)
+    program = compile_for(graph, get_board(board)).program
+    weights = sum(c.nbytes for c in program.constants)
+    assert weights < model.stat().st_size  # the file also holds every operator's scales
+    assert program.constant_aliases  # the repeats are names for one array
+    x = np.random.default_rng(2).integers(
+        -128, 128, size=(2, *graph.tensor(graph.inputs[0]).shape), dtype=np.int8)
+    got = edge_sdk.run(graph, board=board, inputs=x).outputs
+    (want,) = reference_outputs(model, [x])
+    np.testing.assert_array_equal(got.reshape(want.shape), want)

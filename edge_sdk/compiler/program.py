@@ -184,11 +184,29 @@ class Program:
 
     @property
     def constants(self) -> list[Constant]:
-        """Every step's constants, once each: steps may share one by name (e.g. the int16
-        sigmoid knots), and a shared name must hold the same array."""
+        """Every step's constants, once each by content: the flash arrays to emit. Steps may
+        share one by name (e.g. the int16 sigmoid knots; a shared name must hold the same
+        array), and different names may hold the same values: an unrolled RNN's steps all use
+        one weight matrix, bias and activation table (an unrolled GRU keyword spotter stored
+        each 48 times: 8x its file's size). :attr:`constant_aliases` names the others."""
+        return self._constant_sharing()[0]
+
+    @property
+    def constant_aliases(self) -> dict[str, str]:
+        """A constant's name -> the name of the emitted constant with the same values."""
+        return self._constant_sharing()[1]
+
+    def _constant_sharing(self) -> tuple[list[Constant], dict[str, str]]:
         seen: dict[str, Constant] = {}
         for c in (c for s in self.steps for c in s.constants):
             first = seen.setdefault(c.name, c)
             if first is not c and not np.array_equal(first.array, c.array):
                 raise ValueError(f"two different constants are both named {c.name!r}")
-        return list(seen.values())
+        by_value: dict[tuple[str, tuple[int, ...], bytes], Constant] = {}
+        aliases: dict[str, str] = {}
+        for c in seen.values():
+            key = (c.dtype, tuple(c.array.shape), np.ascontiguousarray(c.array).tobytes())
+            home = by_value.setdefault(key, c)
+            if home is not c:
+                aliases[c.name] = home.name
+        return list(by_value.values()), aliases

@@ -18,6 +18,8 @@ TensorFlow is heavy, so CI does not install it: the tests load the small files t
   the variables themselves int8 (``_experimental_variable_quantization``, as microWakeWord
   converts), int8 input, uint8 output through QUANTIZE.
 - ``stream_float_state``: the same with float32 variables between DEQUANTIZE and QUANTIZE.
+- ``gru_unrolled_int8``: a GRU unrolled over 12 steps (no state: each step is its own
+  operators, sharing one set of weights), for the flash its repeated constants must not take.
 """
 
 from __future__ import annotations
@@ -51,6 +53,27 @@ def lstm_stacked(units: int, layers: int, spread: float, seed: int) -> bytes:
 
     conv = tf.lite.TFLiteConverter.from_keras_model(model)
     return _int8(conv, calibration, tf.int8)
+
+
+def gru_unrolled(units: int, steps: int, seed: int) -> bytes:
+    """A keyword-spotter-shaped GRU unrolled by Keras: every time step is its own operators,
+    all sharing one set of weights (their tensors are shared in the file too)."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(seed)
+    features = 10
+    inp = tf.keras.Input((steps, features), batch_size=1)
+    x = tf.keras.layers.GRU(units, unroll=True)(inp)
+    model = tf.keras.Model(inp, tf.keras.layers.Dense(12)(x))
+    for w in model.weights:
+        fan = w.shape[0] if len(w.shape) > 1 else 1
+        w.assign(rng.normal(0, 0.6 / np.sqrt(fan), w.shape).astype(np.float32))
+
+    def calibration():
+        for _ in range(24):
+            yield [rng.normal(0.0, 1.0, (1, steps, features)).astype(np.float32)]
+
+    return _int8(tf.lite.TFLiteConverter.from_keras_model(model), calibration, tf.int8)
 
 
 def stream(quantized_state: bool, seed: int) -> bytes:
@@ -109,6 +132,7 @@ def _int8(conv, calibration, output_type) -> bytes:
 MODELS = {
     "lstm_stacked_int8": lambda: lstm_stacked(24, 2, 1.0, seed=1),
     "lstm_stacked_wide_int8": lambda: lstm_stacked(16, 3, 4.0, seed=2),
+    "gru_unrolled_int8": lambda: gru_unrolled(48, 12, seed=5),
     "stream_int8_state": lambda: stream(True, seed=3),
     "stream_float_state": lambda: stream(False, seed=4),
 }

@@ -548,6 +548,9 @@ def lower_fully_connected_dsp(op: Operator, graph: Graph, func_name: str,
     )
 
 
+TABLE_ENTRIES = 256  # one per int8 value
+
+
 def lower_add_dsp(op: Operator, graph: Graph, func_name: str, scratch: bool = True) -> Step:
     """ADD (and SUB: its second table negated) with each input's rescaling looked up.
 
@@ -560,6 +563,10 @@ def lower_add_dsp(op: Operator, graph: Graph, func_name: str, scratch: bool = Tr
     if any(graph.tensor(t).is_constant for t in op.inputs[:2]):
         return lower_add(op, graph, func_name)  # a constant operand: the portable kernel
     a, b, y, out_shape, a_strides, b_strides = binary_operands(op, graph)
+    if y.size < TABLE_ENTRIES:
+        # Fewer elements than table entries: the 2 KB would outweigh what it saves (an unrolled
+        # GRU's 144 gate ADDs of 64 elements each needed 288 KB of tables, more than its weights).
+        return lower_add(op, graph, func_name)
     (m1, s1), (m2, s2), (mo, so) = add_multipliers(a, b, y, op.opcode == "SUB")
     tables = [np.array([mbqm((v - zero_point(t)) * (1 << LEFT_SHIFT), m, s)
                         for v in range(-128, 128)], np.int32)
