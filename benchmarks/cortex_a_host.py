@@ -35,8 +35,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import edge_sdk  # noqa: E402
-from edge_sdk.compiler import compile_graph  # noqa: E402
 from edge_sdk.compiler.kernels.schedule import Tuning  # noqa: E402
+from edge_sdk.pipeline import compile_graph  # noqa: E402
 from edge_sdk.project.boards import get_board  # noqa: E402
 from edge_sdk.project.generate import generate_project  # noqa: E402
 

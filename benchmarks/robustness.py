@@ -71,9 +71,9 @@ def measure(path: Path, count: int, run: int, seed: int) -> dict:
 def classify(raw: bytes, verdict, x: np.ndarray, run_it: bool, workdir: Path
                         ) -> tuple[str, str]:
     import edge_sdk
-    from edge_sdk.compiler import compile_graph
     from edge_sdk.errors import EdgeSDKError
     from edge_sdk.frontend.tflite import parse
+    from edge_sdk.pipeline import compile_graph
 
     try:
         graph = parse(raw, name="mutant")

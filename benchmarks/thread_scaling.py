@@ -37,7 +37,7 @@ def prepare() -> None:
 
     import edge_sdk
     from benchmarks.mobilenet_v2 import build as mobilenet_v2
-    from edge_sdk.compiler import compile_graph
+    from edge_sdk.pipeline import compile_graph
     from edge_sdk.project.boards import get_board
     from edge_sdk.project.generate import generate_project
     from tests.conftest import reference

@@ -14,14 +14,15 @@ import importlib
 import importlib.util
 from typing import TYPE_CHECKING, Any
 
+from edge_sdk.version import __version__
+
 if TYPE_CHECKING:
     from edge_sdk.api import build, compile, generate, load, report, run, write_compiled
     from edge_sdk.errors import EdgeSDKError
     from edge_sdk.quantization import quantize
 
-__all__ = ["EdgeSDKError", "build", "compile", "generate", "load", "quantize", "report", "run",
-           "write_compiled"]
-__version__ = "0.1.0"
+__all__ = ["EdgeSDKError", "__version__", "build", "compile", "generate", "load", "quantize",
+           "report", "run", "write_compiled"]
 
 _WHERE = {"EdgeSDKError": "errors", "quantize": "quantization",
           **{name: "api" for name in ("build", "compile", "generate", "load", "report", "run",

@@ -20,14 +20,13 @@ from typing import Any
 import numpy as np
 
 from edge_sdk import progress, provenance
-from edge_sdk.compiler import CompiledModel, compile_graph
 from edge_sdk.compiler.kernels.schedule import Tuning
 from edge_sdk.device.launch import open_board, run_budget
 from edge_sdk.device.timing import linux_timing, timing
 from edge_sdk.errors import BoardError, DeviceError, UsageError
 from edge_sdk.files import write_json
-from edge_sdk.frontend.tflite import Graph
 from edge_sdk.frontend.tflite import load as load_tflite
+from edge_sdk.ir import Graph
 from edge_sdk.model_io import (
     Inputs,
     default_inputs,
@@ -37,6 +36,7 @@ from edge_sdk.model_io import (
     shape_outputs,
     unpack,
 )
+from edge_sdk.pipeline import CompiledModel, compile_graph
 from edge_sdk.project.boards import Board, all_boards, get_board
 from edge_sdk.project.build import BuildResult, build_ecosystem_project, build_project
 from edge_sdk.project.generate import (

@@ -17,7 +17,7 @@ import numpy as np
 from edge_sdk.compiler.program import ModelIO, model_io, packed_bytes
 from edge_sdk.compiler.quantization import quantize_array
 from edge_sdk.errors import UsageError
-from edge_sdk.frontend.tflite import Graph, Tensor
+from edge_sdk.ir import Graph, Tensor
 
 Inputs = np.ndarray | Sequence[np.ndarray] | Mapping[str, np.ndarray]
 

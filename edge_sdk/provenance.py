@@ -11,7 +11,7 @@ import datetime
 import shlex
 import sys
 
-from edge_sdk import __version__
+from edge_sdk.version import __version__
 
 # Set by the CLI for the command it is running; None outside it.
 command_line: list[str] | None = None

@@ -39,7 +39,7 @@ from edge_sdk.compiler.lower import _is_float_op, _special_lowerings
 from edge_sdk.compiler.program import Constant, Program, Scratch, Step, TensorArg
 from edge_sdk.errors import ToolchainError, UsageError
 from edge_sdk.files import write_atomic
-from edge_sdk.frontend.tflite import Graph, Operator
+from edge_sdk.ir import Graph, Operator
 from edge_sdk.project.boards import Board
 
 

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from edge_sdk.errors import EdgeSDKError, UsageError
-from edge_sdk.frontend.tflite import Graph
+from edge_sdk.ir import Graph
 
 FLOAT_RTOL = 1e-5
 

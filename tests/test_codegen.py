@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 import edge_sdk
-from edge_sdk.compiler import compile_graph
 from edge_sdk.compiler.targets import TARGETS
 from edge_sdk.frontend.tflite import parse
+from edge_sdk.pipeline import compile_graph
 from tests.conftest import ROOT, random_inputs, reference, shared_model
 from tests.test_ops_more import CASES as MORE_CASES
 from tests.test_ops_more import float_io_model
@@ -27,13 +27,11 @@ def sources(tmp_path_factory):
     out = tmp_path_factory.mktemp("c")
     files: dict[str, list[str]] = {}
     for isa in ("generic", "dsp", "mve"):
-        models = [compile_graph(edge_sdk.load(shared_model(name)), isa=isa,
-                                         prefer=prefer)
+        models = [compile_graph(edge_sdk.load(shared_model(name)), isa=isa, prefer=prefer)
                   for name in ("kws_ref_model", "pretrainedResnet_quant")
                   for prefer in ("memory", "speed")]
         models += [compile_graph(parse(float_io_model(), name="float_io"), isa=isa),
-                   compile_graph(parse(MORE_CASES["hard_swish"](), name="hswish"),
-                                          isa=isa)]
+                   compile_graph(parse(MORE_CASES["hard_swish"](), name="hswish"), isa=isa)]
         for i, m in enumerate(models):
             (out / isa / str(i)).mkdir(parents=True)
             (out / isa / str(i) / m.sources.header_name).write_text(m.sources.header)
@@ -196,3 +194,4 @@ def test_hostile_tensor_and_model_names_build_warning_free(tmp_path, board):
     np.testing.assert_array_equal(got.reshape(2, 1, 8), reference(path, x))
     source = edge_sdk.compile(graph).sources.source
     assert source.isascii() and "??" not in source and "\u202e" not in source
+

@@ -35,7 +35,7 @@ needs_pocl = pytest.mark.skipif(not _pocl_available(),
                                 reason="no OpenCL ICD (./setup.sh installs pocl-opencl-icd)")
 
 
-def build_native(model, board: str, tmp_path: Path) -> tuple[Path, edge_sdk.compiler.CompiledModel]:
+def build_native(model, board: str, tmp_path: Path) -> tuple[Path, edge_sdk.pipeline.CompiledModel]:
     """The board's project, built for this machine (`make CROSS= CPUFLAGS=`)."""
     b = get_board(board)
     compiled = compile_for(model, b)

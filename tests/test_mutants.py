@@ -15,9 +15,9 @@ from conftest import reference, shared_model
 from mutants import litert_verdict, mutants, sites
 
 import edge_sdk
-from edge_sdk.compiler import compile_graph
 from edge_sdk.errors import EdgeSDKError, ModelError
 from edge_sdk.frontend.tflite import parse
+from edge_sdk.pipeline import compile_graph
 
 
 def ours(raw: bytes) -> str | None:

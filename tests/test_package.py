@@ -82,7 +82,8 @@ def test_lazy_names_survive_their_modules_being_imported():
     code = ("import edge_sdk, edge_sdk.quantization, edge_sdk.cli\n"
             "assert edge_sdk.quantize.__name__ == 'quantize' and callable(edge_sdk.quantize)\n"
             "assert edge_sdk.api.compile_for and edge_sdk.compiler.lower.supported_ops\n"
-            "assert edge_sdk.compiler.compile_graph.__name__ == 'compile_graph'\n"
+            "assert edge_sdk.pipeline.compile_graph.__name__ == 'compile_graph'\n"
+            "assert edge_sdk.compile.__name__ == 'compile' and callable(edge_sdk.compile)\n"
             "try:\n    edge_sdk.no_such_name\nexcept AttributeError:\n    pass\n"
             "else:\n    raise SystemExit('no AttributeError')\n")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)

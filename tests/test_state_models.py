@@ -12,8 +12,8 @@ import pytest
 
 import edge_sdk
 from edge_sdk.errors import ModelError, UnsupportedOpError
-from edge_sdk.frontend.tflite import Operator, QuantParams, Tensor
 from edge_sdk.frontend.variables import resolve_variables
+from edge_sdk.ir import Operator, QuantParams, Tensor
 from tests.conftest import ROOT
 from tests.test_real_models import litert_tensor_sequence
 
@@ -60,7 +60,7 @@ def test_stacked_int8_lstm_matches_litert_across_inferences(name):
 def test_int8_state_starts_at_its_zero_point_in_the_generated_c(tmp_path):
     """The first call on a zeroed arena sets each int8 state to its zero point (TFLite's reset
     value), once: the generated C says so where a reader looks."""
-    from edge_sdk.compiler.compile import compile_graph
+    from edge_sdk.pipeline import compile_graph
 
     graph = edge_sdk.load(STATE / "lstm_stacked_int8.tflite")
     source = compile_graph(graph).sources.source

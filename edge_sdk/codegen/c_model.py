@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from edge_sdk.codegen.text import c_comment
 from edge_sdk.codegen.tvm_c import C_TYPES, generate_kernels
 from edge_sdk.compiler.planner import STATE_READY, MemoryPlan
 from edge_sdk.compiler.program import (
@@ -26,7 +27,7 @@ from edge_sdk.compiler.program import (
     TensorArg,
     packed_bytes,
 )
-from edge_sdk.frontend.tflite import Tensor
+from edge_sdk.ir import Tensor
 
 _CTYPES = C_TYPES
 
@@ -89,19 +90,6 @@ def microkernels(isa: str) -> str:
 
 def _shape_text(t: Tensor) -> str:
     return "x".join(str(d) for d in t.shape) or "scalar"
-
-
-def _comment(text: str) -> str:
-    """``text`` (a tensor's name, from the model file: anything) safe inside a C block comment
-    under -Wall -Werror: printable ASCII only (a line break, a bidi control character or any
-    other non-ASCII character is written as <U+XXXX>, so no name can reorder or end the
-    line), no comment delimiters (``*/`` would end it, ``/*`` warns), no trigraphs (``??/``
-    is a backslash in C99, and before a line break splices lines)."""
-    out = "".join(c if " " <= c <= "~" else f"<U+{ord(c):04X}>" for c in text)
-    out = out.replace("*/", "* /").replace("/*", "/ *")
-    while "??" in out:
-        out = out.replace("??", "? ?")
-    return out
 
 
 def _prototypes(kernel_code: str) -> str:
@@ -167,7 +155,8 @@ def _io_block(program: Program, io: ModelIO) -> list[str]:
     role = io.role.upper()
     several = len(program.inputs if io.role == "input" else program.outputs) > 1
     prefixes = [f"{upper}_{role}_{io.index}"] + ([] if several else [f"{upper}_{role}"])
-    lines = [f"/* {io.role} {io.index}: '{_comment(t.name)}' ({io.param} in {program.name}_run) */"]
+    lines = [f"/* {io.role} {io.index}: '{c_comment(t.name)}' "
+             f"({io.param} in {program.name}_run) */"]
     for prefix in prefixes:
         lines += [f"#define {prefix}_{key} {value}" for key, value in values]
     return lines
@@ -237,7 +226,7 @@ def _state_init(program: Program, memory: MemoryPlan) -> tuple[list[str], list[s
         buf = memory.buffer_of(t)
         raw = value.reshape(-1).view(np.uint8)
         where = f"arena + {buf.offset}"
-        what = f"'{_comment(tensor.short_name)}', {tensor.dtype} {list(tensor.shape)}"
+        what = f"'{c_comment(tensor.short_name)}', {tensor.dtype} {list(tensor.shape)}"
         if (raw == raw[0]).all():
             sets.append(f"    memset({where}, {int(raw[0])}, {raw.size});  /* {what} */")
         else:
@@ -310,7 +299,7 @@ def emit(program: Program, memory: MemoryPlan, external_kernels: bool = False) -
     tasks: dict[str, Step] = {}  # kernels split over threads, by function
     for position, step in enumerate(program.steps):
         out = graph.tensor(step.outputs[0])
-        body.append(f"  /* [{step.op_index}] {step.opcode}: {_comment(out.short_name)}")
+        body.append(f"  /* [{step.op_index}] {step.opcode}: {c_comment(out.short_name)}")
         body.append(f"     -> {_shape_text(out)} {out.dtype}, {step.macs} MACs */")
         # A variable may be read (READ_VARIABLE) before the step that writes it: declared here.
         for t in (*step.inputs, *step.outputs):
@@ -321,7 +310,7 @@ def emit(program: Program, memory: MemoryPlan, external_kernels: bool = False) -
                 body.append(f"  {ctype} *const {pointer(t)} = ({ctype} *)(arena + {buf.offset});"
                             f"  /* {buf.nbytes} B, live steps {buf.first}..{buf.last} */")
         if step.notes:
-            body.append(f"  /* kernel: {_comment(step.notes)} */")
+            body.append(f"  /* kernel: {c_comment(step.notes)} */")
         if step.kind == "copy":
             src = (f"{name}_{step.constants[0].name}" if step.constants
                    else pointer(step.inputs[0]))

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from edge_sdk.codegen.c_model import (
     CSources,
-    _comment,
     constants_section,
     emit_header,
     signature_of,
 )
+from edge_sdk.codegen.text import c_comment
 from edge_sdk.compiler.gpu.lower import GpuCode
 from edge_sdk.compiler.planner import MemoryPlan
 from edge_sdk.compiler.program import Constant, Program, Scratch, TensorArg
@@ -84,7 +84,7 @@ def emit_gpu(program: Program, memory: MemoryPlan, gpu: GpuCode) -> CSources:
         arg_lists.append(f"static const uint16_t {name}_args{k}[] = {{{args}}};")
         g, b = launch.grid, launch.block
         launches += [
-            f"  /* [{step.op_index}] {step.opcode}: {_comment(out.short_name)}, "
+            f"  /* [{step.op_index}] {step.opcode}: {c_comment(out.short_name)}, "
             f"{gpu.schedules[step.op_index]} */",
             f'  {{"{launch.kernel}", {{{g[0]}, {g[1]}, {g[2]}}}, {{{b[0]}, {b[1]}, {b[2]}}}, '
             f"{len(launch.args)}, {name}_args{k}}},",

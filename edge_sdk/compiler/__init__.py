@@ -1,7 +1,9 @@
-"""INT8 TFLite graph -> integer-only C: lowering, memory planning, code generation, report.
+"""Graph -> Program: each operator lowered to a TIR kernel (the operator library in
+:mod:`.kernels`), constants folded, the arena planned. :mod:`edge_sdk.pipeline` runs it and
+prints the C (:mod:`edge_sdk.codegen`), which this package never imports.
 
-The package's names are loaded on first use (:mod:`edge_sdk.compiler.compile` imports TVM), so
-that importing a light submodule such as :mod:`edge_sdk.compiler.targets` stays fast.
+The package's names are loaded on first use (:mod:`.lower` imports TVM), so that importing a
+light submodule such as :mod:`edge_sdk.compiler.targets` stays fast.
 """
 
 from __future__ import annotations
@@ -11,13 +13,11 @@ import importlib.util
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from edge_sdk.compiler.compile import PREFERENCES, CompiledModel, compile_graph
     from edge_sdk.compiler.lower import supported_ops
 
-__all__ = ["PREFERENCES", "CompiledModel", "compile_graph", "supported_ops"]
+__all__ = ["supported_ops"]
 
-_WHERE = {"PREFERENCES": "compile", "CompiledModel": "compile", "compile_graph": "compile",
-          "supported_ops": "lower"}
+_WHERE = {"supported_ops": "lower"}
 
 
 def __getattr__(name: str) -> Any:

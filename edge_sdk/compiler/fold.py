@@ -21,7 +21,7 @@ import dataclasses
 
 import numpy as np
 
-from edge_sdk.frontend.tflite import Graph, Operator, Tensor
+from edge_sdk.ir import Graph, Operator, Tensor
 
 
 def _dequantized(t: Tensor) -> np.ndarray | None:

@@ -50,7 +50,7 @@ from edge_sdk.compiler.kernels.svdf import lower_svdf
 from edge_sdk.compiler.kernels.transpose_conv import lower_transpose_conv
 from edge_sdk.compiler.program import Constant, KernelArg, Program, Step
 from edge_sdk.errors import ModelError, UnsupportedOpError
-from edge_sdk.frontend.tflite import Graph, Operator
+from edge_sdk.ir import Graph, Operator
 
 Lowering = Callable[[Operator, Graph, str], Step]
 

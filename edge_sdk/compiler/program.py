@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from edge_sdk.frontend.tflite import Graph
+from edge_sdk.ir import Graph
 
 
 @dataclass(frozen=True, eq=False)

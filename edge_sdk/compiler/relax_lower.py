@@ -16,7 +16,7 @@ import numpy as np
 
 from edge_sdk.compiler.program import Constant, Program, Scratch, Step, TensorArg
 from edge_sdk.errors import EdgeSDKError
-from edge_sdk.frontend.tflite import Graph
+from edge_sdk.ir import Graph
 
 _ALLOC = re.compile(r'^(\s*)(\w+) = T\.sblock_alloc_buffer\(\(([^()]*(?:\([^()]*\)[^()]*)*)\)'
                     r'(?:, "(\w+)")?\)$')

@@ -22,7 +22,7 @@ from edge_sdk.project.build import require_tool
 from edge_sdk.project.generate import generate_project
 
 if TYPE_CHECKING:
-    from edge_sdk.compiler import CompiledModel
+    from edge_sdk.pipeline import CompiledModel
 
 RUNNER_STATS = ("bench_runs", "p50_ns", "p90_ns", "p99_ns", "mean_ns")
 _CROSS_PACKAGES = {"aarch64": "gcc-aarch64-linux-gnu", "armv7": "gcc-arm-linux-gnueabihf"}

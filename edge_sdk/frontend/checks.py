@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 
 from edge_sdk.errors import ModelError
-from edge_sdk.frontend.tflite import Graph, Operator, Tensor
+from edge_sdk.ir import Graph, Operator, Tensor
 
 # Inputs an operator may leave absent (index -1), by position, as TFLite's kernels allow.
 _LSTM_OPTIONAL = frozenset({1, 5, 9, 10, 11, 12, 16, 17, 18, 19, 20, 21, 22, 23})

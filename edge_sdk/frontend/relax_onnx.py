@@ -5,7 +5,7 @@ Relax's passes then do the rest of what our TFLite path does by hand: decompose 
 inference (batch norm into arithmetic), legalize every operator into a TIR PrimFunc, and fold
 what is constant.
 What is left in ``main`` is a straight line of ``call_tir(kernel, args)``: this module turns it
-into the same :class:`~edge_sdk.frontend.tflite.Graph` the rest of edge-sdk reads, with one
+into the same :class:`~edge_sdk.ir.Graph` the rest of edge-sdk reads, with one
 operator per call (its ``options["prim_func"]`` is the kernel) and one tensor per value, so
 the planner, the C/LLVM code generators, the runners and the reports need nothing new, and the
 board still gets plain C (or ``kernels.o``), one arena and no TVM runtime.
@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from edge_sdk.errors import ModelError, UnsupportedOpError
-from edge_sdk.frontend.tflite import Graph, Operator, Tensor
+from edge_sdk.ir import Graph, Operator, Tensor
 
 
 @contextlib.contextmanager

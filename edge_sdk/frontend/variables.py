@@ -29,7 +29,7 @@ from collections.abc import Callable
 import numpy as np
 
 from edge_sdk.errors import ModelError, UnsupportedOpError
-from edge_sdk.frontend.tflite import Operator, Tensor
+from edge_sdk.ir import Operator, Tensor
 
 VARIABLE_OPS = frozenset({"VAR_HANDLE", "READ_VARIABLE", "ASSIGN_VARIABLE", "CALL_ONCE"})
 

@@ -19,16 +19,16 @@ import jinja2
 import numpy as np
 import yaml
 
-from edge_sdk import __version__
 from edge_sdk.compiler.program import packed_bytes
 from edge_sdk.errors import BoardError, UsageError, did_you_mean
 from edge_sdk.files import json_text
 from edge_sdk.frontend.tflite import c_identifier
 from edge_sdk.project.boards import Board
 from edge_sdk.resources import FIRMWARE_DIR, TEMPLATES_DIR
+from edge_sdk.version import __version__
 
 if TYPE_CHECKING:
-    from edge_sdk.compiler import CompiledModel
+    from edge_sdk.pipeline import CompiledModel
 
 
 

@@ -19,7 +19,8 @@ import numpy as np
 from edge_sdk.compiler.fold import fold_constants
 from edge_sdk.compiler.quantization import quantize_array
 from edge_sdk.errors import ModelError, UsageError
-from edge_sdk.frontend.tflite import Graph, parse
+from edge_sdk.frontend.tflite import parse
+from edge_sdk.ir import Graph
 from edge_sdk.model_io import input_key, input_list, output_key
 from edge_sdk.quantization.calibration import _interpreter, check_samples, choose_range, collect
 from edge_sdk.quantization.rewrite import FLOAT_ONLY, activation_params, build_int8, fuse

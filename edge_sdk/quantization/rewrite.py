@@ -21,8 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from edge_sdk.errors import ModelError
-from edge_sdk.frontend.tflite import Graph, Operator, Tensor
 from edge_sdk.frontend.tflite_writer import OpSpec, TensorSpec, build_model
+from edge_sdk.ir import Graph, Operator, Tensor
 from edge_sdk.quantization.calibration import asymmetric_params
 
 WEIGHTED = {"CONV_2D": 0, "DEPTHWISE_CONV_2D": 3, "FULLY_CONNECTED": 0}  # op -> channel axis

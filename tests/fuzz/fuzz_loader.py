@@ -16,9 +16,9 @@ import sys
 import atheris
 
 with atheris.instrument_imports(include=["edge_sdk"]):
-    from edge_sdk.compiler import compile_graph
     from edge_sdk.errors import EdgeSDKError
     from edge_sdk.frontend.tflite import parse
+    from edge_sdk.pipeline import compile_graph
 
 MAX_OPERATORS = 8  # compile only small graphs: each execution must stay in milliseconds
 

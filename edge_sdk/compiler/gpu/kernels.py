@@ -55,7 +55,7 @@ from edge_sdk.compiler.kernels.softmax import plan_softmax
 from edge_sdk.compiler.kernels.tir import clamp, i32, strided_offset
 from edge_sdk.compiler.program import Constant, Step, TensorArg
 from edge_sdk.compiler.quantization import activation_range, conv_geometry
-from edge_sdk.frontend.tflite import Graph, Operator, Tensor
+from edge_sdk.ir import Graph, Operator, Tensor
 
 GpuLowering = Callable[[Operator, Graph, str], Step]
 

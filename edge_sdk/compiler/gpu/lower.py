@@ -11,7 +11,7 @@ from edge_sdk.compiler.gpu.targets import GpuTarget
 from edge_sdk.compiler.lower import check_graph, lower_alias
 from edge_sdk.compiler.program import Program, Step
 from edge_sdk.errors import UnsupportedOpError
-from edge_sdk.frontend.tflite import Graph, Operator
+from edge_sdk.ir import Graph, Operator
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,7 @@ from edge_sdk.compiler.kernels.tir import (
 )
 from edge_sdk.compiler.program import Constant, Step, TensorArg
 from edge_sdk.compiler.quantization import activation_range, f32, quantize_multiplier
-from edge_sdk.frontend.tflite import Graph, Operator, Tensor
+from edge_sdk.ir import Graph, Operator, Tensor
 
 _RELU_KIND = {"RELU": "RELU", "RELU6": "RELU6", "RELU_N1_TO_1": "RELU_N1_TO_1"}
 

@@ -14,7 +14,7 @@ from tvm import tirx
 from edge_sdk.compiler.kernels.common import int8_tensor, refuse, scale, zero_point
 from edge_sdk.compiler.kernels.tir import buffer_args, clamp, f32, i32, kernel, loop, store
 from edge_sdk.compiler.program import Constant, Step, TensorArg
-from edge_sdk.frontend.tflite import Graph, Operator
+from edge_sdk.ir import Graph, Operator
 
 
 def _step(op: Operator, x, y, func, func_name: str, scale: Constant) -> Step:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from edge_sdk.errors import ModelError, UnsupportedOpError
-from edge_sdk.frontend.tflite import Graph, Operator, Tensor
+from edge_sdk.ir import Graph, Operator, Tensor
 
 
 def refuse(op: Operator, why: str) -> UnsupportedOpError:

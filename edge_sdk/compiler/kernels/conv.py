@@ -54,7 +54,7 @@ from edge_sdk.compiler.quantization import (
     conv_geometry,
     per_channel_multipliers,
 )
-from edge_sdk.frontend.tflite import Graph, Operator, Tensor
+from edge_sdk.ir import Graph, Operator, Tensor
 
 
 @dataclass(frozen=True)

@@ -48,7 +48,7 @@ from edge_sdk.compiler.kernels.tir import (
     when,
 )
 from edge_sdk.compiler.program import Constant, Scratch, Step, TensorArg
-from edge_sdk.frontend.tflite import Graph, Operator
+from edge_sdk.ir import Graph, Operator
 
 
 def schedule_for(op: Operator, graph: Graph, isa: str, channels: int, width: int,

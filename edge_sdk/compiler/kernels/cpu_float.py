@@ -26,7 +26,7 @@ from edge_sdk.compiler.kernels.schedule import Schedule, Tuning
 from edge_sdk.compiler.kernels.tir import buffer_args, f32, kernel, loop, store, when
 from edge_sdk.compiler.program import Constant, Scratch, Step, TensorArg
 from edge_sdk.compiler.quantization import conv_geometry
-from edge_sdk.frontend.tflite import Graph, Operator
+from edge_sdk.ir import Graph, Operator
 
 
 @dataclass(frozen=True)

@@ -59,7 +59,7 @@ from edge_sdk.compiler.kernels.tir import (
 )
 from edge_sdk.compiler.program import Constant, Scratch, Step, TensorArg
 from edge_sdk.compiler.quantization import activation_range
-from edge_sdk.frontend.tflite import Graph, Operator
+from edge_sdk.ir import Graph, Operator
 
 # The C side of these kernels, printed once into every model compiled for a DSP core.
 MICROKERNELS = files("edge_sdk.compiler.kernels").joinpath("edge_dsp.h").read_text(encoding="utf-8")

@@ -15,7 +15,7 @@ from tvm import tirx
 from edge_sdk.compiler.kernels.common import constant_data, refuse
 from edge_sdk.compiler.kernels.tir import buffer_args, i32, kernel, loop, scalar, store, when
 from edge_sdk.compiler.program import Step, TensorArg
-from edge_sdk.frontend.tflite import Graph, Operator, Tensor
+from edge_sdk.ir import Graph, Operator, Tensor
 
 _DTYPES = ("int8", "int16", "float32")
 

@@ -47,7 +47,7 @@ from edge_sdk.compiler.kernels.tir import (
 )
 from edge_sdk.compiler.program import Constant, Step, TensorArg
 from edge_sdk.compiler.quantization import activation_range, per_channel_multipliers
-from edge_sdk.frontend.tflite import Graph, Operator, Tensor
+from edge_sdk.ir import Graph, Operator, Tensor
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from edge_sdk.compiler.kernels.tir import (
     strided_offset,
 )
 from edge_sdk.compiler.program import Step, TensorArg
-from edge_sdk.frontend.tflite import Graph, Operator, Tensor
+from edge_sdk.ir import Graph, Operator, Tensor
 
 INT_MIN, INT_MAX = -(2**31), 2**31 - 1
 

@@ -52,7 +52,7 @@ from edge_sdk.compiler.kernels.tir import (
 )
 from edge_sdk.compiler.program import Constant, Step, TensorArg
 from edge_sdk.compiler.quantization import quantize_multiplier
-from edge_sdk.frontend.tflite import Graph, Operator
+from edge_sdk.ir import Graph, Operator
 
 OUTPUT_SCALE, OUTPUT_ZERO_POINT = 16 / 256, 127
 SCALED_DIFF_BITS, ACCUM_BITS, OUTPUT_BITS = 5, 12, 4

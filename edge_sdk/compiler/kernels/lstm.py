@@ -46,7 +46,7 @@ from edge_sdk.compiler.kernels.tir import (
 )
 from edge_sdk.compiler.program import Constant, Scratch, Step, TensorArg
 from edge_sdk.compiler.quantization import quantize_multiplier
-from edge_sdk.frontend.tflite import Graph, Operator, Tensor
+from edge_sdk.ir import Graph, Operator, Tensor
 
 GATES = ("input", "forget", "cell", "output")
 

@@ -26,7 +26,7 @@ from edge_sdk.compiler.kernels.tir import (
     strided_offset,
 )
 from edge_sdk.compiler.program import Constant, KernelArg, Step, TensorArg
-from edge_sdk.frontend.tflite import Graph, Operator, Tensor
+from edge_sdk.ir import Graph, Operator, Tensor
 
 # A region: (loop shape, fn(idx, buffers) -> (input k, input index list, output n, output index
 # list)); ``buffers`` are the kernel's input buffers, then its output buffers.

@@ -39,7 +39,7 @@ from edge_sdk.compiler.kernels.dsp import (
 from edge_sdk.compiler.kernels.fully_connected import plan_fully_connected
 from edge_sdk.compiler.kernels.tir import in_range, kernel, local_array, loop, store, when
 from edge_sdk.compiler.program import Constant, Scratch, Step, TensorArg
-from edge_sdk.frontend.tflite import Graph, Operator
+from edge_sdk.ir import Graph, Operator
 
 MICROKERNELS = files("edge_sdk.compiler.kernels").joinpath("edge_mve.h").read_text(encoding="utf-8")
 

@@ -38,7 +38,7 @@ from edge_sdk.compiler.kernels.tir import (
     store,
 )
 from edge_sdk.compiler.program import Constant, Step, TensorArg
-from edge_sdk.frontend.tflite import Graph, Operator
+from edge_sdk.ir import Graph, Operator
 
 L2_EPSILON = 1e-6
 OUTPUT_SCALE_BITS = 7  # int8 L2_NORMALIZATION outputs 1/128 steps

@@ -19,7 +19,7 @@ from tvm import tirx
 from edge_sdk.compiler.kernels.common import constant_data, quantized_tensor, refuse
 from edge_sdk.compiler.kernels.tir import buffer_args, i64, kernel, loop, scalar, store
 from edge_sdk.compiler.program import Constant, Step, TensorArg
-from edge_sdk.frontend.tflite import Graph, Operator, Tensor
+from edge_sdk.ir import Graph, Operator, Tensor
 
 F = np.float32
 

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from edge_sdk.errors import UsageError
-from edge_sdk.frontend.tflite import Graph, Operator
+from edge_sdk.ir import Graph, Operator
 
 TUNABLE = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 

@@ -32,7 +32,7 @@ from tvm import tirx
 from edge_sdk.compiler.kernels.common import quantized_tensor, refuse, scale, zero_point
 from edge_sdk.compiler.kernels.tir import buffer_args, i32, kernel, loop, scalar, select, store
 from edge_sdk.compiler.program import Constant, Step, TensorArg
-from edge_sdk.frontend.tflite import Graph, Operator
+from edge_sdk.ir import Graph, Operator
 
 # sigmoid(k / 24) in Q0.16 as TFLite's int16 kernels use it, k = 0..255 (measured; see above).
 SIGMOID_KNOTS: tuple[int, ...] = (

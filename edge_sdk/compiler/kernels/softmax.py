@@ -50,7 +50,7 @@ from edge_sdk.compiler.kernels.tir import (
 )
 from edge_sdk.compiler.program import Constant, Step, TensorArg
 from edge_sdk.compiler.quantization import quantize_multiplier
-from edge_sdk.frontend.tflite import Graph, Operator, Tensor
+from edge_sdk.ir import Graph, Operator, Tensor
 
 SCALED_DIFF_INTEGER_BITS = 5  # the exp's input: Q5.26
 ACCUMULATION_INTEGER_BITS = 12  # the row sum: Q12.19

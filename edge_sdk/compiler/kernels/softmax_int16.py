@@ -34,7 +34,7 @@ from edge_sdk.compiler.kernels.tir import (
 )
 from edge_sdk.compiler.program import Constant, Step, TensorArg
 from edge_sdk.compiler.quantization import quantize_multiplier
-from edge_sdk.frontend.tflite import Graph, Operator
+from edge_sdk.ir import Graph, Operator
 
 LUT_SIZE = 513
 

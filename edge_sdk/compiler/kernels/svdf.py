@@ -37,7 +37,7 @@ from edge_sdk.compiler.kernels.tir import (
 from edge_sdk.compiler.program import Constant, Step, TensorArg
 from edge_sdk.compiler.quantization import f32 as float32
 from edge_sdk.compiler.quantization import quantize_multiplier
-from edge_sdk.frontend.tflite import Graph, Operator, Tensor
+from edge_sdk.ir import Graph, Operator, Tensor
 
 _FLOAT_CLAMPS = {"NONE": (None, None), "RELU": (0.0, None), "RELU6": (0.0, 6.0),
                  "RELU_N1_TO_1": (-1.0, 1.0)}

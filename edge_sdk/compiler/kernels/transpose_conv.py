@@ -40,7 +40,7 @@ from edge_sdk.compiler.kernels.tir import (
 )
 from edge_sdk.compiler.program import Constant, Step, TensorArg
 from edge_sdk.compiler.quantization import activation_range, per_channel_multipliers, same_padding
-from edge_sdk.frontend.tflite import Graph, Operator
+from edge_sdk.ir import Graph, Operator
 
 
 def lower_transpose_conv(op: Operator, graph: Graph, func_name: str) -> Step:

@@ -12,7 +12,7 @@ from edge_sdk.compiler.lower import lower, supported_ops
 from edge_sdk.compiler.planner import MemoryPlan, plan
 from edge_sdk.compiler.program import Program, packed_bytes
 from edge_sdk.errors import UsageError
-from edge_sdk.frontend.tflite import Graph
+from edge_sdk.ir import Graph
 
 if TYPE_CHECKING:
     from edge_sdk.compiler.gpu.lower import GpuCode
