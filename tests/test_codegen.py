@@ -195,3 +195,16 @@ def test_hostile_tensor_and_model_names_build_warning_free(tmp_path, board):
     source = edge_sdk.compile(graph).sources.source
     assert source.isascii() and "??" not in source and "\u202e" not in source
 
+
+def test_each_kernel_is_defined_in_layer_order_under_a_comment_naming_its_layers():
+    """kws on the DSP kernels: the depthwise kernel serves layers 1, 3, 5, 7 and says so where it
+    is defined, with its variant; definitions follow the layers, not the names."""
+    model = compile_graph(edge_sdk.load(shared_model("kws_ref_model")), isa="dsp")
+    source = model.sources.source
+    comment = re.search(r"/\* kws_ref_model_l1_depthwise_conv_2d: DEPTHWISE_CONV_2D, layers 1, 3, "
+                        r"5, 7 \('[^']*'\); DSP: [^*]*\*/\nstatic void "
+                        r"kws_ref_model_l1_depthwise_conv_2d\(", source)
+    assert comment, source[:2000]
+    defined = [int(m.group(1)) for m in re.finditer(
+        r"^static void kws_ref_model_l(\d+)_\w+\(", source, re.M)]
+    assert defined == sorted(defined) and defined[:3] == [0, 1, 2]

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import tvm
 import tvm_ffi
 
+from edge_sdk.codegen.text import c_comment
 from edge_sdk.compiler.program import Constant, Program, Step, TensorArg
 from edge_sdk.errors import EdgeSDKError
 
@@ -125,7 +126,7 @@ def generate_kernels(program: Program, declarations_only: bool = False) -> Kerne
         raise EdgeSDKError(f"TVM failed to generate C for {program.name}: {err}") from None
 
     steps_by_name = {s.func_name: s for s in unique}
-    chunks = []
+    chunks: dict[str, str] = {}
     for match in _DEF.finditer(source):
         name = match.group(1)
         if name not in steps_by_name:
@@ -137,5 +138,18 @@ def generate_kernels(program: Program, declarations_only: bool = False) -> Kerne
         signature = ", ".join(
             f"{'const ' if pname in readonly else ''}{ctype} {pname}" for ctype, pname in params
         )
-        chunks.append(f"static void {name}({signature}) {{{body}")
-    return KernelSource("\n".join(chunks), function_of_step, len(unique))
+        chunks[name] = f"static void {name}({signature}) {{{body}"
+    # In layer order, each under a comment naming the layers it serves and its variant (TVM
+    # prints them in name order, and a shared kernel is named after its first layer only).
+    code = "\n".join(f"{kernel_comment(s, function_of_step, program)}\n{chunks[s.func_name]}"
+                     for s in unique if s.func_name in chunks)
+    return KernelSource(code, function_of_step, len(unique))
+
+
+def kernel_comment(step: Step, function_of_step: dict[int, str], program: Program) -> str:
+    """``/* <function>: <opcode>, layer(s) <indices> ('<first layer>'); <variant> */``."""
+    served = [i for i, f in function_of_step.items() if f == step.func_name]
+    layers = ("layer " if len(served) == 1 else "layers ") + ", ".join(map(str, served))
+    name = program.graph.tensor(step.outputs[0]).short_name
+    variant = f"; {step.notes}" if step.notes else ""
+    return f"/* {c_comment(f'{step.func_name}: {step.opcode}, {layers} ({name!r}){variant}')} */"
