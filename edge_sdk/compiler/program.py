@@ -9,6 +9,7 @@ stages; none of them holds a reference to the flatbuffer.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -189,14 +190,17 @@ class Program:
         array), and different names may hold the same values: an unrolled RNN's steps all use
         one weight matrix, bias and activation table (an unrolled GRU keyword spotter stored
         each 48 times: 8x its file's size). :attr:`constant_aliases` names the others."""
-        return self._constant_sharing()[0]
+        return list(self._constant_sharing[0])
 
     @property
     def constant_aliases(self) -> dict[str, str]:
         """A constant's name -> the name of the emitted constant with the same values."""
-        return self._constant_sharing()[1]
+        return dict(self._constant_sharing[1])
 
+    @cached_property
     def _constant_sharing(self) -> tuple[list[Constant], dict[str, str]]:
+        """Computed once per program (it reads every weight's bytes): a Program's steps are
+        not changed after lowering makes it."""
         seen: dict[str, Constant] = {}
         for c in (c for s in self.steps for c in s.constants):
             first = seen.setdefault(c.name, c)
