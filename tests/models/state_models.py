@@ -43,16 +43,7 @@ def lstm_stacked(units: int, layers: int, spread: float, seed: int) -> bytes:
     for _ in range(layers):
         x = tf.keras.layers.LSTM(units, return_sequences=True)(x)
     model = tf.keras.Model(inp, tf.keras.layers.Dense(10)(x))
-    for w in model.weights:
-        fan = w.shape[0] if len(w.shape) > 1 else 1
-        w.assign(rng.normal(0, 0.6 / np.sqrt(fan), w.shape).astype(np.float32))
-
-    def calibration():
-        for _ in range(24):
-            yield [rng.normal(0.3, spread, (1, steps, features)).astype(np.float32)]
-
-    conv = tf.lite.TFLiteConverter.from_keras_model(model)
-    return _int8(conv, calibration, tf.int8)
+    return _keras_int8(model, rng, (1, steps, features), 0.3, spread)
 
 
 def gru_unrolled(units: int, steps: int, seed: int) -> bytes:
@@ -65,13 +56,22 @@ def gru_unrolled(units: int, steps: int, seed: int) -> bytes:
     inp = tf.keras.Input((steps, features), batch_size=1)
     x = tf.keras.layers.GRU(units, unroll=True)(inp)
     model = tf.keras.Model(inp, tf.keras.layers.Dense(12)(x))
+    return _keras_int8(model, rng, (1, steps, features), 0.0, 1.0)
+
+
+def _keras_int8(model, rng: np.random.Generator, shape: tuple[int, ...], mean: float,
+                spread: float) -> bytes:
+    """A Keras model with seeded random weights (scaled by fan-in), full int8, calibrated on
+    normal inputs of ``mean`` and ``spread``."""
+    import tensorflow as tf
+
     for w in model.weights:
         fan = w.shape[0] if len(w.shape) > 1 else 1
         w.assign(rng.normal(0, 0.6 / np.sqrt(fan), w.shape).astype(np.float32))
 
     def calibration():
         for _ in range(24):
-            yield [rng.normal(0.0, 1.0, (1, steps, features)).astype(np.float32)]
+            yield [rng.normal(mean, spread, shape).astype(np.float32)]
 
     return _int8(tf.lite.TFLiteConverter.from_keras_model(model), calibration, tf.int8)
 
