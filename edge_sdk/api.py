@@ -291,17 +291,15 @@ def write_compiled(compiled: CompiledModel, out_dir: str | Path, board: str = "h
 
 def generate(model: Graph | str | Path, board: str, out_dir: str | Path,
              template: str | None = None, force: bool = False,
-             sample: np.ndarray | None = None, prefer: str = "memory",
+             sample: Inputs | None = None, prefer: str = "memory",
              tuning: str | Path | None = None) -> Path:
-    """``edge-sdk generate``: a self-contained firmware project for ``board``."""
+    """``edge-sdk generate``: a self-contained firmware project for ``board``. ``sample``: the
+    input the firmware runs at boot (as :func:`run`'s ``inputs``, one sample)."""
     graph = model if isinstance(model, Graph) else load(model)
     b = get_board(board)
-    if sample is not None:
-        sample = packed_batch(graph, sample)[0]
+    packed = None if sample is None else packed_batch(graph, sample)[0]
     return generate_project(compile_for(graph, b, prefer=prefer, tuning=tuning), b,
-                            Path(out_dir),
-                            template=template,
-                            force=force, sample=sample)
+                            Path(out_dir), template=template, force=force, sample=packed)
 
 
 def build(project: str | Path) -> BuildResult | None:

@@ -11,6 +11,7 @@ from edge_sdk.compiler.kernels.schedule import Tuning
 from edge_sdk.compiler.lower import lower, supported_ops
 from edge_sdk.compiler.planner import MemoryPlan, plan
 from edge_sdk.compiler.program import Program, packed_bytes
+from edge_sdk.compiler.target import Target, as_target
 from edge_sdk.errors import UsageError
 from edge_sdk.ir import Graph
 
@@ -104,13 +105,15 @@ def compile_graph(graph: Graph, external_kernels: bool = False,
         program, code = lower_gpu(graph, gpu)
         memory = plan(program, scratch_in_arena=False)
         return CompiledModel(program, memory, emit_gpu(program, memory, code), code)
-    grow = prefer == "speed" or isa.startswith("cpu")
+    target = Target(isa, tuning)
+    grow = prefer == "speed" or target.linux
     cache: dict = {}  # lowered steps, shared by every choice tried below
-    program, memory = lower_within_arena(graph, isa, grow=grow, cache=cache, tuning=tuning)
-    if flash_budget is not None and isa in ("dsp", "mve"):
+    program, memory = lower_within_arena(graph, target, grow=grow, cache=cache)
+    if flash_budget is not None and target.microcontroller_simd:
         portable = _portable_within_flash(graph, program, flash_budget, cache)
         if portable:
-            program, memory = lower_within_arena(graph, isa, portable, grow=grow, cache=cache)
+            program, memory = lower_within_arena(graph, target, portable, grow=grow,
+                                                 cache=cache)
     return CompiledModel(program, memory, emit(program, memory, external_kernels))
 
 
@@ -138,9 +141,10 @@ def _portable_within_flash(graph: Graph, program: Program, budget: int,
     return frozenset(chosen)
 
 
-def lower_within_arena(graph: Graph, isa: str, portable: frozenset[int] = frozenset(),
-                       grow: bool = False, cache: dict | None = None,
-                       tuning: Tuning | None = None) -> tuple[Program, MemoryPlan]:
+def lower_within_arena(graph: Graph, target: Target | str,
+                       portable: frozenset[int] = frozenset(), grow: bool = False,
+                       cache: dict | None = None, tuning: Tuning | None = None
+                       ) -> tuple[Program, MemoryPlan]:
     """Lower and plan so that kernel scratch never makes the arena larger.
 
     A kernel with scratch (an im2col buffer) is the faster choice, but only where the buffer
@@ -148,7 +152,8 @@ def lower_within_arena(graph: Graph, isa: str, portable: frozenset[int] = frozen
     again with a kernel that needs none. The arena is then exactly what the intermediates need.
     """
     cache = {} if cache is None else cache
-    program = lower(graph, isa, portable=portable, cache=cache, tuning=tuning)
+    target = as_target(target, tuning)
+    program = lower(graph, target, portable=portable, cache=cache)
     memory = plan(program)
     if graph.origin == "onnx":  # TVM's kernels have no variant without their scratch
         return program, memory
@@ -160,13 +165,13 @@ def lower_within_arena(graph: Graph, isa: str, portable: frozenset[int] = frozen
                      key=lambda s: -sum(sc.nbytes for sc in s.scratch))
     for step in by_size:  # drop the largest scratch first until the arena is back to the floor
         no_scratch.add(step.op_index)
-        program = lower(graph, isa, frozenset(no_scratch), portable, cache, tuning)
+        program = lower(graph, target, frozenset(no_scratch), portable, cache)
         memory = plan(program)
         if memory.arena_bytes <= floor:
             break
     # Keep scratch where dropping it did not help (it was not on the peak).
     for index in sorted(no_scratch):
-        trial = lower(graph, isa, frozenset(no_scratch - {index}), portable, cache, tuning)
+        trial = lower(graph, target, frozenset(no_scratch - {index}), portable, cache)
         trial_memory = plan(trial)
         if trial_memory.arena_bytes <= floor:
             no_scratch.discard(index)

@@ -17,54 +17,22 @@ from edge_sdk.resources import data_path
 
 OPERATORS_FILE = data_path("operators.json")
 
-ALIASES = ("RESHAPE", "SQUEEZE", "EXPAND_DIMS")
-FOLDED = ("DENSIFY", "SHAPE")  # constant-only: done at compile time, on every target
-# Resolved when the model is loaded into variable tensors (frontend.variables): CPU targets.
-RESOLVED = ("VAR_HANDLE", "CALL_ONCE")
-LIMITS = {
-    "MEAN": "any axes, rank and keep_dims",
-    "SUM": "any axes; int8/int16 as TFLite Micro computes it (LiteRT's reference reads them "
-           "as uint8)",
-    "TRANSPOSE_CONV": "output-shape operand fixed at compile time",
-    "SOFTMAX": "float: beta 1 only",
-    "QUANTIZE": "float->int8, int8/int16/int32->int8/int16, int16->int32, int8->uint8",
-    "UNIDIRECTIONAL_SEQUENCE_LSTM": "int8 with int16 cell state (TFLite's 8x8->16) and float32; "
-                                    "no peephole, projection, layer norm or CIFG",
-    "BATCH_MATMUL": "adj_x/adj_y, broadcast batch dimensions, either operand constant",
-    "L2_NORMALIZATION": "last axis; int8 output at TFLite's fixed 1/128, zero point 0",
-    "LOG_SOFTMAX": "int8 output at TFLite's fixed 16/256, zero point 127",
-    "SVDF": "state kept in the arena between inferences; int8: int16 state and time weights",
-    "DENSIFY": "of sparse weights (CSR, block-sparse): expanded when the model is loaded",
-    "SHAPE": "folded at the stored shape (an open batch, -1, compiles as 1), with the integer "
-             "ops after it on constants",
-    "READ_VARIABLE": "resource variables: one arena buffer each, kept between inferences",
-    "ASSIGN_VARIABLE": "resource variables: one arena buffer each, kept between inferences",
-    "VAR_HANDLE": "resolved when the model is loaded: names the variable's buffer",
-    "CALL_ONCE": "an initialiser that assigns constants: set on the first call",
-    "DEQUANTIZE": "of a constant (float16 or int8 weights): folded at compile time",
-}
-
-
 def registry_rows() -> list[tuple[str, ...]]:
-    """The table from the compiler's registries (imports the kernels, and so TVM)."""
-    from edge_sdk.compiler.gpu import kernels as gpu
-    from edge_sdk.compiler.kernels import float32
-    from edge_sdk.compiler.lower import INT16_OPS, LOWERINGS
-
-    ops = sorted({*LOWERINGS, *float32.LOWERINGS, *gpu.INT8, *gpu.FLOAT32, *ALIASES, *FOLDED,
-                  *RESOLVED})
+    """The table from the operator registry (imports the kernels, and so TVM)."""
+    from edge_sdk.compiler.registry import OPS
 
     def mark(ok: bool) -> str:
         return "yes" if ok else "-"
 
     rows: list[tuple[str, ...]] = []
-    for op in ops:
-        alias = op in ALIASES or op in FOLDED
-        cpu = op in FOLDED or op in RESOLVED
-        rows.append((op, mark(op in LOWERINGS or cpu), mark(op in INT16_OPS),
-                     mark(op in float32.LOWERINGS or alias or cpu),
-                     mark(op in gpu.INT8 or alias), mark(op in gpu.FLOAT32 or alias),
-                     LIMITS.get(op, "")))
+    for name in sorted(OPS):
+        d = OPS[name]
+        free = d.how in ("alias", "folded")  # no code on any target
+        cpu = d.how in ("folded", "resolved")  # done before the kernels, on every CPU target
+        rows.append((name, mark(d.integer is not None or cpu), mark(d.int16),
+                     mark(d.float32 is not None or free or cpu),
+                     mark(d.gpu_int8 is not None or free), mark(d.gpu_float32 is not None or free),
+                     d.limits))
     return rows
 
 

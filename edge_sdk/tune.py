@@ -35,8 +35,9 @@ from edge_sdk.compiler.kernels.schedule import (
     candidates,
     layer_key,
 )
-from edge_sdk.compiler.lower import _is_float_op, _special_lowerings
+from edge_sdk.compiler.lower import is_float_op
 from edge_sdk.compiler.program import Constant, Program, Scratch, Step, TensorArg
+from edge_sdk.compiler.target import Target as KernelTarget
 from edge_sdk.errors import ToolchainError, UsageError
 from edge_sdk.files import write_atomic
 from edge_sdk.ir import Graph, Operator
@@ -51,7 +52,7 @@ def tunable_layers(graph: Graph) -> list[Operator]:
         if op.opcode not in TUNABLE:
             continue
         dtypes = {graph.tensor(op.inputs[0]).dtype, graph.tensor(op.outputs[0]).dtype}
-        if dtypes == {"int8"} or _is_float_op(op, graph):
+        if dtypes == {"int8"} or is_float_op(op, graph):
             out.append(op)
     return out
 
@@ -59,8 +60,8 @@ def tunable_layers(graph: Graph) -> list[Operator]:
 def _lower_candidate(op: Operator, graph: Graph, isa: str, sched: Schedule,
                      name: str) -> Step | None:
     tuning = Tuning({layer_key(op, graph, isa): {"schedule": asdict(sched)}})
-    key = f"float32:{op.opcode}" if _is_float_op(op, graph) else op.opcode
-    for lowering in _special_lowerings(isa, tuning).get(key, []):
+    key = f"float32:{op.opcode}" if is_float_op(op, graph) else op.opcode
+    for lowering in KernelTarget(isa, tuning).variants(key):
         step = lowering(op, graph, name)
         if step is not None:
             return step
@@ -199,7 +200,7 @@ def tune(graph: Graph, board: Board, isa: str, out: Path, target: Target,
     for done, (key, op) in enumerate(todo):
         started = time.monotonic()
         channels = graph.tensor(op.outputs[0]).shape[-1]
-        width_here = 1 if _is_float_op(op, graph) or op.opcode == "DEPTHWISE_CONV_2D" else width
+        width_here = 1 if is_float_op(op, graph) or op.opcode == "DEPTHWISE_CONV_2D" else width
         cands = candidates(op.opcode, channels, width_here)[: trials or None]
         steps, kept = [], []
         for k, sched in enumerate(cands):

@@ -143,7 +143,7 @@ class Program:
     name: str
     graph: Graph
     steps: list[Step]
-    isa: str = "generic"  # the kernel set (see edge_sdk.compiler.lower.ISAS)
+    isa: str = "generic"  # the kernel set (see edge_sdk.compiler.target.KERNEL_SETS)
 
     @property
     def inputs(self) -> tuple[ModelIO, ...]:

@@ -676,33 +676,3 @@ def lookup_int8(op: Operator, graph: Graph, name: str) -> Step:
                 inputs=(x.index,), outputs=(y.index,), func=_func([X, T, Y], name),
                 func_name=name, args=(TensorArg(x.index), table, TensorArg(y.index, writes=True)),
                 macs=y.size, notes="256-entry table of TFLite's reference integer arithmetic")
-
-
-INT8: dict[str, GpuLowering] = {
-    "CONV_2D": conv2d_int8, "DEPTHWISE_CONV_2D": conv2d_int8,
-    "FULLY_CONNECTED": fully_connected_int8,
-    "AVERAGE_POOL_2D": pool2d_int8, "MAX_POOL_2D": pool2d_int8,
-    "ADD": add_int8, "SOFTMAX": softmax_int8,
-    "PAD": pad, "PADV2": pad, "CONCATENATION": concatenation, "TRANSPOSE": transpose,
-    "MEAN": reduce_mean_sum, "SUM": reduce_mean_sum,
-    "PRELU": prelu_int8, "RESIZE_BILINEAR": resize_bilinear,
-    "RESIZE_NEAREST_NEIGHBOR": resize_nearest,
-    **dict.fromkeys(("LOGISTIC", "TANH", "HARD_SWISH", "LEAKY_RELU", "ABS", "RSQRT", "GELU",
-                     "ELU"), lookup_int8),
-}
-FLOAT32: dict[str, GpuLowering] = {
-    "CONV_2D": conv2d_float, "DEPTHWISE_CONV_2D": conv2d_float,
-    "FULLY_CONNECTED": fully_connected_float,
-    "AVERAGE_POOL_2D": pool2d_float, "MAX_POOL_2D": pool2d_float,
-    "ADD": binary_float, "SUB": binary_float, "MUL": binary_float, "DIV": binary_float,
-    "MAXIMUM": binary_float, "MINIMUM": binary_float, "SQUARED_DIFFERENCE": binary_float,
-    "SOFTMAX": softmax_float,
-    "LEAKY_RELU": unary_float, "ABS": unary_float, "RSQRT": unary_float, "LOG": unary_float,
-    "LOGISTIC": unary_float, "TANH": unary_float, "HARD_SWISH": unary_float,
-    "PAD": pad, "PADV2": pad, "CONCATENATION": concatenation, "TRANSPOSE": transpose,
-    "MEAN": reduce_mean_sum, "SUM": reduce_mean_sum,
-    "RELU": unary_float, "RELU6": unary_float, "RELU_N1_TO_1": unary_float,
-    "PRELU": prelu_float, "RESIZE_BILINEAR": resize_bilinear,
-    "RESIZE_NEAREST_NEIGHBOR": resize_nearest,
-}
-ALIASES = ("RESHAPE", "SQUEEZE", "EXPAND_DIMS")

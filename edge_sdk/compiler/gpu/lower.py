@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from edge_sdk.compiler.gpu import kernels
+from edge_sdk.compiler import registry
 from edge_sdk.compiler.gpu.build import DeviceCode, build_device_code
 from edge_sdk.compiler.gpu.schedule import schedule_step
 from edge_sdk.compiler.gpu.targets import GpuTarget
-from edge_sdk.compiler.lower import check_graph, lower_alias
+from edge_sdk.compiler.kernels.movement import lower_alias
+from edge_sdk.compiler.lower import check_graph
 from edge_sdk.compiler.program import Program, Step
 from edge_sdk.errors import UnsupportedOpError
 from edge_sdk.ir import Graph, Operator
@@ -25,16 +26,16 @@ class GpuCode:
 
 
 def supported_gpu_ops() -> list[str]:
-    return sorted({*kernels.INT8, *kernels.FLOAT32, *kernels.ALIASES})
+    return sorted({*registry.GPU_INT8, *registry.GPU_FLOAT32, *registry.ALIASES})
 
 
 def _lower_op(op: Operator, graph: Graph) -> Step:
     name = f"{graph.name}_l{op.index}_{op.opcode.lower()}"
-    if op.opcode in kernels.ALIASES:
+    if op.opcode in registry.ALIASES:
         return lower_alias(op, graph, name)
     dtype = next((graph.tensor(t).dtype for t in op.inputs
                   if t >= 0 and not graph.tensor(t).is_constant), "int8")
-    table = {"float32": kernels.FLOAT32, "int8": kernels.INT8}.get(dtype, {})
+    table = {"float32": registry.GPU_FLOAT32, "int8": registry.GPU_INT8}.get(dtype, {})
     if op.opcode not in table:
         # Named by the output's type too where it differs (an int16 TRANSPOSE_CONV whose first
         # input is its int32 output shape; QUANTIZE int32 -> int16).

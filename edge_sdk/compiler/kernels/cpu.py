@@ -216,12 +216,23 @@ def _phases(src: _Source, phase, begin, end, X, pad, p: ConvPlan) -> Iterator[No
             yield
 
 
-def lower_conv2d_cpu(op: Operator, graph: Graph, func_name: str, scratch: bool = True,
-                     isa: str = "cpu", tuning: Tuning | None = None) -> Step | None:
-    p = plan_conv2d(op, graph)
-    if p.x.dtype != "int8" or (p.depthwise and p.mult != 1):
+def select_conv(p: ConvPlan) -> str | None:
+    """The Linux CPU convolution variant for ``p`` (int8), or None for the portable kernel."""
+    if p.x.dtype != "int8":
         return None
     if p.depthwise:
+        return "depthwise" if p.mult == 1 else None
+    return "conv"
+
+
+def lower_conv2d_cpu(op: Operator, graph: Graph, func_name: str, scratch: bool = True,
+                     isa: str = "cpu", tuning: Tuning | None = None) -> Step | None:
+    """The Linux CPU convolution for ``op`` (:func:`select_conv`), or None."""
+    p = plan_conv2d(op, graph)
+    variant = select_conv(p)
+    if variant is None:
+        return None
+    if variant == "depthwise":
         return _depthwise(p, func_name, schedule_for(op, graph, isa, p.y.shape[3], 1, tuning))
     dot = DOT_STEPS[isa]
     return _conv(p, func_name, dot, schedule_for(op, graph, isa, p.y.shape[3], dot.width,

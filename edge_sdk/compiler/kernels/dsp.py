@@ -44,7 +44,7 @@ from edge_sdk.compiler.kernels.fixedpoint import (
     emit_multiply_by_quantized_multiplier,
     emit_multiply_by_quantized_multiplier_single_rounding,
 )
-from edge_sdk.compiler.kernels.fully_connected import plan_fully_connected
+from edge_sdk.compiler.kernels.fully_connected import FullyConnectedPlan, plan_fully_connected
 from edge_sdk.compiler.kernels.tir import (
     i32,
     in_range,
@@ -231,18 +231,36 @@ def _conv_tables(p: ConvPlan, channels: int, bias: np.ndarray, weights_oc_k: np.
     return Constant(f"{prefix}_bias", padded), rq
 
 
+def channels_in_fours(p: ConvPlan) -> bool:
+    """Input channels a multiple of four: one word load brings four of them."""
+    return p.x.shape[3] % 4 == 0
+
+
+def one_channel_per_input(p: ConvPlan) -> bool:
+    """A depthwise convolution with depth multiplier 1."""
+    return p.mult == 1
+
+
+def select_conv(p: ConvPlan, scratch: bool) -> str | None:
+    """The DSP convolution variant for ``p``, or None for the portable kernel. ``scratch=False``
+    forbids the im2col buffer (the compiler asks for that where the buffer would make the
+    arena larger)."""
+    if p.depthwise:
+        return "depthwise" if one_channel_per_input(p) and channels_in_fours(p) else None
+    if scratch:
+        return "im2col"
+    return "direct" if channels_in_fours(p) else None
+
+
 def lower_conv2d_dsp(op: Operator, graph: Graph, func_name: str,
                      scratch: bool = True) -> Step | None:
-    """The DSP convolution for ``op``; ``scratch=False`` forbids the im2col buffer (the
-    compiler asks for that where the buffer would make the arena larger)."""
+    """The DSP convolution for ``op`` (:func:`select_conv`), or None."""
     p = plan_conv2d(op, graph)
-    if p.depthwise:
-        return _depthwise(p, func_name)
-    if scratch:
-        return _conv_im2col(p, func_name)
-    if p.x.shape[3] % 4 == 0:
-        return _conv_direct(p, func_name)
-    return None
+    variant = select_conv(p, scratch)
+    if variant is None:
+        return None
+    build = {"depthwise": _depthwise, "im2col": _conv_im2col, "direct": _conv_direct}[variant]
+    return build(p, func_name)
 
 
 def _conv_direct(p: ConvPlan, func_name: str) -> Step:
@@ -419,12 +437,10 @@ def _conv_im2col(p: ConvPlan, func_name: str) -> Step:
     return p.step(kf.func, func_name, notes, (weights, bias_c, *rq.constants, scratch))
 
 
-def _depthwise(p: ConvPlan, func_name: str) -> Step | None:
+def _depthwise(p: ConvPlan, func_name: str) -> Step:
     x, y = p.x, p.y
     n, ih, iw, ic = x.shape
     _, oh, ow, oc = y.shape
-    if p.mult != 1 or ic % 4:
-        return None
     kh, kw = p.kernel
     taps = kh * kw
     w = p.weights.array.reshape(taps, oc)
@@ -497,13 +513,18 @@ def _depthwise(p: ConvPlan, func_name: str) -> Step | None:
     return p.step(kf.func, func_name, notes, (weights, bias_c, *rq.constants))
 
 
+def select_fully_connected(p: FullyConnectedPlan) -> str | None:
+    """Four rows at a time where the depth is a multiple of four (one word, four inputs)."""
+    return "rows4" if p.depth % 4 == 0 else None
+
+
 def lower_fully_connected_dsp(op: Operator, graph: Graph, func_name: str,
                               scratch: bool = True) -> Step | None:
     del scratch  # never needs any
     p = plan_fully_connected(op, graph)
-    batches, units, depth = p.batches, p.units, p.depth
-    if depth % 4:
+    if select_fully_connected(p) is None:
         return None
+    batches, units, depth = p.batches, p.units, p.depth
     blocks = -(-units // 4)
     w = np.zeros((blocks * 4, depth), np.int8)
     w[:units] = p.weights.array

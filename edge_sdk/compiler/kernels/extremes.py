@@ -85,7 +85,3 @@ def lower_reduce_extreme(op: Operator, graph: Graph, func_name: str) -> Step:
     return Step(op_index=op.index, opcode=op.opcode, layer=y.name, kind="kernel",
                 inputs=(x.index,), outputs=(y.index,), func=k.func, func_name=func_name,
                 args=(TensorArg(x.index), TensorArg(y.index, writes=True)), macs=x.size)
-
-
-LOWERINGS = {"ARG_MAX": lower_arg_extreme, "ARG_MIN": lower_arg_extreme,
-             "REDUCE_MAX": lower_reduce_extreme, "REDUCE_MIN": lower_reduce_extreme}

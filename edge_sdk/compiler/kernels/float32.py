@@ -13,18 +13,6 @@ import math
 import numpy as np
 from tvm import tirx
 
-from edge_sdk.compiler.kernels import (
-    batch_matmul,
-    extremes,
-    layout,
-    log_softmax,
-    lstm,
-    movement,
-    normalize,
-    reduce,
-    resize,
-    svdf,
-)
 from edge_sdk.compiler.kernels.common import refuse
 from edge_sdk.compiler.kernels.elementwise import _broadcast_strides
 from edge_sdk.compiler.kernels.tir import (
@@ -399,32 +387,3 @@ def lower_transpose_conv(op: Operator, graph: Graph, func_name: str) -> Step:
                     store(acc, acc[0] + X[b, iy, ix, ci] * W[c, ky, kx, ci])
             store(Y, _activation(op, acc[0] + B[c]), b, oy, ox, c)
     return _step(op, [x], y, k.func, func_name, consts, n * ih * iw * ic * kh * kw * oc)
-
-
-LOWERINGS = {
-    "UNIDIRECTIONAL_SEQUENCE_LSTM": lstm.lower_lstm,
-    **movement.LOWERINGS,
-    **extremes.LOWERINGS,
-    "SUB": lower_binary, "DIV": lower_binary, "MAXIMUM": lower_binary, "MINIMUM": lower_binary,
-    "SQUARED_DIFFERENCE": lower_binary,
-    "RELU_N1_TO_1": lower_unary, "LEAKY_RELU": lower_unary, "ABS": lower_unary,
-    "RSQRT": lower_unary, "LOG": lower_unary, "ELU": lower_unary, "GELU": lower_unary,
-    "TRANSPOSE_CONV": lower_transpose_conv,
-    "PRELU": lower_prelu,
-    "RESIZE_BILINEAR": resize.lower_resize_bilinear,
-    "RESIZE_NEAREST_NEIGHBOR": resize.lower_resize_nearest,
-    "PAD": layout.lower_pad, "PADV2": layout.lower_pad,
-    "CONCATENATION": layout.lower_concatenation, "STRIDED_SLICE": layout.lower_strided_slice,
-    "TRANSPOSE": layout.lower_transpose,
-    "CONV_2D": lower_conv, "DEPTHWISE_CONV_2D": lower_conv,
-    "FULLY_CONNECTED": lower_fully_connected,
-    "AVERAGE_POOL_2D": lower_pool, "MAX_POOL_2D": lower_pool,
-    "ADD": lower_binary, "MUL": lower_binary,
-    "RELU": lower_unary, "RELU6": lower_unary, "LOGISTIC": lower_unary, "TANH": lower_unary,
-    "HARD_SWISH": lower_unary,
-    "SOFTMAX": lower_softmax, "MEAN": reduce.lower_reduce_sum,
-    "SUM": reduce.lower_reduce_sum, "BATCH_MATMUL": batch_matmul.lower_batch_matmul,
-    "L2_NORMALIZATION": normalize.lower_l2_normalization,
-    "LOG_SOFTMAX": log_softmax.lower_log_softmax, "SVDF": svdf.lower_svdf,
-    "LOCAL_RESPONSE_NORMALIZATION": lower_lrn,
-}

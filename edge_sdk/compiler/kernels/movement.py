@@ -192,9 +192,12 @@ def lower_variable(op: Operator, graph: Graph, func_name: str) -> Step:
                        else "the variable's new value, kept for the next inference"))
 
 
-LOWERINGS: dict[str, Callable[[Operator, Graph, str], Step]] = {
-    "READ_VARIABLE": lower_variable, "ASSIGN_VARIABLE": lower_variable,
-    "SPLIT": lower_split, "SPLIT_V": lower_split, "PACK": lower_pack, "UNPACK": lower_unpack,
-    "DEPTH_TO_SPACE": lower_depth_space, "SPACE_TO_DEPTH": lower_depth_space,
-    "GATHER": lower_gather,
-}
+def lower_alias(op: Operator, graph: Graph, func_name: str) -> Step:
+    """RESHAPE/SQUEEZE/EXPAND_DIMS: same bytes, new shape, so the output aliases the input."""
+    x, y = graph.tensor(op.inputs[0]), graph.tensor(op.outputs[0])
+    if x.dtype != y.dtype or x.size != y.size:
+        raise refuse(op, f"reshape from {x.shape} {x.dtype} to {y.shape} {y.dtype}")
+    if x.quant != y.quant:
+        raise refuse(op, "reshape changes the quantization parameters")
+    return Step(op_index=op.index, opcode=op.opcode, layer=y.name, kind="alias",
+                inputs=(x.index,), outputs=(y.index,))

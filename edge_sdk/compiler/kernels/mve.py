@@ -132,13 +132,35 @@ def _gather(X, E, b, pix, base: int, p: ConvPlan, in_shape: tuple[int, int, int]
                 by_tap()
 
 
+def depthwise_lanes(p: ConvPlan) -> int:
+    """Channels per vector of a depthwise convolution: 16, 8 or 4, whichever divides the input
+    channels (0: none does)."""
+    return next((g for g in (16, 8, 4) if p.x.shape[3] % g == 0), 0)
+
+
+def pointwise_in_place(p: ConvPlan) -> bool:
+    """A 1x1 convolution whose padding is folded into the bias: its input rows are already the
+    rows the GEMM reads, so no im2col copy is needed."""
+    return p.kernel == (1, 1) and p.fold
+
+
+def select_conv(p: ConvPlan, scratch: bool) -> str | None:
+    """The Helium convolution variant for ``p``, or None for the next kernel set (DSP)."""
+    if p.depthwise:
+        return "depthwise" if p.mult == 1 and depthwise_lanes(p) else None
+    return "im2col" if scratch and not pointwise_in_place(p) else "direct"
+
+
 def lower_conv2d_mve(op: Operator, graph: Graph, func_name: str,
                      scratch: bool = True) -> Step | None:
+    """The Helium convolution for ``op`` (:func:`select_conv`), or None."""
     p = plan_conv2d(op, graph)
-    if p.depthwise:
+    variant = select_conv(p, scratch)
+    if variant == "depthwise":
         return _depthwise(p, func_name)
-    one_by_one = p.kernel == (1, 1) and p.fold
-    return _conv(p, func_name, im2col=scratch and not one_by_one)
+    if variant is None:
+        return None
+    return _conv(p, func_name, im2col=variant == "im2col")
 
 
 def _conv(p: ConvPlan, func_name: str, im2col: bool) -> Step:
@@ -253,13 +275,11 @@ def _conv(p: ConvPlan, func_name: str, im2col: bool) -> Step:
     return p.step(kf.func, func_name, notes, (weights, bias_c, mult_c, shift_c, *extras))
 
 
-def _depthwise(p: ConvPlan, func_name: str) -> Step | None:
+def _depthwise(p: ConvPlan, func_name: str) -> Step:
     x, y = p.x, p.y
     n, ih, iw, ic = x.shape
     _, oh, ow, oc = y.shape
-    lanes = next((g for g in (16, 8, 4) if ic % g == 0), 0)
-    if p.mult != 1 or not lanes:
-        return None
+    lanes = depthwise_lanes(p)
     kh, kw = p.kernel
     taps = kh * kw
     groups = oc // lanes
