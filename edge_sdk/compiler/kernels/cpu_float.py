@@ -13,6 +13,8 @@ without contraction, match it exactly.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -70,12 +72,14 @@ def _plan(op: Operator, graph: Graph) -> _Conv:
                  w, bias, y.name)
 
 
-def _copy_padded(c: _Conv, X: tirx.Buffer, P: tirx.Buffer, channels: int) -> None:
-    """The input with zeros where taps fall in the padding, channels padded to ``channels``."""
-    n, ih, iw, ic = c.shape_in
+def _copy_padded(c: _Conv, X: tirx.Buffer, P: tirx.Buffer, channels: int, begin, end) -> None:
+    """Rows ``[begin, end)`` of the input with zeros where taps fall in the padding, channels
+    padded to ``channels`` (a row: one of the ``n * rows`` padded rows)."""
+    _, ih, iw, ic = c.shape_in
     rows, cols = c.reach
     ph, pw = c.pad
-    with loop("b", n) as b, loop("r", rows) as r, loop("c", cols) as col:
+    with loop("t", end, begin) as t, loop("c", cols) as col:
+        b, r = tirx.floordiv(t, rows), tirx.floormod(t, rows)
         iy, ix = r - ph, col - pw
         inside = tirx.all(iy >= 0, iy < ih, ix >= 0, ix < iw)
         with loop("ch", channels) as ch:
@@ -100,16 +104,33 @@ def lower_conv_float_cpu(op: Operator, graph: Graph, func_name: str,
     return _conv(c, func_name, sched)
 
 
-def _step(c: _Conv, func, func_name: str, consts: tuple, note: str, graph_in: int,
-          graph_out: int, layer: str) -> Step:
+def _step(c: _Conv, func, func_name: str, consts: tuple, note: str, copy: bool) -> Step:
+    """The step, its rows split over threads: phase 0 fills the padded copy (when there is
+    one), the last computes the output rows."""
     n, oh, ow, oc = c.shape_out
     kh, kw = c.kernel
     depth = 1 if c.op.opcode == "DEPTHWISE_CONV_2D" else c.shape_in[3]
+    graph_in, graph_out = c.op.inputs[0], c.op.outputs[0]
     return Step(
-        op_index=c.op.index, opcode=c.op.opcode, layer=layer, kind="kernel",
+        op_index=c.op.index, opcode=c.op.opcode, layer=c.layer, kind="kernel",
         inputs=(graph_in,), outputs=(graph_out,), func=func, func_name=func_name,
         args=(TensorArg(graph_in), *consts, TensorArg(graph_out, writes=True)),
-        macs=n * oh * ow * oc * kh * kw * depth, notes=f"float32 cpu: {note}")
+        macs=n * oh * ow * oc * kh * kw * depth, notes=f"float32 cpu: {note}",
+        row_phases=(*((n * c.reach[0],) if copy else ()), n * oh))
+
+
+@contextmanager
+def _phases(copy: bool, phase, fill) -> Iterator[None]:
+    """Phase 0 runs ``fill`` (the padded copy) where there is one; the body of the ``with`` is
+    the computing phase."""
+    if not copy:
+        yield
+        return
+    with T.If(phase == 0):
+        with T.Then():
+            fill()
+        with T.Else():
+            yield
 
 
 def _conv(c: _Conv, func_name: str, sched: Schedule) -> Step:
@@ -133,9 +154,9 @@ def _conv(c: _Conv, func_name: str, sched: Schedule) -> Step:
                  ("bias", (oc,), "float32")]
         if copy:
             specs.append(("padded", (n * rows * cols * ic,), "float32"))
-        X, W, B, *pad, Y = buffer_args(*specs, ("output", (n * oh * ow * oc,), "float32"))
-        if copy:
-            _copy_padded(c, X, pad[0], ic)
+        X, W, B, *pad, Y, phase, begin, end = buffer_args(
+            *specs, ("output", (n * oh * ow * oc,), "float32"), rows=True)
+        compute = _phases(copy, phase, lambda: _copy_padded(c, X, pad[0], ic, begin, end))
         source = T.decl_buffer((n * rows * cols * ic,), "float32",
                                data=(pad[0] if copy else X).data)
         acc = T.alloc_buffer((pixels * lanes,), "float32")
@@ -158,12 +179,13 @@ def _conv(c: _Conv, func_name: str, sched: Schedule) -> Step:
                         store(Y, _activation(c.op, acc[r * lanes + v] + B[ch]),
                               ((b * oh + oy) * ow + ox0 + r) * oc + ch)
 
-        with loop("b", n) as b, loop("oy", oh) as oy:
+        with compute, loop("row", end, begin) as t:
+            b, oy = tirx.floordiv(t, oh), tirx.floormod(t, oh)
             for_each_tile(ow, pixels, lambda ox, count: tile(b, oy, ox, count), "ox")
     consts = (weights, bias, *((scratch,) if copy else ()))
     return _step(c, k.func, func_name, consts,
                  f"{lanes} channels x {pixels} pixels per tile"
-                 + (", padded copy" if copy else ""), c.op.inputs[0], c.op.outputs[0], c.layer)
+                 + (", padded copy" if copy else ""), copy)
 
 
 def _depthwise(c: _Conv, func_name: str, sched: Schedule) -> Step:
@@ -188,14 +210,16 @@ def _depthwise(c: _Conv, func_name: str, sched: Schedule) -> Step:
                  ("bias", (oc,), "float32")]
         if copy:
             specs.append(("padded", (n * rows * cols * channels,), "float32"))
-        X, W, B, *pad, Y = buffer_args(*specs, ("output", (n * oh * ow * oc,), "float32"))
-        if copy:
-            _copy_padded(c, X, pad[0], channels)
+        X, W, B, *pad, Y, phase, begin, end = buffer_args(
+            *specs, ("output", (n * oh * ow * oc,), "float32"), rows=True)
+        compute = _phases(copy, phase,
+                          lambda: _copy_padded(c, X, pad[0], channels, begin, end))
         source = T.decl_buffer((n * rows * cols * chans,), "float32",
                                data=(pad[0] if copy else X).data)
         acc = T.alloc_buffer((lanes,), "float32")
-        with loop("b", n) as b, loop("oy", oh) as oy, loop("ox", ow) as ox, \
+        with compute, loop("row", end, begin) as t, loop("ox", ow) as ox, \
                 loop("block", blocks) as nb:
+            b, oy = tirx.floordiv(t, oh), tirx.floormod(t, oh)
             with T.vectorized(0, lanes) as v:
                 store(acc, f32(0.0), v)
             for ky in range(kh):
@@ -210,8 +234,7 @@ def _depthwise(c: _Conv, func_name: str, sched: Schedule) -> Step:
                 store(Y, _activation(c.op, acc[v] + B[ch]), ((b * oh + oy) * ow + ox) * oc + ch)
     consts = (weights, bias, *((scratch,) if copy else ()))
     return _step(c, k.func, func_name, consts,
-                 f"{lanes} channels per vector" + (", padded copy" if copy else ""),
-                 c.op.inputs[0], c.op.outputs[0], c.layer)
+                 f"{lanes} channels per vector" + (", padded copy" if copy else ""), copy)
 
 
 def lower_fully_connected_float_cpu(op: Operator, graph: Graph, func_name: str,
