@@ -49,7 +49,8 @@ from edge_sdk.project.generate import (
 
 def load(path: str | Path | Graph,
          input_shapes: dict[str, tuple[int, ...]] | None = None) -> Graph:
-    """A model file: ``.tflite``, or ``.onnx`` (through TVM's Relax importer); a Graph is
+    """A model file: ``.tflite``, or ``.onnx`` (translated to the same operators, or through
+    TVM's Relax importer where it has one the translation lacks); a Graph is
     returned as it is. ``input_shapes``: a shape for inputs, by name, that leave a dimension
     open (``{"audio": (1, 16000)}``), as ``--input-shape``; see :func:`with_input_shapes`."""
     if isinstance(path, Graph):
@@ -59,11 +60,11 @@ def load(path: str | Path | Graph,
     if Path(path).is_dir():
         raise UsageError(f"{path} is a directory: give the model file (.tflite or .onnx)")
     if Path(path).suffix.lower() == ".onnx":
-        from edge_sdk.frontend.relax_onnx import load_onnx
+        from edge_sdk.frontend.onnx import load_onnx_graph
 
         if not Path(path).is_file():
             raise UsageError(f"model file {path} does not exist: check the path")
-        return load_onnx(path)
+        return load_onnx_graph(path)
     return load_tflite(path)
 
 
@@ -214,9 +215,17 @@ def weights_budget(board: Board) -> int:
     return max(board.flash.size - CODE_RESERVE_BYTES, board.flash.size // 2)
 
 
+# How the model reached the compiler, by Graph.origin: the report says which route an ONNX
+# model took, since the two differ in speed.
+FRONTENDS = {"tflite": "tflite", "onnx": "onnx (translated onto the operator library)",
+             "relax": "onnx (TVM's Relax importer, legalized kernels)"}
+
+
 def report(compiled: CompiledModel, board: Board, build: BuildResult | None = None) -> dict:
     rep: dict = {
         "model": compiled.name,
+        "frontend": FRONTENDS.get(compiled.program.graph.origin, compiled.program.graph.origin),
+        "kernel_set": compiled.program.isa if compiled.gpu is None else "gpu",
         "board": board.name,
         "cpu": board.cpu,
         "arena_bytes": compiled.memory.arena_bytes,

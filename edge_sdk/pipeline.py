@@ -12,7 +12,7 @@ from edge_sdk.compiler.lower import lower, supported_ops
 from edge_sdk.compiler.planner import MemoryPlan, plan
 from edge_sdk.compiler.program import Program, packed_bytes
 from edge_sdk.compiler.target import Target, as_target
-from edge_sdk.errors import UsageError
+from edge_sdk.errors import UnsupportedOpError, UsageError
 from edge_sdk.ir import Graph
 
 if TYPE_CHECKING:
@@ -96,7 +96,19 @@ def compile_graph(graph: Graph, external_kernels: bool = False,
     a Linux board."""
     if prefer not in PREFERENCES:
         raise UsageError(f"prefer must be one of {', '.join(PREFERENCES)}, not '{prefer}'")
-    if graph.origin == "tflite":  # Relax already folded an imported graph's constants
+    if graph.origin == "onnx" and graph.source is not None:
+        try:
+            return _compile(graph, external_kernels, gpu, isa, flash_budget, prefer, tuning)
+        except UnsupportedOpError:  # the target lacks a kernel: TVM's legalized ones instead
+            from edge_sdk.frontend.relax_onnx import load_onnx
+
+            graph = load_onnx(graph.source)
+    return _compile(graph, external_kernels, gpu, isa, flash_budget, prefer, tuning)
+
+
+def _compile(graph: Graph, external_kernels: bool, gpu: GpuTarget | None, isa: str,
+             flash_budget: int | None, prefer: str, tuning: Tuning | None) -> CompiledModel:
+    if graph.origin != "relax":  # Relax already folded an imported graph's constants
         graph = fold_constants(graph)
     if gpu is not None:
         from edge_sdk.codegen.gpu_model import emit_gpu
@@ -155,7 +167,7 @@ def lower_within_arena(graph: Graph, target: Target | str,
     target = as_target(target, tuning)
     program = lower(graph, target, portable=portable, cache=cache)
     memory = plan(program)
-    if graph.origin == "onnx":  # TVM's kernels have no variant without their scratch
+    if graph.origin == "relax":  # TVM's kernels have no variant without their scratch
         return program, memory
     floor = plan(program, scratch_in_arena=False).arena_bytes
     if grow or memory.arena_bytes <= floor:

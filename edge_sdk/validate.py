@@ -215,7 +215,7 @@ def check_run(graph: Graph, inputs: list[np.ndarray], outputs: list[np.ndarray])
     """
     if graph.source is None:
         raise UsageError("--check needs the model file: load the model from a .tflite path")
-    if graph.origin == "onnx":
+    if graph.from_onnx:
         expected, oracle = contained("onnxruntime", onnx_reference_outputs, graph, inputs)
         each = [compare(ours, ref, reference=oracle, rtol=ONNX_RTOL)
                 for ours, ref in zip(outputs, expected, strict=True)]

@@ -187,10 +187,11 @@ def test_a_schedule_that_leaves_a_stage_unbound_is_not_taken():
 
     from edge_sdk.compiler.gpu.schedule import unfinished
     from edge_sdk.compiler.relax_lower import pointer_params
+    from edge_sdk.frontend.relax_onnx import load_onnx
 
     case = (Path(os.path.dirname(onnx.__file__)) / "backend" / "test" / "data"
             / "pytorch-converted" / "test_Conv2d_strided" / "model.onnx")
-    func = edge_sdk.load(case).operators[0].options["prim_func"]
+    func = load_onnx(case).operators[0].options["prim_func"]  # the Relax route's kernel
     target = Target("cuda")
     with target:
         as_argument = dl.gpu.Matmul().apply(pointer_params(func)[0], target, False)

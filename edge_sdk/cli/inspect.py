@@ -27,7 +27,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     graph = api.load(args.model)
     # An ONNX model's operators are the kernels TVM's importer legalized: all have code.
     ops = [{"index": op.index, "op": op.opcode,
-            "supported": graph.origin == "onnx" or (
+            "supported": graph.origin == "relax" or (
                 op.opcode in OPS and OPS[op.opcode].how != "resolved"),
             "output": graph.tensor(op.outputs[0]).short_name if op.outputs else ""}
            for op in graph.operators]

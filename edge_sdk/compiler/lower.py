@@ -111,9 +111,9 @@ def lower(graph: Graph, target: Target | str = "generic",
     fit and the portable kernels of the registry the rest. Operators in ``no_scratch`` get
     kernels that need no scratch buffer, those in ``portable`` the portable kernels (int8
     weights: less flash). ``cache`` keeps lowered steps between calls that try other choices
-    for a few operators. A graph TVM's Relax importer made (``origin == "onnx"``) is already
+    for a few operators. A graph TVM's Relax importer made (``origin == "relax"``) is already
     one kernel per layer."""
-    if graph.origin == "onnx":
+    if graph.origin == "relax":
         from edge_sdk.compiler.relax_lower import lower_relax
 
         return lower_relax(graph)
@@ -134,8 +134,23 @@ def lower(graph: Graph, target: Target | str = "generic",
             except _MALFORMED as err:
                 raise malformed(op, graph, err) from err
         steps.append(cache[key])
+    steps = _copy_inputs_reshaped_into_outputs(graph, steps)
     return Program(name=graph.name, graph=graph, steps=steps + copies, isa=target.kernels)
 
+
+def _copy_inputs_reshaped_into_outputs(graph: Graph, steps: list[Step]) -> list[Step]:
+    """A model output that is a model input reshaped (a model that only flattens) cannot share
+    the input's memory: the caller passes two buffers. Its last reshape becomes a copy."""
+    source = {s.outputs[0]: s.inputs[0] for s in steps if s.kind == "alias"}
+
+    def root(t: int) -> int:
+        while t in source:
+            t = source[t]
+        return t
+
+    return [dataclasses.replace(s, kind="copy", notes="the model's input, reshaped")
+            if s.kind == "alias" and s.outputs[0] in graph.outputs
+            and root(s.inputs[0]) in graph.inputs else s for s in steps]
 
 
 def separate_outputs(graph: Graph) -> tuple[Graph, list[Step]]:

@@ -23,6 +23,7 @@ An operator with no TFLite form is refused with one line naming it.
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from collections import Counter
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ import numpy as np
 from edge_sdk.errors import ModelError, UnsupportedOpError
 from edge_sdk.frontend.relax_onnx import _constant, _shape_dtype
 from edge_sdk.frontend.tflite_writer import OpSpec, TensorSpec, build_model
+from edge_sdk.ir import Graph
 
 
 def last(rank: int) -> tuple[int, ...]:
@@ -225,7 +227,36 @@ class _Translator:
                 self._find_lrn(b.var, call)
             elif op == "relax.sum":
                 self._find_sum(b.var, call)
+            elif op == "relax.multiply":
+                self._find_hard_swish(b.var, call)
         self._find_affine()
+
+    def _find_hard_swish(self, var: Any, mul: Any) -> None:
+        """HardSwish as the importer writes it: x * (clip(x + 3, 0, 6) / 6) (or * 1/6), one
+        TFLite HARD_SWISH instead of four passes over the tensor (and, quantized, one table
+        instead of four roundings)."""
+        for x, rest in ((mul.args[0], mul.args[1]), (mul.args[1], mul.args[0])):
+            scaled = self.defs.get(rest)
+            if not (isinstance(scaled, self.relax.Call) and self.uses[rest] == 1):
+                continue
+            name = getattr(scaled.op, "name", None)
+            k = _constant(scaled.args[1]) if name in ("relax.divide", "relax.multiply") else None
+            if k is None or k.size != 1:
+                continue
+            k = float(k.reshape(()))
+            if not np.isclose(k if name == "relax.divide" else 1.0 / k, 6.0, rtol=1e-6):
+                continue
+            clip = self._single(scaled.args[0], "relax.clip")
+            if clip is None or (_num(clip.args[1]), _num(clip.args[2])) != (0.0, 6.0):
+                continue
+            add = self._single(clip.args[0], "relax.add")
+            three = None if add is None else _constant(add.args[1])
+            if (three is None or three.size != 1 or float(three.reshape(())) != 3.0
+                    or not add.args[0].same_as(x)):
+                continue
+            self.covered.update((rest, scaled.args[0], clip.args[0]))
+            self.special[var] = ("hard_swish", x)
+            return
 
     def _find_affine(self) -> None:
         """Chains of add/subtract/multiply/divide by constants (a bias, batch norm decomposed
@@ -665,8 +696,17 @@ class _Translator:
             return self.unary(var, call, "RELU_N1_TO_1")
         if lo == 0.0 and hi >= 3.4e38:
             return self.unary(var, call, "RELU", nonneg=True)
-        raise self.refuse(var, "clip", f"to [{lo:g}, {hi:g}]: TFLite's int8 activations are "
-                          "ReLU, ReLU6 and ReLU(-1, 1) only")
+        # Any other range (HardSigmoid's [0, 1]): MAXIMUM with the low end, MINIMUM with the
+        # high one, each only where that end is finite.
+        x = self.activation(call.args[0], var, "clip")
+        for opcode, bound, active in (("MAXIMUM", lo, lo > -3.4e38), ("MINIMUM", hi, hi < 3.4e38)):
+            if active:
+                operand = self.const(f"{var.name}/{opcode.lower()}",
+                                     np.array([bound], np.float32))
+                x = self.emit(opcode, [x.tensor, operand], f"{var.name}/{opcode.lower()}"
+                              if opcode == "MAXIMUM" and hi < 3.4e38 else var.name, x.shape,
+                              x.nhwc, nonneg=lo >= 0)
+        return x
 
     def op_prelu(self, var, call):
         x = self.activation(call.args[0], var, "prelu")
@@ -962,6 +1002,9 @@ class _Translator:
     def form(self, var: Any, spec: tuple) -> _Value:
         if spec[0] == "affine":
             return self.affine(var, *spec[1:])
+        if spec[0] == "hard_swish":
+            x = self.activation(spec[1], var, "hard swish")
+            return self.emit("HARD_SWISH", [x.tensor], var.name, x.shape, x.nhwc)
         if spec[0] == "lrn":
             _, x_expr, size, alpha, bias, beta = spec
             x = self.activation(x_expr, var, "local response normalization")
@@ -1013,6 +1056,48 @@ def relax_module(model: Any, name: str) -> Any:
         raise UnsupportedOpError(f"TVM's ONNX importer cannot take {name} ({reason}); its "
                                  f"operators: {ops}") from None
     return mod
+
+
+def load_onnx_graph(path: str | Path) -> Graph:
+    """An ONNX model as the operator library's operators, so that the kernels, threads and
+    tuning written for TFLite graphs serve it too (measured on this page's first users,
+    `benchmarks/onnx_light.py`: 3-4x faster than TVM's legalized kernels on a Linux CPU).
+
+    A model this translator cannot express (an operator with no TFLite form, integer or
+    dynamic tensors) is loaded through TVM's Relax importer instead
+    (:func:`~edge_sdk.frontend.relax_onnx.load_onnx`, ``origin == "relax"``): every model that
+    loaded before still loads, and the refusals are that importer's. The compiler does the same
+    when a target has no kernel for one of the translated operators."""
+    from edge_sdk.frontend.relax_onnx import load_onnx
+    from edge_sdk.frontend.tflite import parse
+
+    path = Path(path)
+    try:
+        raw = onnx_to_tflite(path)
+        graph = parse(raw, name=path.stem)
+    except Exception:
+        return load_onnx(path)
+    if any(graph.tensor(i).dtype != "float32" for i in (*graph.inputs, *graph.outputs)):
+        return load_onnx(path)
+    weights = sum(t.data.nbytes for t in graph.tensors if t.data is not None)
+    if weights > 2 * _stored_bytes(path) + EXPANSION_ALLOWANCE:
+        return load_onnx(path)  # weights made at run time (ConstantOfShape): keep them small
+    return dataclasses.replace(graph, source=path, origin="onnx")
+
+
+# Weights the translation may add beyond twice the file's size (folded batch norms, transposed
+# copies) before a model whose weights are generated in the graph (``ConstantOfShape``: one
+# value, broadcast) goes to TVM's importer instead, which keeps such a weight one value.
+EXPANSION_ALLOWANCE = 1 << 20
+
+
+def _stored_bytes(path: Path) -> int:
+    """The model file's size plus the tensors it keeps in external data files."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    return path.stat().st_size + sum(int(e.value) for t in model.graph.initializer
+                                     for e in t.external_data if e.key == "length")
 
 
 def onnx_to_tflite(path: str | Path, nhwc: bool = False) -> bytes:

@@ -292,4 +292,4 @@ def import_onnx(model: Any, path: Path | None = None, name: str | None = None) -
         raise ModelError(f"{name} computes nothing (its outputs are its inputs or constants)")
     _ = tvm  # imported for its side effect of registering the Relax passes
     return Graph(name=name, tensors=tensors, operators=operators, inputs=tuple(inputs),
-                 outputs=tuple(outputs), source=path, origin="onnx")
+                 outputs=tuple(outputs), source=path, origin="relax")

@@ -100,9 +100,16 @@ class Graph:
     inputs: tuple[int, ...]
     outputs: tuple[int, ...]
     source: Path | None = None
-    # "tflite": TFLite builtin operators; "onnx": imported through TVM's Relax frontend, each
-    # operator a legalized TIR kernel (options["prim_func"]), see frontend/relax_onnx.py.
+    # "tflite": TFLite builtin operators read from a .tflite file; "onnx": the same operators,
+    # translated from a .onnx file (frontend/onnx.py); "relax": a .onnx file imported through
+    # TVM's Relax frontend, each operator a legalized TIR kernel (options["prim_func"]), see
+    # frontend/relax_onnx.py. Both ONNX origins are checked against onnxruntime.
     origin: str = "tflite"
+
+    @property
+    def from_onnx(self) -> bool:
+        """Read from a .onnx file (onnxruntime is its reference), by either route."""
+        return self.origin in ("onnx", "relax")
 
     def tensor(self, index: int) -> Tensor:
         """The tensor at ``index``. A negative index is never "from the end" (Python's

@@ -97,10 +97,13 @@ def collect(model: bytes, samples: list[list[np.ndarray]], tensors: list[int],
                        leave=False):
         for t, v in run(sample).items():
             s = stats[t]
-            if s.max <= s.min:
-                continue
-            h, _ = np.histogram(v, bins=BINS, range=(s.min, s.max))
             top = max(abs(s.min), abs(s.max))
+            if s.max - s.min <= BINS * np.spacing(top):  # one value, or too close to bin
+                continue  # (a clip's saturated output): min-max is all there is to know
+            # In float64: a float32 tensor's narrow range (0.9999999 to 1) has no 2048 float32
+            # bin edges.
+            v = np.asarray(v, np.float64)
+            h, _ = np.histogram(v, bins=BINS, range=(s.min, s.max))
             # Exact zeros (ReLU outputs are mostly zeros) are exact in int8 whatever the range;
             # left in, their spike dominates the entropy search and drives it to clip hard.
             mags = np.abs(v[v != 0])

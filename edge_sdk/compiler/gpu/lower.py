@@ -49,7 +49,7 @@ def _lower_op(op: Operator, graph: Graph) -> Step:
 
 
 def lower_gpu(graph: Graph, target: GpuTarget) -> tuple[Program, GpuCode]:
-    if graph.origin == "onnx":  # TVM's legalized kernels, scheduled below like ours
+    if graph.origin == "relax":  # TVM's legalized kernels, scheduled below like ours
         from edge_sdk.compiler.relax_lower import lower_relax
 
         steps = list(lower_relax(graph, for_cpu=False).steps)

@@ -1,0 +1,50 @@
+#!/usr/bin/env python3
+"""Real architectures exported from PyTorch to ONNX, random weights: the models people bring to a
+Raspberry Pi-class board. Writes ``<dir>/<name>.onnx`` (default benchmarks/results/onnx_models;
+4-47 MB each, not committed).
+
+    python -m venv /tmp/torchvenv
+    /tmp/torchvenv/bin/pip install torch torchvision onnx onnxscript
+    /tmp/torchvenv/bin/python benchmarks/onnx_models.py [--models a,b] [--dir DIR]
+
+torch and torchvision are heavy and are not part of the project's install: this script runs in
+a venv of its own, and `benchmarks/onnx_cpu.py` reads what it wrote.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+MODELS = ["mobilenet_v3_small", "mobilenet_v3_large", "efficientnet_b0", "mnasnet0_5",
+          "squeezenet1_1", "regnet_x_400mf", "resnet18", "shufflenet_v2_x0_5"]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", help="comma-separated torchvision model names (default: "
+                                     + ", ".join(MODELS) + ")")
+    ap.add_argument("--dir", default=str(ROOT / "benchmarks" / "results" / "onnx_models"))
+    args = ap.parse_args()
+    import torch
+
+    # A torchvision wheel built for another torch build cannot register its C++ operators
+    # (nms...); the classification networks use none of them.
+    torch.library.register_fake = lambda *a, **k: (lambda f: f)
+    import torchvision
+
+    out = Path(args.dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for name in args.models.split(",") if args.models else MODELS:
+        torch.manual_seed(0)
+        model = getattr(torchvision.models, name)(weights=None).eval()
+        x = torch.randn(1, 3, 224, 224)
+        torch.onnx.export(model, (x,), str(out / f"{name}.onnx"), opset_version=17,
+                          dynamo=False, input_names=["input"], output_names=["logits"])
+        print(f"wrote {out / f'{name}.onnx'}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

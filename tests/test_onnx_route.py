@@ -1,0 +1,147 @@
+"""ONNX models on the operator library: which route a model takes, and that both are right.
+
+A float ONNX model whose operators all have a TFLite form is translated onto the same operators
+a `.tflite` has (``origin == "onnx"``) and gets the same kernels (the Linux CPU kernels' tiles and
+threads, the GPU's); anything else goes through TVM's Relax importer (``origin == "relax"``).
+Each model here is small and built with `onnx.helper`; onnxruntime is the oracle.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+import edge_sdk
+from edge_sdk.api import compile_for
+from edge_sdk.cli import main
+from edge_sdk.project.boards import get_board
+from edge_sdk.quantization import quantize
+from tests.test_gpu import MALI
+
+
+def save(tmp_path: Path, name: str, nodes: list, inputs: list, outputs: list,
+         weights: dict[str, np.ndarray] | None = None) -> Path:
+    graph = helper.make_graph(nodes, name, inputs, outputs, [
+        numpy_helper.from_array(v.astype(np.float32), k) for k, v in (weights or {}).items()])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.checker.check_model(model)
+    path = tmp_path / f"{name}.onnx"
+    onnx.save(model, str(path))
+    return path
+
+
+def tensor(name: str, shape: list[int]):
+    return helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)
+
+
+def conv_hardswish(tmp_path: Path) -> Path:
+    """Conv -> HardSwish -> Conv -> HardSigmoid (MobileNetV3's activations), NCHW."""
+    rng = np.random.default_rng(0)
+    return save(tmp_path, "conv_hardswish", [
+        helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], pads=[1, 1, 1, 1], strides=[2, 2]),
+        helper.make_node("HardSwish", ["c1"], ["h1"]),
+        helper.make_node("Conv", ["h1", "w2"], ["c2"], pads=[1, 1, 1, 1], group=8),
+        helper.make_node("HardSigmoid", ["c2"], ["y"]),
+    ], [tensor("x", [1, 3, 16, 16])], [tensor("y", [1, 8, 8, 8])],
+        {"w1": rng.standard_normal((8, 3, 3, 3)), "b1": rng.standard_normal(8),
+         "w2": rng.standard_normal((8, 1, 3, 3))})
+
+
+def onnxruntime(path: Path, x: np.ndarray) -> np.ndarray:
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(None, {session.get_inputs()[0].name: x})[0]
+
+
+def test_a_pytorch_style_model_runs_on_the_operator_library_and_matches(tmp_path):
+    path = conv_hardswish(tmp_path)
+    graph = edge_sdk.load(path)
+    assert graph.origin == "onnx"
+    ops = [op.opcode for op in graph.operators]
+    # HardSwish is one operator, not its four-operator expansion; HardSigmoid's clip to [0, 1]
+    # is a MAXIMUM and a MINIMUM.
+    assert ops.count("HARD_SWISH") == 1 and "RELU6" not in ops
+    assert {"MAXIMUM", "MINIMUM", "CONV_2D", "DEPTHWISE_CONV_2D"} <= set(ops)
+    x = np.random.default_rng(1).standard_normal((1, 3, 16, 16)).astype(np.float32)
+    result = edge_sdk.run(graph, board="host", inputs=x[None])
+    np.testing.assert_allclose(result.output_list[0].reshape(1, 8, 8, 8), onnxruntime(path, x),
+                               rtol=1e-4, atol=1e-5)
+
+
+def test_the_linux_board_gives_it_the_threaded_cpu_kernels(tmp_path):
+    compiled = compile_for(conv_hardswish(tmp_path), get_board("linux-x86_64"))
+    convs = [s for s in compiled.program.steps if s.opcode.endswith("CONV_2D")]
+    assert convs and all(s.notes.startswith("float32 cpu") and s.row_phases for s in convs)
+
+
+def test_weights_generated_in_the_graph_take_the_relax_route(tmp_path):
+    """A ConstantOfShape weight stays one value read through strides of 0 on the Relax route;
+    translated, it would be a full tensor in flash."""
+    fill = helper.make_tensor("v", TensorProto.FLOAT, [1], [0.5])
+    path = save(tmp_path, "generated", [
+        helper.make_node("Constant", [], ["shape"], value=numpy_helper.from_array(
+            np.array([1024, 1024], np.int64))),
+        helper.make_node("ConstantOfShape", ["shape"], ["w"], value=fill),
+        helper.make_node("MatMul", ["x", "w"], ["y"]),
+    ], [tensor("x", [1, 1024])], [tensor("y", [1, 1024])])
+    assert edge_sdk.load(path).origin == "relax"
+
+
+def test_a_target_without_a_kernel_falls_back_to_the_relax_route(tmp_path):
+    """LogSoftmax has a CPU kernel but none on the GPU: the Mali board compiles the model
+    through TVM's legalized kernels instead of refusing it."""
+    path = save(tmp_path, "log_softmax", [
+        helper.make_node("LogSoftmax", ["x"], ["y"], axis=-1),
+    ], [tensor("x", [1, 10])], [tensor("y", [1, 10])])
+    graph = edge_sdk.load(path)
+    assert graph.origin == "onnx"
+    assert compile_for(graph, get_board("host")).program.graph.origin == "onnx"
+    assert compile_for(graph, get_board(MALI)).program.graph.origin == "relax"
+
+
+def test_a_model_that_only_flattens_its_input_copies_it(tmp_path):
+    """input -> Flatten -> output: the output buffer is the caller's, so the reshape must copy
+    (it aliased the input and left the output unwritten: an unused parameter, -Werror)."""
+    path = save(tmp_path, "flatten", [helper.make_node("Flatten", ["x"], ["y"])],
+                [tensor("x", [1, 2, 3, 4])], [tensor("y", [1, 24])])
+    x = np.arange(24, dtype=np.float32).reshape(1, 2, 3, 4)
+    result = edge_sdk.run(edge_sdk.load(path), board="host", inputs=x[None])
+    np.testing.assert_array_equal(result.output_list[0].reshape(1, 24), x.reshape(1, 24))
+
+
+def test_hardswish_and_hardsigmoid_quantize_and_run_bit_exact(tmp_path, capsys):
+    path = conv_hardswish(tmp_path)
+    calibration = np.random.default_rng(2).standard_normal((8, 1, 3, 16, 16)).astype(
+        np.float32)
+    int8 = tmp_path / "int8.tflite"
+    int8.write_bytes(quantize(str(path), list(calibration), progress=False).model)
+    ops = {op.opcode for op in edge_sdk.load(int8).operators}
+    assert {"HARD_SWISH", "MAXIMUM", "MINIMUM"} <= ops
+    np.save(tmp_path / "x.npy", calibration[:2, 0])
+    assert main(["run", str(int8), "--input", str(tmp_path / "x.npy"), "--check"]) == 0
+    assert "check: bit-exact against LiteRT" in capsys.readouterr().out
+
+
+def test_a_tensor_of_nearly_one_value_calibrates(tmp_path):
+    """x * 1e-6 + 1: a range of a few float32 steps around 1.0 has no 2048 float32 histogram
+    bins (the calibration crashed with numpy's 'Too many bins for data range')."""
+    path = save(tmp_path, "narrow", [
+        helper.make_node("Mul", ["x", "k"], ["m"]),
+        helper.make_node("Add", ["m", "one"], ["y"]),
+    ], [tensor("x", [1, 16])], [tensor("y", [1, 16])],
+        {"k": np.array([1e-6]), "one": np.array([1.0])})
+    calibration = list(np.random.default_rng(3).standard_normal((4, 1, 16)).astype(np.float32))
+    for method in ("minmax", "percentile", "kl"):
+        assert quantize(str(path), calibration, method=method, progress=False).model
+
+
+@pytest.mark.parametrize("board", ["host"])
+def test_the_route_is_in_the_report(tmp_path, board):
+    compiled = compile_for(conv_hardswish(tmp_path), get_board(board))
+    report = edge_sdk.api.report(compiled, get_board(board))
+    assert report["frontend"] == "onnx (translated onto the operator library)"
