@@ -123,3 +123,17 @@ def per_channel_multipliers(
         mults.append(m)
         shifts.append(s)
     return np.array(mults, dtype=np.int32), np.array(shifts, dtype=np.int32)
+
+
+def accumulator_bound(weights_by_channel: np.ndarray, bias: np.ndarray,
+                      left_shift: np.ndarray | None = None) -> int:
+    """The largest ``|accumulator|`` any output channel can reach for int8 inputs (which lie in
+    [-128, 127]): its bias plus 128 times the sum of its weights' magnitudes, times
+    ``2^left_shift`` per channel where a shift is given. ``weights_by_channel``: one row of
+    weights per output channel. The SIMD kernels take their fast requantization only below
+    the bound their arithmetic is exact for."""
+    per_channel = np.abs(weights_by_channel.astype(np.int64)).sum(axis=1)
+    bound = np.abs(bias[: per_channel.size].astype(np.int64)) + 128 * per_channel
+    if left_shift is not None:
+        bound = bound << np.maximum(left_shift.astype(np.int64), 0)
+    return int(bound.max())

@@ -26,7 +26,7 @@ from edge_sdk.compiler.kernels import reduce as reduction
 from edge_sdk.compiler.kernels import resize, softmax
 from edge_sdk.compiler.kernels.activation import prelu_plan
 from edge_sdk.compiler.kernels.common import int8_tensor, refuse, scale, zero_point
-from edge_sdk.compiler.kernels.conv import folded_bias, plan_conv2d
+from edge_sdk.compiler.kernels.conv import plan_conv2d
 from edge_sdk.compiler.kernels.elementwise import LEFT_SHIFT, _broadcast_strides, add_multipliers
 from edge_sdk.compiler.kernels.fixedpoint import (
     multiply_by_quantized_multiplier,
@@ -137,8 +137,8 @@ def conv2d_int8(op: Operator, graph: Graph, name: str) -> Step:
     # is folded here. Every buffer is a GPU allocation of its own, so words are aligned.
     words = DOT4 and not p.depthwise and ic % 4 == 0
     if words and not p.fold:
-        p = replace(p, fold=True, bias=Constant(p.bias.name, folded_bias(
-            p.bias.array, p.weights.array, p.input_zp, depthwise=False)))
+        p = replace(p, fold=True, bias=Constant(p.bias.name,
+                                                 p.folded_bias().astype(p.bias.array.dtype)))
     if words:
         x_shape = (n, ih, iw, ic // 4)
         X = te.placeholder(x_shape, "int32", name="input")

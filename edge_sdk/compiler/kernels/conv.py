@@ -87,6 +87,21 @@ class ConvPlan:
     def constants(self) -> tuple[Constant, ...]:
         return (self.weights, self.bias, self.multiplier, self.shift)
 
+    def folded_bias(self) -> np.ndarray:
+        """The bias with ``-input_zp * sum(w)`` folded in (int64), whether or not this plan's
+        portable kernel folds it: the SIMD kernels read padding taps as the input's zero point
+        (from a padded copy or a gather), which makes folding right for every convolution."""
+        bias = self.bias.array.astype(np.int64)
+        if self.fold:
+            return bias
+        return folded_bias(bias, self.weights.array, self.input_zp, self.depthwise)
+
+    def weights_by_channel(self) -> np.ndarray:
+        """The weights as one row per output channel (OHWI, or 1HWO transposed)."""
+        w = self.weights.array
+        oc = self.y.shape[3]
+        return w.reshape(-1, oc).T if self.depthwise else w.reshape(oc, -1)
+
     @property
     def macs(self) -> int:
         n, oh, ow, oc = self.y.shape

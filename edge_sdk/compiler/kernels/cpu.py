@@ -48,6 +48,7 @@ from edge_sdk.compiler.kernels.tir import (
     when,
 )
 from edge_sdk.compiler.program import Constant, Scratch, Step, TensorArg
+from edge_sdk.compiler.quantization import accumulator_bound
 from edge_sdk.ir import Graph, Operator
 
 
@@ -75,16 +76,6 @@ def for_each_tile(extent: int, size: int, body, name: str) -> None:
 
 def _blocks(n: int, lanes: int) -> int:
     return -(-n // lanes)
-
-
-def folded_bias(p: ConvPlan) -> np.ndarray:
-    """The plan's bias with the input offset folded in (plans fold it only where they
-    read no padding; the padded scratch here makes folding right for every convolution)."""
-    if p.fold:
-        return p.bias.array.astype(np.int32)
-    w = p.weights.array.astype(np.int64)
-    taps = w.reshape(w.shape[0], -1).sum(axis=1)
-    return (p.bias.array.astype(np.int64) - p.input_zp * taps).astype(np.int32)
 
 
 def _padded(values: np.ndarray, size: int) -> np.ndarray:
@@ -245,12 +236,6 @@ def _requantize_store(Y, acc, value, p, index, channel, flat) -> None:
     store(Y, tirx.Cast("int8", clamp(value[0] + p[2], *p[3])), flat)
 
 
-def _weight_magnitudes(p: ConvPlan) -> np.ndarray:
-    w = np.abs(p.weights.array.astype(np.int64))
-    return (w.reshape(-1, w.shape[-1]).sum(axis=0) if p.depthwise
-            else w.reshape(w.shape[0], -1).sum(axis=1))
-
-
 def requant_tables(p: ConvPlan, bias: np.ndarray
                    ) -> tuple[np.ndarray, Constant, Constant]:
     """Bias and per-channel (multiplier, shift) for the kernel, with every channel whose
@@ -261,7 +246,7 @@ def requant_tables(p: ConvPlan, bias: np.ndarray
     double-precision requantization's bound."""
     from edge_sdk.compiler import gemmlowp
 
-    dead = np.flatnonzero(_weight_magnitudes(p) == 0)
+    dead = np.flatnonzero(~p.weights_by_channel().any(axis=1))
     if dead.size == 0:
         return bias, p.multiplier, p.shift
     bias, mult, shift = bias.copy(), p.multiplier.array.copy(), p.shift.array.copy()
@@ -273,15 +258,6 @@ def requant_tables(p: ConvPlan, bias: np.ndarray
     prefix = f"l{p.op.index}"
     return (bias, Constant(f"{prefix}_multiplier_cpu", mult),
             Constant(f"{prefix}_shift_cpu", shift))
-
-
-def accumulator_bound(p: ConvPlan, bias: np.ndarray, shift: np.ndarray) -> int:
-    """The largest ``|accumulator| * 2^left_shift`` any output channel can reach: its folded
-    bias plus 128 times the sum of its weights' magnitudes (inputs lie in [-128, 127])."""
-    per_channel = _weight_magnitudes(p)
-    shifts = np.maximum(shift.astype(np.int64), 0)
-    bound = (np.abs(bias[: per_channel.size].astype(np.int64)) + 128 * per_channel) << shifts
-    return int(bound.max())
 
 
 def _epilogue(Y, acc, at: int, lanes: int, nb, channels: int, rq, first_out, value,
@@ -317,9 +293,10 @@ def _conv(p: ConvPlan, func_name: str, dot: DotStep, sched: Schedule) -> Step:
     ).astype(dot.dtype).reshape(-1)
     prefix = f"l{p.op.index}"
     weights = Constant(f"{prefix}_weights_packed", packed)
-    folded, mult, shift = requant_tables(p, folded_bias(p))
+    folded, mult, shift = requant_tables(p, p.folded_bias().astype(np.int32))
     bias = Constant(f"{prefix}_bias_folded", _padded(folded, blocks * lanes))
-    vector = oc % lanes == 0 and accumulator_bound(p, folded, shift.array) <= F64_EXACT_LIMIT
+    vector = oc % lanes == 0 and accumulator_bound(p.weights_by_channel(), folded,
+                                                        shift.array) <= F64_EXACT_LIMIT
     src = _Source(p, groups * g, dot.dtype, always=dot.dtype != "int8")
     rows, cols, chans = (src.rows, src.cols, src.channels) if src.copy else (ih, iw, ic)
 
@@ -381,9 +358,10 @@ def _depthwise(p: ConvPlan, func_name: str, sched: Schedule) -> Step:
     w[:, :, :oc] = p.weights.array.reshape(kh, kw, oc)
     prefix = f"l{p.op.index}"
     weights = Constant(f"{prefix}_weights_padded", w.reshape(-1))
-    folded, mult, shift = requant_tables(p, folded_bias(p))
+    folded, mult, shift = requant_tables(p, p.folded_bias().astype(np.int32))
     bias = Constant(f"{prefix}_bias_folded", _padded(folded, channels))
-    vector = oc % lanes == 0 and accumulator_bound(p, folded, shift.array) <= F64_EXACT_LIMIT
+    vector = oc % lanes == 0 and accumulator_bound(p.weights_by_channel(), folded,
+                                                        shift.array) <= F64_EXACT_LIMIT
     src = _Source(p, channels)
     rows, cols = (src.rows, src.cols) if src.copy else (ih, iw)
 

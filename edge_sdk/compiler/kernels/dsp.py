@@ -58,7 +58,7 @@ from edge_sdk.compiler.kernels.tir import (
     when,
 )
 from edge_sdk.compiler.program import Constant, Scratch, Step, TensorArg
-from edge_sdk.compiler.quantization import activation_range
+from edge_sdk.compiler.quantization import accumulator_bound, activation_range
 from edge_sdk.ir import Graph, Operator
 
 # The C side of these kernels, printed once into every model compiled for a DSP core.
@@ -208,19 +208,6 @@ class Requantization:
         return f"{how} requantization{', zero point folded' if self.folded else ''}"
 
 
-def accumulator_bound(weights: np.ndarray, bias: np.ndarray) -> int:
-    """Largest |accumulator| for int8 inputs: |bias| + 128 * sum |w| per output channel."""
-    taps = np.abs(weights.astype(np.int64)).sum(1)
-    return int((np.abs(bias.astype(np.int64)) + 128 * taps).max())
-
-
-def folded_bias(p: ConvPlan, weights_oc_k: np.ndarray) -> np.ndarray:
-    """The bias with ``-zp * sum(w)`` folded in (padding taps then read the zero point)."""
-    if p.fold:
-        return p.bias.array.astype(np.int64)
-    return p.bias.array.astype(np.int64) - p.input_zp * weights_oc_k.astype(np.int64).sum(1)
-
-
 def _conv_tables(p: ConvPlan, channels: int, bias: np.ndarray, weights_oc_k: np.ndarray
                  ) -> tuple[Constant, Requantization]:
     """The bias (padded to ``channels``) and the requantization of a convolution."""
@@ -273,7 +260,7 @@ def _conv_direct(p: ConvPlan, func_name: str) -> Step:
     kh, kw = p.kernel
     taps = kh * kw
     w = p.weights.array.reshape(oc, taps * ic)
-    bias = folded_bias(p, w)
+    bias = p.folded_bias()
     blocks = -(-oc // 4)
     wpad = np.zeros((blocks * 4, taps, ic), np.int8)
     wpad[:oc] = w.reshape(oc, taps, ic)
@@ -339,7 +326,7 @@ def _conv_im2col(p: ConvPlan, func_name: str) -> Step:
     k = w.shape[1]
     kp = -(-k // 8) * 8  # the micro-kernel takes eight values per pass
     oc2 = -(-oc // 2)
-    bias = folded_bias(p, w)
+    bias = p.folded_bias()
     wpad = np.zeros((oc2 * 2, kp), np.int8)
     wpad[:oc, :k] = w
     # [oc pair][K/4][row 2][2 words]: the order edge_gemm_2x2 reads.

@@ -29,16 +29,11 @@ from tvm import tirx
 from tvm.script.ir_builder import tirx as T
 
 from edge_sdk.compiler.kernels.conv import ConvPlan, plan_conv2d
-from edge_sdk.compiler.kernels.dsp import (
-    accumulator_bound,
-    call,
-    emit_requant_store,
-    fast_requant,
-    folded_bias,
-)
+from edge_sdk.compiler.kernels.dsp import call, emit_requant_store, fast_requant
 from edge_sdk.compiler.kernels.fully_connected import plan_fully_connected
 from edge_sdk.compiler.kernels.tir import in_range, kernel, local_array, loop, store, when
 from edge_sdk.compiler.program import Constant, Scratch, Step, TensorArg
+from edge_sdk.compiler.quantization import accumulator_bound
 from edge_sdk.ir import Graph, Operator
 
 MICROKERNELS = files("edge_sdk.compiler.kernels").joinpath("edge_mve.h").read_text(encoding="utf-8")
@@ -171,7 +166,7 @@ def _conv(p: ConvPlan, func_name: str, im2col: bool) -> Step:
     taps = kh * kw
     k = taps * ic
     w = p.weights.array.reshape(oc, k)
-    bias = folded_bias(p, w)
+    bias = p.folded_bias()
     blocks = -(-oc // 4)
     vector = vector_requant(p.multiplier.array, p.shift.array)
     scalar_fast = fast_requant(p.multiplier.array, p.shift.array, accumulator_bound(w, bias), True)
