@@ -57,7 +57,7 @@ def test_stacked_int8_lstm_matches_litert_across_inferences(name):
     check_sequence(name, "host")
 
 
-def test_int8_state_starts_at_its_zero_point_in_the_generated_c(tmp_path):
+def test_int8_state_starts_at_its_zero_point_in_the_generated_c():
     """The first call on a zeroed arena sets each int8 state to its zero point (TFLite's reset
     value), once: the generated C says so where a reader looks."""
     from edge_sdk.pipeline import compile_graph
