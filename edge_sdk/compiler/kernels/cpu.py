@@ -20,7 +20,7 @@ vector unit and TVM's LLVM backend (NEON on the Pi boards, AVX2 on the x86-64 st
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
@@ -194,15 +194,16 @@ DOT_STEPS = {
 
 
 @contextmanager
-def _phases(src: _Source, phase, begin, end, X, pad, p: ConvPlan) -> Iterator[None]:
-    """Phase 0 fills the padded copy (when there is one), the last phase computes; the body
-    of the ``with`` is the computing phase, over output rows ``[begin, end)``."""
-    if not src.copy:
+def copy_then_compute(copy: bool, phase, fill: Callable[[], None]) -> Iterator[None]:
+    """The two phases of a kernel whose rows are split over threads: phase 0 runs ``fill``
+    (the padded input copy) where there is a copy, the last phase is the body of the ``with``
+    (the computing phase, over the rows ``[begin, end)`` the kernel was given)."""
+    if not copy:
         yield
         return
     with T.If(phase == 0):
         with T.Then():
-            src.fill(X, pad[0], p, begin, end)
+            fill()
         with T.Else():
             yield
 
@@ -308,7 +309,8 @@ def _conv(p: ConvPlan, func_name: str, dot: DotStep, sched: Schedule) -> Step:
             specs.append(("padded", (n * rows * cols * chans,), dot.dtype))
         X, W, B, M, S, *pad, Y, phase, begin, end = buffer_args(
             *specs, ("output", (n * oh * ow * oc,), "int8"), rows=True)
-        compute = _phases(src, phase, begin, end, X, pad, p)
+        compute = copy_then_compute(src.copy, phase,
+                                    lambda: src.fill(X, pad[0], p, begin, end))
         # The input (or its copy) seen as int32 words: one word is one group of channels.
         data = pad[0] if src.copy else X
         source = (T.decl_buffer((n * rows * cols * groups,), "int32", data=data.data)
@@ -373,7 +375,8 @@ def _depthwise(p: ConvPlan, func_name: str, sched: Schedule) -> Step:
             specs.append(("padded", (n * rows * cols * channels,), "int8"))
         X, W, B, M, S, *pad, Y, phase, begin, end = buffer_args(
             *specs, ("output", (n * oh * ow * oc,), "int8"), rows=True)
-        compute = _phases(src, phase, begin, end, X, pad, p)
+        compute = copy_then_compute(src.copy, phase,
+                                    lambda: src.fill(X, pad[0], p, begin, end))
         if src.copy:
             source = pad[0]
 

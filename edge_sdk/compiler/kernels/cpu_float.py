@@ -13,8 +13,6 @@ without contraction, match it exactly.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,7 +20,12 @@ from tvm import tirx
 from tvm.script.ir_builder import tirx as T
 
 from edge_sdk.compiler.kernels.common import refuse
-from edge_sdk.compiler.kernels.cpu import _blocks, for_each_tile, schedule_for
+from edge_sdk.compiler.kernels.cpu import (
+    _blocks,
+    copy_then_compute,
+    for_each_tile,
+    schedule_for,
+)
 from edge_sdk.compiler.kernels.float32 import _activation, _constant, _float_tensor
 from edge_sdk.compiler.kernels.schedule import Schedule, Tuning
 from edge_sdk.compiler.kernels.tir import buffer_args, f32, kernel, loop, store, when
@@ -119,20 +122,6 @@ def _step(c: _Conv, func, func_name: str, consts: tuple, note: str, copy: bool) 
         row_phases=(*((n * c.reach[0],) if copy else ()), n * oh))
 
 
-@contextmanager
-def _phases(copy: bool, phase, fill) -> Iterator[None]:
-    """Phase 0 runs ``fill`` (the padded copy) where there is one; the body of the ``with`` is
-    the computing phase."""
-    if not copy:
-        yield
-        return
-    with T.If(phase == 0):
-        with T.Then():
-            fill()
-        with T.Else():
-            yield
-
-
 def _conv(c: _Conv, func_name: str, sched: Schedule) -> Step:
     n, ih, iw, ic = c.shape_in
     _, oh, ow, oc = c.shape_out
@@ -156,7 +145,8 @@ def _conv(c: _Conv, func_name: str, sched: Schedule) -> Step:
             specs.append(("padded", (n * rows * cols * ic,), "float32"))
         X, W, B, *pad, Y, phase, begin, end = buffer_args(
             *specs, ("output", (n * oh * ow * oc,), "float32"), rows=True)
-        compute = _phases(copy, phase, lambda: _copy_padded(c, X, pad[0], ic, begin, end))
+        compute = copy_then_compute(copy, phase,
+                                    lambda: _copy_padded(c, X, pad[0], ic, begin, end))
         source = T.decl_buffer((n * rows * cols * ic,), "float32",
                                data=(pad[0] if copy else X).data)
         acc = T.alloc_buffer((pixels * lanes,), "float32")
@@ -212,8 +202,8 @@ def _depthwise(c: _Conv, func_name: str, sched: Schedule) -> Step:
             specs.append(("padded", (n * rows * cols * channels,), "float32"))
         X, W, B, *pad, Y, phase, begin, end = buffer_args(
             *specs, ("output", (n * oh * ow * oc,), "float32"), rows=True)
-        compute = _phases(copy, phase,
-                          lambda: _copy_padded(c, X, pad[0], channels, begin, end))
+        compute = copy_then_compute(copy, phase,
+                                    lambda: _copy_padded(c, X, pad[0], channels, begin, end))
         source = T.decl_buffer((n * rows * cols * chans,), "float32",
                                data=(pad[0] if copy else X).data)
         acc = T.alloc_buffer((lanes,), "float32")
