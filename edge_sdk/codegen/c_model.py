@@ -315,12 +315,8 @@ def emit(program: Program, memory: MemoryPlan, external_kernels: bool = False) -
             src = (f"{name}_{step.constants[0].name}" if step.constants
                    else pointer(step.inputs[0]))
             body.append(f"  memcpy({pointer(step.outputs[0])}, {src}, {out.nbytes});")
-        elif step.kind == "alias":
-            src, dst = pointer(step.inputs[0]), pointer(step.outputs[0])
-            if src != dst:  # the graph's input reshaped straight into its output
-                body.append(f"  memcpy({dst}, {src}, {out.nbytes});")
-            else:
-                body.append("  /* shares its input's memory: no code */")
+        elif step.kind == "alias":  # the planner gave input and output one buffer
+            body.append("  /* shares its input's memory: no code */")
         else:
             args = [
                 pointer(a.tensor) if isinstance(a, TensorArg)

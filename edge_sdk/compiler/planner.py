@@ -96,7 +96,8 @@ def plan(program: Program, scratch_in_arena: bool = True) -> MemoryPlan:
 
     buffers: list[Buffer] = []
     for r, members in groups.items():
-        # An output wins over an input: a model whose output is its input reshaped copies it.
+        # An output wins over an input. (A model whose output is its input reshaped never
+        # gets here as one group: lower makes that last reshape a copy.)
         mine = sorted((io for io in ios if io.tensor in members),
                       key=lambda io: io.role != "output")
         outputs = [io for io in mine if io.role == "output"]
