@@ -33,6 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 import edge_sdk  # noqa: E402
 from benchmarks import machine  # noqa: E402
+from benchmarks.onnx_light import onnxruntime_timed  # noqa: E402
 from edge_sdk.project.boards import get_board  # noqa: E402
 from edge_sdk.project.generate import generate_project  # noqa: E402
 
@@ -65,28 +66,6 @@ def ours(graph, x: np.ndarray, runs: int, threads: list[int]) -> tuple[list[floa
     return best, got, build_s
 
 
-def onnxruntime_ms(path: Path, x: np.ndarray, runs: int, threads: int
-                   ) -> tuple[float, np.ndarray]:
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    feed = {session.get_inputs()[0].name: x}
-    out = session.run(None, feed)[0]
-    p50s = []
-    for _ in range(ROUNDS):
-        times = []
-        for _ in range(runs):
-            t0 = time.perf_counter_ns()
-            session.run(None, feed)
-            times.append(time.perf_counter_ns() - t0)
-        p50s.append(float(np.median(times)) / 1e6)
-        time.sleep(1)
-    return min(p50s), np.asarray(out)
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dir", default=str(ROOT / "benchmarks" / "results" / "onnx_models"))
@@ -113,7 +92,7 @@ def main() -> int:
         graph = edge_sdk.load(path)
         (shape,) = [graph.tensor(i).shape for i in graph.inputs]
         x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
-        ort = [onnxruntime_ms(path, x, args.runs, n) for n in threads]
+        ort = [onnxruntime_timed(path, x, args.runs, n) for n in threads]
         want = ort[0][1].ravel()
         ms, got, build_s = ours(graph, x, args.runs, threads)
         err = float(np.abs(got - want).max() / (np.ptp(want) or 1.0))
