@@ -73,17 +73,14 @@ class Target:
         if self.kernels == "generic":
             return {}
         if self.linux:
-            from edge_sdk.compiler.kernels import cpu, cpu_float
+            from edge_sdk.compiler.kernels import cpu
 
+            # One schedule per op family, for int8 and float32 layers alike.
             conv = partial(cpu.lower_conv2d_cpu, isa=self.kernels, tuning=self.tuning)
             fc = partial(cpu.lower_fully_connected_cpu, isa=self.kernels, tuning=self.tuning)
-            float_conv = partial(cpu_float.lower_conv_float_cpu, isa=self.kernels,
-                                 tuning=self.tuning)
-            float_fc = partial(cpu_float.lower_fully_connected_float_cpu, isa=self.kernels,
-                               tuning=self.tuning)
             return {"CONV_2D": [conv], "DEPTHWISE_CONV_2D": [conv], "FULLY_CONNECTED": [fc],
-                    "float32:CONV_2D": [float_conv], "float32:DEPTHWISE_CONV_2D": [float_conv],
-                    "float32:FULLY_CONNECTED": [float_fc]}
+                    "float32:CONV_2D": [conv], "float32:DEPTHWISE_CONV_2D": [conv],
+                    "float32:FULLY_CONNECTED": [fc]}
         from edge_sdk.compiler.kernels import dsp, mve
 
         chains: dict[str, list[Variant]] = {

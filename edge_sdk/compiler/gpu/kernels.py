@@ -127,15 +127,20 @@ def _dot4(a, b):
     return tirx.call_pure_extern("int32", "edge_dp4a", a, b, tirx.const(0, "int32"))
 
 
-def conv2d_int8(op: Operator, graph: Graph, name: str) -> Step:
+def conv2d(op: Operator, graph: Graph, name: str) -> Step:
+    """CONV_2D and DEPTHWISE_CONV_2D, int8 and float32: one compute definition over the
+    plan's geometry, with the arithmetic of the layer's type (int8: input offset, bias,
+    requantization; float32: bias after the sum, fused activation). The GPU schedules
+    (:mod:`.schedule`) decide how it runs."""
     p = plan_conv2d(op, graph)
+    floating = p.dtype == "float32"
     n, ih, iw, ic = p.x.shape
     _, oh, ow, oc = p.y.shape
     (kh, kw), (sy, sx), (dy, dx) = p.kernel, p.stride, p.dilation
     # Four-tap words (DOT4) read every four input channels as one int32 word. Their sum is the
     # folded form (no per-tap offset): where the CPU's plan kept the reference form, the bias
     # is folded here. Every buffer is a GPU allocation of its own, so words are aligned.
-    words = DOT4 and not p.depthwise and ic % 4 == 0
+    words = DOT4 and not floating and not p.depthwise and ic % 4 == 0
     if words and not p.fold:
         p = replace(p, fold=True, bias=Constant(p.bias.name,
                                                  p.folded_bias().astype(p.bias.array.dtype)))
@@ -146,24 +151,32 @@ def conv2d_int8(op: Operator, graph: Graph, name: str) -> Step:
         pad_value = tirx.const(_word_of(p.input_zp), "int32")
     else:
         x_shape = p.x.shape
-        X = te.placeholder(x_shape, "int8", name="input")
-        W = te.placeholder(p.weights.array.shape, "int8", name="weights")
-        pad_value = tirx.const(p.input_zp, "int8")
-    B, M, S = (te.placeholder((oc,), "int32", name=nm) for nm in ("bias", "multiplier", "shift"))
+        X = te.placeholder(x_shape, p.dtype, name="input")
+        W = te.placeholder(p.weights.array.shape, p.weights.dtype, name="weights")
+        pad_value = tirx.const(0.0 if floating else p.input_zp, p.dtype)
+    B = te.placeholder((oc,), p.bias.dtype, name="bias")
+    tables = [] if floating else [te.placeholder((oc,), "int32", name=nm)
+                                  for nm in ("multiplier", "shift")]
     hw = (max(_needed(oh, kh, sy, dy), ih + p.pad[0]), max(_needed(ow, kw, sx, dx), iw + p.pad[1]))
     Xp = _padded(X, x_shape, p.pad, hw, pad_value)
     ky, kx = te.reduce_axis((0, kh), "ky"), te.reduce_axis((0, kw), "kx")
     # Folded form: padding reads the zero point and the offset lives in the bias. Reference
     # form (raw bias): subtract the offset per tap, so padding contributes exactly zero.
+    # float32: padding is zero and there is no offset.
     offset = 0 if p.fold else p.input_zp
 
     def tap(v):
+        if floating:
+            return v
         return v.astype("int32") - offset if offset else v.astype("int32")
+
+    def weight(v):
+        return v if floating else v.astype("int32")
 
     if p.depthwise:
         acc = te.compute((n, oh, ow, oc), lambda b, y, x, c: te.sum(
             tap(Xp[b, y * sy + ky * dy, x * sx + kx * dx, tirx.floordiv(c, p.mult)])
-            * W[0, ky, kx, c].astype("int32"), axis=[ky, kx]), name="acc")
+            * weight(W[0, ky, kx, c]), axis=[ky, kx]), name="acc")
     elif words:
         cw = te.reduce_axis((0, ic // 4), "cw")
         acc = te.compute((n, oh, ow, oc), lambda b, y, x, c: te.sum(
@@ -173,8 +186,13 @@ def conv2d_int8(op: Operator, graph: Graph, name: str) -> Step:
         ci = te.reduce_axis((0, ic), "ci")
         acc = te.compute((n, oh, ow, oc), lambda b, y, x, c: te.sum(
             tap(Xp[b, y * sy + ky * dy, x * sx + kx * dx, ci])
-            * W[c, ky, kx, ci].astype("int32"), axis=[ky, kx, ci]), name="acc")
+            * weight(W[c, ky, kx, ci]), axis=[ky, kx, ci]), name="acc")
+    if floating:
+        Y = te.compute((n, oh, ow, oc), lambda b, y, x, c: _activation(
+            op, acc[b, y, x, c] + B[c]), name="output")
+        return p.step(_func([X, W, B, Y], name), name, "float32")
     lo, hi = p.act
+    M, S = tables
     Y = te.compute((n, oh, ow, oc), lambda b, y, x, c: clamp(
         multiply_by_quantized_multiplier(acc[b, y, x, c] + B[c], M[c], S[c]) + p.output_zp,
         lo, hi).astype("int8"), name="output")
@@ -182,25 +200,36 @@ def conv2d_int8(op: Operator, graph: Graph, name: str) -> Step:
     return p.step(_func([X, W, B, M, S, Y], name), name, constants=constants)
 
 
-def fully_connected_int8(op: Operator, graph: Graph, name: str) -> Step:
+def fully_connected(op: Operator, graph: Graph, name: str) -> Step:
+    """FULLY_CONNECTED, int8 and float32: one compute definition over the plan (see
+    :func:`conv2d`)."""
     p = plan_fully_connected(op, graph)
-    X = te.placeholder((p.batches, p.depth), "int8", name="input")
-    W = te.placeholder((p.units, p.depth), "int8", name="weights")
-    B = te.placeholder((p.units,), "int32", name="bias")
+    floating = p.dtype == "float32"
+    X = te.placeholder((p.batches, p.depth), p.dtype, name="input")
+    W = te.placeholder((p.units, p.depth), p.weights.dtype, name="weights")
+    B = te.placeholder((p.units,), p.bias.dtype, name="bias")
     tables = [te.placeholder((p.units,), "int32", name=nm) for nm in ("multiplier", "shift")
               ] if p.tables else []
     constants = None
-    if DOT4 and p.depth % 4 == 0:  # four taps per word (see DOT4); the bias is folded already
-        X = te.placeholder((p.batches, p.depth // 4), "int32", name="input")
+    if DOT4 and not floating and p.depth % 4 == 0:  # four taps per word (see DOT4); the bias
+        X = te.placeholder((p.batches, p.depth // 4), "int32", name="input")  # is folded
         W = te.placeholder((p.units, p.depth // 4), "int32", name="weights")
         d = te.reduce_axis((0, p.depth // 4), "dw")
         acc = te.compute((p.batches, p.units), lambda b, o: te.sum(_dot4(X[b, d], W[o, d]),
                                                                   axis=d), name="acc")
         constants = (_as_words(p.weights), *p.constants[1:])
+    elif floating:
+        d = te.reduce_axis((0, p.depth), "d")
+        acc = te.compute((p.batches, p.units), lambda b, o: te.sum(X[b, d] * W[o, d], axis=d),
+                         name="acc")
     else:
         d = te.reduce_axis((0, p.depth), "d")
         acc = te.compute((p.batches, p.units), lambda b, o: te.sum(
             X[b, d].astype("int32") * W[o, d].astype("int32"), axis=d), name="acc")
+    if floating:
+        Y = te.compute((p.batches, p.units), lambda b, o: _activation(op, acc[b, o] + B[o]),
+                       name="output")
+        return p.step(_func([X, W, B, Y], name), name, "float32")
     lo, hi = p.act
 
     def requant(b, o):
@@ -350,58 +379,6 @@ def _float_const(op: Operator, graph: Graph, position: int, role: str, size: int
 def _float_io(op: Operator, graph: Graph) -> tuple[Tensor, Tensor]:
     return (_float_tensor(op, graph, op.inputs[0], "input"),
             _float_tensor(op, graph, op.outputs[0], "output"))
-
-
-def conv2d_float(op: Operator, graph: Graph, name: str) -> Step:
-    depthwise = op.opcode == "DEPTHWISE_CONV_2D"
-    x, y = _float_io(op, graph)
-    w = _float_const(op, graph, 1, "weights", 0)
-    n, ih, iw, ic = x.shape
-    if depthwise:
-        _, kh, kw, oc = w.shape
-        mult = oc // ic
-    else:
-        oc, kh, kw, _ = w.shape
-    bias = _float_const(op, graph, 2, "bias", oc).reshape(-1)
-    (sy, sx), (dy, dx) = op.options["stride"], op.options["dilation"]
-    (oh, ow), pad = conv_geometry(op.options["padding"], (ih, iw), (kh, kw), (sy, sx), (dy, dx))
-    X = te.placeholder(x.shape, "float32", name="input")
-    W = te.placeholder(w.shape, "float32", name="weights")
-    B = te.placeholder((oc,), "float32", name="bias")
-    hw = (max(_needed(oh, kh, sy, dy), ih + pad[0]), max(_needed(ow, kw, sx, dx), iw + pad[1]))
-    Xp = _padded(X, x.shape, pad, hw, tirx.const(0.0, "float32"))
-    ky, kx = te.reduce_axis((0, kh), "ky"), te.reduce_axis((0, kw), "kx")
-    if depthwise:
-        acc = te.compute((n, oh, ow, oc), lambda b, yy, xx, c: te.sum(
-            Xp[b, yy * sy + ky * dy, xx * sx + kx * dx, tirx.floordiv(c, mult)]
-            * W[0, ky, kx, c], axis=[ky, kx]), name="acc")
-    else:
-        ci = te.reduce_axis((0, ic), "ci")
-        acc = te.compute((n, oh, ow, oc), lambda b, yy, xx, c: te.sum(
-            Xp[b, yy * sy + ky * dy, xx * sx + kx * dx, ci] * W[c, ky, kx, ci],
-            axis=[ky, kx, ci]), name="acc")
-    Y = te.compute((n, oh, ow, oc), lambda b, yy, xx, c: _activation(op, acc[b, yy, xx, c] + B[c]),
-                   name="output")
-    consts = (Constant(f"l{op.index}_weights", w), Constant(f"l{op.index}_bias", bias))
-    return _step(op, [x], y, _func([X, W, B, Y], name), name, consts,
-                       n * oh * ow * oc * kh * kw * (1 if depthwise else ic))
-
-
-def fully_connected_float(op: Operator, graph: Graph, name: str) -> Step:
-    x, y = _float_io(op, graph)
-    w = _float_const(op, graph, 1, "weights", 0)
-    units, depth = w.shape
-    batches = x.size // depth
-    bias = _float_const(op, graph, 2, "bias", units).reshape(-1)
-    X = te.placeholder((batches, depth), "float32", name="input")
-    W = te.placeholder((units, depth), "float32", name="weights")
-    B = te.placeholder((units,), "float32", name="bias")
-    d = te.reduce_axis((0, depth), "d")
-    acc = te.compute((batches, units), lambda b, o: te.sum(X[b, d] * W[o, d], axis=d), name="acc")
-    Y = te.compute((batches, units), lambda b, o: _activation(op, acc[b, o] + B[o]), name="output")
-    consts = (Constant(f"l{op.index}_weights", w), Constant(f"l{op.index}_bias", bias))
-    return _step(op, [x], y, _func([X, W, B, Y], name), name, consts,
-                       batches * units * depth)
 
 
 def pool2d_float(op: Operator, graph: Graph, name: str) -> Step:

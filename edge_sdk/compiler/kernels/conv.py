@@ -12,11 +12,22 @@ multiply-add. That form is used for depthwise convolutions and for convolutions 
 padding (1x1, VALID); a padded regular convolution keeps the reference form (padding taps
 skipped, offset added per tap), which measured cheaper there (ResNet-8 on the M4: 3% fewer
 instructions than the folded form).
+
+float32 layers (``reference_ops::Conv``/``DepthwiseConv``) are the same loops without offsets or
+requantization: the sum starts at zero, taps in the padding are skipped, the bias is added after
+the sum, then the fused activation's clamp, so results match LiteRT's reference kernels.
+
+**What** a convolution computes is the plan's: :class:`ConvPlan` is TFLite's ``Prepare`` and
+states the arithmetic once (``initial``, ``term``, ``padding_term``, ``emit_output``), for int8,
+int16x8 and float32. **How** it runs is a schedule: :func:`lower_conv2d` below is the portable
+one (any core); the Linux CPU, Cortex-M DSP, Helium and GPU kernel sets have theirs
+(:mod:`.cpu`, :mod:`.dsp`, :mod:`.mve`, ``gpu.kernels``), reading the same plan.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from tvm import tirx
@@ -36,9 +47,11 @@ from edge_sdk.compiler.kernels.fixedpoint import (
     multiply_by_quantized_multiplier_int64,
     reduced_multiplier,
 )
+from edge_sdk.compiler.kernels.float32 import _activation, _constant, _float_tensor
 from edge_sdk.compiler.kernels.tir import (
     buffer_args,
     clamp,
+    f32,
     i32,
     i64,
     in_range,
@@ -80,12 +93,66 @@ class ConvPlan:
     act: tuple[int, int]
     weights: Constant
     bias: Constant
-    multiplier: Constant
+    multiplier: Constant  # per output channel; empty for float32
     shift: Constant
 
     @property
+    def dtype(self) -> str:
+        """The activations' type: int8, int16 or float32."""
+        return self.x.dtype
+
+    @property
+    def accumulator(self) -> str:
+        return {"int8": "int32", "int16": "int64"}.get(self.dtype, "float32")
+
+    @property
     def constants(self) -> tuple[Constant, ...]:
+        if self.dtype == "float32":
+            return (self.weights, self.bias)
         return (self.weights, self.bias, self.multiplier, self.shift)
+
+    # -- the arithmetic, stated once ------------------------------------------------------
+
+    def _wrap(self, value: Any) -> Any:
+        return i64(value) if self.dtype == "int16" else i32(value)
+
+    def initial(self, bias: Any) -> Any:
+        """Where an output's sum starts, given its channel's bias (a load): the folded bias,
+        else zero (the reference form and float32 add the bias after the sum)."""
+        if self.dtype == "float32":
+            return f32(0.0)
+        return bias if self.fold else self._wrap(0)
+
+    def term(self, x: Any, w: Any) -> Any:
+        """One tap of the sum for an input value inside the image: ``x * w`` (folded form,
+        float32) or ``(x - input_zp) * w`` (the reference form), in the accumulator's type."""
+        if self.dtype == "float32":
+            return x * w
+        value = i32(x) if self.fold else i32(x) + (-self.input_zp)
+        return self._wrap(value * i32(w))
+
+    def padding_term(self, w: Any) -> Any | None:
+        """A tap in the padding, in the folded form: it reads the input zero point. None where
+        such a tap adds nothing (float32: padding is zero)."""
+        if self.dtype == "float32":
+            return None
+        return self._wrap(self.input_zp * i32(w))
+
+    def emit_output(self, Y: tirx.Buffer, index: tuple, acc: tirx.Buffer, c: Any,
+                    B: tirx.Buffer, M: tirx.Buffer | None, S: tirx.Buffer | None,
+                    at: Any = 0) -> None:
+        """``Y[index] = out(acc[at])`` for output channel ``c``: the bias where it was not the
+        start, then requantization per channel and the activation's clamp (integers), or the
+        fused activation (float32)."""
+        if self.dtype == "float32":
+            store(Y, _activation(self.op, acc[at] + B[c]), *index)
+            return
+        assert at == 0, "integer outputs are requantized in place in acc[0]"
+        assert M is not None and S is not None
+        if not self.fold:
+            store(acc, acc[0] + B[c])
+        store_requantized(Y, acc, M[c], S[c], self.act, self.output_zp, self.dtype == "int16",
+                          *index)
 
     def folded_bias(self) -> np.ndarray:
         """The bias with ``-input_zp * sum(w)`` folded in (int64), whether or not this plan's
@@ -141,15 +208,24 @@ def folded_bias(bias: np.ndarray, weights: np.ndarray, input_zp: int,
 
 
 def plan_conv2d(op: Operator, graph: Graph) -> ConvPlan:
+    """The plan of an int8, int16x8 or float32 convolution (its input's type decides)."""
     depthwise = op.opcode == "DEPTHWISE_CONV_2D"
-    x = quantized_tensor(op, graph, op.inputs[0], "input")
-    y = quantized_tensor(op, graph, op.outputs[0], "output")
-    if x.dtype != y.dtype:
-        raise refuse(op, f"input is {x.dtype}, output {y.dtype}")
+    floating = graph.tensor(op.inputs[0]).dtype == "float32"
+    if floating:
+        x = _float_tensor(op, graph, op.inputs[0], "input")
+        y = _float_tensor(op, graph, op.outputs[0], "output")
+        w = graph.tensor(op.inputs[1])
+        weights = _constant(op, w, "weights")
+        _activation(op, f32(0.0))  # refuse an activation we cannot apply now
+    else:
+        x = quantized_tensor(op, graph, op.inputs[0], "input")
+        y = quantized_tensor(op, graph, op.outputs[0], "output")
+        if x.dtype != y.dtype:
+            raise refuse(op, f"input is {x.dtype}, output {y.dtype}")
+        w = graph.tensor(op.inputs[1])
+        symmetric_weights(op, w)
+        weights = constant_data(op, w, "weights")
     wide = x.dtype == "int16"  # int16x8: int64 bias and accumulator
-    w = graph.tensor(op.inputs[1])
-    symmetric_weights(op, w)
-    weights = constant_data(op, w, "weights")
     if len(x.shape) != 4 or len(w.shape) != 4:
         raise refuse(op, "only 4-D NHWC input and filter are supported")
     n, ih, iw, ic = x.shape
@@ -168,6 +244,21 @@ def plan_conv2d(op: Operator, graph: Graph) -> ConvPlan:
     if tuple(y.shape) != (n, oh, ow, oc):
         raise refuse(op, f"output shape {y.shape} does not match computed {(n, oh, ow, oc)}")
 
+    reads_padding = (ph > 0 or pw > 0 or (oh - 1) * stride[0] + (kh - 1) * dilation[0] >= ih
+                     or (ow - 1) * stride[1] + (kw - 1) * dilation[1] >= iw)
+    prefix = f"l{op.index}"
+    if floating:
+        b_idx = op.inputs[2] if len(op.inputs) > 2 else -1
+        fbias = (_constant(op, graph.tensor(b_idx), "bias").reshape(-1) if b_idx >= 0
+                 else np.zeros(oc, np.float32))
+        none = Constant(f"{prefix}_none", np.zeros(0, np.int32))
+        return ConvPlan(
+            op=op, x=x, y=y, depthwise=depthwise, mult=mult, kernel=(kh, kw),
+            stride=tuple(stride), dilation=tuple(dilation), pad=(ph, pw),
+            fold=depthwise or not reads_padding, input_zp=0, output_zp=0, act=(0, 0),
+            weights=Constant(f"{prefix}_weights", weights), bias=Constant(f"{prefix}_bias", fbias),
+            multiplier=none, shift=none,
+        )
     bias = bias_or_zeros(op, graph, 2, oc, "int64" if wide else "int32")
     reads_padding = (ph > 0 or pw > 0 or (oh - 1) * stride[0] + (kh - 1) * dilation[0] >= ih
                      or (ow - 1) * stride[1] + (kw - 1) * dilation[1] >= iw)
@@ -178,7 +269,6 @@ def plan_conv2d(op: Operator, graph: Graph) -> ConvPlan:
     mults, shifts = per_channel_multipliers(scale(x), w.quant.scale, scale(y), oc)
     if wide:
         mults = np.array([reduced_multiplier(int(m)) for m in mults], dtype=np.int32)
-    prefix = f"l{op.index}"
     return ConvPlan(
         op=op, x=x, y=y, depthwise=depthwise, mult=mult, kernel=(kh, kw),
         stride=tuple(stride), dilation=tuple(dilation), pad=(ph, pw), fold=fold,
@@ -205,52 +295,47 @@ def store_requantized(Y: tirx.Buffer, acc: tirx.Buffer, multiplier, shift,
 
 
 def lower_conv2d(op: Operator, graph: Graph, func_name: str) -> Step:
+    """The portable schedule: one output at a time, its sum in a scalar, taps in TFLite's
+    order (filter row, filter column, input channel); int8, int16x8 and float32."""
     p = plan_conv2d(op, graph)
     x, y = p.x, p.y
     n, ih, iw, ic = x.shape
     _, oh, ow, oc = y.shape
     kh, kw = p.kernel
     (stride, dilation), (ph, pw) = (p.stride, p.dilation), p.pad
-    in_offset = -p.input_zp
-    act_min, act_max = p.act
-
-    wide = x.dtype == "int16"
-    wrap = i64 if wide else i32  # int16x8 sums in 64 bits, as TFLite does
+    floating = p.dtype == "float32"
     with kernel(func_name) as k:
-        X, W, B, M, S, Y = buffer_args(
-            ("input", x.shape, x.dtype),
-            ("weights", p.weights.array.shape, "int8"),
-            ("bias", (oc,), p.bias.dtype),
-            ("multiplier", (oc,), "int32"),
-            ("shift", (oc,), "int32"),
-            ("output", y.shape, y.dtype),
-        )
-        acc = scalar("acc", "int64" if wide else "int32")
+        specs = [("input", x.shape, x.dtype), ("weights", p.weights.array.shape, p.weights.dtype),
+                 ("bias", (oc,), p.bias.dtype)]
+        if not floating:
+            specs += [("multiplier", (oc,), "int32"), ("shift", (oc,), "int32")]
+        X, W, B, *tables, Y = buffer_args(*specs, ("output", y.shape, y.dtype))
+        M, S = tables if tables else (None, None)
+        acc = scalar("acc", p.accumulator)
         with loop("b", n) as b, loop("oy", oh) as oy, loop("ox", ow) as ox, loop("oc", oc) as c:
-            store(acc, B[c] if p.fold else wrap(0))
+            store(acc, p.initial(B[c]))
             with loop("ky", kh) as ky, loop("kx", kw) as kx:
                 iy = oy * stride[0] - ph + ky * dilation[0]
                 ix = ox * stride[1] - pw + kx * dilation[1]
                 inside = tirx.all(in_range(iy, ih), in_range(ix, iw))
                 if p.depthwise:
-                    ci = tirx.floordiv(c, p.mult)
-                    # One test per tap: the input inside the image, the zero point outside.
-                    with T.If(inside):
-                        with T.Then():
-                            store(acc, acc[0] + wrap(i32(X[b, iy, ix, ci])
-                                                     * i32(W[0, ky, kx, c])))
-                        with T.Else():
-                            store(acc, acc[0] + wrap(p.input_zp * i32(W[0, ky, kx, c])))
+                    tap = (X[b, iy, ix, tirx.floordiv(c, p.mult)], W[0, ky, kx, c])
+                    padding = p.padding_term(W[0, ky, kx, c])
+                    if padding is None:  # padding adds nothing: skip it
+                        with when(inside):
+                            store(acc, acc[0] + p.term(*tap))
+                    else:  # one test per tap: the input inside the image, the zero point outside
+                        with T.If(inside):
+                            with T.Then():
+                                store(acc, acc[0] + p.term(*tap))
+                            with T.Else():
+                                store(acc, acc[0] + padding)
                 elif p.fold:  # never reads padding: no test at all
                     with loop("ic", ic) as ci:
-                        store(acc, acc[0] + wrap(i32(X[b, iy, ix, ci]) * i32(W[c, ky, kx, ci])))
-                else:  # the reference form: skip padding taps, add the offset per tap
+                        store(acc, acc[0] + p.term(X[b, iy, ix, ci], W[c, ky, kx, ci]))
+                else:  # the reference form: skip padding taps
                     with when(inside), loop("ic", ic) as ci:
-                        store(acc, acc[0] + wrap((i32(X[b, iy, ix, ci]) + in_offset)
-                                                 * i32(W[c, ky, kx, ci])))
-            if not p.fold:
-                store(acc, acc[0] + B[c])
-            store_requantized(Y, acc, M[c], S[c], (act_min, act_max), p.output_zp, wide,
-                              b, oy, ox, c)
+                        store(acc, acc[0] + p.term(X[b, iy, ix, ci], W[c, ky, kx, ci]))
+            p.emit_output(Y, (b, oy, ox, c), acc, c, B, M, S)
 
-    return p.step(k.func, func_name)
+    return p.step(k.func, func_name, "float32" if floating else "")

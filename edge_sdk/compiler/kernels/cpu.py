@@ -1,4 +1,5 @@
-"""CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED, int8, for Linux CPUs (``isa="cpu"``).
+"""CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED for Linux CPUs (``isa="cpu*"``): one
+schedule per op family for int8 and float32 layers.
 
 Same integers as the portable kernels (:mod:`.conv`, :mod:`.fully_connected`), laid out for a
 vector unit and TVM's LLVM backend (NEON on the Pi boards, AVX2 on the x86-64 stand-in):
@@ -16,6 +17,13 @@ vector unit and TVM's LLVM backend (NEON on the Pi boards, AVX2 on the x86-64 st
 - The accumulators stay in registers (the vector loops have constant indices after unrolling);
   the epilogue requantizes each channel exactly as TFLite does, scalar, and stores the lanes
   that are real channels.
+
+Float32 layers take the same schedules with float lanes: each output is the same sum as the
+portable kernel's, in the same order over taps and channels, from zero, with the bias added
+last. LLVM does not reassociate it, but fuses each multiply-add into one FMA where the CPU has
+it: outputs then differ from LiteRT's reference kernels in the last bits (measured: under 4e-6
+absolute on sums of 45-90 terms of magnitude ~1; the requirement is 1e-5), where the portable C
+kernels, built without contraction, match it exactly.
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 from tvm import tirx
@@ -32,7 +41,6 @@ from edge_sdk.compiler.kernels.conv import ConvPlan, plan_conv2d
 from edge_sdk.compiler.kernels.fixedpoint import (
     F64_EXACT_LIMIT,
     emit_multiply_by_quantized_multiplier,
-    emit_multiply_by_quantized_multiplier_single_rounding,
     multiply_by_quantized_multiplier_f64,
 )
 from edge_sdk.compiler.kernels.fully_connected import plan_fully_connected
@@ -40,6 +48,7 @@ from edge_sdk.compiler.kernels.schedule import Schedule, Tuning, default_schedul
 from edge_sdk.compiler.kernels.tir import (
     buffer_args,
     clamp,
+    f32,
     i32,
     kernel,
     loop,
@@ -47,7 +56,7 @@ from edge_sdk.compiler.kernels.tir import (
     store,
     when,
 )
-from edge_sdk.compiler.program import Constant, Scratch, Step, TensorArg
+from edge_sdk.compiler.program import Constant, Scratch, Step
 from edge_sdk.compiler.quantization import accumulator_bound
 from edge_sdk.ir import Graph, Operator
 
@@ -136,6 +145,10 @@ class _Source:
                     store(P, zp, base + ch)
 
 
+def _int8_term(x: Any, w: Any) -> Any:
+    return i32(x) * i32(w)
+
+
 @dataclass(frozen=True)
 class DotStep:
     """How a vector unit multiplies ``group`` input channels by a row of weights and adds the
@@ -164,12 +177,14 @@ class DotStep:
         return word
 
     def update(self, acc: tirx.Buffer, at: int, lanes: int, W: tirx.Buffer, wbase,
-               word) -> None:
+               word, term: Callable[[Any, Any], Any] = _int8_term) -> None:
         """``acc[at : at + lanes] += x-group . W[wbase ...]``: ``word`` is the input group as
-        one int32 (two int16 or four int8) for the intrinsic forms, one value otherwise."""
+        one int32 (two int16 or four int8) for the intrinsic forms, one value otherwise, which
+        ``term`` multiplies by each weight (the op's own product: int8 widened to int32, or
+        float32)."""
         if self.intrinsic is None:
             with _vector(lanes) as v:
-                store(acc, acc[at + v] + i32(word) * i32(W[wbase + v]), at + v)
+                store(acc, acc[at + v] + term(word, W[wbase + v]), at + v)
             return
         per_word = 4 // np.dtype(self.dtype).itemsize
         elems = self.width * per_word
@@ -193,6 +208,11 @@ DOT_STEPS = {
 }
 
 
+# Float32 layers on every Linux kernel set: one value times a row of weights (FMA where the CPU
+# has it).
+FLOAT_STEP = DotStep("scalar", 1, "float32", None, 1)
+
+
 @contextmanager
 def copy_then_compute(copy: bool, phase, fill: Callable[[], None]) -> Iterator[None]:
     """The two phases of a kernel whose rows are split over threads: phase 0 runs ``fill``
@@ -209,8 +229,9 @@ def copy_then_compute(copy: bool, phase, fill: Callable[[], None]) -> Iterator[N
 
 
 def select_conv(p: ConvPlan) -> str | None:
-    """The Linux CPU convolution variant for ``p`` (int8), or None for the portable kernel."""
-    if p.x.dtype != "int8":
+    """The Linux CPU convolution variant for ``p`` (int8 or float32), or None for the portable
+    kernel."""
+    if p.dtype not in ("int8", "float32"):
         return None
     if p.depthwise:
         return "depthwise" if p.mult == 1 else None
@@ -226,7 +247,7 @@ def lower_conv2d_cpu(op: Operator, graph: Graph, func_name: str, scratch: bool =
         return None
     if variant == "depthwise":
         return _depthwise(p, func_name, schedule_for(op, graph, isa, p.y.shape[3], 1, tuning))
-    dot = DOT_STEPS[isa]
+    dot = DOT_STEPS[isa] if p.dtype == "int8" else FLOAT_STEP
     return _conv(p, func_name, dot, schedule_for(op, graph, isa, p.y.shape[3], dot.width,
                                                  tuning))
 
@@ -278,7 +299,61 @@ def _epilogue(Y, acc, at: int, lanes: int, nb, channels: int, rq, first_out, val
         _requantize_store(Y, acc, value, rq, at + v, c, first_out + c)
 
 
+class _Outputs:
+    """How a convolution schedule finishes its accumulators, from the plan: int8 requantizes
+    with the kernel's tables (dead channels rewritten, see :func:`requant_tables`), in one
+    vector expression where the bound allows it; float32 adds the bias and applies the fused
+    activation. ``bias`` is what the accumulators start from (int8: the folded bias; float32:
+    zero, the bias comes last as in TFLite)."""
+
+    def __init__(self, p: ConvPlan, lanes: int, channels: int) -> None:
+        self.p = p
+        self.lanes = lanes
+        self.floating = p.dtype == "float32"
+        prefix = f"l{p.op.index}"
+        if self.floating:
+            self.bias = p.bias
+            self.tables: tuple[Constant, ...] = ()
+            self.vector = False
+            return
+        folded, mult, shift = requant_tables(p, p.folded_bias().astype(np.int32))
+        self.bias = Constant(f"{prefix}_bias_folded", _padded(folded, channels))
+        self.tables = (mult, shift)
+        oc = p.y.shape[3]
+        self.vector = oc % lanes == 0 and accumulator_bound(p.weights_by_channel(), folded,
+                                                            shift.array) <= F64_EXACT_LIMIT
+
+    @property
+    def specs(self) -> list[tuple[str, tuple[int, ...], str]]:
+        oc = self.p.y.shape[3]
+        return [("bias", self.bias.array.shape, self.bias.dtype),
+                *((name, (oc,), "int32") for name in ("multiplier", "shift")
+                  if not self.floating)]
+
+    def start(self, B: tirx.Buffer, index) -> tirx.PrimExpr:
+        return f32(0.0) if self.floating else B[index]
+
+    def emit(self, Y, B, tables, acc, at: int, nb, first_out, value) -> None:
+        """Finish ``acc[at : at + lanes]`` (output channels ``nb * lanes ...``) into
+        ``Y[first_out + channel]``."""
+        p, lanes, oc = self.p, self.lanes, self.p.y.shape[3]
+        if self.floating:
+            with loop("lane", lanes) as v, when(nb * lanes + v < oc):
+                c = nb * lanes + v
+                p.emit_output(Y, (first_out + c,), acc, c, B, None, None, at=at + v)
+            return
+        _epilogue(Y, acc, at, lanes, nb, oc, (*tables, p.output_zp, p.act), first_out, value,
+                  self.vector)
+
+    @property
+    def note(self) -> str:
+        return ", vector requantization" if self.vector else ""
+
+
 def _conv(p: ConvPlan, func_name: str, dot: DotStep, sched: Schedule) -> Step:
+    """A regular convolution: a tile of ``pixels`` neighbouring outputs of one row at a time,
+    ``lanes`` output channels per vector, one input group times one row of packed weights
+    per step (the kernel set's dot-product step)."""
     n, ih, iw, ic = p.x.shape
     _, oh, ow, oc = p.y.shape
     (kh, kw), (sy, sx), (dy, dx) = p.kernel, p.stride, p.dilation
@@ -287,28 +362,26 @@ def _conv(p: ConvPlan, func_name: str, dot: DotStep, sched: Schedule) -> Step:
     g = dot.group
     groups = _blocks(ic, g)
     # [block][ky][kx][channel group][lane][channel in group]
-    w = np.zeros((blocks * lanes, kh, kw, groups * g), np.int64)
+    w = np.zeros((blocks * lanes, kh, kw, groups * g), dot.dtype)
     w[:oc, :, :, :ic] = p.weights.array
     packed = np.ascontiguousarray(
-        w.reshape(blocks, lanes, kh, kw, groups, g).transpose(0, 2, 3, 4, 1, 5)
-    ).astype(dot.dtype).reshape(-1)
+        w.reshape(blocks, lanes, kh, kw, groups, g).transpose(0, 2, 3, 4, 1, 5)).reshape(-1)
     prefix = f"l{p.op.index}"
     weights = Constant(f"{prefix}_weights_packed", packed)
-    folded, mult, shift = requant_tables(p, p.folded_bias().astype(np.int32))
-    bias = Constant(f"{prefix}_bias_folded", _padded(folded, blocks * lanes))
-    vector = oc % lanes == 0 and accumulator_bound(p.weights_by_channel(), folded,
-                                                        shift.array) <= F64_EXACT_LIMIT
-    src = _Source(p, groups * g, dot.dtype, always=dot.dtype != "int8")
+    out = _Outputs(p, lanes, blocks * lanes)
+    # The copy widens int8 to the step's type where the step reads wider values (vpmaddwd).
+    src = _Source(p, groups * g, dot.dtype, always=dot.dtype != p.dtype)
     rows, cols, chans = (src.rows, src.cols, src.channels) if src.copy else (ih, iw, ic)
+    term = p.term if out.floating else _int8_term
 
     with kernel(func_name) as k:
-        specs = [("input", p.x.shape, "int8"), ("weights", packed.shape, dot.dtype),
-                 ("bias", (blocks * lanes,), "int32"), ("multiplier", (oc,), "int32"),
-                 ("shift", (oc,), "int32")]
+        specs = [("input", p.x.shape, p.dtype), ("weights", packed.shape, dot.dtype),
+                 *out.specs]
         if src.copy:
             specs.append(("padded", (n * rows * cols * chans,), dot.dtype))
-        X, W, B, M, S, *pad, Y, phase, begin, end = buffer_args(
-            *specs, ("output", (n * oh * ow * oc,), "int8"), rows=True)
+        X, W, B, *rest, Y, phase, begin, end = buffer_args(
+            *specs, ("output", (n * oh * ow * oc,), p.dtype), rows=True)
+        tables, pad = rest[:len(out.tables)], rest[len(out.tables):]
         compute = copy_then_compute(src.copy, phase,
                                     lambda: src.fill(X, pad[0], p, begin, end))
         # The input (or its copy) seen as int32 words: one word is one group of channels.
@@ -319,62 +392,61 @@ def _conv(p: ConvPlan, func_name: str, dot: DotStep, sched: Schedule) -> Step:
 
         def read(b, y, x, c):
             return source[((b * rows + y) * cols + x) * groups + c]
-        acc = T.alloc_buffer((pixels * lanes,), "int32")
-        value = scalar("value")
-        rq = (M, S, p.output_zp, p.act)
+        acc = T.alloc_buffer((pixels * lanes,), p.accumulator)
+        value = None if out.floating else scalar("value")
 
         def tile(b, oy, ox0, count):
             with loop("block", blocks) as nb:
                 for r in range(count):
                     with _vector(lanes) as v:
-                        store(acc, B[nb * lanes + v], r * lanes + v)
+                        store(acc, out.start(B, nb * lanes + v), r * lanes + v)
                 with loop("ky", kh) as ky, loop("kx", kw) as kx, loop("group", groups) as cg:
                     wbase = (((nb * kh + ky) * kw + kx) * groups + cg) * lanes * g
                     for r in range(count):
                         word = read(b, oy * sy + ky * dy, (ox0 + r) * sx + kx * dx, cg)
-                        dot.update(acc, r * lanes, lanes, W, wbase, word)
+                        dot.update(acc, r * lanes, lanes, W, wbase, word, term)
                 for r in range(count):
-                    _epilogue(Y, acc, r * lanes, lanes, nb, oc, rq,
-                              ((b * oh + oy) * ow + ox0 + r) * oc, value, vector)
+                    out.emit(Y, B, tables, acc, r * lanes, nb,
+                             ((b * oh + oy) * ow + ox0 + r) * oc, value)
 
         with compute, loop("row", end, begin) as t:
             b, oy = tirx.floordiv(t, oh), tirx.floormod(t, oh)
             for_each_tile(ow, pixels, lambda ox, count: tile(b, oy, ox, count), "ox")
 
-    consts = (weights, bias, mult, shift, *((src.scratch,) if src.copy else ()))
+    consts = (weights, out.bias, *out.tables, *((src.scratch,) if src.copy else ()))
+    kind = "float32 cpu" if out.floating else "cpu"
     step = p.step(k.func, func_name,
-                  notes=f"cpu ({dot.name}): {lanes} channels x {pixels} pixels per tile"
-                        + (", padded copy" if src.copy else "")
-                        + (", vector requantization" if vector else ""), constants=consts)
+                  notes=f"{kind} ({dot.name}): {lanes} channels x {pixels} pixels per tile"
+                        + (", padded copy" if src.copy else "") + out.note, constants=consts)
     return replace(step, row_phases=(*((src.total_rows,) if src.copy else ()), n * oh))
 
 
 def _depthwise(p: ConvPlan, func_name: str, sched: Schedule) -> Step:
+    """A depthwise convolution (multiplier 1): channels in the vector lanes, one input row of
+    channels times one row of weights per tap, taps unrolled."""
     n, ih, iw, ic = p.x.shape
     _, oh, ow, oc = p.y.shape
     (kh, kw), (sy, sx), (dy, dx) = p.kernel, p.stride, p.dilation
     lanes = sched.lanes
     blocks = _blocks(ic, lanes)
     channels = blocks * lanes
-    w = np.zeros((kh, kw, channels), np.int8)
+    w = np.zeros((kh, kw, channels), p.weights.dtype)
     w[:, :, :oc] = p.weights.array.reshape(kh, kw, oc)
     prefix = f"l{p.op.index}"
     weights = Constant(f"{prefix}_weights_padded", w.reshape(-1))
-    folded, mult, shift = requant_tables(p, p.folded_bias().astype(np.int32))
-    bias = Constant(f"{prefix}_bias_folded", _padded(folded, channels))
-    vector = oc % lanes == 0 and accumulator_bound(p.weights_by_channel(), folded,
-                                                        shift.array) <= F64_EXACT_LIMIT
-    src = _Source(p, channels)
+    out = _Outputs(p, lanes, channels)
+    src = _Source(p, channels, p.dtype)
     rows, cols = (src.rows, src.cols) if src.copy else (ih, iw)
+    term = p.term if out.floating else _int8_term
 
     with kernel(func_name) as k:
-        specs = [("input", p.x.shape, "int8"), ("weights", (kh, kw, channels), "int8"),
-                 ("bias", (channels,), "int32"), ("multiplier", (oc,), "int32"),
-                 ("shift", (oc,), "int32")]
+        specs = [("input", p.x.shape, p.dtype), ("weights", (kh, kw, channels), p.dtype),
+                 *out.specs]
         if src.copy:
-            specs.append(("padded", (n * rows * cols * channels,), "int8"))
-        X, W, B, M, S, *pad, Y, phase, begin, end = buffer_args(
-            *specs, ("output", (n * oh * ow * oc,), "int8"), rows=True)
+            specs.append(("padded", (n * rows * cols * channels,), p.dtype))
+        X, W, B, *rest, Y, phase, begin, end = buffer_args(
+            *specs, ("output", (n * oh * ow * oc,), p.dtype), rows=True)
+        tables, pad = rest[:len(out.tables)], rest[len(out.tables):]
         compute = copy_then_compute(src.copy, phase,
                                     lambda: src.fill(X, pad[0], p, begin, end))
         if src.copy:
@@ -385,90 +457,88 @@ def _depthwise(p: ConvPlan, func_name: str, sched: Schedule) -> Step:
         else:
             def read(b, y, x, c):
                 return X[b, y, x, c]
-        acc = T.alloc_buffer((lanes,), "int32")
-        value = scalar("value")
-        rq = (M, S, p.output_zp, p.act)
+        acc = T.alloc_buffer((lanes,), p.accumulator)
+        value = None if out.floating else scalar("value")
         with compute, loop("row", end, begin) as t, loop("ox", ow) as ox, \
                 loop("block", blocks) as nb:
             b, oy = tirx.floordiv(t, oh), tirx.floormod(t, oh)
             with _vector(lanes) as v:
-                store(acc, B[nb * lanes + v], v)
+                store(acc, out.start(B, nb * lanes + v), v)
             for ky in range(kh):
                 for kx in range(kw):
                     with _vector(lanes) as v:
                         c = nb * lanes + v
-                        xv = i32(read(b, oy * sy + ky * dy, ox * sx + kx * dx, c))
-                        store(acc, acc[v] + xv * i32(W[ky, kx, c]), v)
-            _epilogue(Y, acc, 0, lanes, nb, oc, rq, ((b * oh + oy) * ow + ox) * oc, value,
-                      vector)
+                        xv = read(b, oy * sy + ky * dy, ox * sx + kx * dx, c)
+                        store(acc, acc[v] + term(xv, W[ky, kx, c]), v)
+            out.emit(Y, B, tables, acc, 0, nb, ((b * oh + oy) * ow + ox) * oc, value)
 
-    consts = (weights, bias, mult, shift, *((src.scratch,) if src.copy else ()))
-    step = p.step(k.func, func_name, notes=f"cpu: {lanes} channels per vector"
-                  + (", padded copy" if src.copy else "")
-                  + (", vector requantization" if vector else ""), constants=consts)
+    consts = (weights, out.bias, *out.tables, *((src.scratch,) if src.copy else ()))
+    kind = "float32 cpu" if out.floating else "cpu"
+    step = p.step(k.func, func_name, notes=f"{kind}: {lanes} channels per vector"
+                  + (", padded copy" if src.copy else "") + out.note, constants=consts)
     return replace(step, row_phases=(*((src.total_rows,) if src.copy else ()), n * oh))
 
 
 def lower_fully_connected_cpu(op: Operator, graph: Graph, func_name: str,
                               scratch: bool = True, isa: str = "cpu",
                               tuning: Tuning | None = None) -> Step | None:
-    if graph.tensor(op.inputs[0]).dtype != "int8":
-        return None
+    """FULLY_CONNECTED's Linux CPU schedule, int8 and float32 (:mod:`.fully_connected` says
+    what it computes): units in the vector lanes, weights packed ``[block][depth group][lane]
+    [value in group]``, ``tile_blocks`` blocks of lanes per pass so each input group is built
+    once for all of them; int8 groups feed the kernel set's dot-product step."""
+    del scratch  # never needs any
     p = plan_fully_connected(op, graph)
-    dot = DOT_STEPS[isa]
+    if p.dtype not in ("int8", "float32"):
+        return None
+    dot = DOT_STEPS[isa] if p.dtype == "int8" else FLOAT_STEP
     batches, units, depth = p.batches, p.units, p.depth
     sched = schedule_for(op, graph, isa, units, dot.width, tuning)
     lanes, tile_blocks = sched.lanes, sched.blocks
     blocks = _blocks(units, lanes)
     g = dot.group
     groups = _blocks(depth, g)
-    w = np.zeros((blocks * lanes, groups * g), np.int64)
+    w = np.zeros((blocks * lanes, groups * g), dot.dtype)
     w[:units, :depth] = p.weights.array
-    # [block][depth group][lane][value in group]
     packed = np.ascontiguousarray(
-        w.reshape(blocks, lanes, groups, g).transpose(0, 2, 1, 3)).astype(dot.dtype).reshape(-1)
+        w.reshape(blocks, lanes, groups, g).transpose(0, 2, 1, 3)).reshape(-1)
     prefix = f"l{p.op.index}"
     weights = Constant(f"{prefix}_weights_packed", packed)
     bias = Constant(f"{prefix}_bias_padded", _padded(p.bias.array, blocks * lanes))
     with kernel(func_name) as k:
-        specs = [("input", (batches, depth), "int8"), ("weights", packed.shape, dot.dtype),
-                 ("bias", (blocks * lanes,), "int32")]
+        specs = [("input", (batches, depth), p.dtype), ("weights", packed.shape, dot.dtype),
+                 ("bias", (blocks * lanes,), bias.dtype)]
         if p.tables:
             specs += [("multiplier", (units,), "int32"), ("shift", (units,), "int32")]
-        X, W, B, *tables, Y = buffer_args(*specs, ("output", (batches, units), "int8"))
-        acc = T.alloc_buffer((tile_blocks * lanes,), "int32")
-        value = scalar("value")
+        X, W, B, *tables, Y = buffer_args(*specs, ("output", (batches, units), p.dtype))
+        acc = T.alloc_buffer((tile_blocks * lanes,), p.accumulator)
+        # Requantization runs in place: on a scalar copy, not in the vector accumulators.
+        value = scalar("value") if p.requantizes else None
 
         def tile(b, nb0, count):
             """Blocks ``nb0 .. nb0 + count`` together: each input group is built once for
             all of them."""
             for j in range(count):
                 with _vector(lanes) as v:
-                    store(acc, B[(nb0 + j) * lanes + v], j * lanes + v)
+                    store(acc, p.initial(B[(nb0 + j) * lanes + v]), j * lanes + v)
             with loop("group", groups) as cg:
                 # Past the depth the packed weights are zero: any in-bounds value will do.
-                word = dot.word([X[b, tirx.min(cg * g + j, depth - 1)] for j in range(g)])
+                word = dot.word([X[b, cg] if g == 1 else X[b, tirx.min(cg * g + j, depth - 1)]
+                                 for j in range(g)])
                 for j in range(count):
                     dot.update(acc, j * lanes, lanes, W,
-                               ((nb0 + j) * groups + cg) * lanes * g, word)
+                               ((nb0 + j) * groups + cg) * lanes * g, word, p.term)
             for j in range(count):
                 with loop("lane", lanes) as v, when((nb0 + j) * lanes + v < units):
                     o = (nb0 + j) * lanes + v
-                    store(value, acc[j * lanes + v])
-                    if tables:
-                        emit_multiply_by_quantized_multiplier_single_rounding(
-                            value, tables[0][o], tables[1][o])
+                    if value is None:
+                        p.emit_output(Y, (b, o), acc, j * lanes + v, o, B, tables)
                     else:
-                        emit_multiply_by_quantized_multiplier_single_rounding(
-                            value, p.multiplier, p.shift)
-                    store(Y, tirx.Cast("int8", clamp(value[0] + p.output_zp, *p.act)), b, o)
+                        store(value, acc[j * lanes + v])
+                        p.emit_output(Y, (b, o), value, 0, o, B, tables)
 
         with loop("b", batches) as b:
             for_each_tile(blocks, tile_blocks, lambda nb, count: tile(b, nb, count), "block")
-    return Step(
-        op_index=op.index, opcode=op.opcode, layer=p.y.name, kind="kernel",
-        inputs=(p.x.index,), outputs=(p.y.index,), func=k.func, func_name=func_name,
-        args=(TensorArg(p.x.index), weights, bias, *(p.tables or ()),
-              TensorArg(p.y.index, writes=True)),
-        macs=batches * units * depth,
-        notes=f"cpu ({dot.name}): {lanes} units per vector, {tile_blocks} blocks per tile")
+    kind = "cpu" if p.dtype == "int8" else "float32 cpu"
+    return p.step(k.func, func_name,
+                  f"{kind} ({dot.name}): {lanes} units per vector, {tile_blocks} blocks per tile",
+                  constants=(weights, bias, *(p.tables or ())))

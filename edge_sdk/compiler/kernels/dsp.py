@@ -501,12 +501,16 @@ def _depthwise(p: ConvPlan, func_name: str) -> Step:
 
 
 def select_fully_connected(p: FullyConnectedPlan) -> str | None:
-    """Four rows at a time where the depth is a multiple of four (one word, four inputs)."""
-    return "rows4" if p.depth % 4 == 0 else None
+    """Four rows at a time where the depth is a multiple of four (one word, four inputs);
+    int8 only."""
+    return "rows4" if p.dtype == "int8" and p.depth % 4 == 0 else None
 
 
 def lower_fully_connected_dsp(op: Operator, graph: Graph, func_name: str,
                               scratch: bool = True) -> Step | None:
+    """FULLY_CONNECTED's DSP schedule (:mod:`.fully_connected` says what it computes): four
+    units per ``edge_fc_4rows`` call over the whole depth, weights packed as q15 pairs in the
+    order the micro-kernel reads them; the fast requantization where it is exact."""
     del scratch  # never needs any
     p = plan_fully_connected(op, graph)
     if select_fully_connected(p) is None:
@@ -547,13 +551,7 @@ def lower_fully_connected_dsp(op: Operator, graph: Graph, func_name: str,
                 with when(o < units) if units % 4 else nullcontext():
                     rq.emit(tables, acc, r, Y, b * units + o, o)
     notes = f"DSP: 4 rows x 4 inputs per pass (edge_fc_4rows, SMLAD); {rq.note}"
-    return Step(
-        op_index=op.index, opcode=op.opcode, layer=p.y.name, kind="kernel",
-        inputs=(p.x.index,), outputs=(p.y.index,), func=kf.func, func_name=func_name,
-        args=(TensorArg(p.x.index), weights, bias_c, *rq.constants,
-              TensorArg(p.y.index, writes=True)),
-        macs=batches * units * depth, notes=notes,
-    )
+    return p.step(kf.func, func_name, notes, (weights, bias_c, *rq.constants))
 
 
 TABLE_ENTRIES = 256  # one per int8 value

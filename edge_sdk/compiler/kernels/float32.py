@@ -78,68 +78,6 @@ def _step(op, inputs, y, func, func_name, consts=(), macs=0) -> Step:
     )
 
 
-def lower_conv(op: Operator, graph: Graph, func_name: str) -> Step:
-    depthwise = op.opcode == "DEPTHWISE_CONV_2D"
-    x = _float_tensor(op, graph, op.inputs[0], "input")
-    y = _float_tensor(op, graph, op.outputs[0], "output")
-    wt = graph.tensor(op.inputs[1])
-    w = _constant(op, wt, "weights")
-    n, ih, iw, ic = x.shape
-    if depthwise:
-        _, kh, kw, oc = w.shape
-        mult = oc // ic
-    else:
-        oc, kh, kw, _ = w.shape
-    b_idx = op.inputs[2] if len(op.inputs) > 2 else -1
-    bias = _constant(op, graph.tensor(b_idx), "bias").reshape(-1) if b_idx >= 0 else np.zeros(
-        oc, np.float32)
-    stride, dilation = op.options["stride"], op.options["dilation"]
-    (oh, ow), (ph, pw) = conv_geometry(op.options["padding"], (ih, iw), (kh, kw), stride, dilation)
-    consts = (Constant(f"l{op.index}_weights", w), Constant(f"l{op.index}_bias", bias))
-    with kernel(func_name) as k:
-        X, W, B, Y = buffer_args(("input", x.shape, "float32"), ("weights", w.shape, "float32"),
-                                 ("bias", (oc,), "float32"), ("output", y.shape, "float32"))
-        acc = scalar("acc", "float32")
-        with loop("b", n) as b, loop("oy", oh) as oy, loop("ox", ow) as ox, loop("oc", oc) as c:
-            store(acc, f32(0.0))
-            with loop("ky", kh) as ky, loop("kx", kw) as kx:
-                iy = oy * stride[0] - ph + ky * dilation[0]
-                ix = ox * stride[1] - pw + kx * dilation[1]
-                with when(tirx.all(in_range(iy, ih), in_range(ix, iw))):
-                    if depthwise:
-                        store(acc, acc[0] + X[b, iy, ix, tirx.floordiv(c, mult)] * W[0, ky, kx, c])
-                    else:
-                        with loop("ic", ic) as ci:
-                            store(acc, acc[0] + X[b, iy, ix, ci] * W[c, ky, kx, ci])
-            store(Y, _activation(op, acc[0] + B[c]), b, oy, ox, c)
-    return _step(op, [x], y, k.func, func_name, consts,
-                 n * oh * ow * oc * kh * kw * (1 if depthwise else ic))
-
-
-def lower_fully_connected(op: Operator, graph: Graph, func_name: str) -> Step:
-    x = _float_tensor(op, graph, op.inputs[0], "input")
-    y = _float_tensor(op, graph, op.outputs[0], "output")
-    w = _constant(op, graph.tensor(op.inputs[1]), "weights")
-    units, depth = w.shape
-    batches = x.size // depth
-    b_idx = op.inputs[2] if len(op.inputs) > 2 else -1
-    bias = _constant(op, graph.tensor(b_idx), "bias").reshape(-1) if b_idx >= 0 else np.zeros(
-        units, np.float32)
-    consts = (Constant(f"l{op.index}_weights", w), Constant(f"l{op.index}_bias", bias))
-    with kernel(func_name) as k:
-        X, W, B, Y = buffer_args(("input", (batches, depth), "float32"),
-                                 ("weights", (units, depth), "float32"),
-                                 ("bias", (units,), "float32"),
-                                 ("output", (batches, units), "float32"))
-        acc = scalar("acc", "float32")
-        with loop("b", batches) as b, loop("o", units) as o:
-            store(acc, f32(0.0))
-            with loop("d", depth) as d:
-                store(acc, acc[0] + X[b, d] * W[o, d])
-            store(Y, _activation(op, acc[0] + B[o]), b, o)
-    return _step(op, [x], y, k.func, func_name, consts, batches * units * depth)
-
-
 def lower_pool(op: Operator, graph: Graph, func_name: str) -> Step:
     is_avg = op.opcode == "AVERAGE_POOL_2D"
     x = _float_tensor(op, graph, op.inputs[0], "input")

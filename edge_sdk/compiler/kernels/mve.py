@@ -32,7 +32,7 @@ from edge_sdk.compiler.kernels.conv import ConvPlan, plan_conv2d
 from edge_sdk.compiler.kernels.dsp import call, emit_requant_store, fast_requant
 from edge_sdk.compiler.kernels.fully_connected import plan_fully_connected
 from edge_sdk.compiler.kernels.tir import in_range, kernel, local_array, loop, store, when
-from edge_sdk.compiler.program import Constant, Scratch, Step, TensorArg
+from edge_sdk.compiler.program import Constant, Scratch, Step
 from edge_sdk.compiler.quantization import accumulator_bound
 from edge_sdk.ir import Graph, Operator
 
@@ -355,8 +355,12 @@ def _depthwise(p: ConvPlan, func_name: str) -> Step:
 
 def lower_fully_connected_mve(op: Operator, graph: Graph, func_name: str,
                               scratch: bool = True) -> Step | None:
+    """FULLY_CONNECTED's Helium schedule (:mod:`.fully_connected` says what it computes): four
+    units per ``edge_mve_gemm_1x4`` call (VMLADAVA.S8 over 16 inputs a step), int8 only."""
     del scratch  # never needs any
     p = plan_fully_connected(op, graph)
+    if p.dtype != "int8":
+        return None
     batches, units, depth = p.batches, p.units, p.depth
     blocks = -(-units // 4)
     packed = pack_rows16(p.weights.array)
@@ -397,9 +401,4 @@ def lower_fully_connected_mve(op: Operator, graph: Graph, func_name: str,
                                        p.output_zp, p.act)
     notes = (f"MVE: VMLADAVA.S8, 4 rows x 16 inputs per step (edge_mve_gemm_1x4); "
              f"{'SMMULR/SMMLA' if fast else '64-bit'} requantization")
-    return Step(
-        op_index=op.index, opcode=op.opcode, layer=p.y.name, kind="kernel",
-        inputs=(p.x.index,), outputs=(p.y.index,), func=kf.func, func_name=func_name,
-        args=(TensorArg(p.x.index), weights, bias_c, *tables, TensorArg(p.y.index, writes=True)),
-        macs=batches * units * depth, notes=notes,
-    )
+    return p.step(kf.func, func_name, notes, (weights, bias_c, *tables))
