@@ -2,20 +2,22 @@
 """The Linux (Cortex-A) path vs LiteRT on this machine, as the stand-in for a Raspberry Pi.
 
     python3 benchmarks/cortex_a_host.py [--runs 200] [--before] [--tune] [--threads N]
+                                        [--kernel-sets cpu-avx2,cpu-vnni]
 
 Ours: each model compiled exactly as for a Pi (kernels through TVM's LLVM backend, the linux
-template's runner), for this machine's own CPU (board linux-x86_64: -mcpu native, and the kernel
-set its LLVM target selects: cpu-avx2 on an AVX2 machine); latency is the runner's own p50 over N
-runs, one thread (``--threads``), the lowest of 3 such p50s taken a few seconds apart
-(ROUNDS; LiteRT's figures alike). ``--before`` adds the portable loop nests (isa generic) the
-Linux path used before the CPU kernel sets; ``--tune`` tunes each model here first (`edge-sdk
-tune`, records in benchmarks/results/tuning/, reused on the next run) and adds the tuned time.
-LiteRT: ai-edge-litert, same threads, its default resolver (XNNPACK), `invoke()` timed over N
-runs; BUILTIN_REF beside it (the reference kernels we match bit for
-bit). The int8 outputs of ours are checked against BUILTIN_REF on the benchmark input (a column
-says so); float ones within 1e-5. Models: the MLPerf Tiny ones from ../shared, and a
-MobileNetV2-1.0-224 int8 that benchmarks/mobilenet_v2.py builds (random weights).
-kws_ref_model_float32 is a hybrid model (int8 weights in float layers), which edge-sdk refuses.
+template's runner), for this machine's own CPU (board linux-x86_64: -mcpu native, and the kernel set
+its LLVM target selects: cpu-vnni on an AVX-512 VNNI or AVX-VNNI machine, cpu-avx2 on an AVX2 one;
+``--kernel-sets`` times each set named, this CPU permitting); latency is the runner's own p50 over N
+runs, one thread (``--threads``), the lowest of 3 such p50s taken a few seconds apart (ROUNDS;
+LiteRT's figures alike). ``--before`` adds the portable loop nests (isa generic) the Linux path used
+before the CPU kernel sets; ``--tune`` tunes each model here first (`edge-sdk tune`, records in
+benchmarks/results/tuning/, reused on the next run) and adds the tuned time. LiteRT: ai-edge-litert,
+same threads, its default resolver (XNNPACK), `invoke()` timed over N runs; BUILTIN_REF beside it
+(the reference kernels we match bit for bit). The int8 outputs of ours are checked against
+BUILTIN_REF on the benchmark input (a column says so); float ones within 1e-5. Models: the MLPerf
+Tiny ones from ../shared, and a MobileNetV2-1.0-224 int8 that benchmarks/mobilenet_v2.py builds
+(random weights). kws_ref_model_float32 is a hybrid model (int8 weights in float layers), which
+edge-sdk refuses.
 Prints a table; writes benchmarks/results/cortex_a_host.json.
 """
 
@@ -35,6 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import edge_sdk  # noqa: E402
+from benchmarks import machine  # noqa: E402
 from edge_sdk.compiler.kernels.schedule import Tuning  # noqa: E402
 from edge_sdk.pipeline import compile_graph  # noqa: E402
 from edge_sdk.project.boards import get_board  # noqa: E402
@@ -119,8 +122,14 @@ def main() -> int:
     ap.add_argument("--tune", action="store_true",
                     help="also tune each model here (edge-sdk tune, kept in "
                          "benchmarks/results/tuning/) and time it with its schedules")
+    ap.add_argument("--kernel-sets",
+                    help="comma-separated Linux kernel sets to time side by side (default: the "
+                         "one this CPU selects), e.g. cpu-avx2,cpu-vnni")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "cortex_a_host.json"))
     args = ap.parse_args()
+    isa = edge_sdk.api.cpu_isa(get_board("linux-x86_64").llvm_target)
+    sets = args.kernel_sets.split(",") if args.kernel_sets else [isa]
+    print(machine.banner(), flush=True)
     from benchmarks.mobilenet_v2 import build as mobilenet_v2
 
     rows = []
@@ -138,8 +147,13 @@ def main() -> int:
                    "litert_xnnpack_ms": litert_p50_ms(path, runs, False, args.threads),
                    "litert_reference_ms": litert_p50_ms(path, min(runs, 20), True)}
             if name != "kws_ref_model_float32":
-                row["ours_ms"], row["matches_reference"] = ours_p50_ms(path, runs,
-                                                                       threads=args.threads)
+                row["by_kernel_set"] = {}
+                row["matches_reference"] = True
+                for kernel_set in sets:
+                    ms, ok = ours_p50_ms(path, runs, kernel_set, threads=args.threads)
+                    row["by_kernel_set"][kernel_set] = ms
+                    row["matches_reference"] &= ok
+                row["ours_ms"] = min(row["by_kernel_set"].values())
                 row["ours_vs_xnnpack"] = round(row["ours_ms"] / row["litert_xnnpack_ms"], 2)
                 if args.before:
                     row["before_ms"], _ = ours_p50_ms(path, runs, "generic")
@@ -154,26 +168,28 @@ def main() -> int:
                     row["matches_reference"] &= tuned_ok
             rows.append(row)
             print(f"  {name}: done", file=sys.stderr, flush=True)
-    isa = edge_sdk.api.cpu_isa(get_board("linux-x86_64").llvm_target)
     title = f"model (p50, {args.threads} thr)"
-    print(f"{title:<30}{'before ms':>10}{'ours ms':>9}{'tuned ms':>10}{'XNNPACK ms':>12}"
+    columns = "".join(f"{k + ' ms':>16}" for k in sets)
+    print(f"{title:<30}{'before ms':>10}{columns}{'tuned ms':>10}{'XNNPACK ms':>12}"
           f"{'ratio':>7}{'exact':>7}{'LiteRT ref ms':>15}")
     for r in rows:
-        ours = f"{r['ours_ms']:.3f}" if "ours_ms" in r else "hybrid"
+        ours = "".join(f"{r['by_kernel_set'][k]:>16.3f}" for k in sets) if "ours_ms" in r \
+            else f"{'hybrid':>16}" * len(sets)
         before = f"{r['before_ms']:.3f}" if "before_ms" in r else "-"
         tuned = f"{r['tuned_ms']:.3f}" if "tuned_ms" in r else "-"
         best = min(r.get("ours_ms") or 0, r.get("tuned_ms") or r.get("ours_ms") or 0)
         ratio = f"{best / r['litert_xnnpack_ms']:.2f}" if best else ""
         exact = {True: "yes", False: "NO"}.get(r.get("matches_reference"), "-")
-        print(f"{r['model']:<30}{before:>10}{ours:>9}{tuned:>10}{r['litert_xnnpack_ms']:>12.3f}"
+        print(f"{r['model']:<30}{before:>10}{ours}{tuned:>10}{r['litert_xnnpack_ms']:>12.3f}"
               f"{ratio:>7}{exact:>7}{r['litert_reference_ms']:>15.3f}")
-    print("ratio: the better of ours and tuned, over XNNPACK")
-    print(f"ours: board linux-x86_64, kernel set {isa}; exact: int8 bit-exact to LiteRT's "
-          "reference kernels, float within 1e-5")
+    print("ratio: the best of ours (each kernel set) and tuned, over XNNPACK")
+    print(f"ours: board linux-x86_64, whose CPU selects kernel set {isa}; exact: int8 bit-exact "
+          "to LiteRT's reference kernels, float within 1e-5, for every set timed")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"runs": args.runs, "threads": args.threads, "kernel_set": isa,
-                               "results": rows},
+    out.write_text(json.dumps({"machine": machine.describe(), "runs": args.runs,
+                               "threads": args.threads, "kernel_set": isa,
+                               "kernel_sets_timed": sets, "results": rows},
                               indent=2) + "\n")
     print(f"\nwrote {out}")
     return 0

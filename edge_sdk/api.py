@@ -134,16 +134,23 @@ def isa_for(board: Board) -> str:
 
 
 def cpu_isa(llvm_target: dict) -> str:
-    """The Linux kernel set for a CPU: its dot-product step where LLVM says the CPU has one
-    (AVX2 ``vpmaddwd``, Arm ``sdot``), plain vector arithmetic otherwise."""
+    """The Linux kernel set for a CPU: its best dot-product step where LLVM says the CPU has
+    one (x86 VNNI ``vpdpbusd``, AVX2 ``vpmaddwd``, Arm ``sdot``), plain vector arithmetic
+    otherwise."""
     import tvm
     from tvm.target import codegen
 
     target = tvm.target.Target(llvm_target)
     arch = llvm_target["mtriple"].split("-")[0]
-    if arch == "x86_64" and codegen.llvm_cpu_has_features(["avx2"], target):
+
+    def has(*features: str) -> bool:
+        return bool(codegen.llvm_cpu_has_features(list(features), target))
+
+    if arch == "x86_64" and (has("avx512vnni", "avx512vl") or has("avxvnni")):
+        return "cpu-vnni"
+    if arch == "x86_64" and has("avx2"):
         return "cpu-avx2"
-    if arch == "aarch64" and codegen.llvm_cpu_has_features(["dotprod"], target):
+    if arch == "aarch64" and has("dotprod"):
         return "cpu-dotprod"
     return "cpu"
 
@@ -576,11 +583,53 @@ def reusable_workdir(workdir: str | Path | None, project: str = "") -> bool:
     return False
 
 
+# x86 features a board's LLVM target may assume, with their /proc/cpuinfo names.
+_X86_FEATURES = {"avx2": "avx2", "fma": "fma", "avx512f": "avx512f", "avx512bw": "avx512bw",
+                 "avx512vl": "avx512vl", "avx512vnni": "avx512_vnni", "avxvnni": "avx_vnni"}
+
+
+def host_cpu_flags() -> set[str] | None:
+    """This machine's CPU flags as Linux lists them, None where there is no /proc/cpuinfo."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if not cpuinfo.is_file():
+        return None
+    for line in cpuinfo.read_text(errors="replace").splitlines():
+        if line.startswith("flags"):
+            return set(line.partition(":")[2].split())
+    return set()
+
+
+def cpu_features_missing_here(b: Board) -> list[str]:
+    """The x86 features ``b``'s code is built for that this machine's CPU lacks, where that
+    code would run natively here (an x86-64 board on an x86-64 Linux machine); [] otherwise."""
+    import platform
+
+    if b.linux is None or b.linux["arch"] != "x86_64" or platform.machine() != "x86_64":
+        return []
+    flags = host_cpu_flags()
+    if flags is None:
+        return []
+    import tvm
+    from tvm.target import codegen
+
+    target = tvm.target.Target(b.llvm_target)
+    return [name for name, flag in _X86_FEATURES.items()
+            if flag not in flags and codegen.llvm_cpu_has_features([name], target)]
+
+
 def require_startable(b: Board, what: str = "run") -> None:
     """``run`` and ``validate`` start the board themselves: the host, QEMU or (Linux boards) a
     local emulator. A real microcontroller board is refused before any work, saying how to
     run there instead and which emulated board has the same core."""
-    if b.port == "host" or b.emulator or b.linux is not None:
+    if b.linux is not None:
+        missing = cpu_features_missing_here(b)
+        if missing:
+            raise UsageError(
+                f"{b.name}'s code uses {', '.join(missing)}, which this machine's CPU lacks "
+                "(it would stop on an illegal instruction): run it on such a board with "
+                f"`edge-sdk deploy`, or here with --board linux-x86_64 (this CPU's own features)")
+        return
+    if b.port == "host" or b.emulator:
         return
     twin = next((o.name for o in all_boards().values() if o.emulator and o.cpu == b.cpu), None)
     instead = f"; or try it on QEMU now with --board {twin} (same core)" if twin else ""

@@ -1,9 +1,11 @@
-"""The Linux CPU kernel sets (``cpu``, ``cpu-avx2``, ``cpu-dotprod``): int8 bit-exact to LiteRT,
-float32 within 1e-5, on awkward one-operator shapes.
+"""The Linux CPU kernel sets (``cpu``, ``cpu-avx2``, ``cpu-vnni``, ``cpu-dotprod``): int8
+bit-exact to LiteRT, float32 within 1e-5, on awkward one-operator shapes.
 
 Fast set: each case built for ``linux-x86_64`` and run natively (this machine's kernel set:
-``cpu-avx2`` where it has AVX2). Slow set: the same cases for ``rpi5`` (Arm ``sdot``) and
-``linux-armv7`` (plain vectors) under qemu-user. The cases are the Cortex-M SIMD kernels'
+``cpu-vnni`` where it has AVX-512 VNNI or AVX-VNNI, ``cpu-avx2`` where it has AVX2). Slow set:
+the same cases for ``linux-x86_64-v3`` (AVX2) and ``linux-x86_64-v4`` (VNNI) natively where this
+CPU can run them, and for ``rpi5`` (Arm ``sdot``) and ``linux-armv7`` (plain vectors) under
+qemu-user. The cases are the Cortex-M SIMD kernels'
 (tests/test_simd_kernels.py) plus shapes that hit these kernels' own edges: tiles of four pixels
 with and without a remainder, partial lane blocks, odd channel counts (pairs and quads padded),
 fully-connected tiles of four blocks with a tail.
@@ -19,7 +21,7 @@ import numpy as np
 import pytest
 
 import edge_sdk
-from edge_sdk.api import compile_for, cpu_isa
+from edge_sdk.api import compile_for, cpu_features_missing_here, cpu_isa
 from edge_sdk.frontend.tflite import parse
 from edge_sdk.frontend.tflite_writer import OpSpec, TensorSpec, build_model
 from edge_sdk.project.boards import get_board
@@ -135,7 +137,8 @@ def expected_note(board: str, case: str) -> str:
         return "cpu: "
     if "multiplier" in case:
         return ""  # depth multiplier 2: the portable kernel
-    return {"cpu": "cpu (scalar)", "cpu-avx2": "cpu (vpmaddwd)", "cpu-dotprod": "cpu (sdot)"}[isa]
+    return {"cpu": "cpu (scalar)", "cpu-avx2": "cpu (vpmaddwd)", "cpu-vnni": "cpu (vpdpbusd)",
+            "cpu-dotprod": "cpu (sdot)"}[isa]
 
 
 @pytest.mark.parametrize("case", sorted(INT8))
@@ -164,6 +167,53 @@ def test_each_board_gets_its_cpu_kernel_set():
     assert cpu_isa(get_board("rpi5").llvm_target) == "cpu-dotprod"
     assert cpu_isa(get_board("rpi4").llvm_target) == "cpu"
     assert cpu_isa(get_board("linux-armv7").llvm_target) == "cpu"
+
+
+def test_x86_boards_get_their_kernel_sets():
+    assert cpu_isa(get_board("linux-x86_64-v3").llvm_target) == "cpu-avx2"
+    assert cpu_isa(get_board("linux-x86_64-v4").llvm_target) == "cpu-vnni"
+
+
+def kernel_disassembly(board_name: str, model: str, objdump: str, tmp_path) -> str:
+    from edge_sdk.codegen.llvm import build_kernel_object
+
+    board = get_board(board_name)
+    compiled = compile_for(edge_sdk.load(shared_model(model)), board)
+    obj = build_kernel_object(compiled.program, compiled.sources.function_of_step,
+                              board.llvm_target, Path(tmp_path) / "kernels.o")
+    return subprocess.run([objdump, "-d", str(obj)], capture_output=True, text=True,
+                          check=True).stdout
+
+
+def test_vnni_kernels_use_vpdpbusd(tmp_path):
+    objdump = shutil.which("objdump")
+    if objdump is None:
+        pytest.skip("objdump is not installed (binutils; ./setup.sh installs it)")
+    text = kernel_disassembly("linux-x86_64-v4", "kws_ref_model", objdump, tmp_path)
+    assert text.count("vpdpbusd") >= 4
+    assert "vpmaddwd" not in text
+
+
+def test_a_board_beyond_this_cpu_is_refused_before_it_runs(monkeypatch):
+    """Running linux-x86_64-v4 code on a CPU without AVX-512 would die on an illegal
+    instruction: refused first, saying which features are missing and what to use instead."""
+    import edge_sdk.api
+
+    monkeypatch.setattr(edge_sdk.api, "host_cpu_flags", lambda: {"avx2", "fma", "sse4_2"})
+    monkeypatch.setattr("platform.machine", lambda: "x86_64")
+    with pytest.raises(edge_sdk.errors.UsageError, match=r"avx512vnni.*--board linux-x86_64 "):
+        edge_sdk.run(parse(INT8["fc_d256_u128"]()), board="linux-x86_64-v4")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("board", ["linux-x86_64-v3", "linux-x86_64-v4"])
+@pytest.mark.parametrize("case", sorted(INT8))
+def test_int8_each_x86_kernel_set_natively(board, case):
+    missing = cpu_features_missing_here(get_board(board))
+    if missing:
+        pytest.skip(f"this machine's CPU lacks {', '.join(missing)}")
+    notes = check_int8(case, board)
+    assert notes[0].startswith(expected_note(board, case))
 
 
 def test_rpi5_kernels_use_sdot(tmp_path):

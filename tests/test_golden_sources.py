@@ -23,7 +23,11 @@ from tests.conftest import ROOT, shared_model
 
 GOLDEN = ROOT / "tests" / "data" / "golden_sources.json"
 MODELS = ("kws_ref_model", "vww_96_int8", "pretrainedResnet_quant", "ad01_int8")
-BOARDS = ("host", "mps2-an386", "mps3-an547", "linux-x86_64", "rk3399-mali-t860")
+BOARDS = ("host", "mps2-an386", "mps3-an547", "linux-x86_64", "linux-x86_64-v4",
+          "rk3399-mali-t860")
+# linux-x86_64 is this machine's CPU, whose features pick the kernel set: the guard pins the
+# AVX2 set so its hash does not depend on the machine; linux-x86_64-v4 covers the VNNI set.
+PINNED = {"linux-x86_64": "cpu-avx2"}
 
 
 def digest(model: str, board: str) -> str:
@@ -32,7 +36,7 @@ def digest(model: str, board: str) -> str:
     from edge_sdk.project.boards import get_board
 
     b = get_board(board)
-    compiled = compile_for(edge_sdk.load(shared_model(model)), b)
+    compiled = compile_for(edge_sdk.load(shared_model(model)), b, isa=PINNED.get(board))
     h = hashlib.sha256()
     h.update(compiled.sources.header.encode())
     h.update(compiled.sources.source.encode())

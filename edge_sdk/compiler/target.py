@@ -15,8 +15,8 @@ kernel set     variants, tried in order
                connected, ADD/SUB
 ``mve``        Helium (``edge_mve.h``) first, then the DSP variants
 ``cpu``        Linux CPUs through LLVM: vector-friendly layouts and tiles, int8 and float32,
-               threads; ``cpu-avx2`` and ``cpu-dotprod`` add x86 ``vpmaddwd`` / Arm ``sdot``
-               dot-product steps
+               threads; ``cpu-avx2``, ``cpu-vnni`` and ``cpu-dotprod`` add x86
+               ``vpmaddwd`` / x86 ``vpdpbusd`` / Arm ``sdot`` dot-product steps
 =============  ===========================================================================
 
 Adding a kernel set: its kernels in ``kernels/<set>.py`` (each a ``select`` and the variants it
@@ -34,7 +34,7 @@ from edge_sdk.compiler.kernels.schedule import Tuning
 from edge_sdk.compiler.program import Step
 from edge_sdk.errors import UsageError
 
-KERNEL_SETS = ("generic", "dsp", "mve", "cpu", "cpu-avx2", "cpu-dotprod")
+KERNEL_SETS = ("generic", "dsp", "mve", "cpu", "cpu-avx2", "cpu-vnni", "cpu-dotprod")
 
 # A variant: lowers an operator for this kernel set, or returns None where it does not fit.
 Variant = Callable[..., Step | None]

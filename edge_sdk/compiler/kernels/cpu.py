@@ -153,14 +153,22 @@ def _int8_term(x: Any, w: Any) -> Any:
 class DotStep:
     """How a vector unit multiplies ``group`` input channels by a row of weights and adds the
     products into int32 lanes: one channel at a time (any target: LLVM widens and multiplies),
-    pairs of int16 (x86 AVX2 ``vpmaddwd``) or quads of int8 (Arm ``sdot``). Exact either way:
-    the products and their sums are the same integers in every form."""
+    pairs of int16 (x86 AVX2 ``vpmaddwd``), quads of int8 (Arm ``sdot``) or quads of unsigned
+    x signed bytes (x86 VNNI ``vpdpbusd``, AVX-512 VNNI or AVX-VNNI). Exact in every form: the
+    products and their sums are the same integers.
+
+    ``vpdpbusd`` reads the input bytes as *unsigned*: each input word gets its sign bits
+    flipped (``x ^ 0x80`` is ``x + 128`` as an unsigned byte, one XOR per word) and the kernel's
+    bias gives the difference back, ``-input_shift * sum(w)`` per output channel, folded at
+    compile time (:func:`shifted_bias`). The sum ``sum((x + 128) w) - 128 sum(w)`` is the same
+    integer; :func:`fits_shifted` checks that no partial sum can leave int32 on the way."""
 
     name: str
     group: int             # input channels per step
     dtype: str             # element type of the packed weights and the input copy
     intrinsic: str | None  # LLVM intrinsic of one step, None for plain vector arithmetic
     width: int             # int32 lanes one intrinsic call produces
+    input_shift: int = 0   # added to every input byte (vpdpbusd: 128, see above)
 
     def word(self, values: list) -> tirx.PrimExpr:
         """``group`` int8 values as the one int32 :meth:`update` takes: two int16 halves
@@ -188,6 +196,8 @@ class DotStep:
             return
         per_word = 4 // np.dtype(self.dtype).itemsize
         elems = self.width * per_word
+        if self.input_shift:
+            word = tirx.bitwise_xor(word, i32(SIGN_BITS))
         xs = tirx.reinterpret(f"{self.dtype}x{elems}", tirx.Broadcast(word, self.width))
         for h in range(lanes // self.width):
             part = tirx.Ramp(at + h * self.width, 1, self.width)
@@ -195,19 +205,61 @@ class DotStep:
             if self.name == "sdot":
                 total = tirx.call_llvm_pure_intrin(f"int32x{self.width}", self.intrinsic,
                                                    acc[part], ws, xs)
+            elif self.name == "vpdpbusd":
+                total = tirx.call_llvm_pure_intrin(f"int32x{self.width}", self.intrinsic,
+                                                   acc[part], *_vnni_operands(xs, ws))
             else:
                 total = acc[part] + tirx.call_llvm_pure_intrin(f"int32x{self.width}",
                                                                self.intrinsic, xs, ws)
             T.buffer_store(acc, total, [part])
 
 
+# The sign bit of each byte of a word: XOR flips int8 x into the unsigned byte x + 128.
+SIGN_BITS = int(np.full(4, 0x80, np.uint8).view(np.int32)[0])
+
+
+def _vnni_operands(xs: tirx.PrimExpr, ws: tirx.PrimExpr) -> tuple[tirx.PrimExpr, ...]:
+    """``vpdpbusd``'s byte operands as LLVM declares them: vectors of bytes from LLVM 22 on,
+    vectors of int32 words before."""
+    from tvm.target import codegen
+
+    if codegen.llvm_version_major() >= 22:
+        return xs, ws
+    return (tirx.reinterpret("int32x8", xs), tirx.reinterpret("int32x8", ws))
+
+
 DOT_STEPS = {
     "cpu": DotStep("scalar", 1, "int8", None, 1),
     "cpu-avx2": DotStep("vpmaddwd", 2, "int16", "llvm.x86.avx2.pmadd.wd", 8),
+    "cpu-vnni": DotStep("vpdpbusd", 4, "int8", "llvm.x86.avx512.vpdpbusd.256", 8,
+                        input_shift=128),
     "cpu-dotprod": DotStep("sdot", 4, "int8", "llvm.aarch64.neon.sdot", 4),
 }
 
 
+def shifted_bias(bias: np.ndarray, weights_by_channel: np.ndarray, shift: int) -> np.ndarray:
+    """``bias - shift * sum(w)`` per output channel (int32): what a step that adds ``shift``
+    to every input (``vpdpbusd``) must start from to give the same sum."""
+    sums = weights_by_channel.astype(np.int64).sum(axis=1)
+    return (bias.astype(np.int64) - shift * sums[: len(bias)]).astype(np.int32)
+
+
+def fits_shifted(bias: np.ndarray, weights_by_channel: np.ndarray, shift: int) -> bool:
+    """May a step that adds ``shift`` to every int8 input keep every partial sum in int32?
+    It starts at ``bias - shift * sum(w)`` and adds products of inputs up to ``127 + shift``."""
+    w = weights_by_channel.astype(np.int64)
+    worst = (np.abs(bias.astype(np.int64)) + shift * np.abs(w.sum(axis=1))
+             + (127 + shift) * np.abs(w).sum(axis=1))
+    return bool(worst.max(initial=0) < 2**31)
+
+
+def dot_step(isa: str, bias: np.ndarray, weights_by_channel: np.ndarray) -> DotStep:
+    """The kernel set's int8 dot-product step for one layer: VNNI's where its shifted partial
+    sums fit in int32 (every real layer; a pathological one takes AVX2's exact step)."""
+    dot = DOT_STEPS[isa]
+    if dot.input_shift and not fits_shifted(bias, weights_by_channel, dot.input_shift):
+        return DOT_STEPS["cpu-avx2"]
+    return dot
 # Float32 layers on every Linux kernel set: one value times a row of weights (FMA where the CPU
 # has it).
 FLOAT_STEP = DotStep("scalar", 1, "float32", None, 1)
@@ -247,7 +299,11 @@ def lower_conv2d_cpu(op: Operator, graph: Graph, func_name: str, scratch: bool =
         return None
     if variant == "depthwise":
         return _depthwise(p, func_name, schedule_for(op, graph, isa, p.y.shape[3], 1, tuning))
-    dot = DOT_STEPS[isa] if p.dtype == "int8" else FLOAT_STEP
+    if p.dtype == "int8":  # checked with the bias the kernel starts from (see _Outputs)
+        start, _, _ = requant_tables(p, p.folded_bias().astype(np.int32))
+        dot = dot_step(isa, start, p.weights_by_channel())
+    else:
+        dot = FLOAT_STEP
     return _conv(p, func_name, dot, schedule_for(op, graph, isa, p.y.shape[3], dot.width,
                                                  tuning))
 
@@ -306,7 +362,7 @@ class _Outputs:
     activation. ``bias`` is what the accumulators start from (int8: the folded bias; float32:
     zero, the bias comes last as in TFLite)."""
 
-    def __init__(self, p: ConvPlan, lanes: int, channels: int) -> None:
+    def __init__(self, p: ConvPlan, lanes: int, channels: int, input_shift: int = 0) -> None:
         self.p = p
         self.lanes = lanes
         self.floating = p.dtype == "float32"
@@ -317,7 +373,9 @@ class _Outputs:
             self.vector = False
             return
         folded, mult, shift = requant_tables(p, p.folded_bias().astype(np.int32))
-        self.bias = Constant(f"{prefix}_bias_folded", _padded(folded, channels))
+        start = (shifted_bias(folded, p.weights_by_channel(), input_shift) if input_shift
+                 else folded)
+        self.bias = Constant(f"{prefix}_bias_folded", _padded(start, channels))
         self.tables = (mult, shift)
         oc = p.y.shape[3]
         self.vector = oc % lanes == 0 and accumulator_bound(p.weights_by_channel(), folded,
@@ -368,7 +426,7 @@ def _conv(p: ConvPlan, func_name: str, dot: DotStep, sched: Schedule) -> Step:
         w.reshape(blocks, lanes, kh, kw, groups, g).transpose(0, 2, 3, 4, 1, 5)).reshape(-1)
     prefix = f"l{p.op.index}"
     weights = Constant(f"{prefix}_weights_packed", packed)
-    out = _Outputs(p, lanes, blocks * lanes)
+    out = _Outputs(p, lanes, blocks * lanes, dot.input_shift)
     # The copy widens int8 to the step's type where the step reads wider values (vpmaddwd).
     src = _Source(p, groups * g, dot.dtype, always=dot.dtype != p.dtype)
     rows, cols, chans = (src.rows, src.cols, src.channels) if src.copy else (ih, iw, ic)
@@ -490,7 +548,8 @@ def lower_fully_connected_cpu(op: Operator, graph: Graph, func_name: str,
     p = plan_fully_connected(op, graph)
     if p.dtype not in ("int8", "float32"):
         return None
-    dot = DOT_STEPS[isa] if p.dtype == "int8" else FLOAT_STEP
+    dot = (dot_step(isa, p.bias.array, p.weights.array) if p.dtype == "int8"
+           else FLOAT_STEP)
     batches, units, depth = p.batches, p.units, p.depth
     sched = schedule_for(op, graph, isa, units, dot.width, tuning)
     lanes, tile_blocks = sched.lanes, sched.blocks
@@ -503,7 +562,9 @@ def lower_fully_connected_cpu(op: Operator, graph: Graph, func_name: str,
         w.reshape(blocks, lanes, groups, g).transpose(0, 2, 1, 3)).reshape(-1)
     prefix = f"l{p.op.index}"
     weights = Constant(f"{prefix}_weights_packed", packed)
-    bias = Constant(f"{prefix}_bias_padded", _padded(p.bias.array, blocks * lanes))
+    start = (shifted_bias(p.bias.array, p.weights.array, dot.input_shift) if dot.input_shift
+             else p.bias.array)
+    bias = Constant(f"{prefix}_bias_padded", _padded(start, blocks * lanes))
     with kernel(func_name) as k:
         specs = [("input", (batches, depth), p.dtype), ("weights", packed.shape, dot.dtype),
                  ("bias", (blocks * lanes,), bias.dtype)]
