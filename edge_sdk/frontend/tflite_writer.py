@@ -1,8 +1,9 @@
 """Write a ``.tflite`` flatbuffer from small typed descriptions.
 
 Used by the tests to make single-operator models with chosen quantization (edge cases the
-MLPerf models never hit), and the base of the quantizer's output. Only the builtin options of the
-operators we compile are implemented; the file follows the TFLite schema, so LiteRT loads it.
+MLPerf models never hit), and the base of the quantizer's output. Builtin options come from the
+table the reader uses too (:mod:`.tflite_options`); the file follows the TFLite schema, so
+LiteRT loads it.
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ from typing import Any
 import flatbuffers
 import numpy as np
 
+from edge_sdk.frontend.tflite_options import encode as encode_options
+
 _TYPES = {"float32": 0, "float16": 1, "int32": 2, "uint8": 3, "int64": 4, "int16": 7, "int8": 9}
-_ACT = {"NONE": 0, "RELU": 1, "RELU_N1_TO_1": 2, "RELU6": 3}
-_PAD = {"SAME": 0, "VALID": 1}
 
 
 @dataclass
@@ -51,175 +52,6 @@ def _vector_i32(b: flatbuffers.Builder, values: list[int]) -> int:
     for v in reversed(values):
         b.PrependInt32(int(v))
     return b.EndVector()
-
-
-def _options(b: flatbuffers.Builder, op: OpSpec) -> tuple[int, int]:
-    """Build the builtin options table; returns (BuiltinOptions type, offset)."""
-    import tflite
-    from tflite.BuiltinOptions import BuiltinOptions as BO
-
-    o = op.options
-    act = _ACT[o.get("activation", "NONE")]
-    if op.opcode in ("CONV_2D", "DEPTHWISE_CONV_2D"):
-        sh, sw = o.get("stride", (1, 1))
-        dh, dw = o.get("dilation", (1, 1))
-        if op.opcode == "CONV_2D":
-            tflite.Conv2DOptionsStart(b)
-            tflite.Conv2DOptionsAddPadding(b, _PAD[o.get("padding", "VALID")])
-            tflite.Conv2DOptionsAddStrideH(b, sh)
-            tflite.Conv2DOptionsAddStrideW(b, sw)
-            tflite.Conv2DOptionsAddDilationHFactor(b, dh)
-            tflite.Conv2DOptionsAddDilationWFactor(b, dw)
-            tflite.Conv2DOptionsAddFusedActivationFunction(b, act)
-            return BO.Conv2DOptions, tflite.Conv2DOptionsEnd(b)
-        tflite.DepthwiseConv2DOptionsStart(b)
-        tflite.DepthwiseConv2DOptionsAddPadding(b, _PAD[o.get("padding", "VALID")])
-        tflite.DepthwiseConv2DOptionsAddStrideH(b, sh)
-        tflite.DepthwiseConv2DOptionsAddStrideW(b, sw)
-        tflite.DepthwiseConv2DOptionsAddDilationHFactor(b, dh)
-        tflite.DepthwiseConv2DOptionsAddDilationWFactor(b, dw)
-        tflite.DepthwiseConv2DOptionsAddDepthMultiplier(b, o.get("depth_multiplier", 1))
-        tflite.DepthwiseConv2DOptionsAddFusedActivationFunction(b, act)
-        return BO.DepthwiseConv2DOptions, tflite.DepthwiseConv2DOptionsEnd(b)
-    if op.opcode in ("AVERAGE_POOL_2D", "MAX_POOL_2D"):
-        fh, fw = o["filter"]
-        sh, sw = o.get("stride", (1, 1))
-        tflite.Pool2DOptionsStart(b)
-        tflite.Pool2DOptionsAddPadding(b, _PAD[o.get("padding", "VALID")])
-        tflite.Pool2DOptionsAddStrideH(b, sh)
-        tflite.Pool2DOptionsAddStrideW(b, sw)
-        tflite.Pool2DOptionsAddFilterHeight(b, fh)
-        tflite.Pool2DOptionsAddFilterWidth(b, fw)
-        tflite.Pool2DOptionsAddFusedActivationFunction(b, act)
-        return BO.Pool2DOptions, tflite.Pool2DOptionsEnd(b)
-    if op.opcode == "FULLY_CONNECTED":
-        tflite.FullyConnectedOptionsStart(b)
-        tflite.FullyConnectedOptionsAddFusedActivationFunction(b, act)
-        tflite.FullyConnectedOptionsAddKeepNumDims(b, bool(o.get("keep_num_dims", False)))
-        return BO.FullyConnectedOptions, tflite.FullyConnectedOptionsEnd(b)
-    if op.opcode == "ADD":
-        tflite.AddOptionsStart(b)
-        tflite.AddOptionsAddFusedActivationFunction(b, act)
-        return BO.AddOptions, tflite.AddOptionsEnd(b)
-    if op.opcode == "SUB":
-        tflite.SubOptionsStart(b)
-        tflite.SubOptionsAddFusedActivationFunction(b, act)
-        return BO.SubOptions, tflite.SubOptionsEnd(b)
-    if op.opcode == "MUL":
-        tflite.MulOptionsStart(b)
-        tflite.MulOptionsAddFusedActivationFunction(b, act)
-        return BO.MulOptions, tflite.MulOptionsEnd(b)
-    if op.opcode == "CONCATENATION":
-        tflite.ConcatenationOptionsStart(b)
-        tflite.ConcatenationOptionsAddAxis(b, int(o["axis"]))
-        tflite.ConcatenationOptionsAddFusedActivationFunction(b, act)
-        return BO.ConcatenationOptions, tflite.ConcatenationOptionsEnd(b)
-    if op.opcode == "SVDF":
-        tflite.SVDFOptionsStart(b)
-        tflite.SVDFOptionsAddRank(b, int(o.get("rank", 1)))
-        tflite.SVDFOptionsAddFusedActivationFunction(b, act)
-        return BO.SVDFOptions, tflite.SVDFOptionsEnd(b)
-    if op.opcode == "GELU":
-        tflite.GeluOptionsStart(b)
-        tflite.GeluOptionsAddApproximate(b, bool(o.get("approximate", False)))
-        return BO.GeluOptions, tflite.GeluOptionsEnd(b)
-    if op.opcode == "BATCH_MATMUL":
-        tflite.BatchMatMulOptionsStart(b)
-        tflite.BatchMatMulOptionsAddAdjX(b, bool(o.get("adj_x", False)))
-        tflite.BatchMatMulOptionsAddAdjY(b, bool(o.get("adj_y", False)))
-        return BO.BatchMatMulOptions, tflite.BatchMatMulOptionsEnd(b)
-    if op.opcode == "MEAN":
-        tflite.ReducerOptionsStart(b)
-        tflite.ReducerOptionsAddKeepDims(b, bool(o.get("keep_dims", False)))
-        return BO.ReducerOptions, tflite.ReducerOptionsEnd(b)
-    if op.opcode == "SHAPE":
-        tflite.ShapeOptionsStart(b)
-        tflite.ShapeOptionsAddOutType(b, _TYPES[o.get("out_type", "int32")])
-        return BO.ShapeOptions, tflite.ShapeOptionsEnd(b)
-    if op.opcode == "STRIDED_SLICE":
-        tflite.StridedSliceOptionsStart(b)
-        tflite.StridedSliceOptionsAddBeginMask(b, int(o.get("begin_mask", 0)))
-        tflite.StridedSliceOptionsAddEndMask(b, int(o.get("end_mask", 0)))
-        tflite.StridedSliceOptionsAddShrinkAxisMask(b, int(o.get("shrink_axis_mask", 0)))
-        return BO.StridedSliceOptions, tflite.StridedSliceOptionsEnd(b)
-    if op.opcode in ("SPLIT", "SPLIT_V"):
-        name = "SplitOptions" if op.opcode == "SPLIT" else "SplitVOptions"
-        getattr(tflite, f"{name}Start")(b)
-        getattr(tflite, f"{name}AddNumSplits")(b, int(o["num_splits"]))
-        return getattr(BO, name), getattr(tflite, f"{name}End")(b)
-    if op.opcode == "PACK":
-        tflite.PackOptionsStart(b)
-        tflite.PackOptionsAddAxis(b, int(o.get("axis", 0)))
-        tflite.PackOptionsAddValuesCount(b, int(o["values_count"]))
-        return BO.PackOptions, tflite.PackOptionsEnd(b)
-    if op.opcode == "UNPACK":
-        tflite.UnpackOptionsStart(b)
-        tflite.UnpackOptionsAddAxis(b, int(o.get("axis", 0)))
-        tflite.UnpackOptionsAddNum(b, int(o["num"]))
-        return BO.UnpackOptions, tflite.UnpackOptionsEnd(b)
-    if op.opcode in ("DEPTH_TO_SPACE", "SPACE_TO_DEPTH"):
-        name = "DepthToSpaceOptions" if op.opcode == "DEPTH_TO_SPACE" else "SpaceToDepthOptions"
-        getattr(tflite, f"{name}Start")(b)
-        getattr(tflite, f"{name}AddBlockSize")(b, int(o["block_size"]))
-        return getattr(BO, name), getattr(tflite, f"{name}End")(b)
-    if op.opcode == "GATHER":
-        tflite.GatherOptionsStart(b)
-        tflite.GatherOptionsAddAxis(b, int(o.get("axis", 0)))
-        tflite.GatherOptionsAddBatchDims(b, int(o.get("batch_dims", 0)))
-        return BO.GatherOptions, tflite.GatherOptionsEnd(b)
-    if op.opcode in ("SUM", "REDUCE_MAX"):
-        tflite.ReducerOptionsStart(b)
-        tflite.ReducerOptionsAddKeepDims(b, bool(o.get("keep_dims", False)))
-        return BO.ReducerOptions, tflite.ReducerOptionsEnd(b)
-    if op.opcode in ("RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR"):
-        name = ("ResizeBilinearOptions" if op.opcode == "RESIZE_BILINEAR"
-                else "ResizeNearestNeighborOptions")
-        getattr(tflite, f"{name}Start")(b)
-        getattr(tflite, f"{name}AddAlignCorners")(b, bool(o.get("align_corners", False)))
-        getattr(tflite, f"{name}AddHalfPixelCenters")(b, bool(o.get("half_pixel_centers", False)))
-        return getattr(BO, name), getattr(tflite, f"{name}End")(b)
-    if op.opcode == "TRANSPOSE_CONV":
-        sh, sw = o.get("stride", (1, 1))
-        tflite.TransposeConvOptionsStart(b)
-        tflite.TransposeConvOptionsAddPadding(b, _PAD[o.get("padding", "VALID")])
-        tflite.TransposeConvOptionsAddStrideH(b, sh)
-        tflite.TransposeConvOptionsAddStrideW(b, sw)
-        tflite.TransposeConvOptionsAddFusedActivationFunction(b, act)
-        return BO.TransposeConvOptions, tflite.TransposeConvOptionsEnd(b)
-    if op.opcode in ("ARG_MAX", "ARG_MIN"):
-        name = "ArgMaxOptions" if op.opcode == "ARG_MAX" else "ArgMinOptions"
-        getattr(tflite, f"{name}Start")(b)
-        getattr(tflite, f"{name}AddOutputType")(b, _TYPES[o.get("output_type", "int64")])
-        return getattr(BO, name), getattr(tflite, f"{name}End")(b)
-    if op.opcode == "REDUCE_MIN":
-        tflite.ReducerOptionsStart(b)
-        tflite.ReducerOptionsAddKeepDims(b, bool(o.get("keep_dims", False)))
-        return BO.ReducerOptions, tflite.ReducerOptionsEnd(b)
-    if op.opcode == "DIV":
-        tflite.DivOptionsStart(b)
-        tflite.DivOptionsAddFusedActivationFunction(b, act)
-        return BO.DivOptions, tflite.DivOptionsEnd(b)
-    if op.opcode == "LEAKY_RELU":
-        tflite.LeakyReluOptionsStart(b)
-        tflite.LeakyReluOptionsAddAlpha(b, float(o.get("alpha", 0.2)))
-        return BO.LeakyReluOptions, tflite.LeakyReluOptionsEnd(b)
-    if op.opcode == "SOFTMAX":
-        tflite.SoftmaxOptionsStart(b)
-        tflite.SoftmaxOptionsAddBeta(b, float(o.get("beta", 1.0)))
-        return BO.SoftmaxOptions, tflite.SoftmaxOptionsEnd(b)
-    if op.opcode == "LOCAL_RESPONSE_NORMALIZATION":
-        tflite.LocalResponseNormalizationOptionsStart(b)
-        tflite.LocalResponseNormalizationOptionsAddRadius(b, int(o["radius"]))
-        tflite.LocalResponseNormalizationOptionsAddBias(b, float(o["bias"]))
-        tflite.LocalResponseNormalizationOptionsAddAlpha(b, float(o["alpha"]))
-        tflite.LocalResponseNormalizationOptionsAddBeta(b, float(o["beta"]))
-        return BO.LocalResponseNormalizationOptions, tflite.LocalResponseNormalizationOptionsEnd(b)
-    if op.opcode == "RESHAPE":
-        shape = _vector_i32(b, list(o["new_shape"]))
-        tflite.ReshapeOptionsStart(b)
-        tflite.ReshapeOptionsAddNewShape(b, shape)
-        return BO.ReshapeOptions, tflite.ReshapeOptionsEnd(b)
-    return 0, 0
 
 
 def _int32_vector_table(b, values) -> int:
@@ -333,7 +165,7 @@ def build_model(tensors: list[TensorSpec], ops: list[OpSpec], inputs: list[int],
     opcodes = sorted({op.opcode for op in ops})
     op_offsets = []
     for op in ops:
-        opt_type, opt = _options(b, op)
+        opt_type, opt = encode_options(b, op.opcode, op.options)
         ins, outs = _vector_i32(b, op.inputs), _vector_i32(b, op.outputs)
         tflite.OperatorStart(b)
         tflite.OperatorAddOpcodeIndex(b, opcodes.index(op.opcode))
