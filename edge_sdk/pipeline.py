@@ -155,8 +155,7 @@ def _portable_within_flash(graph: Graph, program: Program, budget: int,
 
 def lower_within_arena(graph: Graph, target: Target | str,
                        portable: frozenset[int] = frozenset(), grow: bool = False,
-                       cache: dict | None = None, tuning: Tuning | None = None
-                       ) -> tuple[Program, MemoryPlan]:
+                       cache: dict | None = None) -> tuple[Program, MemoryPlan]:
     """Lower and plan so that kernel scratch never makes the arena larger.
 
     A kernel with scratch (an im2col buffer) is the faster choice, but only where the buffer
@@ -164,7 +163,7 @@ def lower_within_arena(graph: Graph, target: Target | str,
     again with a kernel that needs none. The arena is then exactly what the intermediates need.
     """
     cache = {} if cache is None else cache
-    target = as_target(target, tuning)
+    target = as_target(target)
     program = lower(graph, target, portable=portable, cache=cache)
     memory = plan(program)
     if graph.origin == "relax":  # TVM's kernels have no variant without their scratch

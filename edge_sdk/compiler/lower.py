@@ -13,7 +13,6 @@ from collections.abc import Callable
 import numpy as np
 
 from edge_sdk.compiler import registry
-from edge_sdk.compiler.kernels.schedule import Tuning
 from edge_sdk.compiler.program import Constant, KernelArg, Program, Step
 from edge_sdk.compiler.target import Target, as_target
 from edge_sdk.errors import ModelError, UnsupportedOpError
@@ -105,8 +104,7 @@ def check_graph(graph: Graph) -> None:
 def lower(graph: Graph, target: Target | str = "generic",
           no_scratch: frozenset[int] = frozenset(),
           portable: frozenset[int] = frozenset(),
-          cache: dict[tuple[int, bool, bool], Step] | None = None,
-          tuning: Tuning | None = None) -> Program:
+          cache: dict[tuple[int, bool, bool], Step] | None = None) -> Program:
     """Lower every operator: the ``target``'s variants (:mod:`.target`) take the layers they
     fit and the portable kernels of the registry the rest. Operators in ``no_scratch`` get
     kernels that need no scratch buffer, those in ``portable`` the portable kernels (int8
@@ -119,7 +117,7 @@ def lower(graph: Graph, target: Target | str = "generic",
         return lower_relax(graph)
     check_graph(graph)
     graph, copies = separate_outputs(graph)
-    target = as_target(target, tuning)
+    target = as_target(target)
     cache = {} if cache is None else cache
     steps = []
     for op in graph.operators:
