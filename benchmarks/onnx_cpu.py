@@ -88,8 +88,14 @@ def main() -> int:
     print(machine.banner(), flush=True)
     threads = [1, args.threads]
     rows = []
+    failed: dict[str, str] = {}
     for path in paths:
-        graph = edge_sdk.load(path)
+        try:
+            graph = edge_sdk.load(path)
+        except edge_sdk.EdgeSDKError as err:  # a model neither route takes: say so, go on
+            failed[path.stem] = str(err).splitlines()[0][:160]
+            print(f"{path.stem}: not compiled: {failed[path.stem]}", flush=True)
+            continue
         (shape,) = [graph.tensor(i).shape for i in graph.inputs]
         x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
         ort = [onnxruntime_timed(path, x, args.runs, n) for n in threads]
@@ -117,9 +123,12 @@ def main() -> int:
               f"{'/'.join(f'{v:.2f}' for v in r['onnxruntime_ms']):>16} "
               f"{'/'.join(f'{v:.2f}' for v in r['ratio']):>12} {relax:>16} "
               f"{'yes' if r['matches'] else 'NO':>4}")
+    for name, why in failed.items():
+        print(f"{name:<20} not compiled: {why}")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps({"machine": machine.describe(), "threads": threads,
-                                          "runs": args.runs, "rows": rows}, indent=1))
+                                          "runs": args.runs, "rows": rows, "failed": failed},
+                                         indent=1))
     print(f"\nwrote {args.out}")
     return 0
 
