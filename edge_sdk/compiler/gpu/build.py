@@ -75,8 +75,8 @@ def _launches(host: tvm.IRModule, steps: dict[str, tuple[int, Step]]) -> list[La
                     raise UnsupportedOpError(f"layer {step.op_index}: kernel argument {a} is "
                                              "not a buffer of the layer")
                 args.append(by_name[name])
-            launches.append(Launch(index, str(call.args[0].value), tuple(grid), tuple(block),
-                                   tuple(args)))
+            launches.append(Launch(index, str(call.args[0].value), (grid[0], grid[1], grid[2]),
+                                   (block[0], block[1], block[2]), tuple(args)))
         host_work: list = []
         tvm_ffi.structural_walk(func.body, [(tvm.tirx.For, host_work.append),
                                             (tvm.tirx.BufferStore, host_work.append)], order="pre")

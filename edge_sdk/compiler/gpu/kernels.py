@@ -144,6 +144,7 @@ def conv2d(op: Operator, graph: Graph, name: str) -> Step:
     if words and not p.fold:
         p = replace(p, fold=True, bias=Constant(p.bias.name,
                                                  p.folded_bias().astype(p.bias.array.dtype)))
+    x_shape: tuple[int, ...]
     if words:
         x_shape = (n, ih, iw, ic // 4)
         X = te.placeholder(x_shape, "int32", name="input")

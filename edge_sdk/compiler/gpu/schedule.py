@@ -10,6 +10,7 @@ order to stay within rounding of LiteRT, and its rows are short (10-12 scores he
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -245,11 +246,11 @@ def _taps(func: tirx.PrimFunc) -> int:
                         if k == "R"]))
 
 
-def _ours(step: Step, target: Target) -> list[tuple[str, object]]:
+def _ours(step: Step, target: Target) -> list[tuple[str, Callable]]:
     """Our own schedules that suit the step, best first: (the name the report gives, a function
     that makes the schedule or None)."""
     taps = _taps(step.func) if step.opcode in SPLIT_REDUCTION_OPS else 0
-    candidates: list[tuple[str, object]] = []
+    candidates: list[tuple[str, Callable]] = []
     if taps >= SPLIT_MIN_TAPS:
         candidates.append(("edge-sdk: each sum split over a warp's lanes",
                            lambda f: split_reduction(f, target, CONV_THREADS)))
@@ -281,9 +282,10 @@ class Scheduled:
 def schedule_step(step: Step, target: Target) -> Scheduled:
     """The first of our schedules (:func:`_ours`), then of TVM's rules, that accepts the
     function and leaves it one complete kernel (:func:`unfinished`) that TVM can lower."""
-    rules = [(f"dlight.gpu.{type(r).__name__}", lambda f, r=r: r.apply(f, target, False))
-             for r in ([dl.gpu.Fallback()] if step.opcode in SERIAL_SUM_OPS
-                       else default_rules(target, matmul=MATMUL))]
+    rules: list[tuple[str, Callable]] = [
+        (f"dlight.gpu.{type(r).__name__}", lambda f, r=r: r.apply(f, target, False))
+        for r in ([dl.gpu.Fallback()] if step.opcode in SERIAL_SUM_OPS
+                  else default_rules(target, matmul=MATMUL))]
     left: list[str] = []
     with target:
         for name, make in [*_ours(step, target), *rules]:

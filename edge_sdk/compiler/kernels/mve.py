@@ -221,6 +221,7 @@ def _conv(p: ConvPlan, func_name: str, im2col: bool) -> Step:
                 wblock = blk * per_block
                 bias_at = tirx.address_of(B[blk * 4])
                 if im2col:
+                    assert E is not None
                     T.evaluate(call("edge_mve_gemm_2x4", tirx.address_of(E[0]),
                                     tirx.address_of(E[k]), tirx.address_of(W[wblock]), k,
                                     bias_at, tirx.address_of(acc[0])))
