@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from edge_sdk.errors import ModelError, UnsupportedOpError
+from edge_sdk.errors import UnsupportedOpError
 from edge_sdk.frontend.relax_onnx import _constant, _shape_dtype
 from edge_sdk.frontend.tflite_writer import OpSpec, TensorSpec, build_model
 from edge_sdk.ir import Graph
@@ -1068,20 +1068,21 @@ def load_onnx_graph(path: str | Path) -> Graph:
     (:func:`~edge_sdk.frontend.relax_onnx.load_onnx`, ``origin == "relax"``): every model that
     loaded before still loads, and the refusals are that importer's. The compiler does the same
     when a target has no kernel for one of the translated operators."""
-    from edge_sdk.frontend.relax_onnx import load_onnx
+    from edge_sdk.frontend.relax_onnx import import_onnx, read_onnx
     from edge_sdk.frontend.tflite import parse
 
     path = Path(path)
+    model = read_onnx(path)  # read and checked once, whichever route takes it
     try:
-        raw = onnx_to_tflite(path)
-        graph = parse(raw, name=path.stem)
+        graph = parse(translate(model, path.stem), name=path.stem)
     except Exception:
-        return load_onnx(path)
+        return import_onnx(model, path)
     if any(graph.tensor(i).dtype != "float32" for i in (*graph.inputs, *graph.outputs)):
-        return load_onnx(path)
+        return import_onnx(model, path)
     weights = sum(t.data.nbytes for t in graph.tensors if t.data is not None)
-    if weights > 2 * _stored_bytes(path) + EXPANSION_ALLOWANCE:
-        return load_onnx(path)  # weights made at run time (ConstantOfShape): keep them small
+    # The model's size with its weights inline: what the file (and its external data) holds.
+    if weights > 2 * model.ByteSize() + EXPANSION_ALLOWANCE:
+        return import_onnx(model, path)  # weights made at run time (ConstantOfShape)
     return dataclasses.replace(graph, source=path, origin="onnx")
 
 
@@ -1091,28 +1092,15 @@ def load_onnx_graph(path: str | Path) -> Graph:
 EXPANSION_ALLOWANCE = 1 << 20
 
 
-def _stored_bytes(path: Path) -> int:
-    """The model file's size plus the tensors it keeps in external data files."""
-    import onnx
-
-    model = onnx.load(str(path), load_external_data=False)
-    return path.stat().st_size + sum(int(e.value) for t in model.graph.initializer
-                                     for e in t.external_data if e.key == "length")
+def translate(model: Any, name: str, nhwc: bool = False) -> bytes:
+    """A float ONNX ``ModelProto`` (already read and checked) as float ``.tflite`` bytes."""
+    return _Translator(relax_module(model, name), name, nhwc).translate()
 
 
 def onnx_to_tflite(path: str | Path, nhwc: bool = False) -> bytes:
     """Translate a float ONNX model file into float ``.tflite`` bytes (see module docstring).
     ``nhwc``: 4-D inputs and outputs NHWC instead of the model's own NCHW."""
-    import onnx
+    from edge_sdk.frontend.relax_onnx import read_onnx
 
     path = Path(path)
-    try:
-        model = onnx.load(str(path))
-    except Exception as err:  # onnx raises its own error family
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        raise ModelError(f"{path} is not a valid ONNX model: {first}") from None
-    from edge_sdk.frontend.onnx_check import check_onnx
-
-    check_onnx(model, path)
-    name = path.stem
-    return _Translator(relax_module(model, name), name, nhwc).translate()
+    return translate(read_onnx(path), path.stem, nhwc)

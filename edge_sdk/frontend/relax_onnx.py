@@ -117,20 +117,26 @@ def _constant(expr: Any) -> np.ndarray | None:
     return value.numpy() if hasattr(value, "numpy") else None
 
 
-def load_onnx(path: str | Path) -> Graph:
-    """Import ``path`` through Relax and return the layer-by-layer graph."""
+def read_onnx(path: Path) -> Any:
+    """The ONNX model in ``path`` (external data loaded), checked as ONNX itself would; one
+    line and a ModelError for a file that is not one. Both ONNX routes start here, once."""
     import onnx
 
-    path = Path(path)
     try:
         model = onnx.load(str(path))
     except Exception as err:  # onnx raises DecodeError, ValueError... for a damaged file
-        raise ModelError(f"{path} is not a readable ONNX model ({type(err).__name__}): "
-                         "re-export it") from None
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise ModelError(f"{path} is not a valid ONNX model: {first}; re-export it") from None
     from edge_sdk.frontend.onnx_check import check_onnx
 
     check_onnx(model, path)
-    return import_onnx(model, path)
+    return model
+
+
+def load_onnx(path: str | Path) -> Graph:
+    """Import ``path`` through Relax and return the layer-by-layer graph."""
+    path = Path(path)
+    return import_onnx(read_onnx(path), path)
 
 
 def _opset(model: Any) -> int:
