@@ -145,3 +145,20 @@ def test_the_route_is_in_the_report(tmp_path, board):
     compiled = compile_for(conv_hardswish(tmp_path), get_board(board))
     report = edge_sdk.api.report(compiled, get_board(board))
     assert report["frontend"] == "onnx (translated onto the operator library)"
+
+
+def test_a_bool_constant_builds_as_c(tmp_path):
+    """A constant boolean mask (Where's condition, an attention mask) is printed as 1/0: as
+    Python's True/False it stopped the C build ("'True' undeclared")."""
+    cond = np.array([[True, False, True, False, False, True]])
+    graph = helper.make_graph(
+        [helper.make_node("Where", ["cond", "x", "zeros"], ["y"])], "where",
+        [tensor("x", [1, 6])], [tensor("y", [1, 6])],
+        [numpy_helper.from_array(cond, "cond"),
+         numpy_helper.from_array(np.zeros((1, 6), np.float32), "zeros")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    path = tmp_path / "where.onnx"
+    onnx.save(model, str(path))
+    x = np.arange(1, 7, dtype=np.float32).reshape(1, 6)
+    result = edge_sdk.run(edge_sdk.load(path), board="host", inputs=x)
+    np.testing.assert_array_equal(result.outputs.reshape(1, 6), onnxruntime(path, x))

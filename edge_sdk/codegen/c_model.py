@@ -58,7 +58,9 @@ def _array(c: Constant, prefix: str) -> str:
     flat = c.array.reshape(-1)
     per_line = 6 if dtype.startswith("float") else 16
     # Integers print as Python ints in bulk (a MobileNetV2 has 3.5 M weights); floats need
-    # their shortest round-tripping text, one by one.
+    # their shortest round-tripping text, one by one; bools as 1/0 (Python's ``True`` is not C).
+    if dtype == "bool":
+        flat = flat.astype(np.uint8)
     texts = ([str(v) for v in flat.tolist()] if not dtype.startswith("float")
              else [_literal(v, dtype) for v in flat])
     lines = ["  " + ", ".join(texts[i : i + per_line]) + ","
