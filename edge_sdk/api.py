@@ -23,7 +23,7 @@ from edge_sdk import progress, provenance
 from edge_sdk.compiler.kernels.schedule import Tuning
 from edge_sdk.device.launch import open_board, run_budget
 from edge_sdk.device.timing import linux_timing, timing
-from edge_sdk.errors import BoardError, DeviceError, UsageError
+from edge_sdk.errors import BoardError, DeviceError, UsageError, clipped
 from edge_sdk.files import write_json
 from edge_sdk.frontend.tflite import load as load_tflite
 from edge_sdk.ir import Graph
@@ -101,7 +101,7 @@ def with_input_shapes(graph: Graph, shapes: dict[str, tuple[int, ...]]) -> Graph
         it.allocate_tensors()
         new = {d["index"]: tuple(int(x) for x in d["shape"]) for d in it.get_tensor_details()}
     except (RuntimeError, ValueError) as err:
-        first = " ".join(str(err).split())[:160]
+        first = clipped(str(err), 160)
         raise UsageError(f"--input-shape: LiteRT cannot run the model at that shape ({first})"
                          ) from None
     tensors = [t if t.is_constant or t.index not in new

@@ -7,6 +7,17 @@ never a traceback. Library users catch :class:`EdgeSDKError`.
 from __future__ import annotations
 
 
+def clipped(text: str, limit: int) -> str:
+    """``text`` on one line, at most ``limit`` characters, cut between words with an ellipsis
+    where it is longer: a message quoting another tool's error stays readable ("the given
+    tensor" rather than "the given tenso")."""
+    line = " ".join(text.split())
+    if len(line) <= limit:
+        return line
+    cut = line[: limit - 1].rsplit(" ", 1)[0] if " " in line[: limit - 1] else line[: limit - 1]
+    return cut.rstrip(" ,;:") + "\u2026"
+
+
 class EdgeSDKError(Exception):
     """Base class: the message is one line that tells the user what to do."""
 

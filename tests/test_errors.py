@@ -432,3 +432,16 @@ def test_nan_given_to_a_float_model_is_said(tmp_path, capsys):
     captured = capsys.readouterr()
     assert "warning: input 'x' holds 2 NaN or infinite value(s)" in captured.err
     assert "check:" in captured.out  # NaN against LiteRT's NaN is a match now
+
+
+def test_a_quoted_message_is_cut_between_words():
+    """Another tool's long error, quoted in ours, ends at a word with an ellipsis: the BERT
+    export's refusal used to end "the given tenso"."""
+    from edge_sdk.errors import clipped
+
+    long = ("Check failed: the given tensor has shape (1, 128), which does not broadcast to "
+            "the requested shape (1, 12, 128, 128)")
+    out = clipped(long, 60)
+    assert len(out) <= 60 and out.endswith("\u2026")
+    assert long.startswith(out[:-1]) and long[len(out) - 1] == " "
+    assert clipped("one\n  line  ", 60) == "one line"

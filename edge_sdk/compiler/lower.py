@@ -15,7 +15,7 @@ import numpy as np
 from edge_sdk.compiler import registry
 from edge_sdk.compiler.program import Constant, KernelArg, Program, Step
 from edge_sdk.compiler.target import Target, as_target
-from edge_sdk.errors import ModelError, UnsupportedOpError
+from edge_sdk.errors import ModelError, UnsupportedOpError, clipped
 from edge_sdk.ir import Graph, Operator
 
 Lowering = Callable[[Operator, Graph, str], Step]
@@ -197,7 +197,7 @@ def malformed(op: Operator, graph: Graph, err: Exception) -> ModelError:
     and the message says to report it."""
     shapes = ", ".join(f"{graph.tensors[t].shape}" for t in (*op.inputs, *op.outputs)
                        if 0 <= t < len(graph.tensors))
-    detail = " ".join(f"{type(err).__name__}: {err}".split())[:160]
+    detail = clipped(f"{type(err).__name__}: {err}", 160)
     return ModelError(f"operator {op.index} ({op.opcode}) cannot be compiled from tensors of "
                       f"shapes {shapes} ({detail}): if LiteRT runs this model, please report "
                       "it as an edge-sdk bug")

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from edge_sdk.errors import UnsupportedOpError
+from edge_sdk.errors import UnsupportedOpError, clipped
 from edge_sdk.frontend.relax_onnx import _constant, _shape_dtype
 from edge_sdk.frontend.tflite_writer import OpSpec, TensorSpec, build_model
 from edge_sdk.ir import Graph
@@ -1051,7 +1051,7 @@ def relax_module(model: Any, name: str) -> Any:
             ])(mod)
     except Exception as err:  # TVM raises its own error types, with long messages
         lines = [ln for ln in str(err).strip().splitlines() if ln.strip()]
-        reason = lines[-1].strip()[:120] if lines else type(err).__name__
+        reason = clipped(lines[-1], 160) if lines else type(err).__name__
         ops = ", ".join(sorted({n.op_type for n in model.graph.node}))
         raise UnsupportedOpError(f"TVM's ONNX importer cannot take {name} ({reason}); its "
                                  f"operators: {ops}") from None

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from edge_sdk.errors import ModelError, UnsupportedOpError
+from edge_sdk.errors import ModelError, UnsupportedOpError, clipped
 from edge_sdk.ir import Graph, Operator, Tensor
 
 
@@ -221,7 +221,7 @@ def import_onnx(model: Any, path: Path | None = None, name: str | None = None) -
         reason = next((ln for ln in reversed(first) if ln.strip()), type(err).__name__)
         ops = ", ".join(sorted({n.op_type for n in model.graph.node}))
         raise UnsupportedOpError(f"TVM's ONNX importer cannot take {name} "
-                                 f"({reason.strip()[:120]}); its operators: {ops}") from None
+                                 f"({clipped(reason, 160)}); its operators: {ops}") from None
 
     main = mod["main"]
     tensors: list[Tensor] = []
