@@ -370,13 +370,6 @@ def softmax_int8(op: Operator, graph: Graph, name: str) -> Step:
 
 # --- float32 ----------------------------------------------------------------------------------
 
-def _float_const(op: Operator, graph: Graph, position: int, role: str, size: int) -> np.ndarray:
-    """A float32 constant input (hybrid int8 ones refused by ``_constant``), or zeros."""
-    if len(op.inputs) > position and op.inputs[position] >= 0:
-        return _constant(op, graph.tensor(op.inputs[position]), role)
-    return np.zeros(size, np.float32)
-
-
 def _float_io(op: Operator, graph: Graph) -> tuple[Tensor, Tensor]:
     return (_float_tensor(op, graph, op.inputs[0], "input"),
             _float_tensor(op, graph, op.outputs[0], "output"))

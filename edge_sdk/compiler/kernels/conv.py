@@ -35,11 +35,8 @@ from tvm.script.ir_builder import tirx as T
 
 from edge_sdk.compiler.kernels.common import (
     bias_or_zeros,
-    constant_data,
-    quantized_tensor,
     refuse,
     scale,
-    symmetric_weights,
     zero_point,
 )
 from edge_sdk.compiler.kernels.fixedpoint import (
@@ -47,7 +44,11 @@ from edge_sdk.compiler.kernels.fixedpoint import (
     multiply_by_quantized_multiplier_int64,
     reduced_multiplier,
 )
-from edge_sdk.compiler.kernels.float32 import _activation, _constant, _float_tensor
+from edge_sdk.compiler.kernels.float32 import (
+    _activation,
+    float_constant_or_zeros,
+    weighted_operands,
+)
 from edge_sdk.compiler.kernels.tir import (
     buffer_args,
     clamp,
@@ -210,21 +211,8 @@ def folded_bias(bias: np.ndarray, weights: np.ndarray, input_zp: int,
 def plan_conv2d(op: Operator, graph: Graph) -> ConvPlan:
     """The plan of an int8, int16x8 or float32 convolution (its input's type decides)."""
     depthwise = op.opcode == "DEPTHWISE_CONV_2D"
-    floating = graph.tensor(op.inputs[0]).dtype == "float32"
-    if floating:
-        x = _float_tensor(op, graph, op.inputs[0], "input")
-        y = _float_tensor(op, graph, op.outputs[0], "output")
-        w = graph.tensor(op.inputs[1])
-        weights = _constant(op, w, "weights")
-        _activation(op, f32(0.0))  # refuse an activation we cannot apply now
-    else:
-        x = quantized_tensor(op, graph, op.inputs[0], "input")
-        y = quantized_tensor(op, graph, op.outputs[0], "output")
-        if x.dtype != y.dtype:
-            raise refuse(op, f"input is {x.dtype}, output {y.dtype}")
-        w = graph.tensor(op.inputs[1])
-        symmetric_weights(op, w)
-        weights = constant_data(op, w, "weights")
+    x, y, w, weights = weighted_operands(op, graph)
+    floating = x.dtype == "float32"
     wide = x.dtype == "int16"  # int16x8: int64 bias and accumulator
     if len(x.shape) != 4 or len(w.shape) != 4:
         raise refuse(op, "only 4-D NHWC input and filter are supported")
@@ -248,9 +236,7 @@ def plan_conv2d(op: Operator, graph: Graph) -> ConvPlan:
                      or (ow - 1) * stride[1] + (kw - 1) * dilation[1] >= iw)
     prefix = f"l{op.index}"
     if floating:
-        b_idx = op.inputs[2] if len(op.inputs) > 2 else -1
-        fbias = (_constant(op, graph.tensor(b_idx), "bias").reshape(-1) if b_idx >= 0
-                 else np.zeros(oc, np.float32))
+        fbias = float_constant_or_zeros(op, graph, 2, "bias", oc)
         none = Constant(f"{prefix}_none", np.zeros(0, np.int32))
         return ConvPlan(
             op=op, x=x, y=y, depthwise=depthwise, mult=mult, kernel=(kh, kw),

@@ -13,7 +13,12 @@ import math
 import numpy as np
 from tvm import tirx
 
-from edge_sdk.compiler.kernels.common import refuse
+from edge_sdk.compiler.kernels.common import (
+    constant_data,
+    quantized_tensor,
+    refuse,
+    symmetric_weights,
+)
 from edge_sdk.compiler.kernels.elementwise import _broadcast_strides
 from edge_sdk.compiler.kernels.tir import (
     buffer_args,
@@ -66,6 +71,33 @@ def _constant(op: Operator, t: Tensor, role: str) -> np.ndarray:
                          "dynamic-range quantized model); use its full-int8 version or "
                          "`edge-sdk quantize` it")
     return t.data.astype(np.float32)
+
+
+def float_constant_or_zeros(op: Operator, graph: Graph, position: int, role: str,
+                            size: int) -> np.ndarray:
+    """A float32 constant input (hybrid int8 ones refused by ``_constant``), or zeros where
+    the operator has none (an optional bias)."""
+    if len(op.inputs) > position and op.inputs[position] >= 0:
+        return _constant(op, graph.tensor(op.inputs[position]), role).reshape(-1)
+    return np.zeros(size, np.float32)
+
+
+def weighted_operands(op: Operator, graph: Graph) -> tuple[Tensor, Tensor, Tensor, np.ndarray]:
+    """Input, output, weights tensor and weights of a convolution or fully connected layer,
+    checked once for both: float32 layers take float32 constants and a fused activation we
+    can apply; quantized ones an output of the input's type and symmetric int8 weights."""
+    w = graph.tensor(op.inputs[1])
+    if graph.tensor(op.inputs[0]).dtype == "float32":
+        x = _float_tensor(op, graph, op.inputs[0], "input")
+        y = _float_tensor(op, graph, op.outputs[0], "output")
+        _activation(op, f32(0.0))  # refuse an activation we cannot apply now
+        return x, y, w, _constant(op, w, "weights")
+    x = quantized_tensor(op, graph, op.inputs[0], "input")
+    y = quantized_tensor(op, graph, op.outputs[0], "output")
+    if x.dtype != y.dtype:
+        raise refuse(op, f"input is {x.dtype}, output {y.dtype}")
+    symmetric_weights(op, w)
+    return x, y, w, constant_data(op, w, "weights")
 
 
 def _step(op, inputs, y, func, func_name, consts=(), macs=0) -> Step:

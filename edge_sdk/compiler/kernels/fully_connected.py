@@ -38,11 +38,8 @@ from tvm import tirx
 
 from edge_sdk.compiler.kernels.common import (
     bias_or_zeros,
-    constant_data,
-    quantized_tensor,
     refuse,
     scale,
-    symmetric_weights,
     zero_point,
 )
 from edge_sdk.compiler.kernels.fixedpoint import (
@@ -51,7 +48,11 @@ from edge_sdk.compiler.kernels.fixedpoint import (
 from edge_sdk.compiler.kernels.fixedpoint import (
     multiply_by_quantized_multiplier_single_rounding,
 )
-from edge_sdk.compiler.kernels.float32 import _activation, _constant, _float_tensor
+from edge_sdk.compiler.kernels.float32 import (
+    _activation,
+    float_constant_or_zeros,
+    weighted_operands,
+)
 from edge_sdk.compiler.kernels.tir import (
     buffer_args,
     clamp,
@@ -178,16 +179,10 @@ def _shape(op: Operator, x: Tensor, y: Tensor, w_shape: tuple[int, ...]) -> tupl
 
 def plan_fully_connected(op: Operator, graph: Graph) -> FullyConnectedPlan:
     """The plan of an int8, int16x8 or float32 FULLY_CONNECTED (its input's type decides)."""
-    if graph.tensor(op.inputs[0]).dtype == "float32":
-        return _plan_float(op, graph)
-    x = quantized_tensor(op, graph, op.inputs[0], "input")
-    y = quantized_tensor(op, graph, op.outputs[0], "output")
-    if y.dtype != x.dtype:
-        raise refuse(op, f"{x.dtype} input with {y.dtype} output")
-    w = graph.tensor(op.inputs[1])
-    symmetric_weights(op, w)
-    weights = constant_data(op, w, "weights")
+    x, y, w, weights = weighted_operands(op, graph)
     batches, units, depth = _shape(op, x, y, w.shape)
+    if x.dtype == "float32":
+        return _plan_float(op, graph, x, y, weights, (batches, units, depth))
     assert w.quant is not None  # the weights were checked quantized above
     mults, shifts = per_channel_multipliers(scale(x), w.quant.scale, scale(y), units)
     prefix = f"l{op.index}"
@@ -211,15 +206,10 @@ def plan_fully_connected(op: Operator, graph: Graph) -> FullyConnectedPlan:
     )
 
 
-def _plan_float(op: Operator, graph: Graph) -> FullyConnectedPlan:
-    x = _float_tensor(op, graph, op.inputs[0], "input")
-    y = _float_tensor(op, graph, op.outputs[0], "output")
-    w = _constant(op, graph.tensor(op.inputs[1]), "weights")
-    batches, units, depth = _shape(op, x, y, w.shape)
-    _activation(op, f32(0.0))  # refuse an activation we cannot apply now, not mid-emission
-    b_idx = op.inputs[2] if len(op.inputs) > 2 else -1
-    bias = (_constant(op, graph.tensor(b_idx), "bias").reshape(-1) if b_idx >= 0
-            else np.zeros(units, np.float32))
+def _plan_float(op: Operator, graph: Graph, x: Tensor, y: Tensor, w: np.ndarray,
+                shape: tuple[int, int, int]) -> FullyConnectedPlan:
+    batches, units, depth = shape
+    bias = float_constant_or_zeros(op, graph, 2, "bias", units)
     prefix = f"l{op.index}"
     return FullyConnectedPlan(
         op=op, x=x, y=y, batches=batches, units=units, depth=depth, output_zp=0, act=(0, 0),
