@@ -162,3 +162,52 @@ def test_a_bool_constant_builds_as_c(tmp_path):
     x = np.arange(1, 7, dtype=np.float32).reshape(1, 6)
     result = edge_sdk.run(edge_sdk.load(path), board="host", inputs=x)
     np.testing.assert_array_equal(result.outputs.reshape(1, 6), onnxruntime(path, x))
+
+
+def resize(tmp_path: Path, mode: str, coordinates: str, nearest: str, scale: float) -> Path:
+    """Conv -> Resize(scales) -> Conv, as PyTorch's Upsample/interpolate exports it."""
+    rng = np.random.default_rng(2)
+    extra = {"nearest_mode": nearest} if mode == "nearest" else {}
+    size = int(8 * scale)
+    return save(tmp_path, f"resize_{mode}_{coordinates}_{nearest}", [
+        helper.make_node("Conv", ["x", "w1"], ["c1"], pads=[1, 1, 1, 1]),
+        helper.make_node("Resize", ["c1", "", "scales"], ["r"], mode=mode,
+                         coordinate_transformation_mode=coordinates, **extra),
+        helper.make_node("Conv", ["r", "w2"], ["y"]),
+    ], [tensor("x", [1, 3, 8, 8])], [tensor("y", [1, 4, size, size])],
+        {"w1": rng.standard_normal((6, 3, 3, 3)), "w2": rng.standard_normal((4, 6, 1, 1)),
+         "scales": np.array([1, 1, scale, scale])})
+
+
+@pytest.mark.parametrize(("mode", "coordinates", "nearest", "scale"), [
+    ("nearest", "asymmetric", "floor", 2.0),  # nn.Upsample(scale_factor=2): YOLO's neck
+    ("nearest", "half_pixel", "round_prefer_ceil", 0.5),
+    ("linear", "half_pixel", "round_prefer_floor", 2.0),  # align_corners=False
+    ("linear", "align_corners", "round_prefer_floor", 2.0),
+    ("linear", "pytorch_half_pixel", "round_prefer_floor", 0.5),
+])
+def test_resize_runs_as_the_tflite_kernels_and_matches(tmp_path, mode, coordinates, nearest,
+                                                       scale):
+    path = resize(tmp_path, mode, coordinates, nearest, scale)
+    graph = edge_sdk.load(path)
+    assert graph.origin == "onnx"
+    opcode = "RESIZE_NEAREST_NEIGHBOR" if mode == "nearest" else "RESIZE_BILINEAR"
+    assert opcode in [op.opcode for op in graph.operators]
+    x = np.random.default_rng(3).standard_normal((1, 3, 8, 8)).astype(np.float32)
+    expected = onnxruntime(path, x)
+    result = edge_sdk.run(graph, board="host", inputs=x[None])
+    np.testing.assert_allclose(result.output_list[0].reshape(expected.shape), expected,
+                               rtol=1e-4, atol=1e-5)
+
+
+def test_a_resize_tflite_cannot_express_takes_the_relax_route_and_still_matches(tmp_path):
+    """half_pixel with ties rounded down: every pixel of a 2x downscale sits on a tie, where
+    TFLite's half-pixel nearest rounds up. The route that computes ONNX's meaning takes it."""
+    path = resize(tmp_path, "nearest", "half_pixel", "round_prefer_floor", 0.5)
+    graph = edge_sdk.load(path)
+    assert graph.origin == "relax"
+    x = np.random.default_rng(4).standard_normal((1, 3, 8, 8)).astype(np.float32)
+    expected = onnxruntime(path, x)
+    result = edge_sdk.run(graph, board="host", inputs=x[None])
+    np.testing.assert_allclose(result.output_list[0].reshape(expected.shape), expected,
+                               rtol=1e-4, atol=1e-5)

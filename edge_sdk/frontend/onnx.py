@@ -756,6 +756,33 @@ class _Translator:
     def op_avg_pool1d(self, var, call):
         return self.pool(var, call, "AVERAGE_POOL_2D")
 
+    def op_image_resize2d(self, var: Any, call: Any) -> _Value:
+        """ONNX Resize (nearest, linear) as TFLite's RESIZE_NEAREST_NEIGHBOR/RESIZE_BILINEAR,
+        where the two compute the same source coordinates: see :data:`_RESIZE_MODES`."""
+        a = call.attrs
+        method, mode = str(a.method), str(a.coordinate_transformation_mode)
+        rounding = str(a.rounding_method) if method == "nearest_neighbor" else ""
+        if str(a.layout) != "NCHW" or any(float(r) != 0.0 for r in a.roi):
+            raise self.refuse(var, "resize", f"in layout {a.layout} or with a region of "
+                              "interest")
+        oshape = self.out_shape(var)
+        if mode == "pytorch_half_pixel":  # half_pixel, but 0 for an axis resized to one value
+            mode = "half_pixel" if min(oshape[2:]) > 1 else mode
+        flags = _RESIZE_MODES.get((method, mode, rounding))
+        if flags is None:
+            raise self.refuse(var, "resize", f"{method} with {mode} coordinates"
+                              + (f" and {rounding} rounding" if rounding else "")
+                              + " (TFLite's resize computes other source pixels)")
+        x = self.activation(call.args[0], var, "resize")
+        if len(oshape) != 4:
+            raise self.refuse(var, "resize", f"of a {len(oshape)}-D tensor")
+        label = var.name
+        opcode = "RESIZE_NEAREST_NEIGHBOR" if method == "nearest_neighbor" else "RESIZE_BILINEAR"
+        size = self.i32(f"{label}/size", list(oshape[2:]))
+        return self.emit(opcode, [self.view(x, True), size], label, oshape, True,
+                         {"align_corners": flags[0], "half_pixel_centers": flags[1]},
+                         nonneg=x.nonneg)
+
     def pool(self, var: Any, call: Any, opcode: str) -> _Value:
         """Pooling in 2-D, or in 1-D through the N,1,W,C view."""
         a = call.attrs
@@ -1028,6 +1055,22 @@ class _Translator:
                               oshape, nhwc and len(oshape) in CHANNELS_LAST_RANKS,
                               nonneg=total.nonneg and v.nonneg)
         return total
+
+
+# (Relax resize method, coordinate mode, rounding) -> TFLite's (align_corners,
+# half_pixel_centers), for the combinations where ONNX's source coordinate and TFLite's agree:
+# nearest asymmetric/floor is floor(x * in/out) in both; TFLite's half-pixel nearest is
+# floor((x + 0.5) * in/out), which is ONNX's half_pixel rounded half up (round_prefer_ceil),
+# not half down (the two differ on exact halves, e.g. every pixel of a 2x downscale); TFLite's
+# align_corners nearest rounds half away from zero, ONNX's round_prefer_ceil on values >= 0.
+_RESIZE_MODES: dict[tuple[str, str, str], tuple[bool, bool]] = {
+    ("nearest_neighbor", "asymmetric", "floor"): (False, False),
+    ("nearest_neighbor", "half_pixel", "round_prefer_ceil"): (False, True),
+    ("nearest_neighbor", "align_corners", "round_prefer_ceil"): (True, False),
+    ("linear", "asymmetric", ""): (False, False),
+    ("linear", "half_pixel", ""): (False, True),
+    ("linear", "align_corners", ""): (True, False),
+}
 
 
 def relax_module(model: Any, name: str) -> Any:

@@ -188,18 +188,19 @@ UPGRADE_BELOW = 13
 
 
 def _upgraded(model: Any) -> Any:
-    """The model in a form TVM's importer reads: old PRelu slopes reshaped, then an old opset
-    converted to ``UPGRADE_BELOW``; a model the converter cannot take goes in as it is."""
+    """The model in a form TVM's importer reads: old PRelu slopes reshaped, an old opset
+    converted to ``UPGRADE_BELOW`` (a model the converter cannot take goes in as it is), then
+    its shape arithmetic and constant subgraphs folded (:mod:`~edge_sdk.frontend.onnx_fold`)."""
     from onnx import version_converter
 
+    from edge_sdk.frontend.onnx_fold import fold_constants
+
     model = _legacy_prelu_slopes(model)
-    opset = _opset(model)
-    if opset >= UPGRADE_BELOW:
-        return model
-    try:
-        return version_converter.convert_version(model, UPGRADE_BELOW)
-    except Exception:  # the converter raises on operators it has no adapter for
-        return model
+    if _opset(model) < UPGRADE_BELOW:
+        # The converter raises on operators it has no adapter for.
+        with contextlib.suppress(Exception):
+            model = version_converter.convert_version(model, UPGRADE_BELOW)
+    return fold_constants(model)
 
 
 def import_onnx(model: Any, path: Path | None = None, name: str | None = None) -> Graph:
