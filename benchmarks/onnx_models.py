@@ -4,8 +4,11 @@ Raspberry Pi-class board. Writes ``<dir>/<name>.onnx`` (default benchmarks/resul
 4-47 MB each, not committed).
 
     python -m venv /tmp/torchvenv
-    /tmp/torchvenv/bin/pip install torch torchvision onnx onnxscript
+    /tmp/torchvenv/bin/pip install torch torchvision onnx onnxscript ultralytics
     /tmp/torchvenv/bin/python benchmarks/onnx_models.py [--models a,b] [--dir DIR]
+
+``yolov8n`` is ultralytics' detector built from its bundled yaml (random weights, nothing
+downloaded), exported at 640x640 with its detection head's decoding, as ``yolo export`` does.
 
 torch and torchvision are heavy and are not part of the project's install: this script runs in
 a venv of its own, and `benchmarks/onnx_cpu.py` reads what it wrote.
@@ -19,12 +22,33 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ["mobilenet_v3_small", "mobilenet_v3_large", "efficientnet_b0", "mnasnet0_5",
           "squeezenet1_1", "regnet_x_400mf", "resnet18", "shufflenet_v2_x0_5"]
+ULTRALYTICS = {"yolov8n": 640}
+
+
+def export_yolo(name: str, size: int, path: Path) -> None:
+    """An ultralytics detector from its yaml, random weights, in export mode (the head returns
+    decoded boxes and class scores in one tensor), traced at ``size`` x ``size``."""
+    import os
+
+    os.environ.setdefault("YOLO_OFFLINE", "1")
+    import torch
+    from ultralytics.nn.tasks import DetectionModel
+
+    model = DetectionModel(f"{name}.yaml", verbose=False).eval()
+    for module in model.modules():
+        if hasattr(module, "export"):
+            module.export, module.format = True, "onnx"
+    x = torch.randn(1, 3, size, size)
+    with torch.no_grad():
+        model(x)  # builds the head's anchors for this size
+        torch.onnx.export(model, (x,), str(path), opset_version=17, dynamo=False,
+                          input_names=["images"], output_names=["output0"])
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--models", help="comma-separated torchvision model names (default: "
-                                     + ", ".join(MODELS) + ")")
+    ap.add_argument("--models", help="comma-separated torchvision model names or yolov8n "
+                                     "(default: " + ", ".join([*MODELS, *ULTRALYTICS]) + ")")
     ap.add_argument("--dir", default=str(ROOT / "benchmarks" / "results" / "onnx_models"))
     args = ap.parse_args()
     import torch
@@ -36,8 +60,12 @@ def main() -> int:
 
     out = Path(args.dir)
     out.mkdir(parents=True, exist_ok=True)
-    for name in args.models.split(",") if args.models else MODELS:
+    for name in args.models.split(",") if args.models else [*MODELS, *ULTRALYTICS]:
         torch.manual_seed(0)
+        if name in ULTRALYTICS:
+            export_yolo(name, ULTRALYTICS[name], out / f"{name}.onnx")
+            print(f"wrote {out / f'{name}.onnx'}", flush=True)
+            continue
         model = getattr(torchvision.models, name)(weights=None).eval()
         x = torch.randn(1, 3, 224, 224)
         torch.onnx.export(model, (x,), str(out / f"{name}.onnx"), opset_version=17,

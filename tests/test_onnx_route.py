@@ -211,3 +211,41 @@ def test_a_resize_tflite_cannot_express_takes_the_relax_route_and_still_matches(
     result = edge_sdk.run(graph, board="host", inputs=x[None])
     np.testing.assert_allclose(result.output_list[0].reshape(expected.shape), expected,
                                rtol=1e-4, atol=1e-5)
+
+
+def silu_head(tmp_path: Path) -> Path:
+    """Conv -> Sigmoid -> Mul(x, sigmoid(x)) -> Add of a per-channel constant: YOLO's SiLU and
+    a broadcast, on an activation large enough for the pool to share."""
+    rng = np.random.default_rng(5)
+    return save(tmp_path, "silu_head", [
+        helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+        helper.make_node("Sigmoid", ["c"], ["s"]),
+        helper.make_node("Mul", ["c", "s"], ["m"]),
+        helper.make_node("Add", ["m", "bias"], ["y"]),
+    ], [tensor("x", [1, 3, 48, 40])], [tensor("y", [1, 16, 48, 40])],
+        # Weights large enough that the sigmoid sees the clamped ends of its exponential.
+        {"w": 8 * rng.standard_normal((16, 3, 3, 3)), "bias": rng.standard_normal((1, 16, 1, 1))})
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_elementwise_layers_share_rows_over_threads_and_match(tmp_path, threads):
+    """On a Linux board the float elementwise layers split their rows over the thread pool and
+    the sigmoid's exponential is computed in vectors (not the C library's expf): the result
+    still matches onnxruntime to float32 rounding, at 1 and 2 threads."""
+    path = silu_head(tmp_path)
+    compiled = compile_for(path, get_board("linux-x86_64"))
+    shared = {s.opcode: s for s in compiled.program.steps if s.row_phases}
+    assert {"LOGISTIC", "MUL", "ADD"} <= set(shared)
+    assert shared["LOGISTIC"].row_phases == (48,)  # N*H rows of W*C values (NHWC inside)
+    x = np.random.default_rng(6).standard_normal((1, 3, 48, 40)).astype(np.float32)
+    expected = onnxruntime(path, x)
+    result = edge_sdk.run(path, board="linux-x86_64", inputs=x[None], threads=threads)
+    got = result.output_list[0].reshape(expected.shape)
+    assert np.abs(expected).max() > 50  # the exponential's clamp is reached
+    np.testing.assert_allclose(got, expected, rtol=2e-6, atol=1e-5)
+
+
+def test_a_small_elementwise_layer_stays_on_one_thread(tmp_path):
+    compiled = compile_for(conv_hardswish(tmp_path), get_board("linux-x86_64"))
+    assert not [s for s in compiled.program.steps
+                if s.opcode in ("HARD_SWISH", "MAXIMUM", "MINIMUM") and s.row_phases]

@@ -73,14 +73,22 @@ class Target:
         if self.kernels == "generic":
             return {}
         if self.linux:
-            from edge_sdk.compiler.kernels import cpu
+            from edge_sdk.compiler.kernels import cpu, float32
+            from edge_sdk.compiler.registry import OPS
 
             # One schedule per op family, for int8 and float32 layers alike.
             conv = partial(cpu.lower_conv2d_cpu, isa=self.kernels, tuning=self.tuning)
             fc = partial(cpu.lower_fully_connected_cpu, isa=self.kernels, tuning=self.tuning)
-            return {"CONV_2D": [conv], "DEPTHWISE_CONV_2D": [conv], "FULLY_CONNECTED": [fc],
-                    "float32:CONV_2D": [conv], "float32:DEPTHWISE_CONV_2D": [conv],
-                    "float32:FULLY_CONNECTED": [fc]}
+            linux: dict[str, list[Variant]] = {
+                "CONV_2D": [conv], "DEPTHWISE_CONV_2D": [conv], "FULLY_CONNECTED": [fc],
+                "float32:CONV_2D": [conv], "float32:DEPTHWISE_CONV_2D": [conv],
+                "float32:FULLY_CONNECTED": [fc]}
+            # Float elementwise operators: the same computation, its rows over the threads.
+            for name, op in OPS.items():
+                if op.float32 in (float32.lower_unary, float32.lower_binary):
+                    linux[f"float32:{name}"] = [partial(float32.threaded_elementwise,
+                                                        lowering=op.float32)]
+            return linux
         from edge_sdk.compiler.kernels import dsp, mve
 
         chains: dict[str, list[Variant]] = {

@@ -9,6 +9,8 @@ results agree with LiteRT to rounding (on the MLPerf Tiny float models: exactly)
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 from tvm import tirx
@@ -30,9 +32,11 @@ from edge_sdk.compiler.kernels.tir import (
     loop,
     loop_nest,
     row_major_strides,
+    row_nest,
     scalar,
     store,
     strided_offset,
+    thread_rows,
     when,
 )
 from edge_sdk.compiler.program import Constant, Step, TensorArg
@@ -143,9 +147,8 @@ _BINARY = {
 }
 
 
-def lower_binary(op: Operator, graph: Graph, func_name: str) -> Step:
-    from edge_sdk.compiler.kernels.elementwise import _broadcast_strides
-
+def lower_binary(op: Operator, graph: Graph, func_name: str, threads: bool = False) -> Step:
+    """A float binary operator with numpy broadcasting. ``threads``: as :func:`lower_unary`."""
     a = _float_tensor(op, graph, op.inputs[0], "first input")
     b = _float_tensor(op, graph, op.inputs[1], "second input")
     y = _float_tensor(op, graph, op.outputs[0], "output")
@@ -153,11 +156,13 @@ def lower_binary(op: Operator, graph: Graph, func_name: str) -> Step:
     out_shape = tuple(y.shape) or (1,)
     sa, sb = _broadcast_strides(a.shape, out_shape), _broadcast_strides(b.shape, out_shape)
     args_in = [t for t in (a, b) if not t.is_constant]
+    outer, inner = thread_rows(out_shape) if threads else ((), out_shape)
     with kernel(func_name) as k:
-        bufs = buffer_args(*[(f"input{i}", (t.size,), "float32") for i, t in enumerate((a, b))],
-                           ("output", (y.size,), "float32"))
-        A, B, Y = bufs
-        with loop_nest(out_shape) as idx:
+        A, B, Y, *span = buffer_args(
+            *[(f"input{i}", (t.size,), "float32") for i, t in enumerate((a, b))],
+            ("output", (y.size,), "float32"), rows=threads)
+        nest = row_nest(outer, inner, span[1], span[2]) if threads else loop_nest(out_shape)
+        with nest as idx:
             va, vb = A[strided_offset(idx, sa)], B[strided_offset(idx, sb)]
             value = _BINARY[op.opcode](va, vb)
             store(Y, _activation(op, value), strided_offset(idx, row_major_strides(out_shape)))
@@ -167,11 +172,32 @@ def lower_binary(op: Operator, graph: Graph, func_name: str) -> Step:
     return Step(op_index=op.index, opcode=op.opcode, layer=y.name, kind="kernel",
                 inputs=tuple(t.index for t in args_in), outputs=(y.index,), func=k.func,
                 func_name=func_name, args=(*args, TensorArg(y.index, writes=True)),
-                macs=y.size, notes="float32")
+                macs=y.size, notes="float32 cpu: rows over threads" if threads else "float32",
+                row_phases=(int(np.prod(outer, dtype=np.int64)),) if threads else ())
 
 
-def _unary_params(op: Operator) -> list[float]:
-    """Float constants of a unary operator, passed in a table (C cannot spell every float)."""
+# Below this many values an elementwise layer stays on one thread: waking the pool costs more
+# than the work it would share.
+THREAD_MIN_VALUES = 16384
+
+
+def threaded_elementwise(op: Operator, graph: Graph, func_name: str, scratch=None, *,
+                         lowering: Callable[..., Step]) -> Step | None:
+    """The Linux CPU schedule of a float unary or binary operator (``lowering``: which): its
+    rows shared by the thread pool; None (the one-thread kernel) for a layer too small to
+    share or that does not split into two rows."""
+    y = graph.tensor(op.outputs[0])
+    outer, _ = thread_rows(tuple(y.shape))
+    if y.size < THREAD_MIN_VALUES or int(np.prod(outer, dtype=np.int64)) < 2:
+        return None
+    return lowering(op, graph, func_name, threads=True)
+
+
+def _unary_params(op: Operator, vectorized: bool = False) -> list[float]:
+    """Float constants of a unary operator, passed in a table (C cannot spell every float);
+    ``vectorized``: with :data:`EXP_CONSTANTS` after them where its value needs ``exp``."""
+    if vectorized and op.opcode == "LOGISTIC":
+        return [*_unary_params(op), *EXP_CONSTANTS]
     if op.opcode == "LEAKY_RELU":
         return [op.options.get("alpha", 0.2)]
     if op.opcode == "GELU":  # reference_ops::Gelu's constants, rounded to float32
@@ -179,12 +205,41 @@ def _unary_params(op: Operator) -> list[float]:
     return []
 
 
-def unary_value(op: Operator, v, p, intrinsics: bool = False):
+# exp(x) = 2^n * exp(r), n = round(x / ln 2), |r| <= ln(2) / 2: ln 2 in two parts (the first
+# exact in float32, so n * ln2_high has no rounding error for |n| <= 2^7), and exp(r) by the
+# minimax polynomial of Cephes' expf (Moshier, 1984), within 1-2 ulp of the C library's. The
+# input is clamped first so that 2^n stays a normal float32 built from its exponent bits.
+# They travel in the kernel's constant table (C cannot spell every float; see ``f32``):
+# low, high, log2(e), ln2_high, ln2_low, then the polynomial's coefficients.
+EXP_CONSTANTS = (-87.3, 88.3, 1.4426950408889634, 0.693359375, -2.12194440e-4,
+                 1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2,
+                 1.6666665459e-1, 5.0000001201e-1)
+
+
+def vector_exp(x, c):
+    """``exp(x)`` in float32 arithmetic only (no call), so that LLVM vectorizes the loop
+    around it; the C library's ``expf`` is a call per value. ``c(k)``: the k-th value of
+    :data:`EXP_CONSTANTS`."""
+    x = tirx.min(tirx.max(x, c(0)), c(1))
+    n = tirx.floor(x * c(2) + tirx.FloatImm("float32", 0.5))  # 0.5 prints exactly
+    r = x - n * c(3) - n * c(4)
+    poly = c(5)
+    for k in range(6, len(EXP_CONSTANTS)):
+        poly = poly * r + c(k)
+    scale = tirx.reinterpret("float32", tirx.shift_left(tirx.Cast("int32", n) + 127, 23))
+    return (poly * r * r + r + f32(1.0)) * scale
+
+
+def unary_value(op: Operator, v, p, intrinsics: bool = False, vectorized: bool = False):
     """The float unary operator's value at ``v`` (``p``: its parameter table). ``intrinsics``:
     TVM's math intrinsics (each backend spells them its own way: OpenCL C has no ``expf``)
     instead of the C library's float functions by name; None where the operator needs a
-    function TVM has no intrinsic for (ELU's expm1, GELU's erfc)."""
+    function TVM has no intrinsic for (ELU's expm1, GELU's erfc). ``vectorized``: LOGISTIC's
+    exponential by :func:`vector_exp` (the Linux CPU schedule, where vectors pay), its
+    constants after the operator's own in ``p`` (see :func:`_unary_params`)."""
     def call(cname: str, intrinsic, x):
+        if vectorized and cname == "expf":  # its constants follow the operator's own
+            return vector_exp(x, lambda k: p[len(_unary_params(op)) + k])
         return intrinsic(x) if intrinsics else tirx.call_pure_extern("float32", cname, x)
 
     if op.opcode in ("RELU", "RELU6", "RELU_N1_TO_1"):
@@ -215,26 +270,35 @@ def unary_value(op: Operator, v, p, intrinsics: bool = False):
     return v / f32(2.0) * tirx.call_pure_extern("float32", "erfcf", v * p[2])
 
 
-def lower_unary(op: Operator, graph: Graph, func_name: str) -> Step:
+def lower_unary(op: Operator, graph: Graph, func_name: str, threads: bool = False) -> Step:
+    """A float unary operator, value by value. ``threads``: the Linux CPU schedule, whose
+    rows (:func:`~.tir.thread_rows`) the thread pool shares (see ``Step.row_phases``) and
+    whose exponentials are vectorized (:func:`vector_exp`)."""
     x = _float_tensor(op, graph, op.inputs[0], "input")
     y = _float_tensor(op, graph, op.outputs[0], "output")
-    params = _unary_params(op)
+    params = _unary_params(op, vectorized=threads)
     consts = (Constant(f"l{op.index}_params", np.array(params, np.float32)),) if params else ()
-
-    def fn(v, p):
-        return unary_value(op, v, p)
+    outer, inner = thread_rows(tuple(y.shape)) if threads else ((), (y.size,))
+    rows, per_row = int(np.prod(outer, dtype=np.int64)), int(np.prod(inner, dtype=np.int64))
 
     with kernel(func_name) as k:
-        if consts:
-            X, P, Y = buffer_args(("input", (x.size,), "float32"),
-                                  ("params", (len(params),), "float32"),
-                                  ("output", (y.size,), "float32"))
+        specs = [("input", (x.size,), "float32"),
+                 *([("params", (len(params),), "float32")] if consts else []),
+                 ("output", (y.size,), "float32")]
+        bufs = buffer_args(*specs, rows=threads)
+        span = bufs[len(specs):]
+        X, Y = bufs[0], bufs[len(specs) - 1]
+        table = bufs[1] if consts else None
+        if threads:
+            with loop("row", span[2], span[1]) as row, loop("i", per_row) as i:
+                store(Y, unary_value(op, X[row * per_row + i], table, vectorized=True),
+                      row * per_row + i)
         else:
-            X, Y = buffer_args(("input", (x.size,), "float32"), ("output", (y.size,), "float32"))
-            P = None
-        with loop("i", x.size) as i:
-            store(Y, fn(X[i], P), i)
-    return _step(op, [x], y, k.func, func_name, consts, macs=x.size)
+            with loop("i", x.size) as i:
+                store(Y, unary_value(op, X[i], table), i)
+    step = _step(op, [x], y, k.func, func_name, consts, macs=x.size)
+    return replace(step, row_phases=(rows,), notes="float32 cpu: rows over threads") \
+        if threads else step
 
 
 def lower_lrn(op: Operator, graph: Graph, func_name: str) -> Step:

@@ -197,3 +197,36 @@ def row_major_strides(shape: tuple[int, ...]) -> list[int]:
         strides[axis] = running
         running *= shape[axis]
     return strides
+
+
+# A threaded elementwise kernel's row holds at least this many values: fewer rows, each long
+# enough for the vector loop inside it to run at full speed.
+ROW_VALUES = 256
+
+
+def thread_rows(shape: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """``shape`` split into its leading axes, merged into rows that threads share, and the
+    axes each row holds: as many rows as keep each row at least :data:`ROW_VALUES` values
+    (an NHWC activation: N*H rows of W*C values)."""
+    k = len(shape)
+    while k > 0 and int(np.prod(shape[k:], dtype=np.int64)) < ROW_VALUES:
+        k -= 1
+    return tuple(shape[:k]), tuple(shape[k:])
+
+
+@contextmanager
+def row_nest(outer: tuple[int, ...], inner: tuple[int, ...], begin: Any, end: Any
+             ) -> Iterator[list[Any]]:
+    """Loops over rows ``[begin, end)`` of the ``outer`` axes (merged) and all of ``inner``;
+    yields the index of every axis, outer then inner."""
+    with loop("row", end, begin) as row:
+        index: list[Any] = []
+        rest = row
+        for position in reversed(range(len(outer))):
+            axis = outer[position]
+            # The first axis needs no modulo: the row is below the product of all of them.
+            index.insert(0, i32(0) if axis == 1 else rest if position == 0
+                         else tirx.floormod(rest, axis))
+            rest = tirx.floordiv(rest, axis)
+        with loop_nest(inner, "j") as inner_index:
+            yield index + inner_index
