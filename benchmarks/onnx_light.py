@@ -30,6 +30,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -84,18 +85,21 @@ def onnxruntime_p50_ms(path: Path, x: np.ndarray, runs: int) -> float:
     return onnxruntime_timed(path, x, runs)[0]
 
 
-def onnxruntime_timed(path: Path, x: np.ndarray, runs: int, threads: int = 1
-                      ) -> tuple[float, np.ndarray]:
+def onnxruntime_timed(path: Path, x: np.ndarray | list[np.ndarray], runs: int,
+                      threads: int = 1, every_output: bool = False) -> tuple[float, Any]:
     """onnxruntime's lowest p50 (ms) of ROUNDS over ``runs`` runs, ``threads`` intra-op
-    threads and one inter-op thread, and its first output."""
+    threads and one inter-op thread, and its first output (``every_output``: the list of
+    them). ``x``: the input, or one array per input in the model's order."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    feed = {session.get_inputs()[0].name: x}
-    out = np.asarray(session.run(None, feed)[0])
+    arrays = x if isinstance(x, list) else [x]
+    feed = {i.name: a for i, a in zip(session.get_inputs(), arrays, strict=True)}
+    outs = [np.asarray(o) for o in session.run(None, feed)]
+    out = outs if every_output else outs[0]
     p50s = []
     for _ in range(ROUNDS):
         times = []

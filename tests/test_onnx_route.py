@@ -164,6 +164,35 @@ def test_a_bool_constant_builds_as_c(tmp_path):
     np.testing.assert_array_equal(result.outputs.reshape(1, 6), onnxruntime(path, x))
 
 
+def test_an_infinite_constant_builds_as_c(tmp_path):
+    """An attention mask filled with -inf (a transformers BERT export) then a softmax: the
+    constant is printed as math.h's -INFINITY; as Python's text ("-inf") the C build stopped
+    ("'inff' undeclared")."""
+    cond = np.array([[True, False, True, True, False, True]])
+    graph = helper.make_graph(
+        [helper.make_node("Where", ["cond", "x", "fill"], ["masked"]),
+         helper.make_node("Softmax", ["masked"], ["y"], axis=-1)], "mask",
+        [tensor("x", [1, 6])], [tensor("y", [1, 6])],
+        [numpy_helper.from_array(cond, "cond"),
+         numpy_helper.from_array(np.full((1, 6), -np.inf, np.float32), "fill")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    path = tmp_path / "mask.onnx"
+    onnx.save(model, str(path))
+    x = np.arange(1, 7, dtype=np.float32).reshape(1, 6) / 4
+    result = edge_sdk.run(edge_sdk.load(path), board="host", inputs=x)
+    got = result.outputs.reshape(1, 6)
+    assert (got[~cond] == 0).all()
+    np.testing.assert_allclose(got, onnxruntime(path, x), rtol=1e-6, atol=1e-7)
+
+
+def test_non_finite_floats_print_as_math_h_constants():
+    from edge_sdk.codegen.c_model import _literal
+
+    assert [_literal(v, "float32") for v in (np.inf, -np.inf, np.nan, 0.5)] == [
+        "INFINITY", "-INFINITY", "NAN", "5.e-01f"]
+    assert _literal(-np.inf, "float64") == "-INFINITY"
+
+
 def resize(tmp_path: Path, mode: str, coordinates: str, nearest: str, scale: float) -> Path:
     """Conv -> Resize(scales) -> Conv, as PyTorch's Upsample/interpolate exports it."""
     rng = np.random.default_rng(2)

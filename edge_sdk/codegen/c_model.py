@@ -11,6 +11,7 @@ function that calls them in order on statically planned arena offsets. No malloc
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,6 +45,10 @@ class CSources:
 
 
 def _literal(value: object, dtype: str) -> str:
+    if dtype.startswith("float") and not math.isfinite(number := float(value)):  # type: ignore[arg-type]
+        # math.h's constant expressions (Python would print "inf", "nan": not C). An
+        # attention mask's fill value is -inf in a transformers export.
+        return "NAN" if math.isnan(number) else "-INFINITY" if number < 0 else "INFINITY"
     if dtype == "float32":  # shortest text that reads back as the same float32
         text = np.format_float_scientific(np.float32(value), unique=True)
         return f"{text}f"
