@@ -113,3 +113,31 @@ def test_litert_reference_sum_reads_int8_as_uint8():
     x = sample("int8", shape, n=1, seed=1)
     assert not np.array_equal(reference(model, x), tflm(model, x))
     assert np.array_equal(ours(model, x).reshape(-1), tflm(model, x).reshape(-1))
+
+
+# Large enough for the Linux CPU schedule (lower_reduce_rows): blocks of 16 kept values.
+CPU_CASES = {
+    "global_pool": ((1, 32, 28, 48), [1, 2], True, (0.05, 3), (0.02, -5)),
+    "batch_and_middle": ((2, 40, 30, 32), [1, 2], False, (0.04, -9), (0.03, 1)),
+    "between_kept": ((2, 24, 8, 64), [1], False, (0.05, 3), (0.03, 1)),
+}
+
+
+@pytest.mark.parametrize("dtype", ["int8", "float32"])
+@pytest.mark.parametrize("case", sorted(CPU_CASES))
+def test_the_linux_cpu_reduction_shares_rows_and_matches_litert_bit_for_bit(case, dtype):
+    """Vector lanes over the kept channels and threads over blocks of them, yet each output
+    sums its inputs in the reference's order: int8 and float32 equal LiteRT bit for bit, at 2
+    threads."""
+    from edge_sdk.api import compile_for
+    from edge_sdk.project.boards import get_board
+
+    shape, *rest = CPU_CASES[case]
+    model = reduce_model("MEAN", dtype, shape, *rest)
+    compiled = compile_for(parse(model), get_board("linux-x86_64"))
+    (step,) = compiled.program.steps
+    assert step.row_phases and "rows over threads" in step.notes
+    x = sample(dtype, shape, n=2, seed=4)
+    want = reference(model, x)
+    got = edge_sdk.run(parse(model), board="linux-x86_64", inputs=x, threads=2).outputs
+    np.testing.assert_array_equal(got.reshape(want.shape), want)

@@ -73,7 +73,7 @@ class Target:
         if self.kernels == "generic":
             return {}
         if self.linux:
-            from edge_sdk.compiler.kernels import cpu, float32
+            from edge_sdk.compiler.kernels import cpu, float32, reduce
             from edge_sdk.compiler.registry import OPS
 
             # One schedule per op family, for int8 and float32 layers alike.
@@ -88,6 +88,9 @@ class Target:
                 if op.float32 in (float32.lower_unary, float32.lower_binary):
                     linux[f"float32:{name}"] = [partial(float32.threaded_elementwise,
                                                         lowering=op.float32)]
+            # MEAN/SUM: sums side by side in vector lanes, blocks of them over the threads.
+            for name in ("MEAN", "SUM"):
+                linux[name] = linux[f"float32:{name}"] = [reduce.lower_reduce_rows]
             return linux
         from edge_sdk.compiler.kernels import dsp, mve
 
