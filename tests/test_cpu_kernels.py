@@ -240,3 +240,30 @@ def test_int8_cpu_kernel_under_qemu_user(board, case):
         pytest.skip(f"{emulator} is not installed (./setup.sh installs it)")
     notes = check_int8(case, board)
     assert notes[0].startswith(expected_note(board, case))
+
+
+def int8_binary(opcode: str, a_shape, b_shape, out_shape) -> bytes:
+    """One int8 ADD/SUB/MUL with broadcasting (a residual add, an SE-block scale); the second
+    operand a constant (one input keeps the LiteRT oracle simple)."""
+    b = np.random.default_rng(8).integers(-128, 128, b_shape, dtype=np.int8)
+    tensors = [TensorSpec("a", a_shape, "int8", (0.05,), (3,)),
+               TensorSpec("b", b_shape, "int8", (0.04,), (-7,), data=b),
+               TensorSpec("y", out_shape, "int8", (0.08 if opcode != "MUL" else 0.01,), (2,))]
+    options = {"activation": "RELU"} if opcode == "ADD" else {}
+    return build_model(tensors, [OpSpec(opcode, [0, 1], [2], options)], [0], [2])
+
+
+@pytest.mark.parametrize(("opcode", "a_shape", "b_shape"), [
+    ("ADD", (1, 40, 24, 32), (1, 40, 24, 32)),  # a residual
+    ("SUB", (1, 40, 24, 32), (1, 1, 1, 32)),
+    ("MUL", (2, 20, 24, 40), (2, 1, 1, 40)),  # squeeze-and-excite's scale, batch 2
+])
+def test_int8_elementwise_rows_over_threads_bit_exact(opcode, a_shape, b_shape):
+    model = int8_binary(opcode, a_shape, b_shape, a_shape)
+    compiled = compile_for(parse(model), get_board("linux-x86_64"))
+    (step,) = compiled.program.steps
+    assert step.row_phases == (a_shape[0] * a_shape[1],)
+    x = random_inputs(a_shape, 2, seed=7)
+    want = reference(model, x)
+    got = edge_sdk.run(parse(model), board="linux-x86_64", inputs=x, threads=2).outputs
+    np.testing.assert_array_equal(got.reshape(want.shape), want)

@@ -73,7 +73,8 @@ class Target:
         if self.kernels == "generic":
             return {}
         if self.linux:
-            from edge_sdk.compiler.kernels import cpu, float32, reduce
+            from edge_sdk.compiler.kernels import cpu, elementwise, float32, reduce
+            from edge_sdk.compiler.kernels.schedule import threaded
             from edge_sdk.compiler.registry import OPS
 
             # One schedule per op family, for int8 and float32 layers alike.
@@ -83,11 +84,14 @@ class Target:
                 "CONV_2D": [conv], "DEPTHWISE_CONV_2D": [conv], "FULLY_CONNECTED": [fc],
                 "float32:CONV_2D": [conv], "float32:DEPTHWISE_CONV_2D": [conv],
                 "float32:FULLY_CONNECTED": [fc]}
-            # Float elementwise operators: the same computation, its rows over the threads.
+            # Elementwise operators: the same computation, its rows over the threads.
             for name, op in OPS.items():
                 if op.float32 in (float32.lower_unary, float32.lower_binary):
-                    linux[f"float32:{name}"] = [partial(float32.threaded_elementwise,
-                                                        lowering=op.float32)]
+                    linux[f"float32:{name}"] = [partial(threaded, lowering=op.float32)]
+            for name, lowering in (("ADD", elementwise.lower_add),
+                                   ("SUB", elementwise.lower_add),
+                                   ("MUL", elementwise.lower_mul)):
+                linux[name] = [partial(threaded, lowering=lowering)]
             # MEAN/SUM: sums side by side in vector lanes, blocks of them over the threads.
             for name in ("MEAN", "SUM"):
                 linux[name] = linux[f"float32:{name}"] = [reduce.lower_reduce_rows]

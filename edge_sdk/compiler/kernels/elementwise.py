@@ -26,10 +26,12 @@ from edge_sdk.compiler.kernels.tir import (
     kernel,
     loop_nest,
     row_major_strides,
+    row_nest,
     scalar,
     select,
     store,
     strided_offset,
+    thread_rows,
 )
 from edge_sdk.compiler.program import Constant, Step, TensorArg
 from edge_sdk.compiler.quantization import activation_range, f32, quantize_multiplier
@@ -75,24 +77,28 @@ def binary_operands(op: Operator, graph: Graph, constants: bool = False
 
 
 def _broadcast_binary(op: Operator, graph: Graph, func_name: str, body,
-                      tables: tuple[Constant, ...] = ()) -> Step:
+                      tables: tuple[Constant, ...] = (), threads: bool = False) -> Step:
     """Shared ADD/MUL skeleton: two int8 (or int16) inputs broadcast to the output shape.
     ``body(va, vb, a, b, y, *table_buffers)`` turns the zero-point-free inputs in ``va``/``vb``
     into the output value (before its zero point) in ``va``. An input may be a constant (a
-    bias or a scale the model adds to a feature map): the kernel reads it from flash."""
+    bias or a scale the model adds to a feature map): the kernel reads it from flash.
+    ``threads``: the Linux CPU schedule, the output's rows (:func:`~.tir.thread_rows`)
+    shared by the thread pool."""
     a, b, y, out_shape, a_strides, b_strides = binary_operands(op, graph, constants=True)
     act_min, act_max = activation_range(op.options.get("activation", "NONE"), scale(y),
                                         zero_point(y), y.dtype)
+    outer, inner = thread_rows(out_shape) if threads else ((), out_shape)
 
     with kernel(func_name) as k:
-        A, B, *T, Y = buffer_args(
-            ("input1", (a.size,), a.dtype),
-            ("input2", (b.size,), b.dtype),
-            *[(t.name.split("_", 1)[-1], (t.array.size,), t.dtype) for t in tables],
-            ("output", (y.size,), y.dtype),
-        )
+        specs = [("input1", (a.size,), a.dtype), ("input2", (b.size,), b.dtype),
+                 *[(t.name.split("_", 1)[-1], (t.array.size,), t.dtype) for t in tables],
+                 ("output", (y.size,), y.dtype)]
+        bufs = buffer_args(*specs, rows=threads)
+        A, B, T, Y = bufs[0], bufs[1], bufs[2:len(specs) - 1], bufs[len(specs) - 1]
+        span = bufs[len(specs):]
         va, vb = scalar("a"), scalar("b")
-        with loop_nest(out_shape) as idx:
+        nest = row_nest(outer, inner, span[1], span[2]) if threads else loop_nest(out_shape)
+        with nest as idx:
             store(va, i32(A[strided_offset(idx, a_strides)]) - zero_point(a))
             store(vb, i32(B[strided_offset(idx, b_strides)]) - zero_point(b))
             body(va, vb, a, b, y, *T)
@@ -110,7 +116,8 @@ def _broadcast_binary(op: Operator, graph: Graph, func_name: str, body,
         func=k.func, func_name=func_name,
         args=(operand(a, "input1"), operand(b, "input2"), *tables,
               TensorArg(y.index, writes=True)),
-        macs=y.size,
+        macs=y.size, notes="cpu: rows over threads" if threads else "",
+        row_phases=(int(np.prod(outer, dtype=np.int64)),) if threads else (),
     )
 
 
@@ -125,7 +132,7 @@ def add_multipliers(a: Tensor, b: Tensor, y: Tensor, subtract: bool = False,
             quantize_multiplier(twice_max / f32((1 << left_shift) * scale(y))))
 
 
-def lower_add(op: Operator, graph: Graph, func_name: str) -> Step:
+def lower_add(op: Operator, graph: Graph, func_name: str, threads: bool = False) -> Step:
     """ADD or SUB (same arithmetic, see the module docstring). int16 (TFLite's general-scale
     16x8 path) uses 15 bits of headroom instead of 20; the older power-of-two-scale int16 kernel
     (``pot_scale_int16``) is refused."""
@@ -143,10 +150,10 @@ def lower_add(op: Operator, graph: Graph, func_name: str) -> Step:
         store(va, va[0] + vb[0])
         emit_multiply_by_quantized_multiplier(va, mo, so)
 
-    return _broadcast_binary(op, graph, func_name, body)
+    return _broadcast_binary(op, graph, func_name, body, threads=threads)
 
 
-def lower_mul(op: Operator, graph: Graph, func_name: str) -> Step:
+def lower_mul(op: Operator, graph: Graph, func_name: str, threads: bool = False) -> Step:
     """MUL (``reference_integer_ops::Mul``): one requantization of the int32 product.
 
     ``Prepare`` computes ``input1_scale * input2_scale / output_scale`` in float, not double.
@@ -157,7 +164,7 @@ def lower_mul(op: Operator, graph: Graph, func_name: str) -> Step:
         store(va, va[0] * vb[0])
         emit_multiply_by_quantized_multiplier(va, m, s)
 
-    return _broadcast_binary(op, graph, func_name, body)
+    return _broadcast_binary(op, graph, func_name, body, threads=threads)
 
 
 SQUARED_DIFFERENCE_LEFT_SHIFT = 7  # 255^2 * 2^14 still fits int32

@@ -9,7 +9,6 @@ results agree with LiteRT to rounding (on the MLPerf Tiny float models: exactly)
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import replace
 
 import numpy as np
@@ -174,23 +173,6 @@ def lower_binary(op: Operator, graph: Graph, func_name: str, threads: bool = Fal
                 func_name=func_name, args=(*args, TensorArg(y.index, writes=True)),
                 macs=y.size, notes="float32 cpu: rows over threads" if threads else "float32",
                 row_phases=(int(np.prod(outer, dtype=np.int64)),) if threads else ())
-
-
-# Below this many values an elementwise layer stays on one thread: waking the pool costs more
-# than the work it would share.
-THREAD_MIN_VALUES = 16384
-
-
-def threaded_elementwise(op: Operator, graph: Graph, func_name: str, scratch=None, *,
-                         lowering: Callable[..., Step]) -> Step | None:
-    """The Linux CPU schedule of a float unary or binary operator (``lowering``: which): its
-    rows shared by the thread pool; None (the one-thread kernel) for a layer too small to
-    share or that does not split into two rows."""
-    y = graph.tensor(op.outputs[0])
-    outer, _ = thread_rows(tuple(y.shape))
-    if y.size < THREAD_MIN_VALUES or int(np.prod(outer, dtype=np.int64)) < 2:
-        return None
-    return lowering(op, graph, func_name, threads=True)
 
 
 def _unary_params(op: Operator, vectorized: bool = False) -> list[float]:

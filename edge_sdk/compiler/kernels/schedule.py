@@ -13,10 +13,12 @@ geometry, so a layer tuned in one model is reused by any model with the same lay
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from edge_sdk.compiler.kernels.tir import thread_rows
+from edge_sdk.compiler.program import Step
 from edge_sdk.errors import UsageError
 from edge_sdk.ir import Graph, Operator
 
@@ -111,3 +113,24 @@ class Tuning:
             raise UsageError(f"{path} is not an edge-sdk tuning file (from `edge-sdk tune`)"
                              ) from None
         return cls(records, data.get("board", ""), data.get("isa", ""))
+
+
+# Below this many output values an elementwise layer stays on one thread: waking the pool
+# costs more than the work it would share.
+THREAD_MIN_VALUES = 16384
+
+
+def threaded(op: Operator, graph: Graph, func_name: str, scratch=None, *,
+             lowering: Callable[..., Step]) -> Step | None:
+    """The Linux CPU schedule of an elementwise operator (``lowering``, called with
+    ``threads=True``): its output rows (:func:`~.tir.thread_rows`) shared by the thread pool;
+    None (the one-thread kernel) for a layer too small to share or that does not split into
+    two rows."""
+    y = graph.tensor(op.outputs[0])
+    outer, _ = thread_rows(tuple(y.shape))
+    rows = 1
+    for d in outer:
+        rows *= d
+    if y.size < THREAD_MIN_VALUES or rows < 2:
+        return None
+    return lowering(op, graph, func_name, threads=True)
