@@ -267,3 +267,37 @@ def test_int8_elementwise_rows_over_threads_bit_exact(opcode, a_shape, b_shape):
     want = reference(model, x)
     got = edge_sdk.run(parse(model), board="linux-x86_64", inputs=x, threads=2).outputs
     np.testing.assert_array_equal(got.reshape(want.shape), want)
+
+
+def pool_model(opcode: str, dtype: str, shape, filter_, stride, padding, activation) -> bytes:
+    n, h, w, c = shape
+    oh = -(-h // stride[0]) if padding == "SAME" else (h - filter_[0]) // stride[0] + 1
+    ow = -(-w // stride[1]) if padding == "SAME" else (w - filter_[1]) // stride[1] + 1
+    q = ((0.05,), (-3,)) if dtype == "int8" else (None, None)
+    tensors = [TensorSpec("x", shape, dtype, *q), TensorSpec("y", (n, oh, ow, c), dtype, *q)]
+    return build_model(tensors, [OpSpec(opcode, [0], [1], {
+        "padding": padding, "stride": stride, "filter": filter_, "activation": activation})],
+        [0], [1])
+
+
+@pytest.mark.parametrize("dtype", ["int8", "float32"])
+@pytest.mark.parametrize(("opcode", "shape", "filter_", "stride", "padding", "activation"), [
+    ("MAX_POOL_2D", (1, 56, 48, 32), (3, 3), (2, 2), "SAME", "NONE"),  # ResNet's stem pool
+    ("AVERAGE_POOL_2D", (1, 40, 36, 24), (3, 3), (1, 1), "SAME", "RELU6"),  # edges: fewer taps
+    ("AVERAGE_POOL_2D", (2, 61, 60, 16), (2, 2), (2, 2), "VALID", "NONE"),  # odd rows dropped
+    ("MAX_POOL_2D", (1, 41, 37, 48), (5, 5), (1, 1), "SAME", "RELU"),  # YOLO's SPPF
+])
+def test_pooling_rows_over_threads_bit_exact(dtype, opcode, shape, filter_, stride, padding,
+                                            activation):
+    """Channels in vector lanes and rows over 2 threads: int8 and float32 (averages too)
+    equal LiteRT's reference kernels bit for bit."""
+    model = pool_model(opcode, dtype, shape, filter_, stride, padding, activation)
+    compiled = compile_for(parse(model), get_board("linux-x86_64"))
+    (step,) = compiled.program.steps
+    assert step.row_phases and "rows over threads" in step.notes
+    rng = np.random.default_rng(9)
+    x = (rng.integers(-128, 128, (2, *shape), dtype=np.int8) if dtype == "int8"
+         else rng.normal(0, 3, (2, *shape)).astype(np.float32))
+    want = reference(model, x)
+    got = edge_sdk.run(parse(model), board="linux-x86_64", inputs=x, threads=2).outputs
+    np.testing.assert_array_equal(got.reshape(want.shape), want)
