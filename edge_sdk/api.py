@@ -556,8 +556,9 @@ def board_session(compiled: CompiledModel, b: Board, input_bytes: int,
         starting = f"starting {'QEMU ' + b.emulator['machine'] if b.emulator else b.name}"
         with ExitStack() as session:
             with progress.stage(starting):
-                dev = session.enter_context(open_board(b, build.executable,
-                                                       run_budget(macs, b)))
+                dev = session.enter_context(open_board(
+                    b, build.executable,
+                    run_budget(macs, b, compiled.program.graph.origin == "relax")))
                 info = dev.info()
             if (info.model, info.input_size) != (compiled.name, input_bytes):
                 raise DeviceError(f"the board runs model '{info.model}', not '{compiled.name}'")

@@ -58,9 +58,11 @@ def benchmark(model: Any, board: str, runs: int = 10, port: str | None = None,
                     "unit_note": f"wall clock on the board, {lat['bench_runs']} timed runs"})
         return out
     if port:
-        macs = sum(s.macs for s in api.compile_for(graph, b).program.steps)
+        program = api.compile_for(graph, b).program
+        budget = run_budget(sum(s.macs for s in program.steps), b,
+                            program.graph.origin == "relax")
         result = api.run_remote(port, batch if len(batch) > 1 else batch[0], model=graph,
-                                run_timeout=run_budget(macs, b), emulated=b.emulator is not None)
+                                run_timeout=budget, emulated=b.emulator is not None)
         out["where"] = f"serial {port}"
     else:
         api.require_startable(b, "benchmark")

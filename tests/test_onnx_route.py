@@ -278,3 +278,27 @@ def test_a_small_elementwise_layer_stays_on_one_thread(tmp_path):
     compiled = compile_for(conv_hardswish(tmp_path), get_board("linux-x86_64"))
     assert not [s for s in compiled.program.steps
                 if s.opcode in ("HARD_SWISH", "MAXIMUM", "MINIMUM") and s.row_phases]
+
+
+def test_the_relax_route_counts_multiply_accumulates(tmp_path):
+    """inspect, the report and the run-time budget read each step's MACs: on the Relax route
+    they were 0 for every model."""
+    from edge_sdk.frontend.relax_onnx import load_onnx
+
+    graph = load_onnx(conv_hardswish(tmp_path))
+    steps = compile_for(graph, get_board("host")).program.steps
+    convs = [s.macs for s in steps if s.opcode.startswith("conv2d")]
+    # 8x8 outputs x 8 channels, times 3x3x3 weights each; the depthwise one 3x3 each.
+    assert convs == [8 * 8 * 8 * 27, 8 * 8 * 8 * 9]
+    assert all(s.macs > 0 for s in steps)
+
+    fill = helper.make_tensor("v", TensorProto.FLOAT, [1], [0.5])
+    path = save(tmp_path, "generated", [
+        helper.make_node("Constant", [], ["shape"], value=numpy_helper.from_array(
+            np.array([256, 128], np.int64))),
+        helper.make_node("ConstantOfShape", ["shape"], ["w"], value=fill),
+        helper.make_node("MatMul", ["x", "w"], ["y"]),
+    ], [tensor("x", [4, 256])], [tensor("y", [4, 128])])
+    (matmul,) = [s for s in compile_for(load_onnx(path), get_board("host")).program.steps
+                 if s.opcode.startswith("matmul")]
+    assert matmul.macs == 4 * 128 * 256

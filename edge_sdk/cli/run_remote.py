@@ -56,8 +56,9 @@ def cmd_run_remote(args: argparse.Namespace) -> int:
         if graph is not None and board is not None:  # as run and benchmark bound RUN
             from edge_sdk.device.launch import run_budget
 
-            run_timeout = run_budget(sum(s.macs for s in api.compile_for(
-                graph, board).program.steps), board)
+            program = api.compile_for(graph, board).program
+            run_timeout = run_budget(sum(s.macs for s in program.steps), board,
+                                     program.graph.origin == "relax")
     result = api.run_remote(args.port, x, model=graph, baudrate=args.baud, timeout=args.timeout,
                             run_timeout=run_timeout, emulated=emulated)
     save_results(args, result)

@@ -16,7 +16,7 @@ import numpy as np
 
 from edge_sdk.compiler.program import Constant, Program, Scratch, Step, TensorArg
 from edge_sdk.errors import EdgeSDKError
-from edge_sdk.ir import Graph
+from edge_sdk.ir import Graph, Operator
 
 _ALLOC = re.compile(r'^(\s*)(\w+) = T\.sblock_alloc_buffer\(\(([^()]*(?:\([^()]*\)[^()]*)*)\)'
                     r'(?:, "(\w+)")?\)$')
@@ -128,6 +128,27 @@ def reductions_outside(func: Any) -> Any:
     return sch.mod["main"]
 
 
+def relax_macs(op: Operator, graph: Graph) -> int:
+    """Multiply-accumulates of a legalized kernel, from its name and shapes (TVM names each
+    kernel after the operator it computes: ``conv2d3``, ``matmul``): a convolution's output
+    values times its weights' values per output channel (``conv2d_transpose``: per input
+    value), a matmul's output values times its inner dimension; any other kernel counts
+    its output values, as the operator library's elementwise kernels do. What ``inspect``,
+    the report and the run-time budget read."""
+    kind = op.opcode.rstrip("0123456789")
+    shapes = [graph.tensor(i).shape for i in op.inputs]
+    out = graph.tensor(op.outputs[0])
+    size = int(np.prod(out.shape, dtype=np.int64))
+    if kind.startswith("conv") and len(shapes) > 1 and len(shapes[1]) >= 3:
+        per = int(np.prod(shapes[1][1:], dtype=np.int64))
+        if "transpose" in kind:
+            return int(np.prod(shapes[0], dtype=np.int64)) * per
+        return size * per
+    if kind in ("matmul", "dense") and shapes and shapes[0]:
+        return size * int(shapes[0][-1])
+    return size
+
+
 def lower_relax(graph: Graph, for_cpu: bool = True) -> Program:
     """One step per Relax kernel. ``for_cpu``: move reductions outside (CPU loop order) and
     give the kernels' own buffers to the arena; a GPU build leaves the kernels as TVM wrote
@@ -157,5 +178,5 @@ def lower_relax(graph: Graph, for_cpu: bool = True) -> Program:
             kind="kernel", inputs=tuple(i for i in op.inputs if graph.tensor(i).data is None),
             outputs=op.outputs, func=func,
             func_name=f"{graph.name}_l{op.index}_{op.opcode}", args=tuple(args),
-            notes="TVM Relax (ONNX importer, legalized)"))
+            macs=relax_macs(op, graph), notes="TVM Relax (ONNX importer, legalized)"))
     return Program(name=graph.name, graph=graph, steps=steps, isa="generic")
