@@ -302,3 +302,26 @@ def test_the_relax_route_counts_multiply_accumulates(tmp_path):
     (matmul,) = [s for s in compile_for(load_onnx(path), get_board("host")).program.steps
                  if s.opcode.startswith("matmul")]
     assert matmul.macs == 4 * 128 * 256
+
+
+def test_a_refusal_names_the_operators_inside_an_if(tmp_path):
+    """silero-VAD's shape: an If whose branch pads by amounts known only at run time. The one
+    line names the Pad inside the If, not only the top-level operators."""
+    def branch(name: str, node) -> onnx.GraphProto:
+        return helper.make_graph([node], name, [], [
+            helper.make_tensor_value_info(node.output[0], TensorProto.FLOAT, ["a", "b"])])
+
+    graph = helper.make_graph(
+        [helper.make_node("If", ["cond"], ["y"],
+                          then_branch=branch("then", helper.make_node("Pad", ["x", "pads"],
+                                                                      ["t"])),
+                          else_branch=branch("else", helper.make_node("Relu", ["x"], ["e"])))],
+        "vad", [tensor("x", [1, 4]), helper.make_tensor_value_info("cond", TensorProto.BOOL, []),
+                helper.make_tensor_value_info("pads", TensorProto.INT64, [4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["a", "b"])])
+    path = tmp_path / "vad.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    with pytest.raises(edge_sdk.EdgeSDKError) as err:
+        edge_sdk.load(path)
+    message = str(err.value)
+    assert "\n" not in message and "If (inside: Pad, Relu)" in message

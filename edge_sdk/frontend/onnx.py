@@ -1080,7 +1080,7 @@ def relax_module(model: Any, name: str) -> Any:
     from tvm import relax
     from tvm.relax.frontend.onnx import from_onnx
 
-    from edge_sdk.frontend.relax_onnx import _bounded_takes, _quiet, _upgraded
+    from edge_sdk.frontend.relax_onnx import _bounded_takes, _quiet, _upgraded, operator_names
 
     try:
         with warnings.catch_warnings(), _quiet():
@@ -1095,9 +1095,8 @@ def relax_module(model: Any, name: str) -> Any:
     except Exception as err:  # TVM raises its own error types, with long messages
         lines = [ln for ln in str(err).strip().splitlines() if ln.strip()]
         reason = clipped(lines[-1], 160) if lines else type(err).__name__
-        ops = ", ".join(sorted({n.op_type for n in model.graph.node}))
         raise UnsupportedOpError(f"TVM's ONNX importer cannot take {name} ({reason}); its "
-                                 f"operators: {ops}") from None
+                                 f"operators: {operator_names(model)}") from None
     return mod
 
 

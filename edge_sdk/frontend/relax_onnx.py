@@ -117,6 +117,22 @@ def _constant(expr: Any) -> np.ndarray | None:
     return value.numpy() if hasattr(value, "numpy") else None
 
 
+def operator_names(model: Any) -> str:
+    """The model's operator types for a refusal, sorted; an operator that holds subgraphs
+    (``If``, ``Loop``, ``Scan``) is followed by the operators inside them, since a refusal is
+    often about those (a dynamic ``Pad`` inside an ``If``)."""
+    def names(graph: Any) -> list[str]:
+        found: set[str] = set()
+        for node in graph.node:
+            inner = sorted({n for a in node.attribute if a.type in (5, 10)
+                            for g in ([a.g] if a.type == 5 else list(a.graphs))
+                            for n in names(g)})
+            found.add(f"{node.op_type} (inside: {', '.join(inner)})" if inner else node.op_type)
+        return sorted(found)
+
+    return ", ".join(names(model.graph))
+
+
 def read_onnx(path: Path) -> Any:
     """The ONNX model in ``path`` (external data loaded), checked as ONNX itself would; one
     line and a ModelError for a file that is not one. Both ONNX routes start here, once."""
@@ -220,9 +236,9 @@ def import_onnx(model: Any, path: Path | None = None, name: str | None = None) -
     except Exception as err:  # TVM raises its own error types, with long messages
         first = str(err).strip().splitlines()
         reason = next((ln for ln in reversed(first) if ln.strip()), type(err).__name__)
-        ops = ", ".join(sorted({n.op_type for n in model.graph.node}))
         raise UnsupportedOpError(f"TVM's ONNX importer cannot take {name} "
-                                 f"({clipped(reason, 160)}); its operators: {ops}") from None
+                                 f"({clipped(reason, 160)}); its operators: "
+                                 f"{operator_names(model)}") from None
 
     main = mod["main"]
     tensors: list[Tensor] = []
