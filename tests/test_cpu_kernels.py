@@ -41,6 +41,9 @@ INT8.update({
                                                            "VALID", "RELU"),
     "fc_d33_u70_batch2_per_channel": lambda: fc_model(2, 33, 70, per_channel=True),
     "fc_d256_u128": lambda: fc_model(1, 256, 128, "RELU"),
+    # large enough for the threads: a classifier, and batches with a leftover block
+    "fc_d576_u1000_threads": lambda: fc_model(1, 576, 1000, "RELU"),
+    "fc_d300_u170_batch3_threads": lambda: fc_model(3, 300, 170, per_channel=True),
     "depthwise3x3_same_c40": lambda: conv_model((1, 6, 7, 40), 40, (3, 3), (1, 1), "SAME",
                                                 depthwise=True),
     # whole blocks and a small accumulator bound: requantized as vectors, in double precision,
@@ -118,6 +121,8 @@ FLOAT = {
                                                    act="RELU"),
     "depthwise3x3_s2_c12": lambda: float_conv((1, 9, 9, 12), 12, (3, 3), (2, 2), "SAME", True),
     "fc_d70_u90_batch3": lambda: float_fc(3, 70, 90),
+    "fc_d576_u1000_threads": lambda: float_fc(1, 576, 1000),
+    "fc_d333_u250_batch2_threads": lambda: float_fc(2, 333, 250),
 }
 
 
@@ -301,3 +306,18 @@ def test_pooling_rows_over_threads_bit_exact(dtype, opcode, shape, filter_, stri
     want = reference(model, x)
     got = edge_sdk.run(parse(model), board="linux-x86_64", inputs=x, threads=2).outputs
     np.testing.assert_array_equal(got.reshape(want.shape), want)
+
+
+@pytest.mark.parametrize("kind", ["int8", "float32"])
+def test_a_large_fully_connected_layer_shares_its_tiles_over_threads(kind):
+    """The cases named *_threads above run bit-exact (int8) and within 1e-5 (float) at the
+    machine's thread count; here: their tiles are rows for the pool, small layers stay
+    on one thread."""
+    cases = INT8 if kind == "int8" else FLOAT
+    board = get_board("linux-x86_64")
+    for case, make in cases.items():
+        if not case.startswith("fc"):
+            continue
+        (step,) = compile_for(parse(make(), name=case), board).program.steps
+        assert bool(step.row_phases) == case.endswith("_threads"), case
+        assert ("tiles over threads" in step.notes) == case.endswith("_threads"), case

@@ -537,6 +537,11 @@ def _depthwise(p: ConvPlan, func_name: str, sched: Schedule) -> Step:
     return replace(step, row_phases=(*((src.total_rows,) if src.copy else ()), n * oh))
 
 
+# A fully connected layer shares its tiles over the threads from this many MACs (below,
+# waking the pool costs more than the layer).
+THREAD_MIN_MACS = 1 << 16
+
+
 def lower_fully_connected_cpu(op: Operator, graph: Graph, func_name: str,
                               scratch: bool = True, isa: str = "cpu",
                               tuning: Tuning | None = None) -> Step | None:
@@ -565,12 +570,19 @@ def lower_fully_connected_cpu(op: Operator, graph: Graph, func_name: str,
     start = (shifted_bias(p.bias.array, p.weights.array, dot.input_shift) if dot.input_shift
              else p.bias.array)
     bias = Constant(f"{prefix}_bias_padded", _padded(start, blocks * lanes))
+    # Threads share (batch, tile) rows where the layer is worth waking them for.
+    full = blocks // tile_blocks
+    tiles = full + blocks % tile_blocks
+    threads = batches * tiles >= 2 and batches * units * depth >= THREAD_MIN_MACS
     with kernel(func_name) as k:
         specs = [("input", (batches, depth), p.dtype), ("weights", packed.shape, dot.dtype),
                  ("bias", (blocks * lanes,), bias.dtype)]
         if p.tables:
             specs += [("multiplier", (units,), "int32"), ("shift", (units,), "int32")]
-        X, W, B, *tables, Y = buffer_args(*specs, ("output", (batches, units), p.dtype))
+        bufs = buffer_args(*specs, ("output", (batches, units), p.dtype), rows=threads)
+        X, W, B = bufs[:3]
+        tables, Y = bufs[3:len(specs)], bufs[len(specs)]
+        span = bufs[len(specs) + 1:]
         acc = T.alloc_buffer((tile_blocks * lanes,), p.accumulator)
         # Requantization runs in place: on a scalar copy, not in the vector accumulators.
         value = scalar("value") if p.requantizes else None
@@ -597,9 +609,26 @@ def lower_fully_connected_cpu(op: Operator, graph: Graph, func_name: str,
                         store(value, acc[j * lanes + v])
                         p.emit_output(Y, (b, o), value, 0, o, B, tables)
 
-        with loop("b", batches) as b:
-            for_each_tile(blocks, tile_blocks, lambda nb, count: tile(b, nb, count), "block")
+        if threads:  # a row is one tile of one batch; the blocks left over are a row each
+            with loop("row", span[2], span[1]) as row:
+                b, t = tirx.floordiv(row, tiles), tirx.floormod(row, tiles)
+                if tiles == full:
+                    tile(b, t * tile_blocks, tile_blocks)
+                elif full == 0:
+                    tile(b, t, 1)
+                else:
+                    with T.If(t < full):
+                        with T.Then():
+                            tile(b, t * tile_blocks, tile_blocks)
+                        with T.Else():
+                            tile(b, full * tile_blocks + t - full, 1)
+        else:
+            with loop("b", batches) as b:
+                for_each_tile(blocks, tile_blocks, lambda nb, count: tile(b, nb, count),
+                              "block")
     kind = "cpu" if p.dtype == "int8" else "float32 cpu"
-    return p.step(k.func, func_name,
-                  f"{kind} ({dot.name}): {lanes} units per vector, {tile_blocks} blocks per tile",
+    step = p.step(k.func, func_name,
+                  f"{kind} ({dot.name}): {lanes} units per vector, {tile_blocks} blocks per tile"
+                  + (", tiles over threads" if threads else ""),
                   constants=(weights, bias, *(p.tables or ())))
+    return replace(step, row_phases=(batches * tiles,)) if threads else step
