@@ -321,3 +321,24 @@ def test_a_large_fully_connected_layer_shares_its_tiles_over_threads(kind):
         (step,) = compile_for(parse(make(), name=case), board).program.steps
         assert bool(step.row_phases) == case.endswith("_threads"), case
         assert ("tiles over threads" in step.notes) == case.endswith("_threads"), case
+
+
+@pytest.mark.parametrize("dtype", ["int8", "float32"])
+def test_pad_rows_over_threads_bit_exact(dtype):
+    """A PyTorch padding TFLite's SAME cannot express (1 before, 1 after, stride 2) arrives as
+    PAD: on a Linux board its rows are shared by the pool; equal to LiteRT bit for bit."""
+    shape, pads = (1, 56, 56, 24), np.array([[0, 0], [1, 1], [2, 1], [0, 0]], np.int32)
+    out = tuple(int(d + a + b) for d, (a, b) in zip(shape, pads, strict=True))
+    q = ((0.05,), (-3,)) if dtype == "int8" else (None, None)
+    model = build_model([TensorSpec("x", shape, dtype, *q),
+                         TensorSpec("pads", (4, 2), "int32", data=pads),
+                         TensorSpec("y", out, dtype, *q)],
+                        [OpSpec("PAD", [0, 1], [2], {})], [0], [2])
+    (step,) = compile_for(parse(model), get_board("linux-x86_64")).program.steps
+    assert step.row_phases == (out[0] * out[1],)
+    rng = np.random.default_rng(10)
+    x = (rng.integers(-128, 128, (2, *shape), dtype=np.int8) if dtype == "int8"
+         else rng.normal(0, 3, (2, *shape)).astype(np.float32))
+    want = reference(model, x)
+    got = edge_sdk.run(parse(model), board="linux-x86_64", inputs=x, threads=2).outputs
+    np.testing.assert_array_equal(got.reshape(want.shape), want)

@@ -73,7 +73,14 @@ class Target:
         if self.kernels == "generic":
             return {}
         if self.linux:
-            from edge_sdk.compiler.kernels import cpu, elementwise, float32, pooling, reduce
+            from edge_sdk.compiler.kernels import (
+                cpu,
+                elementwise,
+                float32,
+                layout,
+                pooling,
+                reduce,
+            )
             from edge_sdk.compiler.kernels.schedule import threaded
             from edge_sdk.compiler.registry import OPS
 
@@ -92,6 +99,9 @@ class Target:
                                    ("SUB", elementwise.lower_add),
                                    ("MUL", elementwise.lower_mul)):
                 linux[name] = [partial(threaded, lowering=lowering)]
+            for name in ("PAD", "PADV2"):
+                linux[name] = linux[f"float32:{name}"] = [partial(threaded,
+                                                                  lowering=layout.lower_pad)]
             # Pooling: channels in vector lanes, output rows over the threads.
             for name in ("AVERAGE_POOL_2D", "MAX_POOL_2D"):
                 linux[name] = linux[f"float32:{name}"] = [pooling.lower_pool_rows]

@@ -6,6 +6,8 @@ check). The index arithmetic is resolved in Python; kernels are plain copy loops
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 from tvm import tirx
 
@@ -16,8 +18,10 @@ from edge_sdk.compiler.kernels.tir import (
     loop,
     loop_nest,
     row_major_strides,
+    row_nest,
     store,
     strided_offset,
+    thread_rows,
 )
 from edge_sdk.compiler.program import Step, TensorArg
 from edge_sdk.ir import Graph, Operator, Tensor
@@ -83,19 +87,26 @@ def concatenation_operands(op: Operator, graph: Graph) -> tuple[Tensor, list[Ten
     return y, xs, op.options["axis"] % len(y.shape)
 
 
-def lower_pad(op: Operator, graph: Graph, func_name: str) -> Step:
+def lower_pad(op: Operator, graph: Graph, func_name: str, threads: bool = False) -> Step:
+    """PAD/PADV2: each output value is the input's or the pad value. ``threads``: the Linux
+    CPU schedule, the output's rows (:func:`~.tir.thread_rows`) over the thread pool."""
     x, y, before, pad_value = pad_operands(op, graph)
     in_strides = row_major_strides(x.shape)
+    outer, inner = thread_rows(tuple(y.shape)) if threads else ((), tuple(y.shape))
 
     with kernel(func_name) as k:
-        X, Y = buffer_args(("input", (x.size,), x.dtype), ("output", (y.size,), y.dtype))
-        with loop_nest(tuple(y.shape)) as idx:
+        X, Y, *span = buffer_args(("input", (x.size,), x.dtype),
+                                  ("output", (y.size,), y.dtype), rows=threads)
+        nest = row_nest(outer, inner, span[1], span[2]) if threads else loop_nest(inner)
+        with nest as idx:
             src = [v - b for v, b in zip(idx, before, strict=True)]
             inside = tirx.all(*[tirx.all(s >= 0, s < d) for s, d in zip(src, x.shape, strict=True)])
             value = tirx.Select(inside, X[strided_offset(src, in_strides)],
                                 tirx.const(pad_value, y.dtype))
             store(Y, value, strided_offset(idx, row_major_strides(tuple(y.shape))))
-    return _step(op, y, k.func, func_name, [x])
+    step = _step(op, y, k.func, func_name, [x])
+    return replace(step, row_phases=(int(np.prod(outer, dtype=np.int64)),),
+                   notes="cpu: rows over threads") if threads else step
 
 
 def lower_concatenation(op: Operator, graph: Graph, func_name: str) -> Step:
