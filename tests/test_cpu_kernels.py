@@ -342,3 +342,24 @@ def test_pad_rows_over_threads_bit_exact(dtype):
     want = reference(model, x)
     got = edge_sdk.run(parse(model), board="linux-x86_64", inputs=x, threads=2).outputs
     np.testing.assert_array_equal(got.reshape(want.shape), want)
+
+
+@pytest.mark.parametrize("dtype", ["int8", "float32"])
+def test_transpose_rows_over_threads_bit_exact(dtype):
+    """An NCHW model's input transpose (what a PyTorch export starts with on the operator
+    library): rows over the pool, equal to LiteRT."""
+    shape, perm = (1, 3, 96, 112), np.array([0, 2, 3, 1], np.int32)
+    out = tuple(shape[p] for p in perm)
+    q = ((0.05,), (-3,)) if dtype == "int8" else (None, None)
+    model = build_model([TensorSpec("x", shape, dtype, *q),
+                         TensorSpec("perm", (4,), "int32", data=perm),
+                         TensorSpec("y", out, dtype, *q)],
+                        [OpSpec("TRANSPOSE", [0, 1], [2], {})], [0], [2])
+    (step,) = compile_for(parse(model), get_board("linux-x86_64")).program.steps
+    assert step.row_phases == (96,)
+    rng = np.random.default_rng(11)
+    x = (rng.integers(-128, 128, (2, *shape), dtype=np.int8) if dtype == "int8"
+         else rng.normal(0, 3, (2, *shape)).astype(np.float32))
+    want = reference(model, x)
+    got = edge_sdk.run(parse(model), board="linux-x86_64", inputs=x, threads=2).outputs
+    np.testing.assert_array_equal(got.reshape(want.shape), want)

@@ -99,9 +99,9 @@ class Target:
                                    ("SUB", elementwise.lower_add),
                                    ("MUL", elementwise.lower_mul)):
                 linux[name] = [partial(threaded, lowering=lowering)]
-            for name in ("PAD", "PADV2"):
-                linux[name] = linux[f"float32:{name}"] = [partial(threaded,
-                                                                  lowering=layout.lower_pad)]
+            for name, lowering in (("PAD", layout.lower_pad), ("PADV2", layout.lower_pad),
+                                   ("TRANSPOSE", layout.lower_transpose)):
+                linux[name] = linux[f"float32:{name}"] = [partial(threaded, lowering=lowering)]
             # Pooling: channels in vector lanes, output rows over the threads.
             for name in ("AVERAGE_POOL_2D", "MAX_POOL_2D"):
                 linux[name] = linux[f"float32:{name}"] = [pooling.lower_pool_rows]

@@ -192,13 +192,20 @@ def transpose_operands(op: Operator, graph: Graph) -> tuple[Tensor, Tensor, list
     return x, y, perm
 
 
-def lower_transpose(op: Operator, graph: Graph, func_name: str) -> Step:
+def lower_transpose(op: Operator, graph: Graph, func_name: str, threads: bool = False) -> Step:
+    """TRANSPOSE: the output in row-major order, each value read where ``perm`` says.
+    ``threads``: as :func:`lower_pad` (an NCHW model's input and output transposes)."""
     x, y, perm = transpose_operands(op, graph)
     in_strides = row_major_strides(x.shape)
+    outer, inner = thread_rows(tuple(y.shape)) if threads else ((), tuple(y.shape))
 
     with kernel(func_name) as k:
-        X, Y = buffer_args(("input", (x.size,), x.dtype), ("output", (y.size,), y.dtype))
-        with loop_nest(tuple(y.shape)) as idx:
+        X, Y, *span = buffer_args(("input", (x.size,), x.dtype),
+                                  ("output", (y.size,), y.dtype), rows=threads)
+        nest = row_nest(outer, inner, span[1], span[2]) if threads else loop_nest(inner)
+        with nest as idx:
             src = strided_offset(idx, [in_strides[p] for p in perm])
             store(Y, X[src], strided_offset(idx, row_major_strides(tuple(y.shape))))
-    return _step(op, y, k.func, func_name, [x])
+    step = _step(op, y, k.func, func_name, [x])
+    return replace(step, row_phases=(int(np.prod(outer, dtype=np.int64)),),
+                   notes="cpu: rows over threads") if threads else step
