@@ -43,7 +43,7 @@ INT8.update({
     "fc_d256_u128": lambda: fc_model(1, 256, 128, "RELU"),
     # large enough for the threads: a classifier, and batches with a leftover block
     "fc_d576_u1000_threads": lambda: fc_model(1, 576, 1000, "RELU"),
-    "fc_d300_u170_batch3_threads": lambda: fc_model(3, 300, 170, per_channel=True),
+    "fc_d600_u330_batch3_threads": lambda: fc_model(3, 600, 330, per_channel=True),
     "depthwise3x3_same_c40": lambda: conv_model((1, 6, 7, 40), 40, (3, 3), (1, 1), "SAME",
                                                 depthwise=True),
     # whole blocks and a small accumulator bound: requantized as vectors, in double precision,
@@ -122,7 +122,7 @@ FLOAT = {
     "depthwise3x3_s2_c12": lambda: float_conv((1, 9, 9, 12), 12, (3, 3), (2, 2), "SAME", True),
     "fc_d70_u90_batch3": lambda: float_fc(3, 70, 90),
     "fc_d576_u1000_threads": lambda: float_fc(1, 576, 1000),
-    "fc_d333_u250_batch2_threads": lambda: float_fc(2, 333, 250),
+    "fc_d700_u410_batch2_threads": lambda: float_fc(2, 700, 410),
 }
 
 

@@ -537,9 +537,10 @@ def _depthwise(p: ConvPlan, func_name: str, sched: Schedule) -> Step:
     return replace(step, row_phases=(*((src.total_rows,) if src.copy else ()), n * oh))
 
 
-# A fully connected layer shares its tiles over the threads from this many MACs (below,
-# waking the pool costs more than the layer).
-THREAD_MIN_MACS = 1 << 16
+# A fully connected layer shares its tiles over the threads from this many MACs: below, waking
+# the pool costs more than the layer (ad01's 640x128 layers, 82 K MACs, about a microsecond
+# each: the whole model went from 2.5 to 3.2 us at 2 threads when they were shared).
+THREAD_MIN_MACS = 1 << 19
 
 
 def lower_fully_connected_cpu(op: Operator, graph: Graph, func_name: str,
