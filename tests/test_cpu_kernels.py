@@ -274,6 +274,17 @@ def test_int8_elementwise_rows_over_threads_bit_exact(opcode, a_shape, b_shape):
     np.testing.assert_array_equal(got.reshape(want.shape), want)
 
 
+def assert_equal_to_litert_at_2_threads(model: bytes, dtype: str, shape, seed: int) -> None:
+    """Two random inputs of ``shape`` (int8 over its range, float32 normal), the
+    linux-x86_64 board at 2 threads against LiteRT's reference kernels, bit for bit."""
+    rng = np.random.default_rng(seed)
+    x = (rng.integers(-128, 128, (2, *shape), dtype=np.int8) if dtype == "int8"
+         else rng.normal(0, 3, (2, *shape)).astype(np.float32))
+    want = reference(model, x)
+    got = edge_sdk.run(parse(model), board="linux-x86_64", inputs=x, threads=2).outputs
+    np.testing.assert_array_equal(got.reshape(want.shape), want)
+
+
 def pool_model(opcode: str, dtype: str, shape, filter_, stride, padding, activation) -> bytes:
     n, h, w, c = shape
     oh = -(-h // stride[0]) if padding == "SAME" else (h - filter_[0]) // stride[0] + 1
@@ -300,12 +311,7 @@ def test_pooling_rows_over_threads_bit_exact(dtype, opcode, shape, filter_, stri
     compiled = compile_for(parse(model), get_board("linux-x86_64"))
     (step,) = compiled.program.steps
     assert step.row_phases and "rows over threads" in step.notes
-    rng = np.random.default_rng(9)
-    x = (rng.integers(-128, 128, (2, *shape), dtype=np.int8) if dtype == "int8"
-         else rng.normal(0, 3, (2, *shape)).astype(np.float32))
-    want = reference(model, x)
-    got = edge_sdk.run(parse(model), board="linux-x86_64", inputs=x, threads=2).outputs
-    np.testing.assert_array_equal(got.reshape(want.shape), want)
+    assert_equal_to_litert_at_2_threads(model, dtype, shape, seed=9)
 
 
 @pytest.mark.parametrize("kind", ["int8", "float32"])
@@ -336,12 +342,7 @@ def test_pad_rows_over_threads_bit_exact(dtype):
                         [OpSpec("PAD", [0, 1], [2], {})], [0], [2])
     (step,) = compile_for(parse(model), get_board("linux-x86_64")).program.steps
     assert step.row_phases == (out[0] * out[1],)
-    rng = np.random.default_rng(10)
-    x = (rng.integers(-128, 128, (2, *shape), dtype=np.int8) if dtype == "int8"
-         else rng.normal(0, 3, (2, *shape)).astype(np.float32))
-    want = reference(model, x)
-    got = edge_sdk.run(parse(model), board="linux-x86_64", inputs=x, threads=2).outputs
-    np.testing.assert_array_equal(got.reshape(want.shape), want)
+    assert_equal_to_litert_at_2_threads(model, dtype, shape, seed=10)
 
 
 @pytest.mark.parametrize("dtype", ["int8", "float32"])
@@ -357,9 +358,4 @@ def test_transpose_rows_over_threads_bit_exact(dtype):
                         [OpSpec("TRANSPOSE", [0, 1], [2], {})], [0], [2])
     (step,) = compile_for(parse(model), get_board("linux-x86_64")).program.steps
     assert step.row_phases == (96,)
-    rng = np.random.default_rng(11)
-    x = (rng.integers(-128, 128, (2, *shape), dtype=np.int8) if dtype == "int8"
-         else rng.normal(0, 3, (2, *shape)).astype(np.float32))
-    want = reference(model, x)
-    got = edge_sdk.run(parse(model), board="linux-x86_64", inputs=x, threads=2).outputs
-    np.testing.assert_array_equal(got.reshape(want.shape), want)
+    assert_equal_to_litert_at_2_threads(model, dtype, shape, seed=11)

@@ -25,13 +25,13 @@ from edge_sdk.compiler.kernels.tir import (
     i32,
     kernel,
     loop_nest,
+    output_nest,
     row_major_strides,
-    row_nest,
     scalar,
     select,
     store,
     strided_offset,
-    thread_rows,
+    thread_row_count,
 )
 from edge_sdk.compiler.program import Constant, Step, TensorArg
 from edge_sdk.compiler.quantization import activation_range, f32, quantize_multiplier
@@ -87,7 +87,6 @@ def _broadcast_binary(op: Operator, graph: Graph, func_name: str, body,
     a, b, y, out_shape, a_strides, b_strides = binary_operands(op, graph, constants=True)
     act_min, act_max = activation_range(op.options.get("activation", "NONE"), scale(y),
                                         zero_point(y), y.dtype)
-    outer, inner = thread_rows(out_shape) if threads else ((), out_shape)
 
     with kernel(func_name) as k:
         specs = [("input1", (a.size,), a.dtype), ("input2", (b.size,), b.dtype),
@@ -97,8 +96,7 @@ def _broadcast_binary(op: Operator, graph: Graph, func_name: str, body,
         A, B, T, Y = bufs[0], bufs[1], bufs[2:len(specs) - 1], bufs[len(specs) - 1]
         span = bufs[len(specs):]
         va, vb = scalar("a"), scalar("b")
-        nest = row_nest(outer, inner, span[1], span[2]) if threads else loop_nest(out_shape)
-        with nest as idx:
+        with output_nest(out_shape, span) as idx:
             store(va, i32(A[strided_offset(idx, a_strides)]) - zero_point(a))
             store(vb, i32(B[strided_offset(idx, b_strides)]) - zero_point(b))
             body(va, vb, a, b, y, *T)
@@ -117,7 +115,7 @@ def _broadcast_binary(op: Operator, graph: Graph, func_name: str, body,
         args=(operand(a, "input1"), operand(b, "input2"), *tables,
               TensorArg(y.index, writes=True)),
         macs=y.size, notes="cpu: rows over threads" if threads else "",
-        row_phases=(int(np.prod(outer, dtype=np.int64)),) if threads else (),
+        row_phases=(thread_row_count(out_shape),) if threads else (),
     )
 
 

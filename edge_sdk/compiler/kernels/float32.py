@@ -30,12 +30,12 @@ from edge_sdk.compiler.kernels.tir import (
     kernel,
     loop,
     loop_nest,
+    output_nest,
     row_major_strides,
-    row_nest,
     scalar,
     store,
     strided_offset,
-    thread_rows,
+    thread_row_count,
     when,
 )
 from edge_sdk.compiler.program import Constant, Step, TensorArg
@@ -155,13 +155,11 @@ def lower_binary(op: Operator, graph: Graph, func_name: str, threads: bool = Fal
     out_shape = tuple(y.shape) or (1,)
     sa, sb = _broadcast_strides(a.shape, out_shape), _broadcast_strides(b.shape, out_shape)
     args_in = [t for t in (a, b) if not t.is_constant]
-    outer, inner = thread_rows(out_shape) if threads else ((), out_shape)
     with kernel(func_name) as k:
         A, B, Y, *span = buffer_args(
             *[(f"input{i}", (t.size,), "float32") for i, t in enumerate((a, b))],
             ("output", (y.size,), "float32"), rows=threads)
-        nest = row_nest(outer, inner, span[1], span[2]) if threads else loop_nest(out_shape)
-        with nest as idx:
+        with output_nest(out_shape, span) as idx:
             va, vb = A[strided_offset(idx, sa)], B[strided_offset(idx, sb)]
             value = _BINARY[op.opcode](va, vb)
             store(Y, _activation(op, value), strided_offset(idx, row_major_strides(out_shape)))
@@ -172,7 +170,7 @@ def lower_binary(op: Operator, graph: Graph, func_name: str, threads: bool = Fal
                 inputs=tuple(t.index for t in args_in), outputs=(y.index,), func=k.func,
                 func_name=func_name, args=(*args, TensorArg(y.index, writes=True)),
                 macs=y.size, notes="float32 cpu: rows over threads" if threads else "float32",
-                row_phases=(int(np.prod(outer, dtype=np.int64)),) if threads else ())
+                row_phases=(thread_row_count(out_shape),) if threads else ())
 
 
 def _unary_params(op: Operator, vectorized: bool = False) -> list[float]:
@@ -260,8 +258,8 @@ def lower_unary(op: Operator, graph: Graph, func_name: str, threads: bool = Fals
     y = _float_tensor(op, graph, op.outputs[0], "output")
     params = _unary_params(op, vectorized=threads)
     consts = (Constant(f"l{op.index}_params", np.array(params, np.float32)),) if params else ()
-    outer, inner = thread_rows(tuple(y.shape)) if threads else ((), (y.size,))
-    rows, per_row = int(np.prod(outer, dtype=np.int64)), int(np.prod(inner, dtype=np.int64))
+    rows = thread_row_count(tuple(y.shape)) if threads else 1
+    per_row = y.size // rows
 
     with kernel(func_name) as k:
         specs = [("input", (x.size,), "float32"),

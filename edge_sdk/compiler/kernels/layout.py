@@ -17,11 +17,11 @@ from edge_sdk.compiler.kernels.tir import (
     kernel,
     loop,
     loop_nest,
+    output_nest,
     row_major_strides,
-    row_nest,
     store,
     strided_offset,
-    thread_rows,
+    thread_row_count,
 )
 from edge_sdk.compiler.program import Step, TensorArg
 from edge_sdk.ir import Graph, Operator, Tensor
@@ -92,20 +92,18 @@ def lower_pad(op: Operator, graph: Graph, func_name: str, threads: bool = False)
     CPU schedule, the output's rows (:func:`~.tir.thread_rows`) over the thread pool."""
     x, y, before, pad_value = pad_operands(op, graph)
     in_strides = row_major_strides(x.shape)
-    outer, inner = thread_rows(tuple(y.shape)) if threads else ((), tuple(y.shape))
 
     with kernel(func_name) as k:
         X, Y, *span = buffer_args(("input", (x.size,), x.dtype),
                                   ("output", (y.size,), y.dtype), rows=threads)
-        nest = row_nest(outer, inner, span[1], span[2]) if threads else loop_nest(inner)
-        with nest as idx:
+        with output_nest(tuple(y.shape), span) as idx:
             src = [v - b for v, b in zip(idx, before, strict=True)]
             inside = tirx.all(*[tirx.all(s >= 0, s < d) for s, d in zip(src, x.shape, strict=True)])
             value = tirx.Select(inside, X[strided_offset(src, in_strides)],
                                 tirx.const(pad_value, y.dtype))
             store(Y, value, strided_offset(idx, row_major_strides(tuple(y.shape))))
     step = _step(op, y, k.func, func_name, [x])
-    return replace(step, row_phases=(int(np.prod(outer, dtype=np.int64)),),
+    return replace(step, row_phases=(thread_row_count(tuple(y.shape)),),
                    notes="cpu: rows over threads") if threads else step
 
 
@@ -197,15 +195,13 @@ def lower_transpose(op: Operator, graph: Graph, func_name: str, threads: bool = 
     ``threads``: as :func:`lower_pad` (an NCHW model's input and output transposes)."""
     x, y, perm = transpose_operands(op, graph)
     in_strides = row_major_strides(x.shape)
-    outer, inner = thread_rows(tuple(y.shape)) if threads else ((), tuple(y.shape))
 
     with kernel(func_name) as k:
         X, Y, *span = buffer_args(("input", (x.size,), x.dtype),
                                   ("output", (y.size,), y.dtype), rows=threads)
-        nest = row_nest(outer, inner, span[1], span[2]) if threads else loop_nest(inner)
-        with nest as idx:
+        with output_nest(tuple(y.shape), span) as idx:
             src = strided_offset(idx, [in_strides[p] for p in perm])
             store(Y, X[src], strided_offset(idx, row_major_strides(tuple(y.shape))))
     step = _step(op, y, k.func, func_name, [x])
-    return replace(step, row_phases=(int(np.prod(outer, dtype=np.int64)),),
+    return replace(step, row_phases=(thread_row_count(tuple(y.shape)),),
                    notes="cpu: rows over threads") if threads else step

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from edge_sdk.compiler.kernels.tir import thread_rows
+from edge_sdk.compiler.kernels.tir import thread_row_count
 from edge_sdk.compiler.program import Step
 from edge_sdk.errors import UsageError
 from edge_sdk.ir import Graph, Operator
@@ -127,10 +127,6 @@ def threaded(op: Operator, graph: Graph, func_name: str, scratch=None, *,
     None (the one-thread kernel) for a layer too small to share or that does not split into
     two rows."""
     y = graph.tensor(op.outputs[0])
-    outer, _ = thread_rows(tuple(y.shape))
-    rows = 1
-    for d in outer:
-        rows *= d
-    if y.size < THREAD_MIN_VALUES or rows < 2:
+    if y.size < THREAD_MIN_VALUES or thread_row_count(tuple(y.shape)) < 2:
         return None
     return lowering(op, graph, func_name, threads=True)

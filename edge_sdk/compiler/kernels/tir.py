@@ -230,3 +230,18 @@ def row_nest(outer: tuple[int, ...], inner: tuple[int, ...], begin: Any, end: An
             rest = tirx.floordiv(rest, axis)
         with loop_nest(inner, "j") as inner_index:
             yield index + inner_index
+
+
+def thread_row_count(shape: tuple[int, ...]) -> int:
+    """How many rows :func:`thread_rows` makes of ``shape`` (a kernel's ``row_phases``)."""
+    return int(np.prod(thread_rows(shape)[0], dtype=np.int64))
+
+
+def output_nest(shape: tuple[int, ...], span: list[Any]):
+    """The loops over an output of ``shape``: all of it, or, where ``span`` holds the
+    ``phase, begin, end`` of :func:`buffer_args` (``rows=True``), rows ``[begin, end)`` of
+    :func:`thread_rows`. Yields the index of every axis either way."""
+    if not span:
+        return loop_nest(shape)
+    outer, inner = thread_rows(shape)
+    return row_nest(outer, inner, span[1], span[2])
